@@ -1,0 +1,187 @@
+//! [`DedupCache`]: the async, seed-compatible face of the engine.
+
+use std::sync::Arc;
+
+use crate::DurabilityError;
+use crate::clock::wall_clock_millis;
+use crate::codec::ProcessingReceipt;
+use crate::core::{DedupDecision, Protocol};
+use crate::driver::drive;
+use crate::limits::DEFAULT_READ_BATCH;
+use crate::store::DurableStore;
+
+/// Tuning for a [`DedupCache`]. The defaults are right for production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DedupOptions {
+    /// Records fetched per store read (1..=[`MAX_READ_BATCH`](crate::limits::MAX_READ_BATCH)).
+    pub read_batch: usize,
+    /// Bits of the key hash kept in stream names (1..=64). Anything below
+    /// 64 makes distinct keys share streams on purpose; it exists to test
+    /// collision handling and must not be used in production.
+    pub hash_bits: u8,
+}
+
+impl Default for DedupOptions {
+    fn default() -> Self {
+        DedupOptions {
+            read_batch: DEFAULT_READ_BATCH,
+            hash_bits: 64,
+        }
+    }
+}
+
+/// Something a [`DedupCache`] can be built on: an `Arc` of any store, or an
+/// `Arc<dyn DurableStore>`.
+pub trait IntoStore {
+    /// The store as a trait object.
+    fn into_store(self) -> Arc<dyn DurableStore>;
+}
+
+impl IntoStore for Arc<dyn DurableStore> {
+    fn into_store(self) -> Arc<dyn DurableStore> {
+        self
+    }
+}
+
+impl<S: DurableStore + 'static> IntoStore for Arc<S> {
+    fn into_store(self) -> Arc<dyn DurableStore> {
+        self
+    }
+}
+
+/// An idempotency-key dedup cache over a [`DurableStore`].
+///
+/// Each key lives in its own stream, `"{namespace}:{key_hash(key)}"`; the
+/// stream's last record is the key's state. Cloning is cheap and clones share
+/// the store.
+#[derive(Clone)]
+pub struct DedupCache {
+    store: Arc<dyn DurableStore>,
+    protocol: Arc<Protocol>,
+}
+
+impl std::fmt::Debug for DedupCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DedupCache")
+            .field("protocol", &self.protocol)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DedupCache {
+    /// A cache named `namespace` over `store`, with default options.
+    ///
+    /// Fails with [`DurabilityError::ConfigError`] when the namespace is
+    /// empty or contains `:`, and with [`DurabilityError::LimitExceeded`]
+    /// when it is longer than [`MAX_NAMESPACE_BYTES`](crate::limits::MAX_NAMESPACE_BYTES).
+    pub fn new(
+        store: impl IntoStore,
+        namespace: impl Into<String>,
+    ) -> Result<DedupCache, DurabilityError> {
+        DedupCache::with_options(store, namespace, DedupOptions::default())
+    }
+
+    /// A cache with explicit [`DedupOptions`].
+    pub fn with_options(
+        store: impl IntoStore,
+        namespace: impl Into<String>,
+        options: DedupOptions,
+    ) -> Result<DedupCache, DurabilityError> {
+        let store = store.into_store();
+        let flush_appends = !store.acknowledged_appends_are_durable();
+        let protocol = Protocol::new(namespace, options, flush_appends)?;
+        Ok(DedupCache {
+            store,
+            protocol: Arc::new(protocol),
+        })
+    }
+
+    /// The namespace.
+    #[must_use]
+    pub fn namespace(&self) -> &str {
+        self.protocol.namespace()
+    }
+
+    /// The stream that holds `key`: `"{namespace}:{key_hash(key)}"`.
+    #[must_use]
+    pub fn stream_key_for(&self, key: &str) -> String {
+        self.protocol.stream_key_for(key)
+    }
+
+    /// The protocol (namespace, hashing, I/O policy) whose operations this
+    /// cache drives; the model checker and fuzzer drive the same ones.
+    #[must_use]
+    pub fn protocol(&self) -> &Protocol {
+        &self.protocol
+    }
+
+    /// The store under the cache.
+    #[must_use]
+    pub fn store(&self) -> &Arc<dyn DurableStore> {
+        &self.store
+    }
+
+    /// The key's state, read without writing: `None` when absent (never
+    /// claimed, released or expired), else `InFlight` or `Completed`.
+    pub async fn lookup(&self, key: &str) -> Result<Option<DedupDecision>, DurabilityError> {
+        drive(&*self.store, self.protocol.lookup(key)?).await
+    }
+
+    /// Claims `key` if it is absent (`Claimed`: deliver now), or reports who
+    /// has it (`InFlight`: defer; `Completed(receipt)`: answer with the
+    /// receipt, do not deliver). `now_millis` anchors the claim's TTL.
+    pub async fn claim_or_get(
+        &self,
+        key: &str,
+        now_millis: u64,
+    ) -> Result<DedupDecision, DurabilityError> {
+        drive(&*self.store, self.protocol.claim(key, now_millis)?).await
+    }
+
+    /// [`complete_receipt_at`](DedupCache::complete_receipt_at) stamped with
+    /// the system clock.
+    pub async fn complete_receipt(
+        &self,
+        key: &str,
+        receipt: &ProcessingReceipt,
+    ) -> Result<(), DurabilityError> {
+        self.complete_receipt_at(key, receipt, wall_clock_millis())
+            .await
+    }
+
+    /// Stores `receipt` for the in-flight `key`; `timestamp_millis` anchors
+    /// the completed entry's TTL. Completing again with the same receipt is
+    /// `Ok` and writes nothing; with another receipt, or for a key that is
+    /// not claimed, it is [`DurabilityError::DedupCollision`].
+    pub async fn complete_receipt_at(
+        &self,
+        key: &str,
+        receipt: &ProcessingReceipt,
+        timestamp_millis: u64,
+    ) -> Result<(), DurabilityError> {
+        drive(
+            &*self.store,
+            self.protocol.complete(key, receipt, timestamp_millis)?,
+        )
+        .await
+    }
+
+    /// [`release_claim_at`](DedupCache::release_claim_at) stamped with the
+    /// system clock.
+    pub async fn release_claim(&self, key: &str) -> Result<(), DurabilityError> {
+        self.release_claim_at(key, wall_clock_millis()).await
+    }
+
+    /// Gives up an in-flight claim after a failed delivery, so the key can be
+    /// claimed again. Never clobbers a receipt: absent, completed and
+    /// released keys are left as they are. If a fresh claim by someone else
+    /// won a race against this release, it is left alone and the race is
+    /// reported as [`DurabilityError::SequenceConflict`].
+    pub async fn release_claim_at(
+        &self,
+        key: &str,
+        timestamp_millis: u64,
+    ) -> Result<(), DurabilityError> {
+        drive(&*self.store, self.protocol.release(key, timestamp_millis)?).await
+    }
+}

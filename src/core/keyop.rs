@@ -1,0 +1,277 @@
+//! [`KeyOp`]: the machinery every single-key operation shares.
+
+use super::read::{ReadProgress, StreamRead, StreamView};
+use super::rules::{LostRace, Plan, Rule};
+use super::{IoPolicy, Operation, Step, StoreReply, StoreRequest, Target, misfed};
+use crate::DurabilityError;
+use crate::codec::DedupRecord;
+use crate::limits::MAX_RESOLVE_READS;
+
+/// A single-key operation: read the key's stream, let the [`Rule`] decide,
+/// append at the stream's head if it says so, and flush before answering.
+///
+/// - A lost append race ([`DurabilityError::SequenceConflict`]) re-reads the
+///   stream and asks the rule what to do now.
+/// - An indeterminate append error re-reads the stream (up to
+///   [`MAX_RESOLVE_READS`] times) to learn whether the append landed: if the
+///   record at the expected sequence is identical to the one appended, it
+///   did (the seed system's test, which cannot tell two identical records
+///   apart); if nothing is there, the error is returned; if another record is
+///   there, the race was lost.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KeyOp<R: Rule> {
+    target: Target,
+    io: IoPolicy,
+    rule: R,
+    lost_races: u32,
+    phase: Phase<R::Output>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Phase<T> {
+    Reading {
+        read: StreamRead,
+        purpose: Purpose,
+    },
+    Appending {
+        record: DedupRecord,
+        expected_seq: u64,
+    },
+    Flushing,
+    Done(Result<T, DurabilityError>),
+}
+
+/// Why the stream is being read.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Purpose {
+    /// The first read: learn the state and decide.
+    Decide,
+    /// After a `SequenceConflict`: learn what the winner wrote.
+    AfterRace { expected: u64, actual: u64 },
+    /// After an indeterminate append error: learn whether it landed.
+    Resolve {
+        record: DedupRecord,
+        expected_seq: u64,
+        error: DurabilityError,
+        attempt: u32,
+    },
+}
+
+impl<R: Rule> KeyOp<R> {
+    pub(crate) fn new(target: Target, io: IoPolicy, rule: R) -> KeyOp<R> {
+        KeyOp {
+            target,
+            io,
+            rule,
+            lost_races: 0,
+            phase: Phase::Reading {
+                read: StreamRead::new(),
+                purpose: Purpose::Decide,
+            },
+        }
+    }
+
+    /// The key and stream this operation works on.
+    #[must_use]
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// The operation's rule (its kind and parameters).
+    #[must_use]
+    pub fn rule(&self) -> &R {
+        &self.rule
+    }
+
+    /// A short name of the phase the operation is in, for traces.
+    #[must_use]
+    pub fn phase_name(&self) -> &'static str {
+        match &self.phase {
+            Phase::Reading {
+                purpose: Purpose::Decide,
+                ..
+            } => "reading",
+            Phase::Reading {
+                purpose: Purpose::AfterRace { .. },
+                ..
+            } => "re-reading after a lost race",
+            Phase::Reading {
+                purpose: Purpose::Resolve { .. },
+                ..
+            } => "re-reading after an indeterminate append",
+            Phase::Appending { .. } => "appending",
+            Phase::Flushing => "flushing",
+            Phase::Done(_) => "done",
+        }
+    }
+
+    fn after_read(&mut self, purpose: Purpose, view: StreamView) -> Phase<R::Output> {
+        match purpose {
+            Purpose::Decide => {
+                self.follow(self.rule.decide(&self.target, &view.state), view.next_seq)
+            }
+            Purpose::AfterRace { expected, actual } => {
+                let race = LostRace {
+                    expected,
+                    actual,
+                    round: self.lost_races,
+                };
+                self.follow(
+                    self.rule.after_lost_race(&self.target, &view.state, race),
+                    view.next_seq,
+                )
+            }
+            Purpose::Resolve {
+                record,
+                expected_seq,
+                error,
+                ..
+            } => match view.probed {
+                Some(found) if found == record => self.landed(),
+                None => Phase::Done(Err(error)),
+                Some(_) => {
+                    self.lost_races += 1;
+                    let race = LostRace {
+                        expected: expected_seq,
+                        actual: view.next_seq,
+                        round: self.lost_races,
+                    };
+                    self.follow(
+                        self.rule.after_lost_race(&self.target, &view.state, race),
+                        view.next_seq,
+                    )
+                }
+            },
+        }
+    }
+
+    fn follow(&self, plan: Plan<R::Output>, next_seq: u64) -> Phase<R::Output> {
+        match plan {
+            Plan::Finish(result) => Phase::Done(result),
+            Plan::Append(record) => Phase::Appending {
+                record,
+                expected_seq: next_seq,
+            },
+        }
+    }
+
+    fn landed(&self) -> Phase<R::Output> {
+        if self.io.flush_appends {
+            Phase::Flushing
+        } else {
+            Phase::Done(Ok(self.rule.landed()))
+        }
+    }
+}
+
+impl<R: Rule> Operation for KeyOp<R> {
+    type Output = R::Output;
+
+    fn poll(&self) -> Step<R::Output> {
+        match &self.phase {
+            Phase::Reading { read, .. } => {
+                Step::Request(read.request(&self.target, self.io.read_batch))
+            }
+            Phase::Appending {
+                record,
+                expected_seq,
+            } => Step::Request(StoreRequest::Append {
+                stream: self.target.stream.clone(),
+                payload: record.encode(),
+                expected_seq: *expected_seq,
+            }),
+            Phase::Flushing => Step::Request(StoreRequest::Flush),
+            Phase::Done(result) => Step::Done(result.clone()),
+        }
+    }
+
+    fn feed(&mut self, reply: StoreReply) {
+        // `Flushing` is a placeholder while the real next phase is computed.
+        let phase = std::mem::replace(&mut self.phase, Phase::Flushing);
+        self.phase = match (phase, reply) {
+            (Phase::Done(result), _) => Phase::Done(result),
+            (Phase::Reading { mut read, purpose }, StoreReply::Read(Ok(entries))) => {
+                match read.absorb(&self.target, self.io.read_batch, entries) {
+                    Ok(ReadProgress::More) => Phase::Reading { read, purpose },
+                    Ok(ReadProgress::Finished(view)) => self.after_read(purpose, view),
+                    Err(error) => Phase::Done(Err(error)),
+                }
+            }
+            (
+                Phase::Reading {
+                    purpose:
+                        Purpose::Resolve {
+                            record,
+                            expected_seq,
+                            error,
+                            attempt,
+                        },
+                    ..
+                },
+                StoreReply::Read(Err(_)),
+            ) if attempt + 1 < MAX_RESOLVE_READS => Phase::Reading {
+                read: StreamRead::probing(expected_seq),
+                purpose: Purpose::Resolve {
+                    record,
+                    expected_seq,
+                    error,
+                    attempt: attempt + 1,
+                },
+            },
+            (
+                Phase::Reading {
+                    purpose: Purpose::Resolve { error, .. },
+                    ..
+                },
+                StoreReply::Read(Err(_)),
+            ) => {
+                // The append's fate stays unknown: report its own error.
+                Phase::Done(Err(error))
+            }
+            (Phase::Reading { .. }, StoreReply::Read(Err(error))) => Phase::Done(Err(error)),
+            (Phase::Appending { expected_seq, .. }, StoreReply::Append(Ok(sequence))) => {
+                if sequence == expected_seq {
+                    self.landed()
+                } else {
+                    Phase::Done(Err(DurabilityError::StoreError(format!(
+                        "store acknowledged sequence {sequence} of stream {:?} for an append \
+                         expected at {expected_seq}",
+                        self.target.stream
+                    ))))
+                }
+            }
+            (
+                Phase::Appending { .. },
+                StoreReply::Append(Err(DurabilityError::SequenceConflict { expected, actual })),
+            ) => {
+                self.lost_races += 1;
+                Phase::Reading {
+                    read: StreamRead::new(),
+                    purpose: Purpose::AfterRace { expected, actual },
+                }
+            }
+            (
+                Phase::Appending {
+                    record,
+                    expected_seq,
+                },
+                StoreReply::Append(Err(error)),
+            ) => Phase::Reading {
+                read: StreamRead::probing(expected_seq),
+                purpose: Purpose::Resolve {
+                    record,
+                    expected_seq,
+                    error,
+                    attempt: 0,
+                },
+            },
+            (Phase::Flushing, StoreReply::Flush(Ok(()))) => Phase::Done(Ok(self.rule.landed())),
+            (Phase::Flushing, StoreReply::Flush(Err(error))) => Phase::Done(Err(error)),
+            (Phase::Reading { .. }, reply) => Phase::Done(Err(misfed(&reply, "a read answer"))),
+            (Phase::Appending { .. }, reply) => {
+                Phase::Done(Err(misfed(&reply, "an append answer")))
+            }
+            (Phase::Flushing, reply) => Phase::Done(Err(misfed(&reply, "a flush answer"))),
+        };
+    }
+}

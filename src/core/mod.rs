@@ -1,0 +1,382 @@
+//! The pure core: every engine operation as a deterministic state machine.
+//!
+//! An operation never performs I/O. It says what it needs from the store
+//! ([`Operation::poll`] returns [`Step::Request`]), is fed the store's answer
+//! ([`Operation::feed`]), and eventually ends with its result
+//! ([`Step::Done`]). The async [`DedupCache`](crate::DedupCache) and
+//! [`DedupSweeper`](crate::DedupSweeper) are loops that feed these machines
+//! from a [`DurableStore`](crate::DurableStore); the stateright model and the
+//! `cache_ops` fuzz target feed the very same machines from their own
+//! simulated stores and choose how concurrent machines interleave.
+//!
+//! Every machine is `Clone + Eq + Hash + Debug`, so a model checker can keep
+//! it in its state.
+//!
+//! ```
+//! use atmostonce::core::{Operation, Protocol, Step, StoreReply, StoreRequest};
+//! use atmostonce::{DedupDecision, DedupOptions, StreamTable};
+//!
+//! let protocol = Protocol::new("orders", DedupOptions::default(), false).unwrap();
+//! let mut table = StreamTable::new();
+//! let mut claim = protocol.claim("order-17", 1_000).unwrap();
+//! let decision = loop {
+//!     match claim.poll() {
+//!         Step::Done(result) => break result.unwrap(),
+//!         Step::Request(StoreRequest::Read { stream, offset, limit }) => {
+//!             claim.feed(StoreReply::Read(Ok(table.read_from(&stream, offset, limit))))
+//!         }
+//!         Step::Request(StoreRequest::Append { stream, payload, expected_seq }) => {
+//!             claim.feed(StoreReply::Append(table.append(&stream, &payload, expected_seq, 0)))
+//!         }
+//!         Step::Request(other) => unreachable!("a claim does not ask for {other:?}"),
+//!     }
+//! };
+//! assert_eq!(decision, DedupDecision::Claimed);
+//! ```
+
+mod keyop;
+mod read;
+mod rules;
+mod sweep;
+
+use std::fmt::Debug;
+use std::hash::Hash;
+
+use crate::codec::{DedupRecord, ProcessingReceipt};
+use crate::hash::key_hash_bits;
+use crate::limits::{MAX_KEY_BYTES, MAX_NAMESPACE_BYTES, MAX_READ_BATCH, MAX_RECEIPT_BYTES};
+use crate::store::{ScannedEntry, StoredEntry};
+use crate::{DedupOptions, DurabilityError};
+
+pub use keyop::KeyOp;
+pub use rules::{ClaimRule, CompleteRule, LookupRule, ReleaseRule, Rule};
+pub use sweep::{DedupSweepReport, SweepOp};
+
+/// `claim_or_get` as a state machine.
+pub type ClaimOp = KeyOp<ClaimRule>;
+/// `lookup` as a state machine.
+pub type LookupOp = KeyOp<LookupRule>;
+/// `complete_receipt_at` as a state machine.
+pub type CompleteOp = KeyOp<CompleteRule>;
+/// `release_claim_at` as a state machine.
+pub type ReleaseOp = KeyOp<ReleaseRule>;
+
+/// What an operation asks of the store next.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum StoreRequest {
+    /// `read_from(stream, offset, limit)`.
+    Read {
+        /// The stream.
+        stream: String,
+        /// First sequence wanted.
+        offset: u64,
+        /// Most entries wanted.
+        limit: usize,
+    },
+    /// `append(stream, payload, expected_seq)`.
+    Append {
+        /// The stream.
+        stream: String,
+        /// The encoded record.
+        payload: Vec<u8>,
+        /// The stream length the append is conditioned on.
+        expected_seq: u64,
+    },
+    /// `scan(prefix)`.
+    Scan {
+        /// The stream-name prefix.
+        prefix: String,
+    },
+    /// `flush()`.
+    Flush,
+}
+
+/// The store's answer to a [`StoreRequest`] of the same kind.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum StoreReply {
+    /// Answers [`StoreRequest::Read`].
+    Read(Result<Vec<StoredEntry>, DurabilityError>),
+    /// Answers [`StoreRequest::Append`].
+    Append(Result<u64, DurabilityError>),
+    /// Answers [`StoreRequest::Scan`].
+    Scan(Result<Vec<ScannedEntry>, DurabilityError>),
+    /// Answers [`StoreRequest::Flush`].
+    Flush(Result<(), DurabilityError>),
+}
+
+/// What an operation does next.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Step<T> {
+    /// Perform this request and [`feed`](Operation::feed) the answer back.
+    Request(StoreRequest),
+    /// The operation is over.
+    Done(Result<T, DurabilityError>),
+}
+
+/// An engine operation as a state machine.
+pub trait Operation: Clone + Eq + Hash + Debug {
+    /// What the operation ends with.
+    type Output: Clone + Eq + Hash + Debug;
+
+    /// The next step. Pure: calling it twice gives the same answer.
+    fn poll(&self) -> Step<Self::Output>;
+
+    /// Feeds the answer to the request [`poll`](Operation::poll) returned.
+    /// An answer of the wrong kind, or one fed to a finished operation, ends
+    /// the operation with a [`DurabilityError::StoreError`] (never a panic).
+    fn feed(&mut self, reply: StoreReply);
+
+    /// True once the operation has ended.
+    fn is_done(&self) -> bool {
+        matches!(self.poll(), Step::Done(_))
+    }
+}
+
+/// The answer to `claim_or_get` (and, without `Claimed`, to `lookup`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum DedupDecision {
+    /// The caller now holds the key and may deliver the message.
+    Claimed,
+    /// Someone else holds the key: defer and try again later.
+    InFlight,
+    /// The key was processed: return this receipt, do not deliver.
+    Completed(ProcessingReceipt),
+}
+
+/// A key's state as its stream's last record says.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum KeyState {
+    /// No record, or a tombstone: the key may be claimed.
+    Absent,
+    /// An active entry without receipt: a claim is in flight.
+    InFlight {
+        /// The claim's TTL anchor.
+        timestamp_millis: u64,
+    },
+    /// An active entry with a receipt.
+    Completed {
+        /// The stored receipt.
+        receipt: ProcessingReceipt,
+        /// The completion's TTL anchor.
+        timestamp_millis: u64,
+    },
+}
+
+impl KeyState {
+    /// The state a stream whose last record is `head` is in.
+    #[must_use]
+    pub fn of(head: Option<&DedupRecord>) -> KeyState {
+        match head {
+            None | Some(DedupRecord::Tombstone(_)) => KeyState::Absent,
+            Some(DedupRecord::Active(entry)) => match entry.receipt() {
+                None => KeyState::InFlight {
+                    timestamp_millis: entry.timestamp_millis(),
+                },
+                Some(receipt) => KeyState::Completed {
+                    receipt: ProcessingReceipt::new(receipt.to_vec()),
+                    timestamp_millis: entry.timestamp_millis(),
+                },
+            },
+        }
+    }
+
+    /// What `lookup` answers for this state.
+    #[must_use]
+    pub fn decision(&self) -> Option<DedupDecision> {
+        match self {
+            KeyState::Absent => None,
+            KeyState::InFlight { .. } => Some(DedupDecision::InFlight),
+            KeyState::Completed { receipt, .. } => Some(DedupDecision::Completed(receipt.clone())),
+        }
+    }
+}
+
+/// The key an operation works on and the stream that holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Target {
+    /// The idempotency key.
+    pub key: String,
+    /// Its stream's name.
+    pub stream: String,
+}
+
+/// How an operation talks to the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IoPolicy {
+    /// Entries per `read_from`.
+    pub read_batch: usize,
+    /// Whether to `flush` after an append before acknowledging it.
+    pub flush_appends: bool,
+}
+
+/// The parameters of one cache (namespace, hashing, I/O policy) and the
+/// constructors of its operations, which validate every input first.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Protocol {
+    namespace: String,
+    hash_bits: u8,
+    io: IoPolicy,
+}
+
+impl Protocol {
+    /// Validates the namespace and options. `flush_appends` says whether
+    /// operations flush after appending (needed unless the store's
+    /// acknowledged appends are already durable).
+    pub fn new(
+        namespace: impl Into<String>,
+        options: DedupOptions,
+        flush_appends: bool,
+    ) -> Result<Protocol, DurabilityError> {
+        let namespace = namespace.into();
+        if namespace.is_empty() {
+            return Err(DurabilityError::ConfigError(
+                "the namespace is empty; give each cache a non-empty name such as \"orders\""
+                    .into(),
+            ));
+        }
+        if namespace.contains(':') {
+            return Err(DurabilityError::ConfigError(format!(
+                "the namespace {namespace:?} contains ':', which separates the namespace from \
+                 the key hash in stream names; choose a name without ':'"
+            )));
+        }
+        if namespace.len() > MAX_NAMESPACE_BYTES {
+            return Err(DurabilityError::LimitExceeded {
+                what: "namespace",
+                max_bytes: MAX_NAMESPACE_BYTES,
+                actual_bytes: namespace.len(),
+            });
+        }
+        if options.read_batch == 0 || options.read_batch > MAX_READ_BATCH {
+            return Err(DurabilityError::ConfigError(format!(
+                "read_batch is {}; it must be between 1 and {MAX_READ_BATCH}",
+                options.read_batch
+            )));
+        }
+        if options.hash_bits == 0 || options.hash_bits > 64 {
+            return Err(DurabilityError::ConfigError(format!(
+                "hash_bits is {}; it must be between 1 and 64",
+                options.hash_bits
+            )));
+        }
+        Ok(Protocol {
+            namespace,
+            hash_bits: options.hash_bits,
+            io: IoPolicy {
+                read_batch: options.read_batch,
+                flush_appends,
+            },
+        })
+    }
+
+    /// The namespace.
+    #[must_use]
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The I/O policy every operation of this protocol follows.
+    #[must_use]
+    pub fn io(&self) -> IoPolicy {
+        self.io
+    }
+
+    /// `"{namespace}:{key_hash(key)}"`.
+    #[must_use]
+    pub fn stream_key_for(&self, key: &str) -> String {
+        format!("{}:{}", self.namespace, key_hash_bits(key, self.hash_bits))
+    }
+
+    /// The prefix every stream of this namespace starts with.
+    #[must_use]
+    pub fn stream_prefix(&self) -> String {
+        format!("{}:", self.namespace)
+    }
+
+    fn target(&self, key: &str) -> Result<Target, DurabilityError> {
+        if key.is_empty() {
+            return Err(DurabilityError::InvalidInput(
+                "the idempotency key is empty".into(),
+            ));
+        }
+        if key.len() > MAX_KEY_BYTES {
+            return Err(DurabilityError::LimitExceeded {
+                what: "idempotency key",
+                max_bytes: MAX_KEY_BYTES,
+                actual_bytes: key.len(),
+            });
+        }
+        Ok(Target {
+            key: key.to_owned(),
+            stream: self.stream_key_for(key),
+        })
+    }
+
+    /// `claim_or_get(key, now_millis)`.
+    pub fn claim(&self, key: &str, now_millis: u64) -> Result<ClaimOp, DurabilityError> {
+        Ok(KeyOp::new(
+            self.target(key)?,
+            self.io,
+            ClaimRule { now_millis },
+        ))
+    }
+
+    /// `lookup(key)`.
+    pub fn lookup(&self, key: &str) -> Result<LookupOp, DurabilityError> {
+        Ok(KeyOp::new(self.target(key)?, self.io, LookupRule))
+    }
+
+    /// `complete_receipt_at(key, receipt, timestamp_millis)`.
+    pub fn complete(
+        &self,
+        key: &str,
+        receipt: &ProcessingReceipt,
+        timestamp_millis: u64,
+    ) -> Result<CompleteOp, DurabilityError> {
+        let target = self.target(key)?;
+        if receipt.as_bytes().len() > MAX_RECEIPT_BYTES {
+            return Err(DurabilityError::LimitExceeded {
+                what: "receipt",
+                max_bytes: MAX_RECEIPT_BYTES,
+                actual_bytes: receipt.as_bytes().len(),
+            });
+        }
+        Ok(KeyOp::new(
+            target,
+            self.io,
+            CompleteRule {
+                receipt: receipt.clone(),
+                timestamp_millis,
+            },
+        ))
+    }
+
+    /// `release_claim_at(key, timestamp_millis)`.
+    pub fn release(&self, key: &str, timestamp_millis: u64) -> Result<ReleaseOp, DurabilityError> {
+        Ok(KeyOp::new(
+            self.target(key)?,
+            self.io,
+            ReleaseRule { timestamp_millis },
+        ))
+    }
+
+    /// One sweep of the namespace at `now_millis` with a TTL of `ttl_ms`.
+    #[must_use]
+    pub fn sweep(&self, now_millis: u64, ttl_ms: u64) -> SweepOp {
+        SweepOp::new(self.stream_prefix(), self.io, now_millis, ttl_ms)
+    }
+}
+
+/// The error an operation ends with when it is fed an answer of the wrong
+/// kind: a bug in whatever drives it, reported instead of panicking.
+fn misfed(reply: &StoreReply, expected: &str) -> DurabilityError {
+    DurabilityError::StoreError(format!(
+        "operation driver error: fed {} while the operation waited for {expected}",
+        match reply {
+            StoreReply::Read(_) => "a read answer",
+            StoreReply::Append(_) => "an append answer",
+            StoreReply::Scan(_) => "a scan answer",
+            StoreReply::Flush(_) => "a flush answer",
+        }
+    ))
+}

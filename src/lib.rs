@@ -1,0 +1,60 @@
+//! atmostonce: an idempotency-key dedup engine whose at-most-once guarantees
+//! are checked by deterministic simulation, model checking and fuzzing.
+//!
+//! A producer claims a message's idempotency key before delivering it,
+//! stores a receipt when done (later duplicates get the receipt back), and
+//! releases the claim if delivery failed; a sweeper expires old entries and
+//! stuck claims.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use atmostonce::{DedupCache, DedupDecision, MemoryStore, ProcessingReceipt};
+//!
+//! # futures::executor::block_on(async {
+//! let cache = DedupCache::new(Arc::new(MemoryStore::new()), "orders")?;
+//! let now_millis = 1_700_000_000_000;
+//!
+//! // The first delivery of message "order-17" claims its key ...
+//! assert_eq!(cache.claim_or_get("order-17", now_millis).await?, DedupDecision::Claimed);
+//! // ... delivers, and stores what a duplicate should get back.
+//! let receipt = ProcessingReceipt::new(b"charged 12.00 EUR".to_vec());
+//! cache.complete_receipt_at("order-17", &receipt, now_millis).await?;
+//!
+//! // A duplicate is answered with the receipt and must not be delivered.
+//! assert_eq!(
+//!     cache.claim_or_get("order-17", now_millis + 5).await?,
+//!     DedupDecision::Completed(receipt)
+//! );
+//! # Ok::<(), atmostonce::DurabilityError>(())
+//! # }).unwrap();
+//! ```
+//!
+//! The crate is a pure core with thin drivers: [`core`] holds every
+//! operation as a deterministic state machine without I/O; [`DedupCache`]
+//! and [`DedupSweeper`] drive those machines against a [`DurableStore`].
+//! The crate depends on no async runtime.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod cache;
+mod clock;
+pub mod codec;
+pub mod conformance;
+pub mod core;
+mod driver;
+mod error;
+mod hash;
+pub mod limits;
+pub mod store;
+mod sweeper;
+
+pub use cache::{DedupCache, DedupOptions, IntoStore};
+pub use clock::wall_clock_millis;
+pub use codec::{DedupEntry, DedupRecord, EnvelopeError, ProcessingReceipt, Tombstone};
+pub use core::{DedupDecision, DedupSweepReport};
+pub use driver::{drive, execute};
+pub use error::DurabilityError;
+pub use hash::{fnv1a64, key_hash, key_hash_bits};
+pub use store::{DurableStore, MemoryStore, ScannedEntry, StoreFuture, StoredEntry, StreamTable};
+pub use sweeper::DedupSweeper;

@@ -1,0 +1,40 @@
+//! Every bound the engine enforces, with the reason for its value.
+//!
+//! Inputs over a limit are refused with
+//! [`DurabilityError::LimitExceeded`](crate::DurabilityError::LimitExceeded)
+//! before anything is written.
+
+/// Longest idempotency key, in UTF-8 bytes. Keys are identifiers (UUIDs,
+/// request ids, hashes); 1 KiB leaves room for composite keys while keeping
+/// every record of a stream small.
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// Longest receipt, in bytes. A receipt is what a duplicate gets back (an
+/// id, a status, a small response body); 64 KiB bounds the cost of every
+/// read of a completed key.
+pub const MAX_RECEIPT_BYTES: usize = 64 * 1024;
+
+/// Longest namespace, in UTF-8 bytes. It prefixes every stream name.
+pub const MAX_NAMESPACE_BYTES: usize = 256;
+
+/// Records fetched per `read_from` call by default. Large enough that a
+/// typical stream is read in one call.
+pub const DEFAULT_READ_BATCH: usize = 256;
+
+/// Largest allowed read batch: bounds the memory one store call returns.
+pub const MAX_READ_BATCH: usize = 4096;
+
+/// Re-reads an operation makes to learn whether an append answered with an
+/// indeterminate error took effect, before it gives the error back. A store
+/// that fails this many reads in a row is down; retrying longer only hides it.
+pub const MAX_RESOLVE_READS: u32 = 3;
+
+/// Times a completion re-reads and decides again after losing an append race.
+/// Each lost race means another writer made progress on this key, so a few
+/// rounds settle it; more would only spin against a misbehaving store.
+pub const MAX_CONFLICT_ROUNDS: u32 = 8;
+
+/// Milliseconds the sweeper waits past an entry's TTL before it expires the
+/// entry, so that producers whose clocks run behind the sweeper's are not
+/// expired early (the seed system's clock-skew grace).
+pub const CLOCK_SKEW_GRACE_MS: u64 = 1_000;

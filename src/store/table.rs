@@ -1,0 +1,130 @@
+//! [`StreamTable`]: the streams of a store as a plain value.
+
+use std::collections::BTreeMap;
+
+use super::{ScannedEntry, StoredEntry};
+use crate::DurabilityError;
+
+/// A set of append-only streams held in memory, with no locking and no I/O.
+///
+/// It is the state of [`MemoryStore`](super::MemoryStore), and it is a value
+/// (`Clone + Eq + Hash`) so that the simulator can snapshot it and the model
+/// checker can hold it in its state. Streams are kept in name order, so
+/// [`scan`](StreamTable::scan) is deterministic.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct StreamTable {
+    streams: BTreeMap<String, Vec<StoredEntry>>,
+}
+
+impl StreamTable {
+    /// An empty table.
+    #[must_use]
+    pub fn new() -> Self {
+        StreamTable::default()
+    }
+
+    /// The number of entries in `stream` (0 for a stream never written).
+    #[must_use]
+    pub fn len(&self, stream: &str) -> u64 {
+        self.streams
+            .get(stream)
+            .map_or(0, |entries| entries.len() as u64)
+    }
+
+    /// True when no stream holds an entry.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.streams.values().all(Vec::is_empty)
+    }
+
+    /// Appends `payload` to `stream` if it holds exactly `expected_seq`
+    /// entries, stamping it with `timestamp`; returns the new entry's
+    /// sequence.
+    pub fn append(
+        &mut self,
+        stream: &str,
+        payload: &[u8],
+        expected_seq: u64,
+        timestamp: u64,
+    ) -> Result<u64, DurabilityError> {
+        let actual = self.len(stream);
+        if actual != expected_seq {
+            return Err(DurabilityError::SequenceConflict {
+                expected: expected_seq,
+                actual,
+            });
+        }
+        let entries = self.streams.entry(stream.to_owned()).or_default();
+        entries.push(StoredEntry {
+            payload: payload.to_vec(),
+            sequence: expected_seq,
+            timestamp,
+        });
+        Ok(expected_seq)
+    }
+
+    /// Up to `limit` entries of `stream` with `sequence >= offset`.
+    #[must_use]
+    pub fn read_from(&self, stream: &str, offset: u64, limit: usize) -> Vec<StoredEntry> {
+        let Some(entries) = self.streams.get(stream) else {
+            return Vec::new();
+        };
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(entries.len());
+        entries[start..].iter().take(limit).cloned().collect()
+    }
+
+    /// Every entry of every stream whose name starts with `prefix`, by stream
+    /// name, then sequence.
+    #[must_use]
+    pub fn scan(&self, prefix: &str) -> Vec<ScannedEntry> {
+        self.streams
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(name, _)| name.starts_with(prefix))
+            .flat_map(|(name, entries)| {
+                entries.iter().map(move |entry| ScannedEntry {
+                    stream: name.clone(),
+                    entry: entry.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Drops every entry of `stream` at or after sequence `len` (a crash
+    /// losing unflushed appends, in the simulator and the model).
+    pub fn truncate(&mut self, stream: &str, len: u64) {
+        if let Some(entries) = self.streams.get_mut(stream) {
+            entries.truncate(usize::try_from(len).unwrap_or(usize::MAX));
+            if entries.is_empty() {
+                self.streams.remove(stream);
+            }
+        }
+    }
+
+    /// Replaces the payload of one entry (record corruption, in the simulator
+    /// and the fuzzer). Returns false when there is no such entry.
+    pub fn overwrite(&mut self, stream: &str, sequence: u64, payload: Vec<u8>) -> bool {
+        let slot = self
+            .streams
+            .get_mut(stream)
+            .and_then(|entries| entries.get_mut(usize::try_from(sequence).ok()?));
+        match slot {
+            Some(entry) => {
+                entry.payload = payload;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The names of all streams, in order, with their lengths.
+    pub fn stream_lengths(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.streams
+            .iter()
+            .map(|(name, entries)| (name.as_str(), entries.len() as u64))
+    }
+}
