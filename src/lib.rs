@@ -46,6 +46,7 @@ mod driver;
 mod error;
 mod hash;
 pub mod limits;
+pub mod spec;
 pub mod store;
 mod sweeper;
 
