@@ -200,6 +200,96 @@ async fn reads_recover_from_terminated_connections() {
     assert_eq!(store.scan("s").await.unwrap().len(), 1);
 }
 
+/// Takes an exclusive lock on `table` in an open transaction of `client`,
+/// so that the store's statements on it wait.
+async fn lock_table(client: &tokio_postgres::Client, table: &str) {
+    client
+        .batch_execute(&format!(
+            "BEGIN; LOCK TABLE \"{table}\" IN ACCESS EXCLUSIVE MODE"
+        ))
+        .await
+        .unwrap();
+}
+
+/// Waits until a backend of the store waits for a lock on `table`, and
+/// returns its pid.
+async fn backend_waiting_for_a_lock(admin: &tokio_postgres::Client, table: &str) -> i32 {
+    for _ in 0..200 {
+        let rows = admin
+            .query(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = 'atmostonce' \
+                 AND wait_event_type = 'Lock' AND query LIKE '%' || $1 || '%'",
+                &[&table],
+            )
+            .await
+            .unwrap();
+        if let Some(row) = rows.first() {
+            return row.get(0);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no backend of the store waited for the lock within 2 s");
+}
+
+/// After an indeterminate append at `sequence`, the stream holds 0..len with
+/// len = `sequence` or `sequence + 1`, and the store appends at its head.
+async fn stream_is_whole_and_writable(store: &PostgresStore, stream: &str, sequence: u64) {
+    let entries = store.read_from(stream, 0, 100).await.unwrap();
+    let length = entries.len() as u64;
+    assert!(
+        length == sequence || length == sequence + 1,
+        "after an indeterminate append at {sequence} the stream holds {length} entries"
+    );
+    assert_eq!(store.append(stream, b"after", length).await, Ok(length));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_that_times_out_is_an_indeterminate_store_error() {
+    let options = PostgresOptions {
+        table: fresh_table(),
+        call_timeout: Duration::from_millis(500),
+        ..PostgresOptions::default()
+    };
+    let store = PostgresStore::connect_with_options(&server_url(), options)
+        .await
+        .unwrap();
+    store.append("s", b"0", 0).await.unwrap();
+    let locker = raw_client().await;
+    lock_table(&locker, store.table()).await;
+    match store.append("s", b"1", 1).await {
+        Err(DurabilityError::StoreError(message)) => {
+            assert!(message.contains("no answer within 500 ms"), "{message}");
+        }
+        other => panic!("an append blocked past its timeout gave {other:?}"),
+    }
+    locker.batch_execute("ROLLBACK").await.unwrap();
+    stream_is_whole_and_writable(&store, "s", 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_dropped_during_an_append_is_an_indeterminate_store_error() {
+    let store = store().await;
+    store.append("s", b"0", 0).await.unwrap();
+    let locker = raw_client().await;
+    lock_table(&locker, store.table()).await;
+    let appending = {
+        let store = store.clone();
+        tokio::spawn(async move { store.append("s", b"1", 1).await })
+    };
+    let admin = raw_client().await;
+    let pid = backend_waiting_for_a_lock(&admin, store.table()).await;
+    admin
+        .execute("SELECT pg_terminate_backend($1)", &[&pid])
+        .await
+        .unwrap();
+    match appending.await.unwrap() {
+        Err(error @ DurabilityError::StoreError(_)) => assert!(error.is_indeterminate()),
+        other => panic!("an append whose connection was terminated gave {other:?}"),
+    }
+    locker.batch_execute("ROLLBACK").await.unwrap();
+    stream_is_whole_and_writable(&store, "s", 1).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_server_is_a_store_error_naming_the_problem() {
     // Port 1 on the loopback has no PostgreSQL server.

@@ -74,6 +74,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::{Instant, timeout_at};
+
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 use tokio_postgres::types::Type;
@@ -129,7 +131,8 @@ pub struct PostgresOptions {
     pub table: String,
     /// Pooled connections (1..=[`MAX_POOL_SIZE`]).
     pub pool_size: usize,
-    /// Bound on one store call, including waiting for a connection.
+    /// Bound on one store call, from the call to its answer: waiting for a
+    /// pooled connection (or opening one) and every statement it runs.
     pub call_timeout: Duration,
 }
 
@@ -345,9 +348,10 @@ impl DurableStore for PostgresStore {
         let stream = stream.as_bytes().to_vec();
         let payload = payload.to_vec();
         self.spawn(what.clone(), async move {
-            let client = connection(&inner, &what).await?;
-            let outcome = tokio::time::timeout(
-                inner.call_timeout,
+            let deadline = Instant::now() + inner.call_timeout;
+            let client = connection(&inner, &what, deadline).await?;
+            let outcome = timeout_at(
+                deadline,
                 append(&inner, &client, &stream, &payload, expected_seq),
             )
             .await;
@@ -422,8 +426,9 @@ impl DurableStore for PostgresStore {
 /// `CREATE TABLE IF NOT EXISTS` can fail with a unique violation then).
 async fn set_up(inner: &Inner) -> Result<(), DurabilityError> {
     let what = format!("set-up of table \"{}\"", inner.table);
-    let mut client = connection(inner, &what).await?;
-    let outcome = tokio::time::timeout(inner.call_timeout, async {
+    let deadline = Instant::now() + inner.call_timeout;
+    let mut client = connection(inner, &what, deadline).await?;
+    let outcome = timeout_at(deadline, async {
         let fsync: String = client.query_one("SHOW fsync", &[]).await?.try_get(0)?;
         let transaction = client.transaction().await?;
         transaction
@@ -554,11 +559,11 @@ async fn read_with_retry(
     query: &Read,
     what: &str,
 ) -> Result<Vec<tokio_postgres::Row>, DurabilityError> {
+    let deadline = Instant::now() + inner.call_timeout;
     let mut attempt = 1;
     loop {
-        let client = connection(inner, what).await?;
-        let outcome =
-            tokio::time::timeout(inner.call_timeout, read_rows(inner, &client, query)).await;
+        let client = connection(inner, what, deadline).await?;
+        let outcome = timeout_at(deadline, read_rows(inner, &client, query)).await;
         match outcome {
             Ok(Err(_)) if attempt < READ_ATTEMPTS => attempt += 1,
             outcome => return settle(inner, client, outcome, what),
@@ -566,22 +571,33 @@ async fn read_with_retry(
     }
 }
 
-/// A pooled connection, or an error saying why there is none.
-async fn connection(inner: &Inner, what: &str) -> Result<Object, DurabilityError> {
-    inner.pool.get().await.map_err(|error| {
-        let why = match &error {
-            deadpool_postgres::PoolError::Backend(error) => describe(error),
-            deadpool_postgres::PoolError::Timeout(_) => format!(
-                "none was free or could be opened within {} ms; is the server up and \
-                 reachable, and is the pool large enough?",
-                inner.call_timeout.as_millis()
-            ),
-            other => describe(other),
-        };
-        DurabilityError::StoreError(format!(
-            "postgres: {what}: could not get a connection: {why}; nothing was sent"
-        ))
-    })
+/// A pooled connection by `deadline`, or an error saying why there is none.
+async fn connection(
+    inner: &Inner,
+    what: &str,
+    deadline: Instant,
+) -> Result<Object, DurabilityError> {
+    let no_connection_in_time = || {
+        format!(
+            "none was free or could be opened within {} ms; is the server up and \
+             reachable, and is the pool large enough?",
+            inner.call_timeout.as_millis()
+        )
+    };
+    let got = timeout_at(deadline, inner.pool.get()).await;
+    got.map_err(|_elapsed| no_connection_in_time())
+        .and_then(|got| {
+            got.map_err(|error| match &error {
+                deadpool_postgres::PoolError::Backend(error) => describe(error),
+                deadpool_postgres::PoolError::Timeout(_) => no_connection_in_time(),
+                other => describe(other),
+            })
+        })
+        .map_err(|why| {
+            DurabilityError::StoreError(format!(
+                "postgres: {what}: could not get a connection: {why}; nothing was sent"
+            ))
+        })
 }
 
 /// Turns what a bounded piece of work on `client` ended with into the call's
