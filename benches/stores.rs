@@ -66,6 +66,37 @@ fn tokio_runtime() -> Arc<tokio::runtime::Runtime> {
     )
 }
 
+/// A fresh key.
+fn next_key() -> String {
+    format!("key-{}", NEXT_KEY.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Runs `pair` on `keys` fresh keys, split among 16 tokio tasks, and says
+/// how long they took.
+fn time_tokio_producers<F, Fut>(runtime: &tokio::runtime::Runtime, keys: u64, pair: F) -> Duration
+where
+    F: Fn(String) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    runtime.block_on(async {
+        let started = Instant::now();
+        let producers: Vec<_> = (0..PRODUCERS)
+            .map(|producer| {
+                let pair = pair.clone();
+                tokio::spawn(async move {
+                    for _ in 0..share(keys, producer) {
+                        pair(next_key()).await;
+                    }
+                })
+            })
+            .collect();
+        for producer in producers {
+            producer.await.unwrap();
+        }
+        started.elapsed()
+    })
+}
+
 /// The engine: `claim_or_get` then `complete_receipt_at`.
 struct Engine {
     runtime: Arc<tokio::runtime::Runtime>,
@@ -74,29 +105,18 @@ struct Engine {
 
 impl Workload for Engine {
     fn run(&self, keys: u64) -> Duration {
-        self.runtime.block_on(async {
-            let started = Instant::now();
-            let producers: Vec<_> = (0..PRODUCERS)
-                .map(|producer| {
-                    let cache = self.cache.clone();
-                    tokio::spawn(async move {
-                        let receipt = ProcessingReceipt::new(vec![7; RECEIPT_BYTES]);
-                        for _ in 0..share(keys, producer) {
-                            let key = format!("key-{}", NEXT_KEY.fetch_add(1, Ordering::Relaxed));
-                            let decision = cache.claim_or_get(&key, 1_000).await.unwrap();
-                            assert_eq!(decision, DedupDecision::Claimed);
-                            cache
-                                .complete_receipt_at(&key, &receipt, 1_000)
-                                .await
-                                .unwrap();
-                        }
-                    })
-                })
-                .collect();
-            for producer in producers {
-                producer.await.unwrap();
+        let cache = self.cache.clone();
+        time_tokio_producers(&self.runtime, keys, move |key| {
+            let cache = cache.clone();
+            async move {
+                let receipt = ProcessingReceipt::new(vec![7; RECEIPT_BYTES]);
+                let decision = cache.claim_or_get(&key, 1_000).await.unwrap();
+                assert_eq!(decision, DedupDecision::Claimed);
+                cache
+                    .complete_receipt_at(&key, &receipt, 1_000)
+                    .await
+                    .unwrap();
             }
-            started.elapsed()
         })
     }
 }
@@ -118,7 +138,7 @@ impl Workload for HaematiteBare {
                     let (claim, completion) = ([1u8; 48], [2u8; 48 + RECEIPT_BYTES + 8]);
                     let page = NonZeroUsize::new(256).unwrap();
                     for _ in 0..share(keys, producer) {
-                        let key = format!("bare:{}", NEXT_KEY.fetch_add(1, Ordering::Relaxed));
+                        let key = next_key();
                         let key = key.as_bytes();
                         assert!(events.read_page(key, 0, page).unwrap().events.is_empty());
                         events.append(key, &claim, 0).unwrap();
@@ -136,39 +156,28 @@ impl Workload for HaematiteBare {
 struct PostgresBaseline {
     runtime: Arc<tokio::runtime::Runtime>,
     pool: Pool,
-    claim: String,
-    complete: String,
+    claim: Arc<str>,
+    complete: Arc<str>,
 }
 
 impl Workload for PostgresBaseline {
     fn run(&self, keys: u64) -> Duration {
-        self.runtime.block_on(async {
-            let started = Instant::now();
-            let producers: Vec<_> = (0..PRODUCERS)
-                .map(|producer| {
-                    let (pool, claim, complete) =
-                        (self.pool.clone(), self.claim.clone(), self.complete.clone());
-                    tokio::spawn(async move {
-                        let receipt = vec![7u8; RECEIPT_BYTES];
-                        for _ in 0..share(keys, producer) {
-                            let key = format!("key-{}", NEXT_KEY.fetch_add(1, Ordering::Relaxed));
-                            let client = pool.get().await.unwrap();
-                            let statement = client.prepare_cached(&claim).await.unwrap();
-                            let claimed = client.execute(&statement, &[&key, &1_000i64]).await;
-                            assert_eq!(claimed.unwrap(), 1);
-                            drop(client);
-                            let client = pool.get().await.unwrap();
-                            let statement = client.prepare_cached(&complete).await.unwrap();
-                            let completed = client.execute(&statement, &[&key, &receipt]).await;
-                            assert_eq!(completed.unwrap(), 1);
-                        }
-                    })
-                })
-                .collect();
-            for producer in producers {
-                producer.await.unwrap();
+        let (pool, claim, complete) =
+            (self.pool.clone(), self.claim.clone(), self.complete.clone());
+        time_tokio_producers(&self.runtime, keys, move |key| {
+            let (pool, claim, complete) = (pool.clone(), claim.clone(), complete.clone());
+            async move {
+                let client = pool.get().await.unwrap();
+                let statement = client.prepare_cached(&claim).await.unwrap();
+                let claimed = client.execute(&statement, &[&key, &1_000i64]).await;
+                assert_eq!(claimed.unwrap(), 1);
+                drop(client); // the delivery happens here
+                let client = pool.get().await.unwrap();
+                let statement = client.prepare_cached(&complete).await.unwrap();
+                let receipt = vec![7u8; RECEIPT_BYTES];
+                let completed = client.execute(&statement, &[&key, &receipt]).await;
+                assert_eq!(completed.unwrap(), 1);
             }
-            started.elapsed()
         })
     }
 }
@@ -251,8 +260,9 @@ fn postgres_workloads() -> (Engine, PostgresBaseline) {
         claim: format!(
             "INSERT INTO {baseline_table} (key, claimed_ms) VALUES ($1, $2) \
              ON CONFLICT DO NOTHING"
-        ),
-        complete: format!("UPDATE {baseline_table} SET receipt = $2 WHERE key = $1"),
+        )
+        .into(),
+        complete: format!("UPDATE {baseline_table} SET receipt = $2 WHERE key = $1").into(),
     };
     (engine, baseline)
 }
