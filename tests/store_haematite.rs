@@ -107,6 +107,14 @@ fn invalid_options_are_refused_with_a_config_error() {
         HaematiteStore::ephemeral_with_options(zero_workers),
         Err(DurabilityError::ConfigError(_))
     ));
+    let zero_shards = HaematiteOptions {
+        shard_count: 0,
+        ..HaematiteOptions::default()
+    };
+    assert!(matches!(
+        HaematiteStore::ephemeral_with_options(zero_shards),
+        Err(DurabilityError::ConfigError(_))
+    ));
     let zero_cache = HaematiteOptions {
         node_cache_bytes: 0,
         ..HaematiteOptions::default()

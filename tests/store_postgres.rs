@@ -321,6 +321,17 @@ async fn bad_options_are_refused_before_connecting() {
         PostgresStore::connect("not a connection string =").await,
         Err(DurabilityError::ConfigError(_))
     ));
+    for call_timeout in [Duration::ZERO, Duration::MAX] {
+        let options = PostgresOptions {
+            table: fresh_table(),
+            call_timeout,
+            ..PostgresOptions::default()
+        };
+        assert!(matches!(
+            PostgresStore::connect_with_options(&server_url(), options).await,
+            Err(DurabilityError::ConfigError(_))
+        ));
+    }
 }
 
 #[test]

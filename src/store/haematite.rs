@@ -61,6 +61,10 @@ const SCAN_PAGE_STREAMS: usize = 1024;
 /// parallel; four keeps a small machine busy without a thread per core.
 pub const DEFAULT_SHARD_COUNT: usize = 4;
 
+/// Upper bound on [`HaematiteOptions::shard_count`]: each shard is an actor
+/// with its own WAL file and fsyncs; past a few per core they only compete.
+pub const MAX_SHARD_COUNT: usize = 256;
+
 /// Default number of threads that wait on haematite calls. Each in-flight
 /// store call occupies one; 16 lets 16 concurrent producers each have a call
 /// in flight, which is what the shard actors need to batch their work.
@@ -88,8 +92,8 @@ const LONG_WAIT_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 /// How a [`HaematiteStore`] creates and runs its database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HaematiteOptions {
-    /// Shards of a newly created database (1 or more). An existing database
-    /// keeps the shard count it was created with.
+    /// Shards of a newly created database (1..=[`MAX_SHARD_COUNT`]). An
+    /// existing database keeps the shard count it was created with.
     pub shard_count: usize,
     /// Threads that run haematite's blocking calls
     /// (1..=[`MAX_WORKER_THREADS`]).
@@ -358,6 +362,12 @@ fn database_config(
     path: &Path,
     options: HaematiteOptions,
 ) -> Result<DatabaseConfig, DurabilityError> {
+    if !(1..=MAX_SHARD_COUNT).contains(&options.shard_count) {
+        return Err(DurabilityError::ConfigError(format!(
+            "haematite shard_count is {}; it must be 1..={MAX_SHARD_COUNT}",
+            options.shard_count
+        )));
+    }
     let budget = NodeCacheBudget::bytes(options.node_cache_bytes).map_err(|error| {
         DurabilityError::ConfigError(format!(
             "haematite node_cache_bytes is {}: {error}",

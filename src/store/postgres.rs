@@ -100,6 +100,11 @@ pub const MAX_POOL_SIZE: usize = 1024;
 /// fsync, short enough that a dead server surfaces as an error.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Upper bound on [`PostgresOptions::call_timeout`]. A call that may take
+/// longer than an hour is a hung call; the bound also keeps deadline
+/// arithmetic far from overflow.
+pub const MAX_CALL_TIMEOUT: Duration = Duration::from_secs(3_600);
+
 /// Times an append runs its conditional insert. A retry happens only when
 /// the insert saw no predecessor but the stream's length, read just after,
 /// says the append was at the head: the predecessor committed in between.
@@ -132,7 +137,8 @@ pub struct PostgresOptions {
     /// Pooled connections (1..=[`MAX_POOL_SIZE`]).
     pub pool_size: usize,
     /// Bound on one store call, from the call to its answer: waiting for a
-    /// pooled connection (or opening one) and every statement it runs.
+    /// pooled connection (or opening one) and every statement it runs
+    /// (more than zero, at most [`MAX_CALL_TIMEOUT`]).
     pub call_timeout: Duration,
 }
 
@@ -248,10 +254,12 @@ impl PostgresStore {
                 options.pool_size
             )));
         }
-        if options.call_timeout.is_zero() {
-            return Err(DurabilityError::ConfigError(
-                "postgres call_timeout is zero; every call would time out".to_owned(),
-            ));
+        if options.call_timeout.is_zero() || options.call_timeout > MAX_CALL_TIMEOUT {
+            return Err(DurabilityError::ConfigError(format!(
+                "postgres call_timeout is {} ms; it must be more than 0 and at most {} ms",
+                options.call_timeout.as_millis(),
+                MAX_CALL_TIMEOUT.as_millis()
+            )));
         }
         let mut config: tokio_postgres::Config = url.parse().map_err(|error| {
             DurabilityError::ConfigError(format!(
