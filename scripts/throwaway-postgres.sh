@@ -7,6 +7,11 @@
 #                              # loopback port, exports ATMOSTONCE_POSTGRES_URL
 #   throwaway_postgres_stop    # stops it and removes the directory
 #
+# It also exports THROWAWAY_POSTGRES_DIR (data in $THROWAWAY_POSTGRES_DIR/data,
+# log in server.log) and THROWAWAY_POSTGRES_BIN (pg_ctl's directory), so that a
+# test can crash and restart the server with `pg_ctl stop -m immediate` and
+# `pg_ctl start`; it comes back on the same port.
+#
 # Works as root (CI) or as an ordinary user. As root, the server runs as the
 # `postgres` user (created if missing): PostgreSQL refuses to run as root.
 # The cluster trusts connections from 127.0.0.1 only and runs with fsync on,
@@ -65,10 +70,17 @@ throwaway_postgres_start() {
     throwaway_postgres_as_owner "$bin/initdb" --pgdata="$data" --username=atmostonce \
         --auth=trust --encoding=UTF8 --locale=C --no-sync >"$THROWAWAY_POSTGRES_DIR/initdb.log" 2>&1 \
         || { cat "$THROWAWAY_POSTGRES_DIR/initdb.log" >&2; return 1; }
+    # In the configuration file, not on pg_ctl's command line, so that a
+    # plain `pg_ctl start` after a crash (live mode's `pg_ctl stop -m
+    # immediate`) comes back on the same port.
+    throwaway_postgres_as_owner tee -a "$data/postgresql.conf" >/dev/null <<CONF
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$THROWAWAY_POSTGRES_DIR'
+max_connections = 300
+CONF
     throwaway_postgres_as_owner "$bin/pg_ctl" --pgdata="$data" --log="$THROWAWAY_POSTGRES_DIR/server.log" \
-        --wait --timeout=60 \
-        -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=$THROWAWAY_POSTGRES_DIR -c max_connections=300" \
-        start >/dev/null \
+        --wait --timeout=60 start >/dev/null \
         || { cat "$THROWAWAY_POSTGRES_DIR/server.log" >&2; return 1; }
     throwaway_postgres_as_owner "$bin/createdb" --host=127.0.0.1 --port="$port" \
         --username=atmostonce atmostonce
