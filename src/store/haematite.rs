@@ -292,8 +292,9 @@ impl DurableStore for HaematiteStore {
                 // contract answers with the sequence the entry got.
                 Ok(next_seq) if Some(next_seq) == expected_seq.checked_add(1) => Ok(expected_seq),
                 Ok(next_seq) => Err(DurabilityError::StoreError(format!(
-                    "haematite: {what}: the stream's length became {next_seq}, not \
-                     {expected_seq} + 1; the store is inconsistent"
+                    "haematite: {what}: haematite reported the stream's length as \
+                     {next_seq}, not {expected_seq} + 1; it broke its own contract, so the \
+                     append's outcome is unknown: re-read the stream"
                 ))),
                 Err(ApiError::SequenceConflict(conflict)) => {
                     Err(DurabilityError::SequenceConflict {
