@@ -58,8 +58,11 @@
 //! A dropped connection, a server error or a call that exceeds
 //! [`PostgresOptions::call_timeout`] is a [`DurabilityError::StoreError`],
 //! which is indeterminate: the append may or may not have committed. A read
-//! that fails because its pooled connection had already closed (a server
-//! restart, `pg_terminate_backend`) is retried once on a fresh connection.
+//! that fails (typically on a pooled connection that a server restart or
+//! `pg_terminate_backend` closed) is retried once on another connection;
+//! reads change nothing, so the retry is safe. Closed connections leave the
+//! pool when next handed out, so the store recovers by itself once the
+//! server is back.
 //!
 //! # Async
 //!
