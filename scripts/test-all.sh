@@ -13,6 +13,8 @@ step() { printf '\n==> %s\n' "$*"; }
 # --- engine (src/, tests/): unit, integration, conformance and doc tests ---
 step "engine, model and integration tests (ordinary build)"
 cargo test --workspace --release
+step "durable stores: the PostgreSQL store against the server at ATMOSTONCE_POSTGRES_URL"
+cargo test --release -p atmostonce --features postgres --lib --test store_postgres
 
 # --- simulator (sim/): regression seeds under madsim ---
 
