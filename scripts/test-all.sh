@@ -17,6 +17,8 @@ cargo test --workspace --release
 # --- simulator (sim/): regression seeds under madsim ---
 
 # --- fuzz corpora are replayed by the ordinary tests above ---
+# (fuzz-check/ is a workspace member: its tests replay fuzz/corpus/<target>/
+# through the fuzz targets' checks and run the proptest properties.)
 
 echo
 echo "all tests passed"

@@ -236,8 +236,10 @@ pub fn check_roundtrip(record: &DedupRecord) {
     );
 }
 
-/// The `record_roundtrip` target's body: builds a record from the fuzzer's
-/// bytes and checks it. Bytes too short to build one are ignored.
+/// The `record_roundtrip` check on a corpus file: builds the record from
+/// the bytes as the target does (`arbitrary_take_rest`, as libfuzzer-sys
+/// does for a typed target) and checks it. Bytes that build none are
+/// ignored.
 pub fn roundtrip_from_bytes(data: &[u8]) {
     if let Ok(record) = ArbRecord::arbitrary_take_rest(Unstructured::new(data)) {
         check_roundtrip(&record.to_record());

@@ -15,8 +15,8 @@
 //! | fuzz target | body |
 //! |---|---|
 //! | `record_decode` | [`codec::check_decode`] |
-//! | `record_roundtrip` | [`codec::roundtrip_from_bytes`] |
-//! | `cache_ops` | [`program::check_bytes`], judged by [`history::verify`] |
+//! | `record_roundtrip` | [`codec::check_roundtrip`] of an [`codec::ArbRecord`] |
+//! | `cache_ops` | [`program::check_program`], judged by [`history::verify`] |
 //!
 //! ```
 //! use atmostonce_fuzz_check::codec::check_decode;

@@ -207,8 +207,9 @@ pub enum Action {
 }
 
 impl Program {
-    /// The program the fuzzer's bytes describe; `None` when they are too
-    /// few to describe one.
+    /// The program the fuzzer's bytes describe, built as libfuzzer-sys
+    /// builds a typed target's input (`arbitrary_take_rest`); `None` when
+    /// they describe none.
     #[must_use]
     pub fn from_bytes(data: &[u8]) -> Option<Program> {
         Program::arbitrary_take_rest(Unstructured::new(data)).ok()
@@ -236,8 +237,8 @@ impl Program {
     }
 }
 
-/// The `cache_ops` target's body: runs the program the bytes describe and
-/// judges it. Returns `None` when the bytes describe no program.
+/// The `cache_ops` check on a corpus file: runs the program the bytes
+/// describe and judges it. Returns `None` when they describe no program.
 ///
 /// # Panics
 /// When the run breaks an invariant that no documented weakness explains.

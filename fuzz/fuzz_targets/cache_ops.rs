@@ -4,9 +4,9 @@
 //! see the README's "Fuzzing" section.
 #![no_main]
 
-use atmostonce_fuzz_check::program::check_bytes;
+use atmostonce_fuzz_check::program::{Program, check_program};
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let _ = check_bytes(data);
+fuzz_target!(|program: Program| {
+    let _ = check_program(&program);
 });

@@ -3,7 +3,7 @@
 #![no_main]
 
 use atmostonce_fuzz_check::alloc::{CountingAllocator, is_counting};
-use atmostonce_fuzz_check::codec::roundtrip_from_bytes;
+use atmostonce_fuzz_check::codec::{ArbRecord, check_roundtrip};
 use libfuzzer_sys::fuzz_target;
 
 #[global_allocator]
@@ -11,5 +11,5 @@ static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 fuzz_target!(
     init: assert!(is_counting(), "the allocation bound would go unchecked"),
-    |data: &[u8]| roundtrip_from_bytes(data)
+    |record: ArbRecord| check_roundtrip(&record.to_record())
 );
