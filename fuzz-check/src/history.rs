@@ -48,9 +48,9 @@ pub struct Event {
     /// the expired entry's TTL plus grace.
     pub sweep_now_millis: Option<u64>,
     /// Logical time of the invocation.
-    pub invoked_at: u64,
-    /// Logical time of the answer (`>= invoked_at`).
-    pub responded_at: u64,
+    pub invoked_tick: u64,
+    /// Logical time of the answer (`>= invoked_tick`).
+    pub responded_tick: u64,
     /// What the engine answered.
     pub observed: Result<SpecAnswer, DurabilityError>,
     /// The key's stream held another key's records when the answer came (a
@@ -353,7 +353,7 @@ fn check_receipts(key: &str, events: &[&Event], table: &StreamTable) -> Result<(
         };
         let completed_before = events.iter().any(|other| {
             matches!(&other.op, SpecOp::Complete { receipt, .. } if receipt == answered)
-                && other.invoked_at <= event.responded_at
+                && other.invoked_tick <= event.responded_tick
                 && match &other.observed {
                     Ok(_) => true,
                     Err(error) => ErrorClass::of(error) == ErrorClass::Indeterminate,
@@ -411,13 +411,13 @@ fn check_linearizable(key: &str, events: &[&Event], ttl_ms: u64) -> Result<(), V
         return Ok(());
     }
     let mut ordered = events.to_vec();
-    ordered.sort_by_key(|e| (e.invoked_at, e.responded_at));
+    ordered.sort_by_key(|e| (e.invoked_tick, e.responded_tick));
     let timeline: Vec<String> = ordered
         .iter()
         .map(|e| {
             format!(
                 "[{}..{}] {:?} -> {:?}",
-                e.invoked_at, e.responded_at, e.op, e.observed
+                e.invoked_tick, e.responded_tick, e.op, e.observed
             )
         })
         .collect();
@@ -454,12 +454,12 @@ impl Search<'_> {
         // The earliest answer among the remaining operations: an operation
         // invoked after it cannot take effect before that one.
         let first_answer = remaining()
-            .map(|i| self.events[i].responded_at)
+            .map(|i| self.events[i].responded_tick)
             .min()
             .unwrap_or(u64::MAX);
         for i in remaining() {
             let event = self.events[i];
-            if event.invoked_at > first_answer {
+            if event.invoked_tick > first_answer {
                 continue;
             }
             for next in self.successors(event, state) {

@@ -73,8 +73,8 @@ pub struct Config {
     /// Whether the engine flushes after appending (as against a store whose
     /// acknowledged appends are not yet durable).
     pub flush_appends: bool,
-    /// The TTL, as `ttl * 16` ms modulo [`MAX_TTL_MS`].
-    pub ttl: u8,
+    /// The TTL, as `ttl_16ms_steps * 16` ms modulo [`MAX_TTL_MS`].
+    pub ttl_16ms_steps: u8,
 }
 
 /// Key-hash width.
@@ -233,7 +233,7 @@ impl Program {
     }
 
     fn ttl_ms(&self) -> u64 {
-        (u64::from(self.config.ttl) * 16) % MAX_TTL_MS
+        (u64::from(self.config.ttl_16ms_steps) * 16) % MAX_TTL_MS
     }
 }
 
@@ -350,7 +350,7 @@ struct Running {
     machine: Machine,
     /// `(key, stream, operation)`; `None` for a sweep.
     target: Option<(String, String, SpecOp)>,
-    invoked_at: u64,
+    invoked_tick: u64,
     sweep_now_millis: u64,
     served_stale: bool,
     append_applied: bool,
@@ -424,7 +424,7 @@ impl Run {
                 self.slots[slot] = Some(Running {
                     machine,
                     target,
-                    invoked_at: self.tick,
+                    invoked_tick: self.tick,
                     sweep_now_millis: now,
                     served_stale: false,
                     append_applied: false,
@@ -503,8 +503,8 @@ impl Run {
             stream: stream.to_owned(),
             op: SpecOp::Expire,
             sweep_now_millis: Some(sweep.sweep_now_millis),
-            invoked_at: sweep.invoked_at,
-            responded_at: self.tick,
+            invoked_tick: sweep.invoked_tick,
+            responded_tick: self.tick,
             observed,
             claim_seq: None,
             exemption: None,
@@ -541,7 +541,7 @@ impl Run {
         };
         self.record_answer(
             (key, stream, op),
-            running.invoked_at,
+            running.invoked_tick,
             result,
             claim_seq,
             exemption,
@@ -552,7 +552,7 @@ impl Run {
     fn record_answer(
         &mut self,
         (key, stream, op): (String, String, SpecOp),
-        invoked_at: u64,
+        invoked_tick: u64,
         observed: Result<SpecAnswer, DurabilityError>,
         claim_seq: Option<u64>,
         exemption: Option<Exemption>,
@@ -563,8 +563,8 @@ impl Run {
             stream,
             op,
             sweep_now_millis: None,
-            invoked_at,
-            responded_at: self.tick,
+            invoked_tick,
+            responded_tick: self.tick,
             observed,
             claim_seq,
             exemption,

@@ -140,7 +140,7 @@ const PLAIN: Config = Config {
     hash: HashWidth::Full,
     read_batch: 3,
     flush_appends: false,
-    ttl: 0,
+    ttl_16ms_steps: 0,
 };
 
 fn start(slot: u8, op: OpKind) -> Action {
