@@ -255,3 +255,36 @@ fn an_indeterminate_claim_append_that_landed_is_resolved_as_granted() {
     ));
     assert_eq!(verdict, Verdict::Clean);
 }
+
+#[test]
+fn colliding_keys_are_refused_and_their_records_never_mixed() {
+    // With one bit of key hash, "a" and "order-17" share a stream.
+    let one_bit = Config {
+        hash: HashWidth::OneBit,
+        ..PLAIN
+    };
+    let colliding = program(
+        one_bit,
+        vec![
+            start(0, OpKind::Claim),
+            step(0, Fault::None),
+            step(0, Fault::None),
+            Action::Start {
+                slot: 1,
+                key: 1,
+                op: OpKind::Claim,
+            },
+            Action::Start {
+                slot: 2,
+                key: 1,
+                op: OpKind::Complete { receipt: 0 },
+            },
+            start(3, OpKind::Complete { receipt: 0 }),
+        ],
+    );
+    assert_eq!(
+        atmostonce::key_hash_bits("a", 1),
+        atmostonce::key_hash_bits("order-17", 1)
+    );
+    assert_eq!(check_program(&colliding), Verdict::Clean);
+}
