@@ -124,6 +124,35 @@ fn every_cache_ops_corpus_file_runs_without_an_unexplained_violation() {
     assert!(outcomes.get("clean").is_some_and(|n| *n > 0));
 }
 
+/// The outcome a `cache_ops` corpus file's name promises: `clean-*`, or
+/// `known-<Exemption>[+<Exemption>]-*`; `None` for a fuzzer-named file.
+fn promised_outcome(name: &str) -> Option<String> {
+    if name.starts_with("clean-") {
+        return Some("Clean".to_owned());
+    }
+    let causes = name.strip_prefix("known-")?.split('-').next()?;
+    Some(format!("Known [{}]", causes.replace('+', ", ")))
+}
+
+#[test]
+fn every_named_cache_ops_input_ends_in_the_outcome_its_name_gives() {
+    let named = replay("cache_ops", |path, bytes| {
+        let name = name(path);
+        let Some(promised) = promised_outcome(&name) else {
+            return 0;
+        };
+        let outcome = match check_bytes(bytes) {
+            Some(Verdict::Clean) => "Clean".to_owned(),
+            Some(Verdict::Known { causes, .. }) => format!("Known {causes:?}"),
+            None => "no program".to_owned(),
+        };
+        assert_eq!(outcome, promised, "{name}");
+        1
+    });
+    // A clean run and each documented known outcome, at least.
+    assert!(named.iter().sum::<usize>() >= 4);
+}
+
 fn program(config: Config, actions: Vec<Action>) -> Program {
     Program {
         config,
