@@ -30,6 +30,8 @@ cargo test --release -p atmostonce --features postgres --lib --test store_postgr
 # --- simulator (sim/): regression seeds under madsim ---
 
 # --- fuzz corpora are replayed by the ordinary tests above ---
+# (fuzz-check/ is a workspace member: its tests replay fuzz/corpus/<target>/
+# through the fuzz targets' checks and run the proptest properties.)
 
 echo
 echo "all tests passed"

@@ -6,6 +6,7 @@
 
 mod backend;
 
+#[allow(unused_imports)]
 pub use backend::*;
 
 use std::collections::VecDeque;

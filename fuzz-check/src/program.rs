@@ -1,0 +1,663 @@
+//! The `cache_ops` differential target: a short program of operations on a
+//! few keys, run on the engine's pure state machines against a store that
+//! injects faults, with the fuzzer choosing how concurrent operations
+//! interleave. The run's history is judged by [`crate::history::verify`].
+//!
+//! A program has up to [`SLOTS`] operations in flight at once. `Start`
+//! invokes an operation in a free slot; `Step` serves the pending store
+//! request of the operation in a slot, with a [`Fault`]; `Advance` moves the
+//! clock. After the last action every operation still in flight is stepped
+//! to its end without faults (the engine bounds its own retries, so this
+//! terminates; [`MAX_DRAIN_STEPS`] catches it if it did not).
+
+use arbitrary::{Arbitrary, Unstructured};
+use atmostonce::core::{
+    ClaimOp, CompleteOp, DedupDecision, LookupOp, Operation, Protocol, ReleaseOp, Step, StoreReply,
+    StoreRequest, SweepOp,
+};
+use atmostonce::spec::{SpecAnswer, SpecOp};
+use atmostonce::{DedupOptions, DedupRecord, DurabilityError, ProcessingReceipt, StreamTable};
+
+use crate::history::{
+    Event, Exemption, History, Verdict, Violation, stream_holds_other_key, verify,
+};
+
+/// Operations a program may have in flight at once.
+pub const SLOTS: usize = 4;
+/// Actions of a program that are run; the rest are ignored. It keeps one
+/// execution fast and one key's history within
+/// [`MAX_EVENTS_PER_KEY`](crate::history::MAX_EVENTS_PER_KEY).
+pub const MAX_ACTIONS: usize = 64;
+/// Keys a program works on.
+pub const KEY_SLOTS: usize = 3;
+/// Steps the final drain may take: far above what the engine's bounded
+/// retries need for [`MAX_ACTIONS`] operations (each op re-reads at most
+/// `MAX_CONFLICT_ROUNDS + MAX_RESOLVE_READS` times a stream of at most
+/// `MAX_ACTIONS` records), so hitting it means an operation does not end.
+pub const MAX_DRAIN_STEPS: usize = 100_000;
+/// The clock a program starts at, in milliseconds since the Unix epoch.
+pub const START_MILLIS: u64 = 1_700_000_000_000;
+/// Largest single clock advance, in milliseconds: a few advances cross the
+/// TTL plus the sweeper's 1000 ms grace.
+pub const MAX_ADVANCE_MS: u64 = 2_048;
+/// Largest TTL a program's sweeper uses, in milliseconds.
+pub const MAX_TTL_MS: u64 = 4_096;
+/// How many of a stream's newest records a stale read may miss, at most.
+pub const MAX_STALE_LAG: u64 = 3;
+/// Keys a program can name without spelling them out: ASCII, Cyrillic, an
+/// emoji, and the empty key (which the engine refuses).
+pub const KEY_PRESETS: [&str; 5] = ["a", "order-17", "ключ", "🔑", ""];
+
+/// The namespace every program's cache uses.
+const NAMESPACE: &str = "fuzz";
+
+/// A `cache_ops` input.
+#[derive(Debug, Clone, PartialEq, Eq, Arbitrary)]
+pub struct Program {
+    /// How the cache and sweeper are set up.
+    pub config: Config,
+    /// The keys operations name (by index modulo [`KEY_SLOTS`]).
+    pub keys: [KeyChoice; KEY_SLOTS],
+    /// What happens, in order.
+    pub actions: Vec<Action>,
+}
+
+/// A program's cache and sweeper settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Arbitrary)]
+pub struct Config {
+    /// Bits of the key hash in stream names: narrow widths force collisions.
+    pub hash: HashWidth,
+    /// Records per read, 1 + this modulo 4: small batches reach the paths
+    /// of streams longer than one read.
+    pub read_batch: u8,
+    /// Whether the engine flushes after appending (as against a store whose
+    /// acknowledged appends are not yet durable).
+    pub flush_appends: bool,
+    /// The TTL, as `ttl_16ms_steps * 16` ms modulo [`MAX_TTL_MS`].
+    pub ttl_16ms_steps: u8,
+}
+
+/// Key-hash width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Arbitrary)]
+pub enum HashWidth {
+    /// All 64 bits (the production setting).
+    Full,
+    /// One bit: two streams for all keys.
+    OneBit,
+    /// Two bits: four streams.
+    TwoBits,
+}
+
+/// A key of the program.
+#[derive(Debug, Clone, PartialEq, Eq, Arbitrary)]
+pub enum KeyChoice {
+    /// One of [`KEY_PRESETS`] (index modulo its length).
+    Preset(u8),
+    /// Any string (the engine refuses empty and over-long ones).
+    Custom(String),
+}
+
+impl KeyChoice {
+    /// The key text.
+    #[must_use]
+    pub fn text(&self) -> String {
+        match self {
+            KeyChoice::Preset(index) => {
+                KEY_PRESETS[usize::from(*index) % KEY_PRESETS.len()].to_owned()
+            }
+            KeyChoice::Custom(text) => text.clone(),
+        }
+    }
+}
+
+/// An operation a program (or a property test) invokes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Arbitrary)]
+pub enum OpKind {
+    /// `claim_or_get(key, now)`.
+    Claim,
+    /// `lookup(key)`.
+    Lookup,
+    /// `complete_receipt_at(key, receipt_for(receipt), now)`.
+    Complete {
+        /// The receipt's index, see [`receipt_for`].
+        receipt: u8,
+    },
+    /// `release_claim_at(key, now)`.
+    Release,
+    /// `sweep_once(now)` over the whole namespace (the key is ignored).
+    Sweep,
+}
+
+impl OpKind {
+    /// The specification's name for this operation on one key; `None` for a
+    /// sweep, which is judged as one `Expire` per tombstone it appends.
+    #[must_use]
+    pub fn spec_op(&self, now_millis: u64) -> Option<SpecOp> {
+        match self {
+            OpKind::Claim => Some(SpecOp::Claim { now_millis }),
+            OpKind::Lookup => Some(SpecOp::Lookup),
+            OpKind::Complete { receipt } => Some(SpecOp::Complete {
+                receipt: receipt_for(*receipt),
+                timestamp_millis: now_millis,
+            }),
+            OpKind::Release => Some(SpecOp::Release),
+            OpKind::Sweep => None,
+        }
+    }
+}
+
+/// The receipt an index names: a small set, so that completions with equal
+/// receipts (a retry) and different ones (a conflict) both happen. Index 2
+/// is the empty receipt.
+#[must_use]
+pub fn receipt_for(index: u8) -> ProcessingReceipt {
+    match index % 3 {
+        0 => ProcessingReceipt::new(b"receipt-0".to_vec()),
+        1 => ProcessingReceipt::new(b"receipt-1".to_vec()),
+        _ => ProcessingReceipt::new(Vec::new()),
+    }
+}
+
+/// What the store does to one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Arbitrary)]
+pub enum Fault {
+    /// Serve it correctly.
+    None,
+    /// Answer with an indeterminate `StoreError`. An append is applied
+    /// first if `applied` (and it fits); a read, scan or flush just fails.
+    Indeterminate {
+        /// Whether an append takes effect before the error answer.
+        applied: bool,
+    },
+    /// Serve a read or scan from an older snapshot: each stream without its
+    /// newest `1 + lag % MAX_STALE_LAG` records. Other requests are served
+    /// correctly.
+    Stale {
+        /// How far behind.
+        lag: u8,
+    },
+}
+
+/// One step of a program.
+#[derive(Debug, Clone, PartialEq, Eq, Arbitrary)]
+pub enum Action {
+    /// Invoke `op` on key `key` in slot `slot` (both modulo their counts);
+    /// ignored when the slot is busy.
+    Start {
+        /// The slot.
+        slot: u8,
+        /// The key's index.
+        key: u8,
+        /// The operation.
+        op: OpKind,
+    },
+    /// Serve the pending request of the operation in `slot` with `fault`;
+    /// ignored when the slot is free.
+    Step {
+        /// The slot.
+        slot: u8,
+        /// What the store does.
+        fault: Fault,
+    },
+    /// Move the clock forward by `millis` modulo [`MAX_ADVANCE_MS`].
+    Advance {
+        /// How far.
+        millis: u16,
+    },
+}
+
+impl Program {
+    /// The program the fuzzer's bytes describe, built as libfuzzer-sys
+    /// builds a typed target's input (`arbitrary_take_rest`); `None` when
+    /// they describe none.
+    #[must_use]
+    pub fn from_bytes(data: &[u8]) -> Option<Program> {
+        Program::arbitrary_take_rest(Unstructured::new(data)).ok()
+    }
+
+    fn protocol(&self) -> Protocol {
+        let options = DedupOptions {
+            read_batch: 1 + usize::from(self.config.read_batch % 4),
+            hash_bits: match self.config.hash {
+                HashWidth::Full => 64,
+                HashWidth::OneBit => 1,
+                HashWidth::TwoBits => 2,
+            },
+        };
+        match Protocol::new(NAMESPACE, options, self.config.flush_appends) {
+            Ok(protocol) => protocol,
+            // The namespace is a valid constant and both options are
+            // clamped into their documented ranges above.
+            Err(error) => unreachable!("a program's protocol is always valid: {error}"),
+        }
+    }
+
+    fn ttl_ms(&self) -> u64 {
+        (u64::from(self.config.ttl_16ms_steps) * 16) % MAX_TTL_MS
+    }
+}
+
+/// The `cache_ops` check on a corpus file: runs the program the bytes
+/// describe and judges it. Returns `None` when they describe no program.
+///
+/// # Panics
+/// When the run breaks an invariant that no documented weakness explains.
+#[must_use]
+pub fn check_bytes(data: &[u8]) -> Option<Verdict> {
+    Program::from_bytes(data).map(|program| check_program(&program))
+}
+
+/// Runs `program` and judges it.
+///
+/// # Panics
+/// When the run breaks an invariant that no documented weakness explains,
+/// or an operation does not end.
+#[must_use]
+pub fn check_program(program: &Program) -> Verdict {
+    match run(program) {
+        Ok(verdict) => verdict,
+        Err(violation) => panic!("{violation}\nprogram: {program:#?}"),
+    }
+}
+
+/// Runs `program` and judges it, returning the violation instead of
+/// panicking.
+///
+/// # Panics
+/// When an operation does not end within [`MAX_DRAIN_STEPS`].
+pub fn run(program: &Program) -> Result<Verdict, Violation> {
+    let mut run = Run::new(program);
+    for action in program.actions.iter().take(MAX_ACTIONS) {
+        run.tick += 1;
+        match action {
+            Action::Start { slot, key, op } => {
+                let key = program.keys[usize::from(*key) % KEY_SLOTS].text();
+                run.start(usize::from(*slot) % SLOTS, &key, *op);
+            }
+            Action::Step { slot, fault } => run.step(usize::from(*slot) % SLOTS, *fault),
+            Action::Advance { millis } => {
+                run.now_millis += u64::from(*millis) % MAX_ADVANCE_MS;
+            }
+        }
+    }
+    let mut drained = 0;
+    while run.slots.iter().any(Option::is_some) {
+        for slot in 0..SLOTS {
+            if run.slots[slot].is_some() {
+                run.tick += 1;
+                run.step(slot, Fault::None);
+                drained += 1;
+            }
+        }
+        assert!(
+            drained <= MAX_DRAIN_STEPS,
+            "operations still running after {MAX_DRAIN_STEPS} fault-free steps: {:?}",
+            run.slots
+        );
+    }
+    let history = History {
+        protocol: run.protocol,
+        ttl_ms: program.ttl_ms(),
+        events: run.events,
+    };
+    verify(&history, &run.table)
+}
+
+/// A state machine of any kind.
+#[derive(Debug, Clone)]
+enum Machine {
+    Claim(ClaimOp),
+    Lookup(LookupOp),
+    Complete(CompleteOp),
+    Release(ReleaseOp),
+    Sweep(SweepOp),
+}
+
+fn answer_with<T>(step: Step<T>, f: impl FnOnce(T) -> SpecAnswer) -> Step<SpecAnswer> {
+    match step {
+        Step::Request(request) => Step::Request(request),
+        Step::Done(result) => Step::Done(result.map(f)),
+    }
+}
+
+impl Machine {
+    /// The next step; a sweep's answer is reported as `Done` (its report is
+    /// judged through the tombstones it appends).
+    fn poll(&self) -> Step<SpecAnswer> {
+        match self {
+            Machine::Claim(op) => answer_with(op.poll(), SpecAnswer::Decision),
+            Machine::Lookup(op) => answer_with(op.poll(), SpecAnswer::Lookup),
+            Machine::Complete(op) => answer_with(op.poll(), |()| SpecAnswer::Done),
+            Machine::Release(op) => answer_with(op.poll(), |()| SpecAnswer::Done),
+            Machine::Sweep(op) => answer_with(op.poll(), |_| SpecAnswer::Done),
+        }
+    }
+
+    fn feed(&mut self, reply: StoreReply) {
+        match self {
+            Machine::Claim(op) => op.feed(reply),
+            Machine::Lookup(op) => op.feed(reply),
+            Machine::Complete(op) => op.feed(reply),
+            Machine::Release(op) => op.feed(reply),
+            Machine::Sweep(op) => op.feed(reply),
+        }
+    }
+}
+
+/// An operation in flight and what the store did to it so far.
+#[derive(Debug, Clone)]
+struct Running {
+    machine: Machine,
+    /// `(key, stream, operation)`; `None` for a sweep.
+    target: Option<(String, String, SpecOp)>,
+    invoked_tick: u64,
+    sweep_now_millis: u64,
+    served_stale: bool,
+    append_applied: bool,
+    last_append: Option<LastAppend>,
+}
+
+#[derive(Debug, Clone)]
+struct LastAppend {
+    stream: String,
+    payload: Vec<u8>,
+    expected_seq: u64,
+    answered_error_unapplied: bool,
+}
+
+/// What the store did with an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AppendFate {
+    Applied,
+    AppliedAnsweredError,
+    NotAppliedAnsweredError,
+    Conflict,
+}
+
+struct Run {
+    protocol: Protocol,
+    ttl_ms: u64,
+    table: StreamTable,
+    slots: [Option<Running>; SLOTS],
+    events: Vec<Event>,
+    tick: u64,
+    now_millis: u64,
+}
+
+fn injected(what: &str) -> DurabilityError {
+    DurabilityError::StoreError(format!("injected fault: the {what} failed"))
+}
+
+impl Run {
+    fn new(program: &Program) -> Run {
+        Run {
+            protocol: program.protocol(),
+            ttl_ms: program.ttl_ms(),
+            table: StreamTable::new(),
+            slots: Default::default(),
+            events: Vec::new(),
+            tick: 0,
+            now_millis: START_MILLIS,
+        }
+    }
+
+    fn start(&mut self, slot: usize, key: &str, kind: OpKind) {
+        if self.slots[slot].is_some() {
+            return;
+        }
+        let now = self.now_millis;
+        let machine = match kind {
+            OpKind::Claim => self.protocol.claim(key, now).map(Machine::Claim),
+            OpKind::Lookup => self.protocol.lookup(key).map(Machine::Lookup),
+            OpKind::Complete { receipt } => self
+                .protocol
+                .complete(key, &receipt_for(receipt), now)
+                .map(Machine::Complete),
+            OpKind::Release => self.protocol.release(key, now).map(Machine::Release),
+            OpKind::Sweep => Ok(Machine::Sweep(self.protocol.sweep(now, self.ttl_ms))),
+        };
+        let target = kind
+            .spec_op(now)
+            .map(|op| (key.to_owned(), self.protocol.stream_key_for(key), op));
+        match machine {
+            Ok(machine) => {
+                self.slots[slot] = Some(Running {
+                    machine,
+                    target,
+                    invoked_tick: self.tick,
+                    sweep_now_millis: now,
+                    served_stale: false,
+                    append_applied: false,
+                    last_append: None,
+                });
+            }
+            // Refused before any I/O (an empty or over-long key): judged
+            // like any other answer.
+            Err(error) => {
+                if let Some(target) = target {
+                    self.record_answer(target, self.tick, Err(error), None, None);
+                }
+            }
+        }
+    }
+
+    fn step(&mut self, slot: usize, fault: Fault) {
+        let Some(mut running) = self.slots[slot].take() else {
+            return;
+        };
+        if let Step::Request(request) = running.machine.poll() {
+            let (reply, stale, fate) = self.serve(&request, fault);
+            running.served_stale |= stale;
+            if let (
+                Some(fate),
+                StoreRequest::Append {
+                    stream,
+                    payload,
+                    expected_seq,
+                },
+            ) = (fate, &request)
+            {
+                running.append_applied |=
+                    matches!(fate, AppendFate::Applied | AppendFate::AppliedAnsweredError);
+                running.last_append = Some(LastAppend {
+                    stream: stream.clone(),
+                    payload: payload.clone(),
+                    expected_seq: *expected_seq,
+                    answered_error_unapplied: fate == AppendFate::NotAppliedAnsweredError,
+                });
+                if running.target.is_none() {
+                    self.record_expiry(&running, stream, payload, fate, &reply);
+                }
+            }
+            running.machine.feed(reply);
+        }
+        match running.machine.poll() {
+            Step::Request(_) => self.slots[slot] = Some(running),
+            Step::Done(result) => self.finish(running, result),
+        }
+    }
+
+    /// A sweep's tombstone append: one `Expire` of the tombstone's key,
+    /// unless the append lost its race (then it took no effect).
+    fn record_expiry(
+        &mut self,
+        sweep: &Running,
+        stream: &str,
+        payload: &[u8],
+        fate: AppendFate,
+        reply: &StoreReply,
+    ) {
+        let observed = match (fate, reply) {
+            (AppendFate::Conflict, _) => return,
+            (_, StoreReply::Append(Ok(_))) => Ok(SpecAnswer::Done),
+            (_, StoreReply::Append(Err(error))) => Err(error.clone()),
+            (_, other) => unreachable!("an append is answered by an append reply, not {other:?}"),
+        };
+        let key = match DedupRecord::decode(payload) {
+            Ok(DedupRecord::Tombstone(tombstone)) => tombstone.idempotency_key().to_owned(),
+            other => panic!("a sweep appended something other than a tombstone: {other:?}"),
+        };
+        self.events.push(Event {
+            stream_shared: stream_holds_other_key(&self.table, stream, &key),
+            key,
+            stream: stream.to_owned(),
+            op: SpecOp::Expire,
+            sweep_now_millis: Some(sweep.sweep_now_millis),
+            invoked_tick: sweep.invoked_tick,
+            responded_tick: self.tick,
+            observed,
+            claim_seq: None,
+            exemption: None,
+        });
+    }
+
+    fn finish(&mut self, running: Running, result: Result<SpecAnswer, DurabilityError>) {
+        let Some((key, stream, op)) = running.target else {
+            return;
+        };
+        let claim_seq = match (&result, &running.last_append) {
+            (Ok(SpecAnswer::Decision(DedupDecision::Claimed)), Some(last)) => {
+                Some(last.expected_seq)
+            }
+            _ => None,
+        };
+        let exemption = if running.append_applied {
+            None
+        } else if result.is_ok()
+            && running.last_append.as_ref().is_some_and(|last| {
+                last.answered_error_unapplied
+                    && self
+                        .table
+                        .read_from(&last.stream, last.expected_seq, 1)
+                        .first()
+                        .is_some_and(|entry| entry.payload == last.payload)
+            })
+        {
+            Some(Exemption::MisresolvedAppend)
+        } else if running.served_stale {
+            Some(Exemption::StaleRead)
+        } else {
+            None
+        };
+        self.record_answer(
+            (key, stream, op),
+            running.invoked_tick,
+            result,
+            claim_seq,
+            exemption,
+        );
+    }
+
+    /// Records the answer of a single-key operation, given now.
+    fn record_answer(
+        &mut self,
+        (key, stream, op): (String, String, SpecOp),
+        invoked_tick: u64,
+        observed: Result<SpecAnswer, DurabilityError>,
+        claim_seq: Option<u64>,
+        exemption: Option<Exemption>,
+    ) {
+        self.events.push(Event {
+            stream_shared: stream_holds_other_key(&self.table, &stream, &key),
+            key,
+            stream,
+            op,
+            sweep_now_millis: None,
+            invoked_tick,
+            responded_tick: self.tick,
+            observed,
+            claim_seq,
+            exemption,
+        });
+    }
+
+    /// Serves one request with `fault`: the reply, whether it was stale, and
+    /// for an append what happened to it.
+    fn serve(
+        &mut self,
+        request: &StoreRequest,
+        fault: Fault,
+    ) -> (StoreReply, bool, Option<AppendFate>) {
+        let stale_lag = match fault {
+            Fault::Stale { lag } => Some(1 + u64::from(lag) % MAX_STALE_LAG),
+            _ => None,
+        };
+        let fails = matches!(fault, Fault::Indeterminate { .. });
+        match request {
+            StoreRequest::Read {
+                stream,
+                offset,
+                limit,
+            } => {
+                if fails {
+                    return (StoreReply::Read(Err(injected("read"))), false, None);
+                }
+                let fresh = self.table.read_from(stream, *offset, *limit);
+                let Some(lag) = stale_lag else {
+                    return (StoreReply::Read(Ok(fresh)), false, None);
+                };
+                let visible = self.table.len(stream).saturating_sub(lag);
+                let served: Vec<_> = fresh
+                    .iter()
+                    .filter(|entry| entry.sequence < visible)
+                    .cloned()
+                    .collect();
+                let stale = served != fresh;
+                (StoreReply::Read(Ok(served)), stale, None)
+            }
+            StoreRequest::Scan { prefix } => {
+                if fails {
+                    return (StoreReply::Scan(Err(injected("scan"))), false, None);
+                }
+                let fresh = self.table.scan(prefix);
+                let Some(lag) = stale_lag else {
+                    return (StoreReply::Scan(Ok(fresh)), false, None);
+                };
+                let served: Vec<_> = fresh
+                    .iter()
+                    .filter(|scanned| {
+                        scanned.entry.sequence < self.table.len(&scanned.stream).saturating_sub(lag)
+                    })
+                    .cloned()
+                    .collect();
+                let stale = served != fresh;
+                (StoreReply::Scan(Ok(served)), stale, None)
+            }
+            StoreRequest::Append {
+                stream,
+                payload,
+                expected_seq,
+            } => {
+                let tick = self.tick;
+                let (reply, fate) = match fault {
+                    Fault::Indeterminate { applied: true } => {
+                        match self.table.append(stream, payload, *expected_seq, tick) {
+                            Ok(_) => (Err(injected("append")), AppendFate::AppliedAnsweredError),
+                            Err(_) => {
+                                (Err(injected("append")), AppendFate::NotAppliedAnsweredError)
+                            }
+                        }
+                    }
+                    Fault::Indeterminate { applied: false } => {
+                        (Err(injected("append")), AppendFate::NotAppliedAnsweredError)
+                    }
+                    Fault::None | Fault::Stale { .. } => {
+                        match self.table.append(stream, payload, *expected_seq, tick) {
+                            Ok(sequence) => (Ok(sequence), AppendFate::Applied),
+                            Err(error) => (Err(error), AppendFate::Conflict),
+                        }
+                    }
+                };
+                (StoreReply::Append(reply), false, Some(fate))
+            }
+            StoreRequest::Flush => {
+                let reply = if fails {
+                    Err(injected("flush"))
+                } else {
+                    Ok(())
+                };
+                (StoreReply::Flush(reply), false, None)
+            }
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! proptest properties of the record codec (S8), through the same checks
+//! the `record_decode` and `record_roundtrip` fuzz targets run. Shrunk
+//! failures are persisted under `proptest-regressions/`.
+
+use atmostonce::{DedupEntry, DedupRecord, Tombstone};
+use atmostonce_fuzz_check::alloc::CountingAllocator;
+use atmostonce_fuzz_check::codec::{check_decode, check_roundtrip};
+use proptest::prelude::*;
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+/// Empty, arbitrary (mostly non-ASCII) and long keys.
+fn key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(String::new()),
+        any::<String>(),
+        ("\\PC{1,2}", 0usize..1100).prop_map(|(unit, repeats)| unit.repeat(repeats)),
+    ]
+}
+
+fn record() -> impl Strategy<Value = DedupRecord> {
+    let receipt = proptest::option::of(proptest::collection::vec(any::<u8>(), 0..96));
+    prop_oneof![
+        (key(), receipt, any::<u64>())
+            .prop_map(|(k, r, ts)| DedupRecord::Active(DedupEntry::new(k, r, ts))),
+        (key(), any::<u64>()).prop_map(|(k, ts)| DedupRecord::Tombstone(Tombstone::new(k, ts))),
+    ]
+}
+
+/// A change to a valid encoding: overwrite a byte, cut it, or extend it.
+#[derive(Debug, Clone)]
+enum Mutation {
+    Set { at: usize, byte: u8 },
+    Truncate { at: usize },
+    Append { bytes: Vec<u8> },
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        (any::<usize>(), any::<u8>()).prop_map(|(at, byte)| Mutation::Set { at, byte }),
+        any::<usize>().prop_map(|at| Mutation::Truncate { at }),
+        proptest::collection::vec(any::<u8>(), 1..16).prop_map(|bytes| Mutation::Append { bytes }),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn every_record_round_trips_within_its_encoded_size(record in record()) {
+        check_roundtrip(&record);
+    }
+
+    #[test]
+    fn arbitrary_bytes_decode_canonically_or_are_rejected_truthfully(
+        bytes in proptest::collection::vec(any::<u8>(), 0..96)
+    ) {
+        let _ = check_decode(&bytes);
+    }
+
+    #[test]
+    fn a_mutated_record_decodes_canonically_or_is_rejected_truthfully(
+        record in record(),
+        mutations in proptest::collection::vec(mutation(), 1..4),
+    ) {
+        let mut bytes = record.encode();
+        for mutation in mutations {
+            match mutation {
+                Mutation::Set { at, byte } => {
+                    let len = bytes.len();
+                    bytes[at % len] = byte;
+                }
+                Mutation::Truncate { at } => bytes.truncate(at % (bytes.len() + 1)),
+                Mutation::Append { bytes: extra } => bytes.extend(extra),
+            }
+            if bytes.is_empty() {
+                break;
+            }
+        }
+        let _ = check_decode(&bytes);
+    }
+}
