@@ -1,0 +1,239 @@
+//! Running seeds (madsim build only): one madsim runtime per seed, each on
+//! a fresh OS thread, spread over `jobs` worker threads; and the
+//! calibration workload.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::time::{Duration, Instant};
+
+use crate::check::check;
+use crate::config::{Config, Draw};
+use crate::outcome::{ConfigSource, InternalError, RunOptions, SeedRun, Summary};
+use crate::world::{simulate, sim_rng, sleep_ms};
+
+/// The result of one seed.
+pub type SeedResult = Result<SeedRun, InternalError>;
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic with a non-text payload".to_owned())
+}
+
+/// Runs one seed on a fresh OS thread (madsim seeds thread-local state such
+/// as std's hash seeds per runtime; a fresh thread keeps seeds independent)
+/// and checks its history.
+pub fn run_seed(seed: u64, source: &ConfigSource, options: RunOptions) -> SeedResult {
+    let source = source.clone();
+    let thread = std::thread::Builder::new()
+        .name(format!("seed-{seed}"))
+        .spawn(move || simulate_and_check(seed, &source, options));
+    let joined = match thread {
+        Ok(thread) => thread.join(),
+        Err(error) => {
+            return Err(InternalError {
+                seed,
+                message: format!("could not start a thread for the seed: {error}"),
+            });
+        }
+    };
+    match joined {
+        Ok(result) => result,
+        Err(payload) => Err(InternalError {
+            seed,
+            message: format!("the simulation panicked: {}", panic_text(&*payload)),
+        }),
+    }
+}
+
+fn simulate_and_check(seed: u64, source: &ConfigSource, options: RunOptions) -> SeedResult {
+    let started = Instant::now();
+    let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+    let source_in = source.clone();
+    let simulated = runtime.block_on(async move {
+        let config = match source_in {
+            ConfigSource::Fixed(config) => config,
+            ConfigSource::Draw { api, shape, faults } => {
+                Config::draw(api, shape, &faults, &mut sim_rng())
+            }
+        };
+        let begin = madsim::time::Instant::now();
+        let history = simulate(config.clone()).await;
+        (config, history, begin.elapsed())
+    });
+    drop(runtime);
+    let (config, history, sim_elapsed) = simulated;
+    let history = history.map_err(|message| InternalError { seed, message })?;
+    let wall_sim = started.elapsed();
+    let checking = Instant::now();
+    let verdict = check(&history, options.check);
+    let wall_check = checking.elapsed();
+    let keep = options.keep_history || !verdict.passed();
+    Ok(SeedRun {
+        seed,
+        trace_hash: history.trace_hash(),
+        ops: history.ops.len(),
+        sim_us: u64::try_from(sim_elapsed.as_micros()).unwrap_or(u64::MAX),
+        config,
+        verdict,
+        wall_sim,
+        wall_check,
+        history: keep.then_some(history),
+    })
+}
+
+/// Runs `seeds` on `jobs` worker threads, calling `report` with each result
+/// as it arrives (on the calling thread). With `check_determinism` each
+/// seed runs twice and a trace-hash difference is recorded in the summary.
+pub fn run_seeds(
+    seeds: Range<u64>,
+    jobs: usize,
+    source: &ConfigSource,
+    options: RunOptions,
+    check_determinism: bool,
+    mut report: impl FnMut(&SeedResult),
+) -> Summary {
+    let started = Instant::now();
+    let next = Arc::new(AtomicU64::new(seeds.start));
+    let (sender, receiver) = mpsc::channel::<(SeedResult, Option<u64>)>();
+    let workers: Vec<_> = (0..jobs.max(1))
+        .map(|_| {
+            let (next, sender, source) = (next.clone(), sender.clone(), source.clone());
+            let end = seeds.end;
+            std::thread::spawn(move || {
+                loop {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= end {
+                        return;
+                    }
+                    let first = run_seed(seed, &source, options);
+                    let rerun = if check_determinism {
+                        run_seed(seed, &source, options)
+                            .ok()
+                            .map(|run| run.trace_hash)
+                    } else {
+                        None
+                    };
+                    if sender.send((first, rerun)).is_err() {
+                        return;
+                    }
+                }
+            })
+        })
+        .collect();
+    drop(sender);
+    let mut summary = Summary::default();
+    for (result, rerun) in receiver {
+        match &result {
+            Ok(run) => {
+                summary.add(run);
+                if check_determinism && rerun != Some(run.trace_hash) {
+                    summary.nondeterministic.push(run.seed);
+                }
+            }
+            Err(_) => summary.add_error(),
+        }
+        report(&result);
+    }
+    for worker in workers {
+        let _ = worker.join();
+    }
+    summary.nondeterministic.sort_unstable();
+    summary.elapsed = started.elapsed();
+    summary
+}
+
+/// The calibration workload's shape: the standard scenario's 8 producers
+/// and 400 operations, with no engine (8 tasks x 50 iterations).
+const CALIBRATION_TASKS: u64 = 8;
+const CALIBRATION_ITERATIONS: u64 = 50;
+
+/// One seed of the bare madsim workload: 8 tasks x 50 iterations, each two
+/// random sleeps and an update of a shared map. Returns its simulated time.
+fn calibration_seed(seed: u64) -> Duration {
+    let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+    runtime.block_on(async {
+        let begin = madsim::time::Instant::now();
+        let map = Arc::new(Mutex::new(BTreeMap::<u64, u64>::new()));
+        let tasks: Vec<_> = (0..CALIBRATION_TASKS)
+            .map(|task| {
+                let map = map.clone();
+                madsim::task::spawn(async move {
+                    let mut rng = sim_rng();
+                    for iteration in 0..CALIBRATION_ITERATIONS {
+                        sleep_ms(rng.range(0, 5)).await;
+                        *map.lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .entry(rng.range(0, 15))
+                            .or_default() += task + iteration;
+                        sleep_ms(rng.range(0, 5)).await;
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            let _ = task.await;
+        }
+        begin.elapsed()
+    })
+}
+
+/// Calibration result.
+#[derive(Debug, Clone, Copy)]
+pub struct Calibration {
+    /// Seeds run.
+    pub seeds: u64,
+    /// Real time taken.
+    pub elapsed: Duration,
+    /// Simulated time in all.
+    pub simulated: Duration,
+}
+
+impl Calibration {
+    /// Seeds per second.
+    #[must_use]
+    pub fn seeds_per_second(&self) -> f64 {
+        self.seeds as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Runs the calibration workload for `seeds` seeds on `jobs` threads, each
+/// seed on a fresh thread as the simulator's seeds are.
+pub fn calibrate(seeds: Range<u64>, jobs: usize) -> Calibration {
+    let started = Instant::now();
+    let next = Arc::new(AtomicU64::new(seeds.start));
+    let simulated_us = Arc::new(AtomicU64::new(0));
+    let workers: Vec<_> = (0..jobs.max(1))
+        .map(|_| {
+            let (next, simulated_us) = (next.clone(), simulated_us.clone());
+            let end = seeds.end;
+            std::thread::spawn(move || {
+                loop {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= end {
+                        return;
+                    }
+                    let elapsed = std::thread::spawn(move || calibration_seed(seed))
+                        .join()
+                        .unwrap_or_default();
+                    simulated_us.fetch_add(
+                        u64::try_from(elapsed.as_micros()).unwrap_or(0),
+                        Ordering::Relaxed,
+                    );
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        let _ = worker.join();
+    }
+    Calibration {
+        seeds: seeds.end.saturating_sub(seeds.start),
+        elapsed: started.elapsed(),
+        simulated: Duration::from_micros(simulated_us.load(Ordering::Relaxed)),
+    }
+}
