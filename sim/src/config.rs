@@ -83,8 +83,12 @@ impl Fault {
             Fault::ErrorApplied => "an append or flush takes effect but answers StoreError",
             Fault::ErrorLost => "a store call answers StoreError without taking effect",
             Fault::StaleReads => "a read or scan hides the newest 1-3 entries of a stream",
-            Fault::ProducerCrash => "a producer node is killed at any await point and restarts empty",
-            Fault::StoreCrash => "the store crashes, drops unflushed appends, restarts after a while",
+            Fault::ProducerCrash => {
+                "a producer node is killed at any await point and restarts empty"
+            }
+            Fault::StoreCrash => {
+                "the store crashes, drops unflushed appends, restarts after a while"
+            }
             Fault::ClockSkew => "node clocks are offset from each other and jump",
             Fault::Corruption => "a stored record gets a bit flip or is truncated",
             Fault::Collisions => "1-4 hash bits, so keys share streams",
@@ -155,7 +159,10 @@ impl FaultSpec {
     /// an optional leading `swarm`/`all`/`none`. `indeterminate` stands for
     /// `error-applied,error-lost`.
     pub fn parse(text: &str) -> Result<FaultSpec, String> {
-        let mut parts = text.split(',').map(str::trim).filter(|part| !part.is_empty());
+        let mut parts = text
+            .split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty());
         let mut swarm = false;
         let mut set = FaultSet::default();
         let mut rest: Vec<&str> = Vec::new();
@@ -559,7 +566,13 @@ mod tests {
 
     #[test]
     fn printing_a_fault_spec_gives_text_that_parses_back_to_it() {
-        for text in ["swarm", "all", "none", "latency,stale-reads", "swarm,-error-lost,pause"] {
+        for text in [
+            "swarm",
+            "all",
+            "none",
+            "latency,stale-reads",
+            "swarm,-error-lost,pause",
+        ] {
             let spec = FaultSpec::parse(text).unwrap();
             assert_eq!(FaultSpec::parse(&spec.to_string()).unwrap(), spec, "{text}");
         }
@@ -570,7 +583,8 @@ mod tests {
         let spec = FaultSpec::parse("swarm").unwrap();
         let draw = |seed| Config::draw(Api::Seed, Shape::STANDARD, &spec, &mut SplitMix(seed));
         assert_eq!(draw(7), draw(7));
-        let distinct: BTreeSet<String> = (0..50).map(|seed| draw(seed).faults.to_string()).collect();
+        let distinct: BTreeSet<String> =
+            (0..50).map(|seed| draw(seed).faults.to_string()).collect();
         assert!(distinct.len() > 10, "swarm drew only {distinct:?}");
         assert!((0..50).all(|seed| !draw(seed).faults.has(Fault::Pause)));
     }
@@ -583,7 +597,10 @@ mod tests {
             &FaultSpec::parse("none").unwrap(),
             &mut SplitMix(1),
         );
-        assert_eq!(config.error_lost_pm + config.stale_pm + config.latency_pm, 0);
+        assert_eq!(
+            config.error_lost_pm + config.stale_pm + config.latency_pm,
+            0
+        );
         assert_eq!(config.hash_bits, 64);
         assert_eq!(config.max_skew_ms, 0);
         assert!(config.validate().is_ok());

@@ -211,9 +211,9 @@ impl Event {
     #[must_use]
     pub fn at_us(&self) -> u64 {
         match self {
-            Event::Delivery { at_us, .. } | Event::Fault { at_us, .. } | Event::Stuck { at_us, .. } => {
-                *at_us
-            }
+            Event::Delivery { at_us, .. }
+            | Event::Fault { at_us, .. }
+            | Event::Stuck { at_us, .. } => *at_us,
         }
     }
 }
@@ -343,7 +343,8 @@ impl History {
         // limits in config.rs), so the index always fits.
         let id = OpId::try_from(self.ops.len()).unwrap_or(OpId::MAX);
         self.trace.u64(u64::from(id));
-        self.trace.debug(&(process, incarnation, key, &op, claim, call_us));
+        self.trace
+            .debug(&(process, incarnation, key, &op, claim, call_us));
         self.ops.push(OpRecord {
             id,
             process,
@@ -506,7 +507,10 @@ mod tests {
             vec!["ns:1".into(), "ns:1".into(), "ns:2".into()],
         );
         assert_eq!(history.shared_stream, vec![true, true, false]);
-        assert_eq!(history.keys_of_stream("ns:1").collect::<Vec<_>>(), vec![0, 1]);
+        assert_eq!(
+            history.keys_of_stream("ns:1").collect::<Vec<_>>(),
+            vec![0, 1]
+        );
     }
 
     #[test]

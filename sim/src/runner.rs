@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::check::check;
 use crate::config::{Config, Draw};
 use crate::outcome::{ConfigSource, InternalError, RunOptions, SeedRun, Summary};
-use crate::world::{simulate, sim_rng, sleep_ms};
+use crate::world::{sim_rng, simulate, sleep_ms};
 
 /// The result of one seed.
 pub type SeedResult = Result<SeedRun, InternalError>;
@@ -236,4 +236,147 @@ pub fn calibrate(seeds: Range<u64>, jobs: usize) -> Calibration {
         elapsed: started.elapsed(),
         simulated: Duration::from_micros(simulated_us.load(Ordering::Relaxed)),
     }
+}
+
+/// Seeds tried for each candidate configuration while shrinking: a smaller
+/// configuration changes the whole schedule, so the same seed rarely fails
+/// again; a few dozen seeds usually find one that does.
+const SHRINK_SEEDS_PER_CANDIDATE: u64 = 32;
+
+/// Most candidate runs one shrink may make (bounds its time to seconds).
+const MAX_SHRINK_RUNS: u64 = 4_000;
+
+/// A shrunk failure: a smaller configuration and a seed that fail the same
+/// invariant.
+#[derive(Debug, Clone)]
+pub struct Shrunk {
+    /// The seed.
+    pub seed: u64,
+    /// The configuration.
+    pub config: Config,
+    /// Its run.
+    pub run: SeedRun,
+    /// Candidate runs made.
+    pub runs: u64,
+}
+
+fn smaller_configs(config: &Config) -> Vec<Config> {
+    let mut candidates = Vec::new();
+    let shape = config.shape;
+    let mut push = |change: &dyn Fn(&mut Config)| {
+        let mut candidate = config.clone();
+        change(&mut candidate);
+        if candidate != *config && candidate.validate().is_ok() {
+            candidates.push(candidate);
+        }
+    };
+    push(&|c| c.shape.producers = (shape.producers / 2).max(1));
+    push(&|c| c.shape.producers = shape.producers.saturating_sub(1).max(1));
+    push(&|c| c.shape.ops /= 2);
+    push(&|c| c.shape.ops = shape.ops * 3 / 4);
+    push(&|c| c.shape.keys = (shape.keys / 2).max(1));
+    push(&|c| c.shape.keys = shape.keys.saturating_sub(1).max(1));
+    for fault in config.faults.0.iter().copied() {
+        push(&move |c| *c = disable(c, fault));
+    }
+    candidates
+}
+
+/// `config` with `fault` switched off (its rates zeroed, its knobs reset).
+fn disable(config: &Config, fault: crate::config::Fault) -> Config {
+    use crate::config::Fault;
+    let mut c = config.clone();
+    c.faults.0.remove(&fault);
+    match fault {
+        Fault::Contention => {
+            c.hot_keys = c.shape.keys;
+            c.hot_pm = 0;
+        }
+        Fault::Latency => {
+            c.latency_pm = 0;
+            c.latency_max_ms = 0;
+        }
+        Fault::ErrorApplied => c.error_applied_pm = 0,
+        Fault::ErrorLost => c.error_lost_pm = 0,
+        Fault::StaleReads => c.stale_pm = 0,
+        Fault::ProducerCrash => c.producer_crash_every_ms = 0,
+        Fault::StoreCrash => c.store_crash_every_ms = 0,
+        Fault::ClockSkew => {
+            c.max_skew_ms = 0;
+            c.clock_jump_every_ms = 0;
+        }
+        Fault::Corruption => c.corruption_every_ms = 0,
+        Fault::Collisions => c.hash_bits = 64,
+        Fault::LongStreams => c.read_batch = atmostonce::limits::DEFAULT_READ_BATCH,
+        Fault::Pause => c.pause_every_ms = 0,
+    }
+    c
+}
+
+/// Shrinks a failing run of `invariant`: repeatedly tries smaller
+/// configurations (fewer producers, operations, keys, faults), each with a
+/// few seeds, and keeps the first that still violates `invariant`.
+pub fn shrink(
+    run: &SeedRun,
+    invariant: crate::check::Invariant,
+    options: RunOptions,
+    mut progress: impl FnMut(&str),
+) -> Option<Shrunk> {
+    let fails = |result: &SeedResult| {
+        result
+            .as_ref()
+            .is_ok_and(|run| run.verdict.invariants().contains(&invariant))
+    };
+    let mut runs = 0;
+    // The drawn configuration, given exactly, runs a different schedule
+    // (nothing is drawn first), so find a seed that fails with it pinned.
+    let mut best: Option<(u64, Config, SeedRun)> = None;
+    for offset in 0..SHRINK_SEEDS_PER_CANDIDATE {
+        let seed = run.seed.wrapping_add(offset);
+        let result = run_seed(seed, &ConfigSource::Fixed(run.config.clone()), options);
+        runs += 1;
+        if fails(&result) {
+            best = result.ok().map(|found| (seed, run.config.clone(), found));
+            break;
+        }
+    }
+    let (mut seed, mut config, mut found) = best?;
+    progress(&format!("pinned: seed {seed}, {}", shrink_size(&config)));
+    'outer: while runs < MAX_SHRINK_RUNS {
+        for candidate in smaller_configs(&config) {
+            for offset in 0..SHRINK_SEEDS_PER_CANDIDATE {
+                if runs >= MAX_SHRINK_RUNS {
+                    break 'outer;
+                }
+                let try_seed = seed.wrapping_add(offset);
+                let result = run_seed(try_seed, &ConfigSource::Fixed(candidate.clone()), options);
+                runs += 1;
+                if fails(&result) {
+                    if let Ok(smaller) = result {
+                        seed = try_seed;
+                        config = candidate;
+                        found = smaller;
+                        progress(&format!("smaller: seed {seed}, {}", shrink_size(&config)));
+                        continue 'outer;
+                    }
+                }
+            }
+        }
+        break;
+    }
+    Some(Shrunk {
+        seed,
+        config,
+        run: found,
+        runs,
+    })
+}
+
+/// The size of a configuration, as shrinking sees it.
+#[must_use]
+pub fn shrink_size(config: &Config) -> String {
+    format!(
+        "{} producers, {} keys, {} ops, faults {}",
+        config.shape.producers, config.shape.keys, config.shape.ops, config.faults
+    )
 }

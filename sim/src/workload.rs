@@ -49,9 +49,7 @@ pub fn pick_key(config: &Config, rng: &mut impl Draw) -> u16 {
 pub fn budgets(config: &Config) -> Vec<u32> {
     let producers = u32::from(config.shape.producers.max(1));
     (0..producers)
-        .map(|index| {
-            config.shape.ops / producers + u32::from(index < config.shape.ops % producers)
-        })
+        .map(|index| config.shape.ops / producers + u32::from(index < config.shape.ops % producers))
         .collect()
 }
 

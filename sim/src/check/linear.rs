@@ -174,7 +174,7 @@ impl<'a> Search<'a> {
                 op.read_only()
                     && op
                         .next_states(&current, self.shared)
-                    .is_some_and(|next| next.len() == 1 && next[0] == current)
+                        .is_some_and(|next| next.len() == 1 && next[0] == current)
             });
             match greedy {
                 Some(index) => done.set(index),
@@ -390,7 +390,8 @@ mod tests {
     fn a_release_that_may_have_been_a_no_op_is_still_tried_where_it_takes_effect() {
         // p6 released (applied), p2 claimed, p6's retried release then
         // tombstoned p2's claim, so p2's completion was refused.
-        let (claim_a, claim_b, release_a, release_b) = (claim(1), claim(2), SpecOp::Release, SpecOp::Release);
+        let (claim_a, claim_b, release_a, release_b) =
+            (claim(1), claim(2), SpecOp::Release, SpecOp::Release);
         let complete = SpecOp::Complete {
             receipt: ProcessingReceipt::new(b"r".to_vec()),
             timestamp_millis: 3,

@@ -48,8 +48,8 @@ use std::fmt;
 use atmostonce::spec::{SpecAnswer, SpecOp};
 use atmostonce::{DedupDecision, DurabilityError, ProcessingReceipt};
 
-use crate::history::{Event, FaultEvent, History, KeyId, OpId, OpRecord, Process, WriteTruth};
 use crate::history::receipt_key;
+use crate::history::{Event, FaultEvent, History, KeyId, OpId, OpRecord, Process, WriteTruth};
 use linear::{LinOp, Linearization, check_key};
 
 /// The invariants of DESIGN.md section 5 that the simulator checks.
@@ -98,8 +98,12 @@ impl Invariant {
             Invariant::S2 => "receipt stability: a stored receipt changed before it expired",
             Invariant::S3 => "no phantom receipt: a receipt nobody tried to store was returned",
             Invariant::S4 => "acknowledged writes survive: an acknowledged completion vanished",
-            Invariant::S6 => "collision safety: an answer for one key came from another key's records",
-            Invariant::S7 => "linearizability: no order of the key's operations explains the answers",
+            Invariant::S6 => {
+                "collision safety: an answer for one key came from another key's records"
+            }
+            Invariant::S7 => {
+                "linearizability: no order of the key's operations explains the answers"
+            }
             Invariant::A1 => "at-most-once delivery: a key was delivered twice in one dedup window",
             Invariant::A2 => "progress: a key stayed in flight after faults stopped",
             Invariant::Internal => "the checker could not decide (harness error)",
@@ -194,8 +198,7 @@ impl Verdict {
     /// The distinct invariants violated.
     #[must_use]
     pub fn invariants(&self) -> Vec<Invariant> {
-        let mut invariants: Vec<Invariant> =
-            self.violations.iter().map(|v| v.invariant).collect();
+        let mut invariants: Vec<Invariant> = self.violations.iter().map(|v| v.invariant).collect();
         invariants.sort_unstable();
         invariants.dedup();
         invariants
@@ -280,7 +283,13 @@ impl<'a> Checker<'a> {
 
     /// True when some terminal event of `key` can be ordered after `first`
     /// was invoked and before `second` answered.
-    fn terminal_between(&self, key: KeyId, first_call_us: u64, second_ret_us: u64, expiries_only: bool) -> bool {
+    fn terminal_between(
+        &self,
+        key: KeyId,
+        first_call_us: u64,
+        second_ret_us: u64,
+        expiries_only: bool,
+    ) -> bool {
         self.history.ops_of(key).any(|op| {
             self.maybe_terminal(op, expiries_only)
                 && op.ret_or_max() > first_call_us
@@ -304,7 +313,13 @@ impl<'a> Checker<'a> {
         self.at_most_once(key, verdict);
     }
 
-    fn push(verdict: &mut Verdict, invariant: Invariant, key: KeyId, mut ops: Vec<OpId>, message: String) {
+    fn push(
+        verdict: &mut Verdict,
+        invariant: Invariant,
+        key: KeyId,
+        mut ops: Vec<OpId>,
+        message: String,
+    ) {
         if verdict
             .violations
             .iter()
@@ -355,9 +370,15 @@ impl<'a> Checker<'a> {
     fn receipts(&self, key: KeyId, ops: &[&OpRecord], verdict: &mut Verdict) {
         let name = &self.history.keys[usize::from(key)];
         for op in ops {
-            let Some(receipt) = answered_receipt(op) else { continue };
+            let Some(receipt) = answered_receipt(op) else {
+                continue;
+            };
             if receipt_key(receipt.as_bytes()) != Some(name.as_str()) {
-                let owner = self.history.ops.iter().find(|other| completes_with(other, receipt));
+                let owner = self
+                    .history
+                    .ops
+                    .iter()
+                    .find(|other| completes_with(other, receipt));
                 let mut involved = vec![op.id];
                 involved.extend(owner.map(|other| other.id));
                 Self::push(
@@ -373,9 +394,9 @@ impl<'a> Checker<'a> {
                 );
                 continue;
             }
-            let stored = ops.iter().any(|other| {
-                completes_with(other, receipt) && other.call_us < op.ret_or_max()
-            });
+            let stored = ops
+                .iter()
+                .any(|other| completes_with(other, receipt) && other.call_us < op.ret_or_max());
             if !stored {
                 Self::push(
                     verdict,
@@ -401,9 +422,16 @@ impl<'a> Checker<'a> {
                 && matches!(op.result, Some(Ok(_)))
                 && !self.exempt(op)
         }) {
-            let SpecOp::Complete { receipt, .. } = &acked.op else { continue };
-            let Some(acked_ret) = acked.ret_us else { continue };
-            for later in ops.iter().filter(|op| op.call_us > acked_ret && !self.exempt(op)) {
+            let SpecOp::Complete { receipt, .. } = &acked.op else {
+                continue;
+            };
+            let Some(acked_ret) = acked.ret_us else {
+                continue;
+            };
+            for later in ops
+                .iter()
+                .filter(|op| op.call_us > acked_ret && !self.exempt(op))
+            {
                 let shows = match &later.result {
                     Some(Ok(SpecAnswer::Decision(decision))) => Some(Some(decision)),
                     Some(Ok(SpecAnswer::Lookup(answer))) => Some(answer.as_ref()),
@@ -437,7 +465,9 @@ impl<'a> Checker<'a> {
     fn lin_ops<'h>(&self, ops: &[&'h OpRecord], keep_exempt: bool) -> Vec<LinOp<'h>> {
         ops.iter()
             .filter(|op| keep_exempt || !self.exempt(op))
-            .filter(|op| !matches!(op.op, SpecOp::Expire) || Self::expiry_effect(op) != Effect::None)
+            .filter(|op| {
+                !matches!(op.op, SpecOp::Expire) || Self::expiry_effect(op) != Effect::None
+            })
             .map(|op| LinOp {
                 id: op.id,
                 call_us: op.call_us,
@@ -621,7 +651,12 @@ impl<'a> Checker<'a> {
         if self.history.quiet_from_us.is_none() {
             return;
         }
-        for probe in self.history.ops.iter().filter(|op| op.process == Process::Probe) {
+        for probe in self
+            .history
+            .ops
+            .iter()
+            .filter(|op| op.process == Process::Probe)
+        {
             let key = probe.key;
             let fine = match &probe.result {
                 Some(Ok(SpecAnswer::Lookup(None | Some(DedupDecision::Completed(_))))) => true,
@@ -701,7 +736,10 @@ fn show_state(state: &atmostonce::spec::SpecState) -> String {
             format!("in flight (ts {timestamp_millis})")
         }
         atmostonce::spec::SpecState::Completed { receipt, .. } => {
-            format!("completed with {}", String::from_utf8_lossy(receipt.as_bytes()))
+            format!(
+                "completed with {}",
+                String::from_utf8_lossy(receipt.as_bytes())
+            )
         }
     }
 }

@@ -72,7 +72,12 @@ impl Script {
     }
 
     fn expire(&mut self, span_us: (u64, u64)) -> OpId {
-        let id = self.op(Process::Sweeper, SpecOp::Expire, span_us, Ok(SpecAnswer::Done));
+        let id = self.op(
+            Process::Sweeper,
+            SpecOp::Expire,
+            span_us,
+            Ok(SpecAnswer::Done),
+        );
         self.history.applied(id, ("ns:0".into(), u64::from(id)));
         id
     }
@@ -183,7 +188,12 @@ fn a_stale_lookup_is_exempt_counted_and_reported_under_strict_reads() {
     assert!(verdict.passed(), "{verdict:?}");
     assert_eq!(verdict.notes.stale_answers, 1);
     assert_eq!(verdict.notes.strict_s7_keys, vec![0]);
-    assert!(script.strict_verdict().invariants().contains(&Invariant::S7));
+    assert!(
+        script
+            .strict_verdict()
+            .invariants()
+            .contains(&Invariant::S7)
+    );
 }
 
 #[test]

@@ -6,7 +6,7 @@ mod store;
 mod tasks;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use madsim::time::Instant;
@@ -108,7 +108,9 @@ impl World {
     pub(crate) fn true_millis(&self) -> u64 {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
+            .map_or(0, |elapsed| {
+                u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+            })
     }
 
     fn slot(&self, process: Process) -> usize {
@@ -122,13 +124,17 @@ impl World {
 
     /// What `process`'s clock reads now: true time plus its offset.
     pub(crate) fn clock_ms(&self, process: Process) -> u64 {
-        let slot = self.slot(process).min(usize::from(self.config.shape.producers));
+        let slot = self
+            .slot(process)
+            .min(usize::from(self.config.shape.producers));
         let offset = self.state().offsets_ms.get(slot).copied().unwrap_or(0);
         self.true_millis().saturating_add_signed(offset)
     }
 
     pub(crate) fn set_offset(&self, process: Process, offset_ms: i64) {
-        let slot = self.slot(process).min(usize::from(self.config.shape.producers));
+        let slot = self
+            .slot(process)
+            .min(usize::from(self.config.shape.producers));
         if let Some(offset) = self.state().offsets_ms.get_mut(slot) {
             *offset = offset_ms;
         }

@@ -19,7 +19,9 @@ use std::time::Duration;
 
 use atmostonce::codec::DedupRecord;
 use atmostonce::spec::{SpecAnswer, SpecOp};
-use atmostonce::{DurabilityError, DurableStore, ScannedEntry, StoreFuture, StoredEntry, StreamTable};
+use atmostonce::{
+    DurabilityError, DurableStore, ScannedEntry, StoreFuture, StoredEntry, StreamTable,
+};
 
 use super::{World, sim_rng};
 use crate::config::Draw;
@@ -325,7 +327,9 @@ impl FaultStore {
                 let result = state.table.append(stream, payload, expected_seq, now_ms);
                 if let (Ok(sequence), Some(op)) = (&result, op) {
                     state.owners.insert((stream.to_owned(), *sequence), op);
-                    self.world.history().applied(op, (stream.to_owned(), *sequence));
+                    self.world
+                        .history()
+                        .applied(op, (stream.to_owned(), *sequence));
                 }
                 Reply::Append(result)
             }
@@ -379,8 +383,7 @@ impl FaultStore {
             }
         };
         drop(state);
-        let takes_effect = matches!(call, Call::Flush)
-            || matches!(reply, Reply::Append(Ok(_)));
+        let takes_effect = matches!(call, Call::Flush) || matches!(reply, Reply::Append(Ok(_)));
         if faults_on
             && takes_effect
             && config.error_applied_pm > 0
@@ -402,7 +405,13 @@ impl FaultStore {
         history.event(self.world.fault(FaultEvent::StaleRead { op, hidden }));
     }
 
-    fn note_dirty_reads(&self, state: &mut State, stream: &str, entries: &[StoredEntry], op: Option<OpId>) {
+    fn note_dirty_reads(
+        &self,
+        state: &mut State,
+        stream: &str,
+        entries: &[StoredEntry],
+        op: Option<OpId>,
+    ) {
         let Some(op) = op else { return };
         let durable = state.durable.get(stream).copied().unwrap_or(0);
         for entry in entries.iter().filter(|entry| entry.sequence >= durable) {
