@@ -73,7 +73,7 @@ pub fn show_op(op: &OpRecord) -> String {
 }
 
 /// The faults and deliveries that bear on `key`, with their times.
-fn key_events<'a>(history: &'a History, key: KeyId) -> Vec<(u64, String)> {
+fn key_events(history: &History, key: KeyId) -> Vec<(u64, String)> {
     let stream = &history.streams[usize::from(key)];
     let processes: BTreeSet<_> = history.ops_of(key).map(|op| op.process).collect();
     let op_of_key = |op: &Option<u32>| {

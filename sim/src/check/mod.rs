@@ -341,13 +341,20 @@ impl<'a> Checker<'a> {
         format!("op {} ({} by {})", op.id, op.name(), op.process)
     }
 
-    /// S1: consecutive grants (by response time) need a terminal between.
+    /// S1: any two grants need a terminal event that can be ordered between
+    /// them, in one order or the other. (A grant may take effect long
+    /// before it answers: a paused holder's claim can land, expire and be
+    /// followed by another grant before its own answer arrives.)
     fn one_winner(&self, key: KeyId, ops: &[&OpRecord], verdict: &mut Verdict) {
-        let mut grants: Vec<&OpRecord> = ops.iter().copied().filter(|op| op.granted()).collect();
-        grants.sort_by_key(|op| (op.ret_or_max(), op.id));
-        for pair in grants.windows(2) {
-            let (first, second) = (pair[0], pair[1]);
-            if !self.terminal_between(key, first.call_us, second.ret_or_max(), false) {
+        let grants: Vec<&OpRecord> = ops.iter().copied().filter(|op| op.granted()).collect();
+        for (index, first) in grants.iter().enumerate() {
+            for second in &grants[index + 1..] {
+                let separable =
+                    self.terminal_between(key, first.call_us, second.ret_or_max(), false)
+                        || self.terminal_between(key, second.call_us, first.ret_or_max(), false);
+                if separable {
+                    continue;
+                }
                 Self::push(
                     verdict,
                     Invariant::S1,
@@ -671,7 +678,7 @@ impl<'a> Checker<'a> {
                     vec![probe.id],
                     format!(
                         "after the quiet phase (TTL + sweep interval with no faults) the probe \
-                         found the key {}",
+                         found the key {}{context}",
                         show_answer(probe)
                     ),
                 );

@@ -251,3 +251,22 @@ fn a_key_still_in_flight_after_the_quiet_phase_violates_progress() {
     );
     assert_eq!(script.verdict().invariants(), vec![Invariant::A2]);
 }
+
+#[test]
+fn a_grant_that_answers_late_may_precede_an_expiry_and_another_grant() {
+    // A paused holder's claim lands early and answers late; meanwhile it
+    // expires and another claim is granted.
+    let mut script = Script::new();
+    script.claim(0, (0, 5_000), DedupDecision::Claimed);
+    script.expire((2_000, 2_010));
+    script.claim(1, (3_000, 3_010), DedupDecision::Claimed);
+    let verdict = script.verdict();
+    assert!(
+        !verdict.invariants().contains(&Invariant::S1),
+        "{verdict:?}"
+    );
+    assert!(
+        !verdict.invariants().contains(&Invariant::S7),
+        "{verdict:?}"
+    );
+}

@@ -50,6 +50,7 @@ struct WorldState {
 pub(crate) struct World {
     pub(crate) config: Config,
     pub(crate) keys: Vec<String>,
+    streams: Vec<String>,
     key_ids: BTreeMap<String, KeyId>,
     start: Instant,
     state: Mutex<WorldState>,
@@ -59,6 +60,7 @@ pub(crate) struct World {
 impl World {
     fn new(config: Config, keys: Vec<String>, history: History, offsets_ms: Vec<i64>) -> World {
         let producers = usize::from(config.shape.producers);
+        let streams = history.streams.clone();
         let key_ids = keys
             .iter()
             .enumerate()
@@ -78,6 +80,7 @@ impl World {
             }),
             history: Mutex::new(history),
             keys,
+            streams,
             config,
         }
     }
@@ -138,6 +141,11 @@ impl World {
         if let Some(offset) = self.state().offsets_ms.get_mut(slot) {
             *offset = offset_ms;
         }
+    }
+
+    /// The stream `key` lives in.
+    pub(crate) fn stream_of(&self, key: KeyId) -> Option<&str> {
+        self.streams.get(usize::from(key)).map(String::as_str)
     }
 
     pub(crate) fn key_id(&self, key: &str) -> Option<KeyId> {

@@ -231,10 +231,18 @@ impl FaultStore {
         if self.caller != Process::Sweeper {
             return None;
         }
+        let Call::Append { stream, .. } = call else {
+            return None;
+        };
         let Ok(DedupRecord::Tombstone(tombstone)) = DedupRecord::decode(payload) else {
             return None;
         };
         let key = self.world.key_id(tombstone.idempotency_key())?;
+        // A corrupted record can name a key that does not live in this
+        // stream; tombstoning it is no expiry of that key.
+        if self.world.stream_of(key) != Some(*stream) {
+            return None;
+        }
         let now_us = self.world.now_us();
         Some(
             self.world

@@ -53,10 +53,16 @@ fn cache_for(
 
 /// Runs one engine call as a history operation: invocation, then (unless the
 /// caller is killed first) the response.
-async fn traced<T, F>(
-    world: &World,
+/// Who invokes an operation: a process and its incarnation.
+#[derive(Debug, Clone, Copy)]
+struct Who {
     process: Process,
     incarnation: u32,
+}
+
+async fn traced<T, F>(
+    world: &World,
+    who: Who,
     key: KeyId,
     op: SpecOp,
     claim: Option<OpId>,
@@ -66,6 +72,10 @@ async fn traced<T, F>(
 where
     F: Future<Output = Result<T, DurabilityError>>,
 {
+    let Who {
+        process,
+        incarnation,
+    } = who;
     let id = world
         .history()
         .invoke(process, incarnation, key, op, claim, world.now_us());
@@ -93,6 +103,10 @@ fn done(_: &()) -> SpecAnswer {
 async fn producer(world: Arc<World>, core: Arc<StoreCore>, index: u16) {
     let process = Process::Producer(index);
     let incarnation = world.begin_incarnation(index);
+    let who = Who {
+        process,
+        incarnation,
+    };
     let Ok(cache) = cache_for(&world, &core, process) else {
         world.finish(index);
         return;
@@ -108,8 +122,7 @@ async fn producer(world: Arc<World>, core: Arc<StoreCore>, index: u16) {
             // The answer is only recorded: a lookup steers nothing here.
             let _ = traced(
                 &world,
-                process,
-                incarnation,
+                who,
                 key,
                 SpecOp::Lookup,
                 None,
@@ -127,8 +140,7 @@ async fn producer(world: Arc<World>, core: Arc<StoreCore>, index: u16) {
             let now_millis = world.clock_ms(process);
             let (id, result) = traced(
                 &world,
-                process,
-                incarnation,
+                who,
                 key,
                 SpecOp::Claim { now_millis },
                 None,
@@ -168,32 +180,14 @@ async fn producer(world: Arc<World>, core: Arc<StoreCore>, index: u16) {
                     timestamp_millis,
                 };
                 let call = cache.complete_receipt_at(&name, &receipt, timestamp_millis);
-                traced(
-                    &world,
-                    process,
-                    incarnation,
-                    key,
-                    op,
-                    Some(claim),
-                    call,
-                    done,
-                )
-                .await
-                .1
+                traced(&world, who, key, op, Some(claim), call, done)
+                    .await
+                    .1
             } else {
                 let call = cache.release_claim_at(&name, timestamp_millis);
-                traced(
-                    &world,
-                    process,
-                    incarnation,
-                    key,
-                    SpecOp::Release,
-                    Some(claim),
-                    call,
-                    done,
-                )
-                .await
-                .1
+                traced(&world, who, key, SpecOp::Release, Some(claim), call, done)
+                    .await
+                    .1
             };
             match result {
                 Ok(())
@@ -433,8 +427,10 @@ pub(crate) async fn simulate(config: Config) -> Result<History, String> {
         // The checker judges the answer (A2); nothing here depends on it.
         let _ = traced(
             &world,
-            Process::Probe,
-            0,
+            Who {
+                process: Process::Probe,
+                incarnation: 0,
+            },
             key,
             SpecOp::Lookup,
             None,
