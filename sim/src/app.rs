@@ -293,14 +293,8 @@ fn regressions(cli: &Cli, path: &Path) -> Result<i32, String> {
     let entries = read_regressions(path)?;
     let mut mismatches = 0;
     let mut errors = 0;
-    for entry in &entries {
-        let options = RunOptions {
-            check: atmostonce_sim::check::CheckOptions {
-                strict_reads: entry.strict_reads,
-            },
-            keep_history: true,
-        };
-        match runner::run_seed(entry.seed, &entry.source, options) {
+    for (entry, result) in runner::run_regressions(&entries) {
+        match result {
             Ok(run) => {
                 let got: Vec<String> = run
                     .verdict
@@ -313,31 +307,29 @@ fn regressions(cli: &Cli, path: &Path) -> Result<i32, String> {
                 } else {
                     got.join(",")
                 };
-                if entry.expect.matches(&run.verdict) {
-                    println!(
-                        "ok        {:<50} seed {:<6} expect {:<4} got {got}",
-                        entry.name,
-                        entry.seed,
-                        entry.expect.to_string()
-                    );
+                let status = if entry.expect.matches(&run.verdict) {
+                    "ok"
                 } else {
                     mismatches += 1;
-                    println!(
-                        "MISMATCH  {:<50} seed {:<6} expect {:<4} got {got}",
-                        entry.name,
-                        entry.seed,
-                        entry.expect.to_string()
-                    );
-                    print!(
-                        "{}",
-                        report::seed_report(&run, &entry.source, options.check)
-                    );
+                    "MISMATCH"
+                };
+                println!(
+                    "{status:<9} {:<60} seed {:<6} expect {:<4} got {got}",
+                    entry.name,
+                    entry.seed,
+                    entry.expect.to_string()
+                );
+                if status != "ok" {
+                    let check = atmostonce_sim::check::CheckOptions {
+                        strict_reads: entry.strict_reads,
+                    };
+                    print!("{}", report::seed_report(&run, &entry.source, check));
                 }
             }
             Err(error) => {
                 errors += 1;
                 println!(
-                    "ERROR     {:<50} seed {}: {}",
+                    "ERROR     {:<60} seed {}: {}",
                     entry.name, entry.seed, error.message
                 );
             }

@@ -91,7 +91,7 @@ impl Fault {
             }
             Fault::ClockSkew => "node clocks are offset from each other and jump",
             Fault::Corruption => "a stored record gets a bit flip or is truncated",
-            Fault::Collisions => "1-4 hash bits, so keys share streams",
+            Fault::Collisions => "1-3 hash bits, so keys share streams",
             Fault::LongStreams => "read batches of 1-4 records, so reads take many calls",
             Fault::Pause => "a producer is paused longer than the TTL (breaks A1's assumption)",
         }
@@ -320,7 +320,7 @@ pub struct Config {
     pub error_lost_pm: u32,
     /// Chance that a read or scan is served from an older snapshot.
     pub stale_pm: u32,
-    /// Mean time between producer crashes.
+    /// Mean time between producer crashes (0: never).
     pub producer_crash_every_ms: u64,
     /// Mean time between store crashes.
     pub store_crash_every_ms: u64,
@@ -384,65 +384,81 @@ impl Draw for SplitMix {
 impl Config {
     /// Draws a configuration: which faults (a random half of the pool in
     /// swarm mode), their rates, and the timings.
+    ///
+    /// It always consumes the same amount of randomness, whatever the spec:
+    /// every value is drawn, then the ones of faults that are off are
+    /// zeroed. So a run whose configuration is given exactly (a replay, a
+    /// shrink candidate) can consume the same draws and follow the very
+    /// schedule of the run its configuration was drawn in.
     pub fn draw(api: Api, shape: Shape, spec: &FaultSpec, rng: &mut impl Draw) -> Config {
+        let coins: Vec<bool> = Fault::ALL.iter().map(|_| rng.chance(500)).collect();
         let faults = match spec {
             FaultSpec::Exact(set) => set.clone(),
-            FaultSpec::Swarm(pool) => {
-                FaultSet(pool.0.iter().copied().filter(|_| rng.chance(500)).collect())
-            }
+            FaultSpec::Swarm(pool) => FaultSet(
+                Fault::ALL
+                    .iter()
+                    .zip(&coins)
+                    .filter(|(fault, coin)| **coin && pool.has(**fault))
+                    .map(|(fault, _)| *fault)
+                    .collect(),
+            ),
         };
         let on = |fault| faults.has(fault);
+        let pm = |value: u64| u32::try_from(value).unwrap_or(0);
         let ttl_ms = rng.range(2_000, 4_000);
         let sweep_interval_ms = rng.range(100, 1_000);
-        let keys = shape.keys.max(1);
-        let hot_keys = if on(Fault::Contention) {
-            u16::try_from(rng.range(1, 3)).unwrap_or(1).min(keys)
-        } else {
-            keys
-        };
+        let hot_keys = u16::try_from(rng.range(1, 3)).unwrap_or(1);
+        let hot_pm = pm(rng.range(500, 900));
+        // 1-3 bits: 2 to 8 streams, so 16 keys always share some.
+        let hash_bits = u8::try_from(rng.range(1, 3)).unwrap_or(2);
+        let read_batch = usize::try_from(rng.range(1, 4)).unwrap_or(2);
+        let latency_pm = pm(rng.range(50, 300));
+        let latency_max_ms = rng.range(5, 30);
+        let error_applied_pm = pm(rng.range(10, 150));
+        let error_lost_pm = pm(rng.range(10, 150));
+        let stale_pm = pm(rng.range(20, 300));
+        let producer_crash_every_ms = rng.range(300, 3_000);
+        let store_crash_every_ms = rng.range(300, 3_000);
+        let corruption_every_ms = rng.range(500, 5_000);
+        let max_skew_ms = rng.range(50, 600);
+        let clock_jump_every_ms = rng.range(200, 2_000);
+        let pause_every_ms = rng.range(1_000, 4_000);
+        let think_max_ms = rng.range(50, 400);
+        let delivery_failure_pm = pm(rng.range(0, 200));
+        let lookup_pm = pm(rng.range(0, 200));
+        let when = |fault, value: u64| if on(fault) { value } else { 0 };
+        let when_pm = |fault, value: u32| if on(fault) { value } else { 0 };
         Config {
             api,
             shape,
             ttl_ms,
             sweep_interval_ms,
-            hash_bits: if on(Fault::Collisions) {
-                u8::try_from(rng.range(1, 4)).unwrap_or(2)
-            } else {
-                64
-            },
+            hash_bits: if on(Fault::Collisions) { hash_bits } else { 64 },
             read_batch: if on(Fault::LongStreams) {
-                usize::try_from(rng.range(1, 4)).unwrap_or(2)
+                read_batch
             } else {
                 atmostonce::limits::DEFAULT_READ_BATCH
             },
-            hot_keys,
-            hot_pm: if on(Fault::Contention) {
-                u32::try_from(rng.range(500, 900)).unwrap_or(700)
+            hot_keys: if on(Fault::Contention) {
+                hot_keys.min(shape.keys.max(1))
             } else {
-                0
+                shape.keys.max(1)
             },
-            latency_pm: rate(on(Fault::Latency), rng, 50, 300),
-            latency_max_ms: if on(Fault::Latency) {
-                rng.range(5, 30)
-            } else {
-                0
-            },
-            error_applied_pm: rate(on(Fault::ErrorApplied), rng, 10, 150),
-            error_lost_pm: rate(on(Fault::ErrorLost), rng, 10, 150),
-            stale_pm: rate(on(Fault::StaleReads), rng, 20, 300),
-            producer_crash_every_ms: every(on(Fault::ProducerCrash), rng, 300, 3_000),
-            store_crash_every_ms: every(on(Fault::StoreCrash), rng, 300, 3_000),
-            corruption_every_ms: every(on(Fault::Corruption), rng, 500, 5_000),
-            max_skew_ms: if on(Fault::ClockSkew) {
-                rng.range(50, 600)
-            } else {
-                0
-            },
-            clock_jump_every_ms: every(on(Fault::ClockSkew), rng, 200, 2_000),
-            pause_every_ms: every(on(Fault::Pause), rng, 1_000, 4_000),
-            think_max_ms: rng.range(50, 400),
-            delivery_failure_pm: u32::try_from(rng.range(0, 200)).unwrap_or(100),
-            lookup_pm: u32::try_from(rng.range(0, 200)).unwrap_or(100),
+            hot_pm: when_pm(Fault::Contention, hot_pm),
+            latency_pm: when_pm(Fault::Latency, latency_pm),
+            latency_max_ms: when(Fault::Latency, latency_max_ms),
+            error_applied_pm: when_pm(Fault::ErrorApplied, error_applied_pm),
+            error_lost_pm: when_pm(Fault::ErrorLost, error_lost_pm),
+            stale_pm: when_pm(Fault::StaleReads, stale_pm),
+            producer_crash_every_ms: when(Fault::ProducerCrash, producer_crash_every_ms),
+            store_crash_every_ms: when(Fault::StoreCrash, store_crash_every_ms),
+            corruption_every_ms: when(Fault::Corruption, corruption_every_ms),
+            max_skew_ms: when(Fault::ClockSkew, max_skew_ms),
+            clock_jump_every_ms: when(Fault::ClockSkew, clock_jump_every_ms),
+            pause_every_ms: when(Fault::Pause, pause_every_ms),
+            think_max_ms,
+            delivery_failure_pm,
+            lookup_pm,
             faults,
         }
     }
@@ -522,19 +538,6 @@ impl Config {
     }
 }
 
-fn rate(enabled: bool, rng: &mut impl Draw, low: u64, high: u64) -> u32 {
-    if enabled {
-        u32::try_from(rng.range(low, high)).unwrap_or(0)
-    } else {
-        0
-    }
-}
-
-/// 0 means "never".
-fn every(enabled: bool, rng: &mut impl Draw, low: u64, high: u64) -> u64 {
-    if enabled { rng.range(low, high) } else { 0 }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -604,5 +607,31 @@ mod tests {
         assert_eq!(config.hash_bits, 64);
         assert_eq!(config.max_skew_ms, 0);
         assert!(config.validate().is_ok());
+    }
+}
+
+#[cfg(test)]
+mod draw_tests {
+    use super::*;
+
+    #[test]
+    fn drawing_consumes_the_same_randomness_whatever_the_faults() {
+        for spec in ["none", "all", "swarm", "latency,pause"] {
+            let mut rng = SplitMix(11);
+            let _ = Config::draw(
+                Api::Seed,
+                Shape::STANDARD,
+                &FaultSpec::parse(spec).unwrap(),
+                &mut rng,
+            );
+            let mut reference = SplitMix(11);
+            let _ = Config::draw(
+                Api::Seed,
+                Shape::STANDARD,
+                &FaultSpec::parse("none").unwrap(),
+                &mut reference,
+            );
+            assert_eq!(rng.next_u64(), reference.next_u64(), "{spec}");
+        }
     }
 }

@@ -13,12 +13,30 @@
 //!   formats, runtime-agnostic, for a live mode against real stores and for
 //!   the ordinary test suite.
 //!
-//! A seed sweep from Rust (madsim build):
+//! The checker judges any history, however it was recorded:
 //!
-//! ```ignore
-//! use atmostonce_sim::{config::FaultSpec, outcome::{ConfigSource, RunOptions}, runner};
+//! ```
+//! use atmostonce::DedupDecision;
+//! use atmostonce::spec::{SpecAnswer, SpecOp};
+//! use atmostonce_sim::check::{CheckOptions, Invariant, check};
+//! use atmostonce_sim::history::{History, Process};
+//!
+//! let mut history = History::new(vec!["k0".into()], vec!["orders:0".into()]);
+//! for (producer, call_us) in [(0, 10), (1, 50)] {
+//!     let op = history.invoke(Process::Producer(producer), 0, 0, SpecOp::Claim { now_millis: 1 }, None, call_us);
+//!     history.respond(op, Ok(SpecAnswer::Decision(DedupDecision::Claimed)), call_us + 5);
+//! }
+//! // Two grants with no release or expiry between them: S1 (and S7).
+//! let verdict = check(&history, CheckOptions::default());
+//! assert!(verdict.invariants().contains(&Invariant::S1));
+//! ```
+//!
+//! A seed sweep from Rust, in a test of the madsim build:
+//!
+//! ```text
+//! use atmostonce_sim::{config::FaultSpec, outcome::{ConfigSource, RunOptions}, run_seeds};
 //! let source = ConfigSource::standard(FaultSpec::parse("none").unwrap());
-//! let summary = runner::run_seeds(0..100, 2, &source, RunOptions::default(), true, |_| {});
+//! let summary = run_seeds(0..100, 2, &source, RunOptions::default(), true, |_| {});
 //! assert_eq!(summary.exit_code(), 0, "{}", atmostonce_sim::report::summary_line(&summary));
 //! ```
 

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
 use crate::check::check;
-use crate::config::{Config, Draw};
+use crate::config::{Config, Draw, FaultSet, FaultSpec};
 use crate::outcome::{ConfigSource, InternalError, RunOptions, SeedRun, Summary};
 use crate::world::{sim_rng, simulate, sleep_ms};
 
@@ -56,7 +56,17 @@ fn simulate_and_check(seed: u64, source: &ConfigSource, options: RunOptions) -> 
     let source_in = source.clone();
     let simulated = runtime.block_on(async move {
         let config = match source_in {
-            ConfigSource::Fixed(config) => config,
+            // Consume the draws a drawn run makes, so that a drawn run's
+            // configuration, pinned, replays that very run.
+            ConfigSource::Fixed(config) => {
+                let _ = Config::draw(
+                    config.api,
+                    config.shape,
+                    &FaultSpec::Exact(FaultSet::default()),
+                    &mut sim_rng(),
+                );
+                config
+            }
             ConfigSource::Draw { api, shape, faults } => {
                 Config::draw(api, shape, &faults, &mut sim_rng())
             }
@@ -379,4 +389,22 @@ pub fn shrink_size(config: &Config) -> String {
         "{} producers, {} keys, {} ops, faults {}",
         config.shape.producers, config.shape.keys, config.shape.ops, config.faults
     )
+}
+
+/// Runs every regression entry; returns each with its result.
+pub fn run_regressions(
+    entries: &[crate::replay::Regression],
+) -> Vec<(&crate::replay::Regression, SeedResult)> {
+    entries
+        .iter()
+        .map(|entry| {
+            let options = RunOptions {
+                check: crate::check::CheckOptions {
+                    strict_reads: entry.strict_reads,
+                },
+                keep_history: true,
+            };
+            (entry, run_seed(entry.seed, &entry.source, options))
+        })
+        .collect()
 }

@@ -658,6 +658,20 @@ impl<'a> Checker<'a> {
         if self.history.quiet_from_us.is_none() {
             return;
         }
+        let corrupted: Vec<&str> = self
+            .corrupted
+            .iter()
+            .map(|key| self.history.keys[usize::from(*key)].as_str())
+            .collect();
+        let context = if corrupted.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; the store holds corrupted records of key(s) {} (a sweep that cannot decode a \
+                 stream's head may give up on every key)",
+                corrupted.join(", ")
+            )
+        };
         for probe in self
             .history
             .ops

@@ -43,6 +43,8 @@ struct WorldState {
     incarnations: Vec<u32>,
     budgets: Vec<u32>,
     finished: Vec<bool>,
+    /// Producers between a granted claim and the end of its completion.
+    holding: Vec<bool>,
 }
 
 /// What every task of the simulation shares.
@@ -77,6 +79,7 @@ impl World {
                 incarnations: vec![0; producers],
                 budgets: crate::workload::budgets(&config),
                 finished: vec![false; producers],
+                holding: vec![false; producers],
             }),
             history: Mutex::new(history),
             keys,
@@ -177,6 +180,7 @@ impl World {
         let mut state = self.state();
         let slot = usize::from(index);
         state.current[slot] = None;
+        state.holding[slot] = false;
         let incarnation = state.incarnations[slot];
         state.incarnations[slot] += 1;
         incarnation
@@ -194,6 +198,22 @@ impl World {
 
     pub(crate) fn finish(&self, index: u16) {
         self.state().finished[usize::from(index)] = true;
+    }
+
+    /// Marks producer `index` as holding a granted claim (or not).
+    pub(crate) fn set_holding(&self, index: u16, holding: bool) {
+        self.state().holding[usize::from(index)] = holding;
+    }
+
+    /// The producers holding a granted claim right now.
+    pub(crate) fn holders(&self) -> Vec<u16> {
+        self.state()
+            .holding
+            .iter()
+            .enumerate()
+            .filter(|(_, holding)| **holding)
+            .filter_map(|(index, _)| u16::try_from(index).ok())
+            .collect()
     }
 
     pub(crate) fn is_finished(&self, index: u16) -> bool {

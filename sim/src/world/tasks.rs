@@ -160,6 +160,7 @@ async fn producer(world: Arc<World>, core: Arc<StoreCore>, index: u16) {
             }
         }
         let Some(claim) = granted else { continue };
+        world.set_holding(index, true);
         sleep_ms(rng.range(DELIVERY_MS.0, DELIVERY_MS.1)).await;
         let ok = !rng.chance(config.delivery_failure_pm);
         let at_us = world.now_us();
@@ -196,6 +197,7 @@ async fn producer(world: Arc<World>, core: Arc<StoreCore>, index: u16) {
                 Err(_) => sleep_ms(rng.range(BACKOFF_MS.0, BACKOFF_MS.1)).await,
             }
         }
+        world.set_holding(index, false);
     }
     world.finish(index);
 }
@@ -259,7 +261,14 @@ async fn pause_producers(world: Arc<World>, handle: Handle, nodes: Vec<NodeId>) 
         if !world.faults_on() {
             return;
         }
-        let index = pick_producer(&world, &mut rng);
+        // A pause matters when it hits a producer between its claim and its
+        // completion (a GC pause at the worst moment): prefer those.
+        let holders = world.holders();
+        let index = if holders.is_empty() {
+            pick_producer(&world, &mut rng)
+        } else {
+            holders[usize::try_from(rng.range(0, holders.len() as u64 - 1)).unwrap_or(0)]
+        };
         if world.is_finished(index) {
             continue;
         }
