@@ -85,9 +85,12 @@ fn the_gate_fault_set_passes_on_the_seed_api() {
     );
 }
 
+/// Recognises the history event a fault leaves.
+type IsMark = fn(&FaultEvent) -> bool;
+
 #[test]
 fn every_fault_leaves_its_mark_in_the_history() {
-    let marks: [(&str, fn(&FaultEvent) -> bool); 7] = [
+    let marks: [(&str, IsMark); 7] = [
         ("producer-crash", |f| {
             matches!(f, FaultEvent::ProducerCrash(_))
         }),
