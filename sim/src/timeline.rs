@@ -18,6 +18,8 @@ const LANE_HEIGHT: u32 = 34;
 const LEFT: u32 = 110;
 const TOP: u32 = 40;
 const WIDTH: u32 = 1250;
+/// A violation longer than this also gets a close-up of its first operation.
+const ZOOM_SPAN_US: u64 = 400_000;
 
 /// The fill colour of an operation's bar and the legend's words for it.
 fn colour(op: &OpRecord) -> (&'static str, &'static str) {
@@ -80,8 +82,139 @@ pub fn html(run: &SeedRun, history: &History) -> String {
         .iter()
         .filter(|op| keys.contains(&op.key))
         .collect();
+
+    // The window: around the violating operations, else the whole run.
+    let end_us = history.end_us().max(1);
+    let focus: Vec<&&OpRecord> = ops.iter().filter(|op| involved.contains(&op.id)).collect();
+    // The window: around the violating operations, else the whole run.
+    let mut panels = Vec::new();
+    match (
+        focus.iter().map(|op| op.call_us).min(),
+        focus.iter().map(|op| op.ret_us.unwrap_or(end_us)).max(),
+    ) {
+        (Some(first), Some(last)) => {
+            let margin = ((last - first) / 4).max(50_000);
+            let to_us = (last + margin).min(end_us.max(last));
+            panels.push(panel(
+                history,
+                &ops,
+                &keys,
+                &involved,
+                first.saturating_sub(margin),
+                to_us,
+            ));
+            // A close-up of the first violating operation when the whole
+            // violation spans so long that its bars are slivers.
+            if last - first > ZOOM_SPAN_US {
+                let around = focus
+                    .iter()
+                    .min_by_key(|op| op.call_us)
+                    .map_or(first, |op| op.call_us);
+                panels.push(panel(
+                    history,
+                    &ops,
+                    &keys,
+                    &involved,
+                    around.saturating_sub(ZOOM_SPAN_US / 4),
+                    around + ZOOM_SPAN_US * 3 / 4,
+                ));
+            }
+        }
+        _ => {
+            panels.push(caption("the whole run", 0, end_us));
+            panels.push(panel(history, &ops, &keys, &involved, 0, end_us));
+        }
+    }
+    let svg = panels.join("\n");
+
+    let legend: String = [
+        ("#2ca02c", "claim granted"),
+        ("#9e9e9e", "in flight"),
+        ("#1f77b4", "completed (receipt answered)"),
+        ("#c5b0d5", "absent"),
+        ("#17becf", "ok (complete/release/expire)"),
+        ("#ff7f0e", "indeterminate error"),
+        ("#ffdd57", "refused, no effect"),
+        ("#8c564b", "DedupCollision"),
+        ("#d9d9d9", "no answer (crashed)"),
+    ]
+    .iter()
+    .map(|(fill, label)| {
+        format!(
+            r#"<span class="chip"><span class="swatch" style="background:{fill}"></span>{label}</span>"#
+        )
+    })
+    .collect();
+    let key_names: Vec<&str> = keys
+        .iter()
+        .map(|key| history.keys[usize::from(*key)].as_str())
+        .collect();
+    let source = ConfigSource::Fixed(run.config.clone());
+    let report = seed_report(run, &source, crate::check::CheckOptions::default());
+    let verdict = if run.verdict.passed() {
+        "PASS".to_owned()
+    } else {
+        let names: Vec<String> = run
+            .verdict
+            .invariants()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        format!("FAIL {}", names.join(", "))
+    };
+    format!(
+        r#"<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>atmostonce-sim seed {seed}: {verdict}</title>
+<style>
+body {{ font-family: sans-serif; margin: 16px; color: #222; }}
+h1 {{ font-size: 18px; margin: 0 0 6px 0; }}
+.sub {{ color: #555; font-size: 13px; margin-bottom: 8px; }}
+.chip {{ display: inline-block; margin: 0 12px 6px 0; font-size: 12px; }}
+.swatch {{ display: inline-block; width: 14px; height: 10px; margin-right: 4px; border: 1px solid #333; vertical-align: middle; }}
+pre {{ background: #f6f6f6; padding: 10px; font-size: 11px; overflow-x: auto; }}
+.fail {{ color: #d62728; }} .pass {{ color: #2ca02c; }}
+</style></head><body>
+<h1>seed {seed} — <span class="{class}">{verdict}</span> — key(s) {keys}</h1>
+<div class="sub">trace {trace:#018x} · faults {faults} · run of {end:.1} ms · red outline = operations of the violation · dashed bar = no answer · ◆ gold = delivery, white = failed delivery · dashed vertical lines = faults (hover for details)</div>
+<div>{legend}</div>
+{svg}
+<h2 style="font-size:15px">Report</h2>
+<pre>{report}</pre>
+</body></html>
+"#,
+        seed = run.seed,
+        class = if run.verdict.passed() { "pass" } else { "fail" },
+        keys = key_names.join(", "),
+        trace = run.trace_hash,
+        faults = run.config.faults,
+        end = end_us as f64 / 1000.0,
+        report = escape(&report),
+    )
+}
+
+fn caption(what: &str, from_us: u64, to_us: u64) -> String {
+    format!(
+        r#"<h3 style="font-size:13px;margin:14px 0 2px 0">{what}: {:.1} – {:.1} ms</h3>"#,
+        from_us as f64 / 1000.0,
+        to_us as f64 / 1000.0
+    )
+}
+
+/// One picture of `ops` between `from_us` and `to_us`.
+fn panel(
+    history: &History,
+    ops: &[&OpRecord],
+    keys: &BTreeSet<KeyId>,
+    involved: &BTreeSet<u32>,
+    from_us: u64,
+    to_us: u64,
+) -> String {
+    let end_us = history.end_us().max(1);
+    let to_us = to_us.max(from_us + 1);
+    // One lane per process with an operation in the window.
     let mut lanes: Vec<Process> = ops
         .iter()
+        .filter(|op| op.ret_us.unwrap_or(end_us) >= from_us && op.call_us <= to_us)
         .map(|op| op.process)
         .collect::<BTreeSet<_>>()
         .into_iter()
@@ -90,19 +223,6 @@ pub fn html(run: &SeedRun, history: &History) -> String {
         lanes.push(Process::Sweeper);
     }
     let lane_of = |process: Process| lanes.iter().position(|lane| *lane == process);
-
-    // The window: around the violating operations, else the whole run.
-    let end_us = history.end_us().max(1);
-    let (mut from_us, mut to_us) = (0, end_us);
-    let focus: Vec<&&OpRecord> = ops.iter().filter(|op| involved.contains(&op.id)).collect();
-    if let (Some(first), Some(last)) = (
-        focus.iter().map(|op| op.call_us).min(),
-        focus.iter().map(|op| op.ret_us.unwrap_or(end_us)).max(),
-    ) {
-        let margin = ((last - first) / 4).max(50_000);
-        from_us = first.saturating_sub(margin);
-        to_us = (last + margin).min(end_us.max(last));
-    }
     let span = (to_us - from_us).max(1) as f64;
     let x = |us: u64| -> f64 {
         let clamped = us.clamp(from_us, to_us);
@@ -231,7 +351,7 @@ pub fn html(run: &SeedRun, history: &History) -> String {
         }
     }
     // Operations.
-    for op in &ops {
+    for op in ops {
         let Some(lane) = lane_of(op.process) else {
             continue;
         };
@@ -287,70 +407,5 @@ pub fn html(run: &SeedRun, history: &History) -> String {
         }
     }
     svg.push_str("</svg>");
-
-    let legend: String = [
-        ("#2ca02c", "claim granted"),
-        ("#9e9e9e", "in flight"),
-        ("#1f77b4", "completed (receipt answered)"),
-        ("#c5b0d5", "absent"),
-        ("#17becf", "ok (complete/release/expire)"),
-        ("#ff7f0e", "indeterminate error"),
-        ("#ffdd57", "refused, no effect"),
-        ("#8c564b", "DedupCollision"),
-        ("#d9d9d9", "no answer (crashed)"),
-    ]
-    .iter()
-    .map(|(fill, label)| {
-        format!(
-            r#"<span class="chip"><span class="swatch" style="background:{fill}"></span>{label}</span>"#
-        )
-    })
-    .collect();
-    let key_names: Vec<&str> = keys
-        .iter()
-        .map(|key| history.keys[usize::from(*key)].as_str())
-        .collect();
-    let source = ConfigSource::Fixed(run.config.clone());
-    let report = seed_report(run, &source, crate::check::CheckOptions::default());
-    let verdict = if run.verdict.passed() {
-        "PASS".to_owned()
-    } else {
-        let names: Vec<String> = run
-            .verdict
-            .invariants()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        format!("FAIL {}", names.join(", "))
-    };
-    format!(
-        r#"<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>atmostonce-sim seed {seed}: {verdict}</title>
-<style>
-body {{ font-family: sans-serif; margin: 16px; color: #222; }}
-h1 {{ font-size: 18px; margin: 0 0 6px 0; }}
-.sub {{ color: #555; font-size: 13px; margin-bottom: 8px; }}
-.chip {{ display: inline-block; margin: 0 12px 6px 0; font-size: 12px; }}
-.swatch {{ display: inline-block; width: 14px; height: 10px; margin-right: 4px; border: 1px solid #333; vertical-align: middle; }}
-pre {{ background: #f6f6f6; padding: 10px; font-size: 11px; overflow-x: auto; }}
-.fail {{ color: #d62728; }} .pass {{ color: #2ca02c; }}
-</style></head><body>
-<h1>seed {seed} — <span class="{class}">{verdict}</span> — key(s) {keys}</h1>
-<div class="sub">trace {trace:#018x} · faults {faults} · window {from:.1}–{to:.1} ms of {end:.1} ms · red outline = operations of the violation · dashed bar = no answer · ◆ gold = delivery, white = failed delivery · dashed vertical lines = faults (hover for details)</div>
-<div>{legend}</div>
-{svg}
-<h2 style="font-size:15px">Report</h2>
-<pre>{report}</pre>
-</body></html>
-"#,
-        seed = run.seed,
-        class = if run.verdict.passed() { "pass" } else { "fail" },
-        keys = key_names.join(", "),
-        trace = run.trace_hash,
-        faults = run.config.faults,
-        from = from_us as f64 / 1000.0,
-        to = to_us as f64 / 1000.0,
-        end = end_us as f64 / 1000.0,
-        report = escape(&report),
-    )
+    svg
 }
