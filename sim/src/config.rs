@@ -338,6 +338,12 @@ pub struct Config {
     pub delivery_failure_pm: u32,
     /// Chance that a producer looks a key up before claiming it.
     pub lookup_pm: u32,
+    /// Chance that, after completing a message, a producer sends the
+    /// engine a duplicate notification for it: a release (a failure report
+    /// that arrives late) or a completion with other receipt bytes (a
+    /// client that processed a duplicate). The engine must answer both
+    /// without touching the stored receipt.
+    pub echo_pm: u32,
 }
 
 /// A source of seed-derived randomness: madsim's RNG in the simulation, a
@@ -426,6 +432,7 @@ impl Config {
         let think_max_ms = rng.range(50, 400);
         let delivery_failure_pm = pm(rng.range(0, 200));
         let lookup_pm = pm(rng.range(0, 200));
+        let echo_pm = pm(rng.range(0, 300));
         let when = |fault, value: u64| if on(fault) { value } else { 0 };
         let when_pm = |fault, value: u32| if on(fault) { value } else { 0 };
         Config {
@@ -459,6 +466,7 @@ impl Config {
             think_max_ms,
             delivery_failure_pm,
             lookup_pm,
+            echo_pm,
             faults,
         }
     }
@@ -508,7 +516,7 @@ impl Config {
             "api={} producers={} keys={} ops={} faults={} ttl={}ms sweep={}ms hash_bits={} \
              read_batch={} hot={}@{}‰ latency={}‰≤{}ms err_applied={}‰ err_lost={}‰ stale={}‰ \
              crash_every={}ms store_crash_every={}ms corrupt_every={}ms skew≤{}ms \
-             jump_every={}ms pause_every={}ms think≤{}ms delivery_fail={}‰ lookup={}‰",
+             jump_every={}ms pause_every={}ms think≤{}ms delivery_fail={}‰ lookup={}‰ echo={}‰",
             self.api,
             self.shape.producers,
             self.shape.keys,
@@ -534,6 +542,7 @@ impl Config {
             self.think_max_ms,
             self.delivery_failure_pm,
             self.lookup_pm,
+            self.echo_pm,
         )
     }
 }

@@ -235,6 +235,10 @@ pub struct History {
     pub events: Vec<Event>,
     /// When the quiet phase (no more faults) began, if it did.
     pub quiet_from_us: Option<u64>,
+    /// The shortest time a stored entry must live, in true time: TTL + the
+    /// sweeper's grace − the largest clock skew. A1 holds deliveries to one
+    /// per such window. `None`: the recorder does not know it.
+    pub dedup_window_us: Option<u64>,
     trace: TraceHash,
 }
 
@@ -462,6 +466,13 @@ impl History {
 #[must_use]
 pub fn receipt_for(key: &str, process: Process, claim: OpId) -> Vec<u8> {
     format!("{key}|{process}|c{claim}").into_bytes()
+}
+
+/// The other receipt of a duplicate completion of `claim` (see the
+/// workload's echo): same key, different bytes.
+#[must_use]
+pub fn echo_receipt_for(key: &str, process: Process, claim: OpId) -> Vec<u8> {
+    format!("{key}|{process}|e{claim}").into_bytes()
 }
 
 /// The key a receipt made by [`receipt_for`] names.

@@ -568,6 +568,29 @@ impl<'a> Checker<'a> {
                 .min_by_key(|op| op.ret_or_max());
             match done {
                 Some(done) if done.ret_or_max() <= second_grant => {
+                    let window_end = self
+                        .history
+                        .dedup_window_us
+                        .map_or(0, |window| done.call_us.saturating_add(window));
+                    if second_grant < window_end {
+                        Self::push(
+                            verdict,
+                            Invariant::A1,
+                            key,
+                            vec![first.id, done.id, second.id],
+                            format!(
+                                "{} delivered and {} stored its receipt; {} was granted and \
+                                 delivered again {} ms later, inside the dedup window (TTL + \
+                                 grace - skew = {} ms): the entry expired early",
+                                self.describe(first),
+                                self.describe(done),
+                                self.describe(second),
+                                (second_grant - done.call_us) / 1000,
+                                self.history.dedup_window_us.unwrap_or(0) / 1000
+                            ),
+                        );
+                        continue;
+                    }
                     if self.terminal_between(key, done.call_us, second_grant, true) {
                         continue;
                     }

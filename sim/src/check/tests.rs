@@ -270,3 +270,19 @@ fn a_grant_that_answers_late_may_precede_an_expiry_and_another_grant() {
         "{verdict:?}"
     );
 }
+
+#[test]
+fn a_redelivery_inside_the_dedup_window_violates_a1_even_after_an_expiry() {
+    let mut script = Script::new();
+    script.history.dedup_window_us = Some(1_000_000);
+    let first = script.claim(0, (0, 10), DedupDecision::Claimed);
+    script.deliver(0, first, 12);
+    script.complete(0, first, (15, 20));
+    script.expire((200_000, 200_010));
+    let second = script.claim(1, (300_000, 300_010), DedupDecision::Claimed);
+    script.deliver(1, second, 300_020);
+    assert_eq!(script.verdict().invariants(), vec![Invariant::A1]);
+    // The same redelivery after the window is a new window: fine.
+    script.history.dedup_window_us = Some(100_000);
+    assert!(script.verdict().passed());
+}

@@ -15,7 +15,9 @@ use madsim::task::NodeId;
 use super::store::{FaultStore, StoreCore};
 use super::{World, sim_rng, sleep_ms};
 use crate::config::{Config, Draw, Fault};
-use crate::history::{Event, FaultEvent, History, KeyId, OpId, Process, receipt_for};
+use crate::history::{
+    Event, FaultEvent, History, KeyId, OpId, Process, echo_receipt_for, receipt_for,
+};
 use crate::workload::{
     BACKOFF_MS, DELIVERY_MS, MAX_CLAIM_ATTEMPTS, MAX_FINISH_ATTEMPTS, NAMESPACE, key_names,
     pick_key,
@@ -58,6 +60,17 @@ fn cache_for(
 struct Who {
     process: Process,
     incarnation: u32,
+}
+
+impl Who {
+    /// The producer's index (0 for the sweeper and the probe, which never
+    /// spend a budget).
+    fn process_index(self) -> u16 {
+        match self.process {
+            Process::Producer(index) => index,
+            Process::Sweeper | Process::Probe => 0,
+        }
+    }
 }
 
 async fn traced<T, F>(
@@ -172,6 +185,7 @@ async fn producer(world: Arc<World>, core: Arc<StoreCore>, index: u16) {
             at_us,
         });
         let receipt = ProcessingReceipt::new(receipt_for(&name, process, claim));
+        let mut completed = false;
         for _ in 0..MAX_FINISH_ATTEMPTS {
             world.spend(index);
             let timestamp_millis = world.clock_ms(process);
@@ -191,15 +205,51 @@ async fn producer(world: Arc<World>, core: Arc<StoreCore>, index: u16) {
                     .1
             };
             match result {
-                Ok(())
-                | Err(DurabilityError::DedupCollision { .. })
+                Ok(()) => {
+                    completed = ok;
+                    break;
+                }
+                Err(DurabilityError::DedupCollision { .. })
                 | Err(DurabilityError::SequenceConflict { .. }) => break,
                 Err(_) => sleep_ms(rng.range(BACKOFF_MS.0, BACKOFF_MS.1)).await,
             }
         }
         world.set_holding(index, false);
+        if completed && rng.chance(config.echo_pm) {
+            echo(&world, who, &cache, key, &name, claim, &mut rng).await;
+        }
     }
     world.finish(index);
+}
+
+/// A duplicate notification for a message just completed: a late release
+/// (the engine must leave the receipt alone) or a completion with other
+/// receipt bytes (the engine must refuse it). Both arrive well within the
+/// TTL, so the key is still completed with this producer's receipt.
+async fn echo(
+    world: &World,
+    who: Who,
+    cache: &DedupCache,
+    key: KeyId,
+    name: &str,
+    claim: OpId,
+    rng: &mut impl Draw,
+) {
+    world.spend(who.process_index());
+    let timestamp_millis = world.clock_ms(who.process);
+    // The answers are only recorded: the checker judges them.
+    if rng.chance(500) {
+        let call = cache.release_claim_at(name, timestamp_millis);
+        let _ = traced(world, who, key, SpecOp::Release, Some(claim), call, done).await;
+    } else {
+        let other = ProcessingReceipt::new(echo_receipt_for(name, who.process, claim));
+        let op = SpecOp::Complete {
+            receipt: other.clone(),
+            timestamp_millis,
+        };
+        let call = cache.complete_receipt_at(name, &other, timestamp_millis);
+        let _ = traced(world, who, key, op, Some(claim), call, done).await;
+    }
 }
 
 /// The sweeper: one pass every interval until the run stops.
@@ -356,6 +406,11 @@ pub(crate) async fn simulate(config: Config) -> Result<History, String> {
         .map(|_| draw_offset(&config, &mut rng))
         .collect();
     history.hash_in(&config);
+    history.dedup_window_us = Some(
+        (config.ttl_ms + atmostonce::limits::CLOCK_SKEW_GRACE_MS)
+            .saturating_sub(config.max_skew_ms)
+            * 1000,
+    );
     let world = Arc::new(super::World::new(config.clone(), keys, history, offsets_ms));
     let core = Arc::new(StoreCore::default());
     let handle = Handle::current();
