@@ -568,10 +568,19 @@ impl<'a> Checker<'a> {
                 .min_by_key(|op| op.ret_or_max());
             match done {
                 Some(done) if done.ret_or_max() <= second_grant => {
+                    // The receipt may have been stored by an earlier attempt
+                    // that answered an error (the retry then found it): the
+                    // window starts at the first attempt with that receipt.
+                    let stored_from_us = completions
+                        .iter()
+                        .filter(|op| op.op == done.op || same_receipt(&op.op, &done.op))
+                        .map(|op| op.call_us)
+                        .min()
+                        .unwrap_or(done.call_us);
                     let window_end = self
                         .history
                         .dedup_window_us
-                        .map_or(0, |window| done.call_us.saturating_add(window));
+                        .map_or(0, |window| stored_from_us.saturating_add(window));
                     if second_grant < window_end {
                         Self::push(
                             verdict,
@@ -585,7 +594,7 @@ impl<'a> Checker<'a> {
                                 self.describe(first),
                                 self.describe(done),
                                 self.describe(second),
-                                (second_grant - done.call_us) / 1000,
+                                (second_grant - stored_from_us) / 1000,
                                 self.history.dedup_window_us.unwrap_or(0) / 1000
                             ),
                         );
@@ -722,6 +731,10 @@ impl<'a> Checker<'a> {
             }
         }
     }
+}
+
+fn same_receipt(a: &SpecOp, b: &SpecOp) -> bool {
+    matches!((a, b), (SpecOp::Complete { receipt: x, .. }, SpecOp::Complete { receipt: y, .. }) if x == y)
 }
 
 fn completes_with(op: &OpRecord, receipt: &ProcessingReceipt) -> bool {
