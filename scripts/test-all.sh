@@ -15,6 +15,18 @@ step "engine, model and integration tests (ordinary build)"
 cargo test --workspace --release
 
 # --- simulator (sim/): regression seeds under madsim ---
+# The madsim build (`--cfg madsim`, target/madsim) of the simulator: its own
+# tests (determinism, every fault's mark, A1's vacuity, shrinking, replay),
+# the regression file (the seed API's findings must still be found, the
+# passing seeds must still pass), and a short sweep of the CI gate's fault
+# set with the determinism check.
+step "simulator: tests in the madsim build"
+cargo sim-test
+step "simulator: regression seeds (sim/regressions.toml)"
+cargo sim -- --regressions sim/regressions.toml
+step "simulator: seeds 0..1000 of the gate, each run twice (determinism)"
+cargo sim -- --seeds 0..1000 --check-determinism \
+    --faults swarm,-error-applied,-error-lost,-stale-reads,-corruption
 
 # --- fuzz corpora are replayed by the ordinary tests above ---
 
