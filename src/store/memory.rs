@@ -23,6 +23,14 @@ impl MemoryStore {
         MemoryStore::default()
     }
 
+    /// A store holding `table`'s streams.
+    #[must_use]
+    pub fn from_table(table: StreamTable) -> Self {
+        MemoryStore {
+            table: Mutex::new(table),
+        }
+    }
+
     /// A copy of the store's streams.
     #[must_use]
     pub fn snapshot(&self) -> StreamTable {
