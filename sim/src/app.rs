@@ -296,17 +296,7 @@ fn regressions(cli: &Cli, path: &Path) -> Result<i32, String> {
     for (entry, result) in runner::run_regressions(&entries) {
         match result {
             Ok(run) => {
-                let got: Vec<String> = run
-                    .verdict
-                    .invariants()
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect();
-                let got = if got.is_empty() {
-                    "pass".to_owned()
-                } else {
-                    got.join(",")
-                };
+                let got = run.verdict.names();
                 let status = if entry.expect.matches(&run.verdict) {
                     "ok"
                 } else {

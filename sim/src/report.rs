@@ -238,13 +238,7 @@ pub fn seed_report(run: &SeedRun, source: &ConfigSource, check: CheckOptions) ->
     let verdict = if run.verdict.passed() {
         "PASS".to_owned()
     } else {
-        let names: Vec<String> = run
-            .verdict
-            .invariants()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        format!("FAIL {}", names.join(","))
+        format!("FAIL {}", run.verdict.names())
     };
     let _ = writeln!(
         text,

@@ -108,27 +108,60 @@ pub fn run_seeds(
     mut report: impl FnMut(&SeedResult),
 ) -> Summary {
     let started = Instant::now();
+    let source = source.clone();
+    let mut summary = Summary::default();
+    for_each_seed(
+        seeds,
+        jobs,
+        move |seed| {
+            let first = run_seed(seed, &source, options);
+            let rerun = check_determinism
+                .then(|| {
+                    run_seed(seed, &source, options)
+                        .ok()
+                        .map(|run| run.trace_hash)
+                })
+                .flatten();
+            (first, rerun)
+        },
+        |(result, rerun): (SeedResult, Option<u64>)| {
+            match &result {
+                Ok(run) => {
+                    summary.add(run);
+                    if check_determinism && rerun != Some(run.trace_hash) {
+                        summary.nondeterministic.push(run.seed);
+                    }
+                }
+                Err(_) => summary.add_error(),
+            }
+            report(&result);
+        },
+    );
+    summary.nondeterministic.sort_unstable();
+    summary.elapsed = started.elapsed();
+    summary
+}
+
+/// Runs `work` for every seed of `seeds` on `jobs` worker threads (each
+/// takes the next seed when it is free) and hands every result to `sink`
+/// on the calling thread, in the order they finish.
+fn for_each_seed<T: Send + 'static>(
+    seeds: Range<u64>,
+    jobs: usize,
+    work: impl Fn(u64) -> T + Send + Sync + 'static,
+    mut sink: impl FnMut(T),
+) {
     let next = Arc::new(AtomicU64::new(seeds.start));
-    let (sender, receiver) = mpsc::channel::<(SeedResult, Option<u64>)>();
+    let work = Arc::new(work);
+    let (sender, receiver) = mpsc::channel::<T>();
     let workers: Vec<_> = (0..jobs.max(1))
         .map(|_| {
-            let (next, sender, source) = (next.clone(), sender.clone(), source.clone());
+            let (next, sender, work) = (next.clone(), sender.clone(), work.clone());
             let end = seeds.end;
             std::thread::spawn(move || {
                 loop {
                     let seed = next.fetch_add(1, Ordering::Relaxed);
-                    if seed >= end {
-                        return;
-                    }
-                    let first = run_seed(seed, &source, options);
-                    let rerun = if check_determinism {
-                        run_seed(seed, &source, options)
-                            .ok()
-                            .map(|run| run.trace_hash)
-                    } else {
-                        None
-                    };
-                    if sender.send((first, rerun)).is_err() {
+                    if seed >= end || sender.send(work(seed)).is_err() {
                         return;
                     }
                 }
@@ -136,25 +169,14 @@ pub fn run_seeds(
         })
         .collect();
     drop(sender);
-    let mut summary = Summary::default();
-    for (result, rerun) in receiver {
-        match &result {
-            Ok(run) => {
-                summary.add(run);
-                if check_determinism && rerun != Some(run.trace_hash) {
-                    summary.nondeterministic.push(run.seed);
-                }
-            }
-            Err(_) => summary.add_error(),
-        }
-        report(&result);
+    for result in receiver {
+        sink(result);
     }
     for worker in workers {
+        // A worker only ends by returning; a panic in a seed is caught in
+        // that seed's own thread.
         let _ = worker.join();
     }
-    summary.nondeterministic.sort_unstable();
-    summary.elapsed = started.elapsed();
-    summary
 }
 
 /// The calibration workload's shape: the standard scenario's 8 producers
@@ -215,36 +237,22 @@ impl Calibration {
 /// seed on a fresh thread as the simulator's seeds are.
 pub fn calibrate(seeds: Range<u64>, jobs: usize) -> Calibration {
     let started = Instant::now();
-    let next = Arc::new(AtomicU64::new(seeds.start));
-    let simulated_us = Arc::new(AtomicU64::new(0));
-    let workers: Vec<_> = (0..jobs.max(1))
-        .map(|_| {
-            let (next, simulated_us) = (next.clone(), simulated_us.clone());
-            let end = seeds.end;
-            std::thread::spawn(move || {
-                loop {
-                    let seed = next.fetch_add(1, Ordering::Relaxed);
-                    if seed >= end {
-                        return;
-                    }
-                    let elapsed = std::thread::spawn(move || calibration_seed(seed))
-                        .join()
-                        .unwrap_or_default();
-                    simulated_us.fetch_add(
-                        u64::try_from(elapsed.as_micros()).unwrap_or(0),
-                        Ordering::Relaxed,
-                    );
-                }
-            })
-        })
-        .collect();
-    for worker in workers {
-        let _ = worker.join();
-    }
+    let count = seeds.end.saturating_sub(seeds.start);
+    let mut simulated = Duration::ZERO;
+    for_each_seed(
+        seeds,
+        jobs,
+        |seed| {
+            std::thread::spawn(move || calibration_seed(seed))
+                .join()
+                .unwrap_or_default()
+        },
+        |elapsed| simulated += elapsed,
+    );
     Calibration {
-        seeds: seeds.end.saturating_sub(seeds.start),
+        seeds: count,
         elapsed: started.elapsed(),
-        simulated: Duration::from_micros(simulated_us.load(Ordering::Relaxed)),
+        simulated,
     }
 }
 

@@ -154,13 +154,7 @@ pub fn html(run: &SeedRun, history: &History) -> String {
     let verdict = if run.verdict.passed() {
         "PASS".to_owned()
     } else {
-        let names: Vec<String> = run
-            .verdict
-            .invariants()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        format!("FAIL {}", names.join(", "))
+        format!("FAIL {}", run.verdict.names())
     };
     format!(
         r#"<!DOCTYPE html>

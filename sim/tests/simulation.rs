@@ -49,12 +49,12 @@ fn the_same_seed_and_configuration_give_the_same_trace_hash() {
     );
 }
 
-#[test]
-fn with_contention_only_every_seed_passes() {
+/// Asserts that every seed of `seeds` passes with `faults`.
+fn assert_every_seed_passes(faults: &str, seeds: std::ops::Range<u64>) {
     let summary = run_seeds(
-        0..100,
+        seeds,
         2,
-        &source("none"),
+        &source(faults),
         RunOptions::default(),
         false,
         |_| {},
@@ -68,21 +68,13 @@ fn with_contention_only_every_seed_passes() {
 }
 
 #[test]
+fn with_contention_only_every_seed_passes() {
+    assert_every_seed_passes("none", 0..100);
+}
+
+#[test]
 fn the_gate_fault_set_passes_on_the_seed_api() {
-    let summary = run_seeds(
-        0..150,
-        2,
-        &source(GATE),
-        RunOptions::default(),
-        false,
-        |_| {},
-    );
-    assert_eq!(
-        summary.exit_code(),
-        0,
-        "{}",
-        atmostonce_sim::report::summary_line(&summary)
-    );
+    assert_every_seed_passes(GATE, 0..150);
 }
 
 /// Recognises the history event a fault leaves.

@@ -195,6 +195,16 @@ impl Verdict {
         self.violations.first()
     }
 
+    /// `pass`, or the invariants violated, comma-separated (`S1,S7`).
+    #[must_use]
+    pub fn names(&self) -> String {
+        if self.passed() {
+            return "pass".to_owned();
+        }
+        let names: Vec<String> = self.invariants().iter().map(ToString::to_string).collect();
+        names.join(",")
+    }
+
     /// The distinct invariants violated.
     #[must_use]
     pub fn invariants(&self) -> Vec<Invariant> {
