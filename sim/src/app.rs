@@ -40,8 +40,13 @@ fn options(cli: &Cli, keep_history: bool) -> RunOptions {
     }
 }
 
+/// 0 pass, 1 a violation, 2 the checker could not decide.
 fn verdict_code(run: &SeedRun) -> i32 {
-    i32::from(!run.verdict.passed())
+    if run.verdict.invariants().contains(&Invariant::Internal) {
+        2
+    } else {
+        i32::from(!run.verdict.passed())
+    }
 }
 
 fn print_run(cli: &Cli, run: &SeedRun, source: &ConfigSource) {
@@ -105,7 +110,7 @@ fn shrink(cli: &Cli, run: &SeedRun) -> Result<(), String> {
         run.seed,
         runner::shrink_size(&run.config)
     );
-    let shrunk = runner::shrink(run, invariant, options(cli, true), |line| {
+    let shrunk = runner::shrink(run, invariant, options(cli, true), cli.jobs, |line| {
         eprintln!("  {line}")
     })
     .ok_or_else(|| {
@@ -286,6 +291,9 @@ fn replay(cli: &Cli, path: &Path) -> Result<i32, String> {
         return Ok(2);
     }
     eprintln!("replay matches the recorded trace hash {hash}");
+    if !run.verdict.passed() {
+        println!("  reproduce: cargo sim -- --replay {}", path.display());
+    }
     Ok(verdict_code(&run))
 }
 
@@ -368,6 +376,5 @@ fn calibrate(cli: &Cli) -> Result<i32, String> {
         standard.checker_share() * 100.0,
         standard.failures
     );
-    let _ = Invariant::ALL;
     Ok(0)
 }

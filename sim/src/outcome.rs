@@ -121,7 +121,11 @@ impl Summary {
         self.dirty_answers += u64::from(notes.dirty_answers);
         self.a1_excused += u64::from(notes.a1_excused);
         self.strict_s7_seeds += u64::from(!notes.strict_s7_keys.is_empty());
-        if !run.verdict.passed() {
+        if run.verdict.invariants().contains(&Invariant::Internal) {
+            // The checker could not decide: a harness error, never a pass
+            // and not a finding either.
+            self.internal_errors += 1;
+        } else if !run.verdict.passed() {
             self.failures += 1;
             for invariant in run.verdict.invariants() {
                 let entry = self.by_invariant.entry(invariant).or_insert((0, run.seed));

@@ -259,10 +259,14 @@ pub fn calibrate(seeds: Range<u64>, jobs: usize) -> Calibration {
 /// Seeds tried for each candidate configuration while shrinking: a smaller
 /// configuration changes the whole schedule, so the same seed rarely fails
 /// again; a few dozen seeds usually find one that does.
-const SHRINK_SEEDS_PER_CANDIDATE: u64 = 32;
+const SHRINK_SEEDS_PER_CANDIDATE: u64 = 96;
 
-/// Most candidate runs one shrink may make (bounds its time to seconds).
-const MAX_SHRINK_RUNS: u64 = 4_000;
+/// Most candidate runs one shrink may make: about a minute of one core at
+/// the standard scenario's speed, far less as the run gets smaller.
+const MAX_SHRINK_RUNS: u64 = 20_000;
+
+/// Seeds of one candidate run in parallel before the shrink looks at them.
+const SHRINK_BATCH: u64 = 16;
 
 /// A shrunk failure: a smaller configuration and a seed that fail the same
 /// invariant.
@@ -278,7 +282,24 @@ pub struct Shrunk {
     pub runs: u64,
 }
 
-fn smaller_configs(config: &Config) -> Vec<Config> {
+/// The operations budget that still reaches the violation of `run`: every
+/// producer needs as many operations as it invoked until the violation's
+/// last operation. With the same seed and draws, a run with that budget
+/// follows the same schedule up to there.
+fn ops_needed(run: &SeedRun) -> Option<u32> {
+    let history = run.history.as_ref()?;
+    let last = run.verdict.first()?.ops.iter().copied().max()?;
+    let mut counts = vec![0u32; usize::from(run.config.shape.producers)];
+    for op in history.ops.iter().take(last as usize + 1) {
+        if let crate::history::Process::Producer(index) = op.process {
+            counts[usize::from(index)] += 1;
+        }
+    }
+    let most = counts.into_iter().max()?;
+    Some(most.saturating_mul(u32::from(run.config.shape.producers)))
+}
+
+fn smaller_configs(config: &Config, ops_hint: Option<u32>) -> Vec<Config> {
     let mut candidates = Vec::new();
     let shape = config.shape;
     let mut push = |change: &dyn Fn(&mut Config)| {
@@ -288,15 +309,19 @@ fn smaller_configs(config: &Config) -> Vec<Config> {
             candidates.push(candidate);
         }
     };
-    push(&|c| c.shape.producers = (shape.producers / 2).max(1));
-    push(&|c| c.shape.producers = shape.producers.saturating_sub(1).max(1));
+    if let Some(ops) = ops_hint {
+        push(&move |c| c.shape.ops = ops.min(shape.ops));
+    }
     push(&|c| c.shape.ops /= 2);
-    push(&|c| c.shape.ops = shape.ops * 3 / 4);
+    push(&|c| c.shape.producers = (shape.producers / 2).max(1));
     push(&|c| c.shape.keys = (shape.keys / 2).max(1));
-    push(&|c| c.shape.keys = shape.keys.saturating_sub(1).max(1));
     for fault in config.faults.0.iter().copied() {
         push(&move |c| *c = disable(c, fault));
     }
+    push(&|c| c.shape.ops = shape.ops * 3 / 4);
+    push(&|c| c.shape.ops = shape.ops * 7 / 8);
+    push(&|c| c.shape.producers = shape.producers.saturating_sub(1).max(1));
+    push(&|c| c.shape.keys = shape.keys.saturating_sub(1).max(1));
     candidates
 }
 
@@ -333,51 +358,32 @@ fn disable(config: &Config, fault: crate::config::Fault) -> Config {
 
 /// Shrinks a failing run of `invariant`: repeatedly tries smaller
 /// configurations (fewer producers, operations, keys, faults), each with a
-/// few seeds, and keeps the first that still violates `invariant`.
+/// few dozen seeds (run `jobs` at a time), and keeps the first that still
+/// violates `invariant`.
 pub fn shrink(
     run: &SeedRun,
     invariant: crate::check::Invariant,
     options: RunOptions,
+    jobs: usize,
     mut progress: impl FnMut(&str),
 ) -> Option<Shrunk> {
-    let fails = |result: &SeedResult| {
-        result
-            .as_ref()
-            .is_ok_and(|run| run.verdict.invariants().contains(&invariant))
-    };
     let mut runs = 0;
-    // The drawn configuration, given exactly, runs a different schedule
-    // (nothing is drawn first), so find a seed that fails with it pinned.
-    let mut best: Option<(u64, Config, SeedRun)> = None;
-    for offset in 0..SHRINK_SEEDS_PER_CANDIDATE {
-        let seed = run.seed.wrapping_add(offset);
-        let result = run_seed(seed, &ConfigSource::Fixed(run.config.clone()), options);
-        runs += 1;
-        if fails(&result) {
-            best = result.ok().map(|found| (seed, run.config.clone(), found));
-            break;
-        }
-    }
-    let (mut seed, mut config, mut found) = best?;
+    // The drawn configuration, pinned, replays the very run it was drawn
+    // in (see `simulate_and_check`), so the search starts from it.
+    let (mut seed, mut config, mut found) =
+        first_failure(run.seed, &run.config, invariant, options, jobs, &mut runs)?;
     progress(&format!("pinned: seed {seed}, {}", shrink_size(&config)));
     'outer: while runs < MAX_SHRINK_RUNS {
-        for candidate in smaller_configs(&config) {
-            for offset in 0..SHRINK_SEEDS_PER_CANDIDATE {
-                if runs >= MAX_SHRINK_RUNS {
-                    break 'outer;
-                }
-                let try_seed = seed.wrapping_add(offset);
-                let result = run_seed(try_seed, &ConfigSource::Fixed(candidate.clone()), options);
-                runs += 1;
-                if fails(&result) {
-                    if let Ok(smaller) = result {
-                        seed = try_seed;
-                        config = candidate;
-                        found = smaller;
-                        progress(&format!("smaller: seed {seed}, {}", shrink_size(&config)));
-                        continue 'outer;
-                    }
-                }
+        for candidate in smaller_configs(&config, ops_needed(&found)) {
+            if runs >= MAX_SHRINK_RUNS {
+                break 'outer;
+            }
+            if let Some(smaller) =
+                first_failure(seed, &candidate, invariant, options, jobs, &mut runs)
+            {
+                (seed, config, found) = smaller;
+                progress(&format!("smaller: seed {seed}, {}", shrink_size(&config)));
+                continue 'outer;
             }
         }
         break;
@@ -388,6 +394,44 @@ pub fn shrink(
         run: found,
         runs,
     })
+}
+
+/// The smallest seed from `from` on (within the per-candidate budget) whose
+/// run of `config` violates `invariant`.
+fn first_failure(
+    from: u64,
+    config: &Config,
+    invariant: crate::check::Invariant,
+    options: RunOptions,
+    jobs: usize,
+    runs: &mut u64,
+) -> Option<(u64, Config, SeedRun)> {
+    let source = ConfigSource::Fixed(config.clone());
+    let mut offset = 0;
+    while offset < SHRINK_SEEDS_PER_CANDIDATE {
+        let start = from.wrapping_add(offset);
+        let batch = start..start.saturating_add(SHRINK_BATCH);
+        let mut failing: Vec<SeedRun> = Vec::new();
+        let source_in = source.clone();
+        for_each_seed(
+            batch,
+            jobs,
+            move |seed| run_seed(seed, &source_in, options),
+            |result| {
+                *runs += 1;
+                if let Ok(run) = result
+                    && run.verdict.invariants().contains(&invariant)
+                {
+                    failing.push(run);
+                }
+            },
+        );
+        if let Some(run) = failing.into_iter().min_by_key(|run| run.seed) {
+            return Some((run.seed, config.clone(), run));
+        }
+        offset += SHRINK_BATCH;
+    }
+    None
 }
 
 /// The size of a configuration, as shrinking sees it.
