@@ -23,7 +23,7 @@ use crate::DurabilityError;
 use crate::store::{DurableStore, ScannedEntry, StoredEntry};
 
 /// The names of the checks, in the order [`run_all`] runs them.
-pub const CHECK_NAMES: [&str; 10] = [
+pub const CHECK_NAMES: [&str; 11] = [
     "the first append to a stream is sequence 0",
     "appends return consecutive sequences",
     "an append ahead of the stream conflicts and reports both sequences",
@@ -34,6 +34,7 @@ pub const CHECK_NAMES: [&str; 10] = [
     "streams are independent",
     "scan returns the prefix's streams by name then sequence",
     "flush keeps every acknowledged append readable",
+    "stream names are compared as bytes: case, wildcards and NUL are plain bytes",
 ];
 
 /// The outcome of one check.
@@ -85,7 +86,7 @@ type CheckOutcome = Result<(), String>;
 pub async fn run_all(store: &dyn DurableStore, prefix: &str) -> ConformanceReport {
     let p = |name: &str| format!("{prefix}/{name}");
     let mut report = ConformanceReport::default();
-    let outcomes: [CheckOutcome; 10] = [
+    let outcomes: [CheckOutcome; 11] = [
         first_append_is_zero(store, &p("first")).await,
         appends_are_consecutive(store, &p("consecutive")).await,
         ahead_conflicts(store, &p("ahead")).await,
@@ -96,6 +97,7 @@ pub async fn run_all(store: &dyn DurableStore, prefix: &str) -> ConformanceRepor
         streams_are_independent(store, &p("independent-a"), &p("independent-b")).await,
         scan_by_prefix(store, &p("scan")).await,
         flush_keeps_appends(store, &p("flush")).await,
+        names_are_bytes(store, &p("names")).await,
     ];
     for (name, outcome) in CHECK_NAMES.into_iter().zip(outcomes) {
         report.results.push(CheckResult { name, outcome });
@@ -330,4 +332,51 @@ async fn flush_keeps_appends(store: &dyn DurableStore, stream: &str) -> CheckOut
         payloads(&entries),
         expected_payloads(stream, 0..3),
     )
+}
+
+/// A backend that stores names in a collated text column, matches prefixes
+/// with `LIKE`, or uses NUL as a separator gets these wrong.
+async fn names_are_bytes(store: &dyn DurableStore, base: &str) -> CheckOutcome {
+    let mut names: Vec<String> = ["B", "a", "a%", "a_", "a\0", "a\u{1}", "ä", "a%b"]
+        .iter()
+        .map(|suffix| format!("{base}:{suffix}"))
+        .collect();
+    for name in &names {
+        append_n(store, name, 1).await?;
+    }
+    for name in &names {
+        let entries = ok("read", store.read_from(name, 0, 10).await)?;
+        expect_eq(
+            &format!("entries of stream {name:?}"),
+            payloads(&entries),
+            expected_payloads(name, 0..1),
+        )?;
+    }
+    names.sort(); // byte order
+    let scanned = ok("scan", store.scan(&format!("{base}:")).await)?;
+    let got: Vec<&str> = scanned.iter().map(|entry| entry.stream.as_str()).collect();
+    expect_eq(
+        "streams scanned, in byte order",
+        got,
+        names.iter().map(String::as_str).collect(),
+    )?;
+    for (prefix, expected) in [
+        ("a%", vec!["a%", "a%b"]),
+        ("a_", vec!["a_"]),
+        ("a\0", vec!["a\0"]),
+    ] {
+        let prefix = format!("{base}:{prefix}");
+        let scanned = ok("scan", store.scan(&prefix).await)?;
+        let got: Vec<&str> = scanned.iter().map(|entry| entry.stream.as_str()).collect();
+        let expected: Vec<String> = expected
+            .iter()
+            .map(|name| format!("{base}:{name}"))
+            .collect();
+        expect_eq(
+            &format!("streams scanned under {prefix:?}"),
+            got,
+            expected.iter().map(String::as_str).collect(),
+        )?;
+    }
+    Ok(())
 }

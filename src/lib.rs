@@ -58,4 +58,8 @@ pub use driver::{drive, execute};
 pub use error::DurabilityError;
 pub use hash::{fnv1a64, key_hash, key_hash_bits};
 pub use store::{DurableStore, MemoryStore, ScannedEntry, StoreFuture, StoredEntry, StreamTable};
+#[cfg(feature = "haematite")]
+pub use store::{HaematiteOptions, HaematiteStore};
+#[cfg(feature = "postgres")]
+pub use store::{PostgresOptions, PostgresStore};
 pub use sweeper::DedupSweeper;

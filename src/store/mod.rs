@@ -6,7 +6,13 @@
 //! [`DurabilityError::SequenceConflict`] otherwise — optimistic concurrency
 //! that the engine's every decision rests on.
 
+#[cfg(feature = "haematite")]
+mod blocking;
+#[cfg(feature = "haematite")]
+pub mod haematite;
 mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod table;
 
 use std::future::Future;
@@ -15,7 +21,11 @@ use std::sync::Arc;
 
 use crate::DurabilityError;
 
+#[cfg(feature = "haematite")]
+pub use haematite::{HaematiteOptions, HaematiteStore};
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresOptions, PostgresStore};
 pub use table::StreamTable;
 
 /// One entry of a stream.

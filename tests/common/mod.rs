@@ -1,7 +1,12 @@
 //! Shared test support: a scripted fault injector around the real
-//! `MemoryStore`, and a tiny executor.
+//! `MemoryStore`, a tiny executor, and (in `backend`) the checks every
+//! durable store backend's tests run.
 
 #![allow(dead_code)]
+
+mod backend;
+
+pub use backend::*;
 
 use std::collections::VecDeque;
 use std::future::Future;
