@@ -28,6 +28,18 @@ step "durable stores: the PostgreSQL store against the server at ATMOSTONCE_POST
 cargo test --release -p atmostonce --features postgres --lib --test store_postgres
 
 # --- simulator (sim/): regression seeds under madsim ---
+# The madsim build (`--cfg madsim`, target/madsim) of the simulator: its own
+# tests (determinism, every fault's mark, A1's vacuity, shrinking, replay),
+# the regression file (the seed API's findings must still be found, the
+# passing seeds must still pass), and a short sweep of the CI gate's fault
+# set with the determinism check.
+step "simulator: tests in the madsim build"
+cargo sim-test
+step "simulator: regression seeds (sim/regressions.toml)"
+cargo sim -- --regressions sim/regressions.toml
+step "simulator: seeds 0..1000 of the gate, each run twice (determinism)"
+cargo sim -- --seeds 0..1000 --check-determinism \
+    --faults swarm,-error-applied,-error-lost,-stale-reads,-corruption
 
 # --- fuzz corpora are replayed by the ordinary tests above ---
 # (fuzz-check/ is a workspace member: its tests replay fuzz/corpus/<target>/

@@ -1,0 +1,646 @@
+//! What a run is made of: the faults (DESIGN.md section 6), their rates, the
+//! workload's shape and timing. A [`Config`] is fully explicit, so a replay
+//! file can pin one; in a sweep each seed draws its own from a [`FaultSpec`].
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A fault the simulator can inject. Each is switchable; in swarm mode each
+/// seed enables a random subset, with random rates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fault {
+    /// Many producers on a few hot keys (natural sequence conflicts).
+    Contention,
+    /// Store calls delayed by random extra amounts (requests overtake).
+    Latency,
+    /// An append (or flush) that takes effect but answers with an error.
+    ErrorApplied,
+    /// A store call that does not take effect and answers with an error.
+    ErrorLost,
+    /// A read or scan served from an older snapshot of the stream.
+    StaleReads,
+    /// Producers killed at any await point and restarted with no memory.
+    ProducerCrash,
+    /// The store crashes (dropping unflushed appends) and restarts.
+    StoreCrash,
+    /// Producer and sweeper clocks offset from each other, and jumping.
+    ClockSkew,
+    /// Record bytes bit-flipped or truncated in the store.
+    Corruption,
+    /// A tiny hash space: keys share streams.
+    Collisions,
+    /// Small read batches: every stream read takes many calls.
+    LongStreams,
+    /// Producers paused longer than the TTL (breaks A1's assumption).
+    Pause,
+}
+
+impl Fault {
+    /// Every fault, in a fixed order.
+    pub const ALL: [Fault; 12] = [
+        Fault::Contention,
+        Fault::Latency,
+        Fault::ErrorApplied,
+        Fault::ErrorLost,
+        Fault::StaleReads,
+        Fault::ProducerCrash,
+        Fault::StoreCrash,
+        Fault::ClockSkew,
+        Fault::Corruption,
+        Fault::Collisions,
+        Fault::LongStreams,
+        Fault::Pause,
+    ];
+
+    /// The name used on the command line and in files.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Contention => "contention",
+            Fault::Latency => "latency",
+            Fault::ErrorApplied => "error-applied",
+            Fault::ErrorLost => "error-lost",
+            Fault::StaleReads => "stale-reads",
+            Fault::ProducerCrash => "producer-crash",
+            Fault::StoreCrash => "store-crash",
+            Fault::ClockSkew => "clock-skew",
+            Fault::Corruption => "corruption",
+            Fault::Collisions => "collisions",
+            Fault::LongStreams => "long-streams",
+            Fault::Pause => "pause",
+        }
+    }
+
+    /// One line on what it does.
+    #[must_use]
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Fault::Contention => "producers pick keys from a few hot ones, so claims race",
+            Fault::Latency => "store calls get random extra delay before and after they act",
+            Fault::ErrorApplied => "an append or flush takes effect but answers StoreError",
+            Fault::ErrorLost => "a store call answers StoreError without taking effect",
+            Fault::StaleReads => "a read or scan hides the newest 1-3 entries of a stream",
+            Fault::ProducerCrash => {
+                "a producer node is killed at any await point and restarts empty"
+            }
+            Fault::StoreCrash => {
+                "the store crashes, drops unflushed appends, restarts after a while"
+            }
+            Fault::ClockSkew => "node clocks are offset from each other and jump",
+            Fault::Corruption => "a stored record gets a bit flip or is truncated",
+            Fault::Collisions => "1-3 hash bits, so keys share streams",
+            Fault::LongStreams => "read batches of 1-4 records, so reads take many calls",
+            Fault::Pause => "a producer is paused longer than the TTL (breaks A1's assumption)",
+        }
+    }
+
+    /// Parses a fault name.
+    #[must_use]
+    pub fn parse(name: &str) -> Option<Fault> {
+        Fault::ALL.into_iter().find(|fault| fault.name() == name)
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A set of faults, printed as a comma-separated list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FaultSet(pub BTreeSet<Fault>);
+
+impl FaultSet {
+    /// Every fault except [`Fault::Pause`], which breaks A1's assumption and
+    /// is only ever enabled by name.
+    #[must_use]
+    pub fn all_but_pause() -> FaultSet {
+        FaultSet(
+            Fault::ALL
+                .into_iter()
+                .filter(|fault| *fault != Fault::Pause)
+                .collect(),
+        )
+    }
+
+    /// True when `fault` is in the set.
+    #[must_use]
+    pub fn has(&self, fault: Fault) -> bool {
+        self.0.contains(&fault)
+    }
+}
+
+impl fmt::Display for FaultSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("(none)");
+        }
+        let names: Vec<&str> = self.0.iter().map(|fault| fault.name()).collect();
+        f.write_str(&names.join(","))
+    }
+}
+
+/// What `--faults` asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaultSpec {
+    /// Each seed enables a random subset of this pool.
+    Swarm(FaultSet),
+    /// Every seed enables exactly these (rates still drawn per seed).
+    Exact(FaultSet),
+}
+
+impl FaultSpec {
+    /// Parses `swarm`, `all`, `none` or a comma-separated list of fault
+    /// names, each optionally prefixed by `-` (remove) or `+` (add), after
+    /// an optional leading `swarm`/`all`/`none`. `indeterminate` stands for
+    /// `error-applied,error-lost`.
+    pub fn parse(text: &str) -> Result<FaultSpec, String> {
+        let mut parts = text
+            .split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty());
+        let mut swarm = false;
+        let mut set = FaultSet::default();
+        let mut rest: Vec<&str> = Vec::new();
+        match parts.next() {
+            Some("swarm") => {
+                swarm = true;
+                set = FaultSet::all_but_pause();
+            }
+            Some("all") => set = FaultSet::all_but_pause(),
+            Some("none") => {
+                set.0.insert(Fault::Contention);
+            }
+            Some(first) => rest.push(first),
+            None => return Err("--faults needs a value: swarm, all, none or a list".into()),
+        }
+        rest.extend(parts);
+        for part in rest {
+            let (remove, name) = match part.strip_prefix('-') {
+                Some(name) => (true, name),
+                None => (false, part.strip_prefix('+').unwrap_or(part)),
+            };
+            let faults: Vec<Fault> = if name == "indeterminate" {
+                vec![Fault::ErrorApplied, Fault::ErrorLost]
+            } else {
+                vec![Fault::parse(name).ok_or_else(|| {
+                    let known: Vec<&str> = Fault::ALL.iter().map(|fault| fault.name()).collect();
+                    format!("unknown fault {name:?}; known faults: {}", known.join(", "))
+                })?]
+            };
+            for fault in faults {
+                if remove {
+                    set.0.remove(&fault);
+                } else {
+                    set.0.insert(fault);
+                }
+            }
+        }
+        Ok(if swarm {
+            FaultSpec::Swarm(set)
+        } else {
+            FaultSpec::Exact(set)
+        })
+    }
+}
+
+impl fmt::Display for FaultSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FaultSpec::Swarm(set) if *set == FaultSet::all_but_pause() => f.write_str("swarm"),
+            FaultSpec::Swarm(set) => {
+                let all = FaultSet::all_but_pause();
+                let mut text = String::from("swarm");
+                for fault in all.0.difference(&set.0) {
+                    text.push_str(&format!(",-{fault}"));
+                }
+                for fault in set.0.difference(&all.0) {
+                    text.push_str(&format!(",{fault}"));
+                }
+                f.write_str(&text)
+            }
+            FaultSpec::Exact(set) if set.0.is_empty() => f.write_str("-contention"),
+            FaultSpec::Exact(set) => write!(f, "{set}"),
+        }
+    }
+}
+
+/// The engine API the producers use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Api {
+    /// The seed-compatible API: `claim_or_get`, `complete_receipt_at`,
+    /// `release_claim_at`, `lookup`, `DedupSweeper::sweep_once`.
+    Seed,
+}
+
+impl Api {
+    /// Parses `seed`.
+    pub fn parse(text: &str) -> Result<Api, String> {
+        match text {
+            "seed" => Ok(Api::Seed),
+            other => Err(format!(
+                "unknown API {other:?}; the seed-compatible API (`seed`) is the only one so far"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Api {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Api::Seed => f.write_str("seed"),
+        }
+    }
+}
+
+/// The size of the workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Shape {
+    /// Producer nodes.
+    pub producers: u16,
+    /// Idempotency keys.
+    pub keys: u16,
+    /// Engine operations invoked by producers in all (claims, completions,
+    /// releases, lookups), shared out evenly.
+    pub ops: u32,
+}
+
+impl Shape {
+    /// The standard scenario: 8 producers, 16 keys, 400 operations.
+    pub const STANDARD: Shape = Shape {
+        producers: 8,
+        keys: 16,
+        ops: 400,
+    };
+}
+
+/// Most producers a run may have: producer ids are `u16` and each is a
+/// madsim node; 256 is far past where more producers find new interleavings.
+pub const MAX_PRODUCERS: u16 = 256;
+/// Most keys a run may have: the checker's cost grows with ops per key, and
+/// keys are named by a `u16`.
+pub const MAX_KEYS: u16 = 4096;
+/// Most operations a run may invoke: bounds the history's memory and the
+/// checker's time per seed.
+pub const MAX_OPS: u32 = 1_000_000;
+
+/// Every rate and timing of one run. Probabilities are per mille.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Config {
+    /// The engine API under test.
+    pub api: Api,
+    /// Workload size.
+    pub shape: Shape,
+    /// The faults enabled.
+    pub faults: FaultSet,
+    /// Entry time-to-live.
+    pub ttl_ms: u64,
+    /// How often the sweeper runs.
+    pub sweep_interval_ms: u64,
+    /// Hash bits of stream names (64 unless `collisions`).
+    pub hash_bits: u8,
+    /// Records per store read (256 unless `long-streams`).
+    pub read_batch: usize,
+    /// Hot keys and the share of picks they get (`contention`).
+    pub hot_keys: u16,
+    /// Per mille of key picks that go to the hot keys.
+    pub hot_pm: u32,
+    /// Extra store delay: chance per call and the largest extra (`latency`).
+    pub latency_pm: u32,
+    /// Largest extra delay of a store call, in milliseconds.
+    pub latency_max_ms: u64,
+    /// Chance that an append or flush takes effect but answers an error.
+    pub error_applied_pm: u32,
+    /// Chance that a store call fails without taking effect.
+    pub error_lost_pm: u32,
+    /// Chance that a read or scan is served from an older snapshot.
+    pub stale_pm: u32,
+    /// Mean time between producer crashes (0: never).
+    pub producer_crash_every_ms: u64,
+    /// Mean time between store crashes.
+    pub store_crash_every_ms: u64,
+    /// Mean time between record corruptions.
+    pub corruption_every_ms: u64,
+    /// Largest difference between two nodes' clocks (`clock-skew`).
+    pub max_skew_ms: u64,
+    /// Mean time between clock jumps.
+    pub clock_jump_every_ms: u64,
+    /// Mean time between producer pauses longer than the TTL (`pause`).
+    pub pause_every_ms: u64,
+    /// Longest think time between two messages of a producer.
+    pub think_max_ms: u64,
+    /// Chance that a delivery fails (the producer then releases).
+    pub delivery_failure_pm: u32,
+    /// Chance that a producer looks a key up before claiming it.
+    pub lookup_pm: u32,
+    /// Chance that, after completing a message, a producer sends the
+    /// engine a duplicate notification for it: a release (a failure report
+    /// that arrives late) or a completion with other receipt bytes (a
+    /// client that processed a duplicate). The engine must answer both
+    /// without touching the stored receipt.
+    pub echo_pm: u32,
+}
+
+/// A source of seed-derived randomness: madsim's RNG in the simulation, a
+/// fixed generator in tests.
+pub trait Draw {
+    /// The next 64 random bits.
+    fn next_u64(&mut self) -> u64;
+
+    /// A number in `low..=high`.
+    fn range(&mut self, low: u64, high: u64) -> u64 {
+        if high <= low {
+            return low;
+        }
+        let span = high - low + 1;
+        low + self.next_u64() % span
+    }
+
+    /// True with probability `per_mille / 1000`.
+    fn chance(&mut self, per_mille: u32) -> bool {
+        self.range(0, 999) < u64::from(per_mille)
+    }
+
+    /// A time around `mean_ms` (uniform on `[mean/2, 3*mean/2]`).
+    fn around(&mut self, mean_ms: u64) -> u64 {
+        self.range(mean_ms / 2, mean_ms + mean_ms / 2).max(1)
+    }
+}
+
+/// SplitMix64: a tiny deterministic generator for tests and for anything
+/// drawn outside a simulation.
+#[derive(Debug, Clone)]
+pub struct SplitMix(pub u64);
+
+impl Draw for SplitMix {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+impl Config {
+    /// Draws a configuration: which faults (a random half of the pool in
+    /// swarm mode), their rates, and the timings.
+    ///
+    /// It always consumes the same amount of randomness, whatever the spec:
+    /// every value is drawn, then the ones of faults that are off are
+    /// zeroed. So a run whose configuration is given exactly (a replay, a
+    /// shrink candidate) can consume the same draws and follow the very
+    /// schedule of the run its configuration was drawn in.
+    pub fn draw(api: Api, shape: Shape, spec: &FaultSpec, rng: &mut impl Draw) -> Config {
+        let coins: Vec<bool> = Fault::ALL.iter().map(|_| rng.chance(500)).collect();
+        let faults = match spec {
+            FaultSpec::Exact(set) => set.clone(),
+            FaultSpec::Swarm(pool) => FaultSet(
+                Fault::ALL
+                    .iter()
+                    .zip(&coins)
+                    .filter(|(fault, coin)| **coin && pool.has(**fault))
+                    .map(|(fault, _)| *fault)
+                    .collect(),
+            ),
+        };
+        let on = |fault| faults.has(fault);
+        let pm = |value: u64| u32::try_from(value).unwrap_or(0);
+        let ttl_ms = rng.range(2_000, 4_000);
+        let sweep_interval_ms = rng.range(100, 1_000);
+        let hot_keys = u16::try_from(rng.range(1, 3)).unwrap_or(1);
+        let hot_pm = pm(rng.range(500, 900));
+        // 1-3 bits: 2 to 8 streams, so 16 keys always share some.
+        let hash_bits = u8::try_from(rng.range(1, 3)).unwrap_or(2);
+        let read_batch = usize::try_from(rng.range(1, 4)).unwrap_or(2);
+        let latency_pm = pm(rng.range(50, 300));
+        let latency_max_ms = rng.range(5, 30);
+        let error_applied_pm = pm(rng.range(10, 150));
+        let error_lost_pm = pm(rng.range(10, 150));
+        let stale_pm = pm(rng.range(20, 300));
+        let producer_crash_every_ms = rng.range(300, 3_000);
+        let store_crash_every_ms = rng.range(300, 3_000);
+        let corruption_every_ms = rng.range(500, 5_000);
+        let max_skew_ms = rng.range(50, 600);
+        let clock_jump_every_ms = rng.range(200, 2_000);
+        let pause_every_ms = rng.range(1_000, 4_000);
+        let think_max_ms = rng.range(50, 400);
+        let delivery_failure_pm = pm(rng.range(0, 200));
+        let lookup_pm = pm(rng.range(0, 200));
+        let echo_pm = pm(rng.range(0, 300));
+        let when = |fault, value: u64| if on(fault) { value } else { 0 };
+        let when_pm = |fault, value: u32| if on(fault) { value } else { 0 };
+        Config {
+            api,
+            shape,
+            ttl_ms,
+            sweep_interval_ms,
+            hash_bits: if on(Fault::Collisions) { hash_bits } else { 64 },
+            read_batch: if on(Fault::LongStreams) {
+                read_batch
+            } else {
+                atmostonce::limits::DEFAULT_READ_BATCH
+            },
+            hot_keys: if on(Fault::Contention) {
+                hot_keys.min(shape.keys.max(1))
+            } else {
+                shape.keys.max(1)
+            },
+            hot_pm: when_pm(Fault::Contention, hot_pm),
+            latency_pm: when_pm(Fault::Latency, latency_pm),
+            latency_max_ms: when(Fault::Latency, latency_max_ms),
+            error_applied_pm: when_pm(Fault::ErrorApplied, error_applied_pm),
+            error_lost_pm: when_pm(Fault::ErrorLost, error_lost_pm),
+            stale_pm: when_pm(Fault::StaleReads, stale_pm),
+            producer_crash_every_ms: when(Fault::ProducerCrash, producer_crash_every_ms),
+            store_crash_every_ms: when(Fault::StoreCrash, store_crash_every_ms),
+            corruption_every_ms: when(Fault::Corruption, corruption_every_ms),
+            max_skew_ms: when(Fault::ClockSkew, max_skew_ms),
+            clock_jump_every_ms: when(Fault::ClockSkew, clock_jump_every_ms),
+            pause_every_ms: when(Fault::Pause, pause_every_ms),
+            think_max_ms,
+            delivery_failure_pm,
+            lookup_pm,
+            echo_pm,
+            faults,
+        }
+    }
+
+    /// Checks the bounds a hand-written (replay) configuration must keep.
+    pub fn validate(&self) -> Result<(), String> {
+        let shape = self.shape;
+        if shape.producers == 0 || shape.producers > MAX_PRODUCERS {
+            return Err(format!("producers must be 1..={MAX_PRODUCERS}"));
+        }
+        if shape.keys == 0 || shape.keys > MAX_KEYS {
+            return Err(format!("keys must be 1..={MAX_KEYS}"));
+        }
+        if shape.ops > MAX_OPS {
+            return Err(format!("ops must be at most {MAX_OPS}"));
+        }
+        if self.ttl_ms == 0 || self.sweep_interval_ms == 0 {
+            return Err("ttl_ms and sweep_interval_ms must be positive".into());
+        }
+        if self.hash_bits == 0 || self.hash_bits > 64 {
+            return Err("hash_bits must be 1..=64".into());
+        }
+        if self.read_batch == 0 || self.read_batch > atmostonce::limits::MAX_READ_BATCH {
+            return Err("read_batch must be 1..=4096".into());
+        }
+        Ok(())
+    }
+
+    /// How long the quiet phase waits so that every entry whose holder is
+    /// gone has expired and been swept: TTL + the sweeper's clock-skew grace
+    /// + the largest skew + two sweep intervals + a margin.
+    #[must_use]
+    pub fn quiet_ms(&self) -> u64 {
+        /// Slack for the last sweep's own store calls.
+        const QUIET_MARGIN_MS: u64 = 500;
+        self.ttl_ms
+            + atmostonce::limits::CLOCK_SKEW_GRACE_MS
+            + self.max_skew_ms
+            + 2 * self.sweep_interval_ms
+            + QUIET_MARGIN_MS
+    }
+
+    /// A one-line summary for reports.
+    #[must_use]
+    pub fn summary(&self) -> String {
+        format!(
+            "api={} producers={} keys={} ops={} faults={} ttl={}ms sweep={}ms hash_bits={} \
+             read_batch={} hot={}@{}‰ latency={}‰≤{}ms err_applied={}‰ err_lost={}‰ stale={}‰ \
+             crash_every={}ms store_crash_every={}ms corrupt_every={}ms skew≤{}ms \
+             jump_every={}ms pause_every={}ms think≤{}ms delivery_fail={}‰ lookup={}‰ echo={}‰",
+            self.api,
+            self.shape.producers,
+            self.shape.keys,
+            self.shape.ops,
+            self.faults,
+            self.ttl_ms,
+            self.sweep_interval_ms,
+            self.hash_bits,
+            self.read_batch,
+            self.hot_keys,
+            self.hot_pm,
+            self.latency_pm,
+            self.latency_max_ms,
+            self.error_applied_pm,
+            self.error_lost_pm,
+            self.stale_pm,
+            self.producer_crash_every_ms,
+            self.store_crash_every_ms,
+            self.corruption_every_ms,
+            self.max_skew_ms,
+            self.clock_jump_every_ms,
+            self.pause_every_ms,
+            self.think_max_ms,
+            self.delivery_failure_pm,
+            self.lookup_pm,
+            self.echo_pm,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_lists_parse_with_additions_and_removals() {
+        let spec = FaultSpec::parse("swarm,-corruption,pause").unwrap();
+        let FaultSpec::Swarm(pool) = &spec else {
+            panic!("swarm expected")
+        };
+        assert!(!pool.has(Fault::Corruption));
+        assert!(pool.has(Fault::Pause));
+        assert!(pool.has(Fault::StoreCrash));
+        assert_eq!(spec.to_string(), "swarm,-corruption,pause");
+        assert_eq!(
+            FaultSpec::parse("none").unwrap(),
+            FaultSpec::Exact(FaultSet([Fault::Contention].into_iter().collect()))
+        );
+        assert_eq!(
+            FaultSpec::parse("latency,indeterminate").unwrap(),
+            FaultSpec::Exact(FaultSet(
+                [Fault::Latency, Fault::ErrorApplied, Fault::ErrorLost]
+                    .into_iter()
+                    .collect()
+            ))
+        );
+        assert!(FaultSpec::parse("lightning").is_err());
+    }
+
+    #[test]
+    fn printing_a_fault_spec_gives_text_that_parses_back_to_it() {
+        for text in [
+            "swarm",
+            "all",
+            "none",
+            "latency,stale-reads",
+            "swarm,-error-lost,pause",
+        ] {
+            let spec = FaultSpec::parse(text).unwrap();
+            assert_eq!(FaultSpec::parse(&spec.to_string()).unwrap(), spec, "{text}");
+        }
+    }
+
+    #[test]
+    fn the_same_seed_draws_the_same_config_and_swarm_draws_subsets() {
+        let spec = FaultSpec::parse("swarm").unwrap();
+        let draw = |seed| Config::draw(Api::Seed, Shape::STANDARD, &spec, &mut SplitMix(seed));
+        assert_eq!(draw(7), draw(7));
+        let distinct: BTreeSet<String> =
+            (0..50).map(|seed| draw(seed).faults.to_string()).collect();
+        assert!(distinct.len() > 10, "swarm drew only {distinct:?}");
+        assert!((0..50).all(|seed| !draw(seed).faults.has(Fault::Pause)));
+    }
+
+    #[test]
+    fn a_fault_that_is_off_has_no_rate() {
+        let config = Config::draw(
+            Api::Seed,
+            Shape::STANDARD,
+            &FaultSpec::parse("none").unwrap(),
+            &mut SplitMix(1),
+        );
+        assert_eq!(
+            config.error_lost_pm + config.stale_pm + config.latency_pm,
+            0
+        );
+        assert_eq!(config.hash_bits, 64);
+        assert_eq!(config.max_skew_ms, 0);
+        assert!(config.validate().is_ok());
+    }
+}
+
+#[cfg(test)]
+mod draw_tests {
+    use super::*;
+
+    #[test]
+    fn drawing_consumes_the_same_randomness_whatever_the_faults() {
+        for spec in ["none", "all", "swarm", "latency,pause"] {
+            let mut rng = SplitMix(11);
+            let _ = Config::draw(
+                Api::Seed,
+                Shape::STANDARD,
+                &FaultSpec::parse(spec).unwrap(),
+                &mut rng,
+            );
+            let mut reference = SplitMix(11);
+            let _ = Config::draw(
+                Api::Seed,
+                Shape::STANDARD,
+                &FaultSpec::parse("none").unwrap(),
+                &mut reference,
+            );
+            assert_eq!(rng.next_u64(), reference.next_u64(), "{spec}");
+        }
+    }
+}

@@ -1,0 +1,532 @@
+//! The history of one run: every operation from invocation to response,
+//! every delivery, every fault, and the trace hash over all of it.
+//!
+//! These types are runtime-agnostic (no madsim): the simulator fills a
+//! [`History`] from inside a simulation, and a live mode against real stores
+//! can fill one from real tasks and hand it to the same checker.
+
+use std::hash::{Hash, Hasher};
+
+use atmostonce::DurabilityError;
+use atmostonce::spec::{SpecAnswer, SpecOp};
+
+/// An operation's index in [`History::ops`].
+pub type OpId = u32;
+/// A key's index in [`History::keys`].
+pub type KeyId = u16;
+
+/// Who invoked an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Process {
+    /// Producer number n (a simulated node that can crash and restart).
+    Producer(u16),
+    /// The sweeper (its expiries are operations too).
+    Sweeper,
+    /// The final probe that reads every key after the quiet phase (A2).
+    Probe,
+}
+
+impl std::fmt::Display for Process {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Process::Producer(n) => write!(f, "p{n}"),
+            Process::Sweeper => write!(f, "sweeper"),
+            Process::Probe => write!(f, "probe"),
+        }
+    }
+}
+
+/// Whether an append the store performed for an operation is still in the
+/// store: the store knows, the engine's caller does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum WriteTruth {
+    /// No append of this operation was applied (as far as the store knows).
+    #[default]
+    None,
+    /// At least one append of this operation was applied and is still there.
+    Applied,
+    /// Its append was applied, then dropped by a store crash before a flush.
+    Dropped,
+}
+
+/// One operation: invocation, response (if any) and what the store saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpRecord {
+    /// Its index in [`History::ops`].
+    pub id: OpId,
+    /// Who invoked it.
+    pub process: Process,
+    /// Which incarnation of the process (a producer restarts with no memory).
+    pub incarnation: u32,
+    /// The key.
+    pub key: KeyId,
+    /// The operation and its parameters, as the specification sees it.
+    pub op: SpecOp,
+    /// Invocation time, microseconds since the run started.
+    pub call_us: u64,
+    /// Response time; `None` when the process crashed before the answer.
+    pub ret_us: Option<u64>,
+    /// The answer; `None` when there was none.
+    pub result: Option<Result<SpecAnswer, DurabilityError>>,
+    /// For a completion or release: the claim it finishes.
+    pub claim: Option<OpId>,
+    /// A read of this operation was served from an older snapshot.
+    pub stale_read: bool,
+    /// A read of this operation returned a record that a store crash later
+    /// dropped (it was never flushed).
+    pub dirty_read: bool,
+    /// What became of this operation's appends.
+    pub write: WriteTruth,
+    /// For an expiry: the stream slot its tombstone went to.
+    pub slot: Option<(String, u64)>,
+}
+
+impl OpRecord {
+    /// True when the operation answered with `Claimed`.
+    #[must_use]
+    pub fn granted(&self) -> bool {
+        matches!(
+            self.result,
+            Some(Ok(SpecAnswer::Decision(atmostonce::DedupDecision::Claimed)))
+        )
+    }
+
+    /// A short name: `claim`, `lookup`, `complete`, `release`, `expire`.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        op_name(&self.op)
+    }
+
+    /// The response time, or `u64::MAX` when it never answered.
+    #[must_use]
+    pub fn ret_or_max(&self) -> u64 {
+        self.ret_us.unwrap_or(u64::MAX)
+    }
+}
+
+/// The short name of a specification operation.
+#[must_use]
+pub fn op_name(op: &SpecOp) -> &'static str {
+    match op {
+        SpecOp::Claim { .. } => "claim",
+        SpecOp::Lookup => "lookup",
+        SpecOp::Complete { .. } => "complete",
+        SpecOp::Release => "release",
+        SpecOp::Expire => "expire",
+    }
+}
+
+/// A fault the simulation injected (or a phase change), for the timeline
+/// and for the checker's exemptions.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum FaultEvent {
+    /// A producer node was killed.
+    ProducerCrash(Process),
+    /// A producer node was restarted with no memory.
+    ProducerRestart(Process),
+    /// A producer node was paused for this long.
+    ProducerPause(Process, u64),
+    /// A paused producer node resumed.
+    ProducerResume(Process),
+    /// The store crashed: unflushed appends (these slots) are gone.
+    StoreCrash {
+        /// `(stream, sequence)` of every dropped entry.
+        dropped: Vec<(String, u64)>,
+    },
+    /// The store is back after a crash.
+    StoreRestart,
+    /// A read was served from an older snapshot, hiding this many entries.
+    StaleRead {
+        /// The operation whose read it was (none for the sweeper's scan).
+        op: Option<OpId>,
+        /// Entries hidden.
+        hidden: u64,
+    },
+    /// A store call answered with an indeterminate error.
+    StoreCallError {
+        /// The operation whose call it was.
+        op: Option<OpId>,
+        /// `append`, `read`, `scan`, `flush`.
+        call: &'static str,
+        /// Whether the call took effect anyway.
+        applied: bool,
+    },
+    /// A record's bytes were corrupted.
+    Corruption {
+        /// The key whose record it was.
+        key: KeyId,
+        /// The stream and sequence.
+        stream: String,
+        /// The sequence.
+        sequence: u64,
+        /// What was done: a bit flip or a truncation.
+        how: String,
+    },
+    /// A node's clock moved to this offset from true time.
+    ClockJump {
+        /// Whose clock.
+        process: Process,
+        /// The new offset in milliseconds.
+        offset_ms: i64,
+    },
+    /// Faults stop; the quiet phase begins.
+    QuietPhase,
+}
+
+/// A non-operation event.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Event {
+    /// A producer performed (or failed to perform) the side effect a claim
+    /// authorised.
+    Delivery {
+        /// Who.
+        process: Process,
+        /// The key.
+        key: KeyId,
+        /// The claim that authorised it.
+        claim: OpId,
+        /// False for a simulated delivery failure (followed by a release).
+        ok: bool,
+        /// When, microseconds since the start.
+        at_us: u64,
+    },
+    /// A fault or phase change.
+    Fault {
+        /// When, microseconds since the start.
+        at_us: u64,
+        /// What.
+        fault: FaultEvent,
+    },
+    /// The workload did not finish within its time cap (a liveness problem).
+    Stuck {
+        /// When.
+        at_us: u64,
+        /// Producers still running.
+        producers: Vec<u16>,
+    },
+}
+
+impl Event {
+    /// When it happened.
+    #[must_use]
+    pub fn at_us(&self) -> u64 {
+        match self {
+            Event::Delivery { at_us, .. }
+            | Event::Fault { at_us, .. }
+            | Event::Stuck { at_us, .. } => *at_us,
+        }
+    }
+}
+
+/// Everything that happened in one run.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    /// The keys, by [`KeyId`].
+    pub keys: Vec<String>,
+    /// For each key, whether its stream is shared with another key of the
+    /// workload (forced hash collisions), which makes `DedupCollision` an
+    /// admissible answer.
+    pub shared_stream: Vec<bool>,
+    /// The stream each key lives in.
+    pub streams: Vec<String>,
+    /// Every operation, in invocation order.
+    pub ops: Vec<OpRecord>,
+    /// Deliveries, faults and phase changes, in order.
+    pub events: Vec<Event>,
+    /// When the quiet phase (no more faults) began, if it did.
+    pub quiet_from_us: Option<u64>,
+    /// The shortest time a stored entry must live, in true time: TTL + the
+    /// sweeper's grace − the largest clock skew. A1 holds deliveries to one
+    /// per such window. `None`: the recorder does not know it.
+    pub dedup_window_us: Option<u64>,
+    trace: TraceHash,
+}
+
+/// FNV-1a over a canonical encoding of every change to the history: two
+/// runs with the same trace hash made the same calls with the same answers
+/// at the same simulated times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TraceHash(u64);
+
+impl Default for TraceHash {
+    fn default() -> Self {
+        TraceHash(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl TraceHash {
+    fn bytes(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    fn u64(&mut self, value: u64) {
+        self.bytes(&value.to_le_bytes());
+    }
+
+    /// Anything hashable: the derived `Hash` of our types and the engine's
+    /// is a fixed walk over their fields, so it is stable for one build.
+    fn debug(&mut self, value: &impl Hash) {
+        value.hash(self);
+    }
+}
+
+impl Hasher for TraceHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.bytes(bytes);
+    }
+}
+
+impl History {
+    /// An empty history over these keys and their streams.
+    #[must_use]
+    pub fn new(keys: Vec<String>, streams: Vec<String>) -> History {
+        let shared_stream = streams
+            .iter()
+            .map(|stream| streams.iter().filter(|other| *other == stream).count() > 1)
+            .collect();
+        let mut history = History {
+            keys,
+            shared_stream,
+            streams,
+            ..History::default()
+        };
+        for (key, stream) in history.keys.iter().zip(&history.streams) {
+            history.trace.bytes(key.as_bytes());
+            history.trace.bytes(stream.as_bytes());
+        }
+        history
+    }
+
+    /// The trace hash so far.
+    #[must_use]
+    pub fn trace_hash(&self) -> u64 {
+        self.trace.0
+    }
+
+    /// The key id of `key`, if it is one of the workload's.
+    #[must_use]
+    pub fn key_id(&self, key: &str) -> Option<KeyId> {
+        self.keys
+            .iter()
+            .position(|candidate| candidate == key)
+            .and_then(|index| KeyId::try_from(index).ok())
+    }
+
+    /// The keys whose stream is `stream`.
+    pub fn keys_of_stream<'a>(&'a self, stream: &'a str) -> impl Iterator<Item = KeyId> + 'a {
+        self.streams
+            .iter()
+            .enumerate()
+            .filter(move |(_, candidate)| *candidate == stream)
+            .filter_map(|(index, _)| KeyId::try_from(index).ok())
+    }
+
+    /// Feeds anything that shaped the run (its configuration) into the
+    /// trace hash.
+    pub fn hash_in(&mut self, value: &impl Hash) {
+        self.trace.debug(value);
+    }
+
+    /// Records an invocation and returns its id.
+    pub fn invoke(
+        &mut self,
+        process: Process,
+        incarnation: u32,
+        key: KeyId,
+        op: SpecOp,
+        claim: Option<OpId>,
+        call_us: u64,
+    ) -> OpId {
+        // A run is bounded to far fewer than 2^32 operations (see
+        // limits in config.rs), so the index always fits.
+        let id = OpId::try_from(self.ops.len()).unwrap_or(OpId::MAX);
+        self.trace.u64(u64::from(id));
+        self.trace
+            .debug(&(process, incarnation, key, &op, claim, call_us));
+        self.ops.push(OpRecord {
+            id,
+            process,
+            incarnation,
+            key,
+            op,
+            call_us,
+            ret_us: None,
+            result: None,
+            claim,
+            stale_read: false,
+            dirty_read: false,
+            write: WriteTruth::None,
+            slot: None,
+        });
+        id
+    }
+
+    /// Records the response of operation `id`.
+    pub fn respond(&mut self, id: OpId, result: Result<SpecAnswer, DurabilityError>, ret_us: u64) {
+        self.trace.u64(u64::from(id));
+        self.trace.debug(&(&result, ret_us));
+        if let Some(op) = self.ops.get_mut(id as usize) {
+            op.ret_us = Some(ret_us);
+            op.result = Some(result);
+        }
+    }
+
+    /// Notes that an append of operation `id` was applied at `slot`.
+    pub fn applied(&mut self, id: OpId, slot: (String, u64)) {
+        self.trace.u64(u64::from(id));
+        self.trace.debug(&slot);
+        if let Some(op) = self.ops.get_mut(id as usize) {
+            op.write = WriteTruth::Applied;
+            if matches!(op.op, SpecOp::Expire) {
+                op.slot = Some(slot);
+            }
+        }
+    }
+
+    /// Notes that operation `id`'s applied append was dropped by a crash.
+    pub fn dropped(&mut self, id: OpId) {
+        if let Some(op) = self.ops.get_mut(id as usize) {
+            op.write = WriteTruth::Dropped;
+        }
+    }
+
+    /// Flags operation `id` as having read from an older snapshot.
+    pub fn flag_stale(&mut self, id: OpId) {
+        if let Some(op) = self.ops.get_mut(id as usize) {
+            op.stale_read = true;
+        }
+    }
+
+    /// Flags operation `id` as having read a record a crash later dropped.
+    pub fn flag_dirty(&mut self, id: OpId) {
+        if let Some(op) = self.ops.get_mut(id as usize) {
+            op.dirty_read = true;
+        }
+    }
+
+    /// Records a delivery, fault or phase change.
+    pub fn event(&mut self, event: Event) {
+        self.trace.debug(&event);
+        if let Event::Fault {
+            at_us,
+            fault: FaultEvent::QuietPhase,
+        } = &event
+        {
+            self.quiet_from_us = Some(*at_us);
+        }
+        self.events.push(event);
+    }
+
+    /// Every operation on `key`, in invocation order.
+    pub fn ops_of(&self, key: KeyId) -> impl Iterator<Item = &OpRecord> + '_ {
+        self.ops.iter().filter(move |op| op.key == key)
+    }
+
+    /// Keys with a corrupted record (their stream cannot be trusted).
+    #[must_use]
+    pub fn corrupted_keys(&self) -> Vec<KeyId> {
+        let mut keys: Vec<KeyId> = self
+            .events
+            .iter()
+            .filter_map(|event| match event {
+                Event::Fault {
+                    fault: FaultEvent::Corruption { key, .. },
+                    ..
+                } => Some(*key),
+                _ => None,
+            })
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+
+    /// The end of the run: the latest time anything happened.
+    #[must_use]
+    pub fn end_us(&self) -> u64 {
+        let ops = self
+            .ops
+            .iter()
+            .map(|op| op.ret_us.unwrap_or(op.call_us))
+            .max()
+            .unwrap_or(0);
+        let events = self.events.iter().map(Event::at_us).max().unwrap_or(0);
+        ops.max(events)
+    }
+}
+
+/// The receipt a producer stores for the claim `claim` of `key`: it names
+/// the key and the operation, so the checker can tell whose it is (S3, S6).
+#[must_use]
+pub fn receipt_for(key: &str, process: Process, claim: OpId) -> Vec<u8> {
+    format!("{key}|{process}|c{claim}").into_bytes()
+}
+
+/// The other receipt of a duplicate completion of `claim` (see the
+/// workload's echo): same key, different bytes.
+#[must_use]
+pub fn echo_receipt_for(key: &str, process: Process, claim: OpId) -> Vec<u8> {
+    format!("{key}|{process}|e{claim}").into_bytes()
+}
+
+/// The key a receipt made by [`receipt_for`] names.
+#[must_use]
+pub fn receipt_key(receipt: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(receipt).ok()?;
+    text.split('|').next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_changes_give_the_same_trace_hash_and_a_different_answer_changes_it() {
+        let build = |answer| {
+            let mut history = History::new(vec!["k0".into()], vec!["ns:0".into()]);
+            let id = history.invoke(
+                Process::Producer(0),
+                0,
+                0,
+                SpecOp::Claim { now_millis: 5 },
+                None,
+                10,
+            );
+            history.respond(id, Ok(SpecAnswer::Decision(answer)), 20);
+            history.trace_hash()
+        };
+        assert_eq!(
+            build(atmostonce::DedupDecision::Claimed),
+            build(atmostonce::DedupDecision::Claimed)
+        );
+        assert_ne!(
+            build(atmostonce::DedupDecision::Claimed),
+            build(atmostonce::DedupDecision::InFlight)
+        );
+    }
+
+    #[test]
+    fn keys_sharing_a_stream_are_marked_shared() {
+        let history = History::new(
+            vec!["a".into(), "b".into(), "c".into()],
+            vec!["ns:1".into(), "ns:1".into(), "ns:2".into()],
+        );
+        assert_eq!(history.shared_stream, vec![true, true, false]);
+        assert_eq!(
+            history.keys_of_stream("ns:1").collect::<Vec<_>>(),
+            vec![0, 1]
+        );
+    }
+
+    #[test]
+    fn a_receipt_names_its_key() {
+        let receipt = receipt_for("k07", Process::Producer(3), 41);
+        assert_eq!(receipt_key(&receipt), Some("k07"));
+    }
+}

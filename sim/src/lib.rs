@@ -1,0 +1,61 @@
+//! atmostonce-sim: the deterministic simulator of the atmostonce engine.
+//!
+//! The real engine (`atmostonce::DedupCache`, `DedupSweeper`) runs under
+//! madsim against a fault-injecting store; every operation, delivery and
+//! fault goes into a [`history::History`] that [`check::check`] judges
+//! against the invariants of DESIGN.md section 5. The same seed and
+//! configuration always give the same trace hash.
+//!
+//! The crate builds two ways:
+//! - with `--cfg madsim` (`cargo sim`, see `.cargo/config.toml`): the
+//!   simulated world ([`runner`]) and the command line;
+//! - without it: the history, the checker, the configuration and the report
+//!   formats, runtime-agnostic, for a live mode against real stores and for
+//!   the ordinary test suite.
+//!
+//! The checker judges any history, however it was recorded:
+//!
+//! ```
+//! use atmostonce::DedupDecision;
+//! use atmostonce::spec::{SpecAnswer, SpecOp};
+//! use atmostonce_sim::check::{CheckOptions, Invariant, check};
+//! use atmostonce_sim::history::{History, Process};
+//!
+//! let mut history = History::new(vec!["k0".into()], vec!["orders:0".into()]);
+//! for (producer, call_us) in [(0, 10), (1, 50)] {
+//!     let op = history.invoke(Process::Producer(producer), 0, 0, SpecOp::Claim { now_millis: 1 }, None, call_us);
+//!     history.respond(op, Ok(SpecAnswer::Decision(DedupDecision::Claimed)), call_us + 5);
+//! }
+//! // Two grants with no release or expiry between them: S1 (and S7).
+//! let verdict = check(&history, CheckOptions::default());
+//! assert!(verdict.invariants().contains(&Invariant::S1));
+//! ```
+//!
+//! A seed sweep from Rust, in a test of the madsim build:
+//!
+//! ```text
+//! use atmostonce_sim::{config::FaultSpec, outcome::{ConfigSource, RunOptions}, run_seeds};
+//! let source = ConfigSource::standard(FaultSpec::parse("none").unwrap());
+//! let summary = run_seeds(0..100, 2, &source, RunOptions::default(), true, |_| {});
+//! assert_eq!(summary.exit_code(), 0, "{}", atmostonce_sim::report::summary_line(&summary));
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod history;
+pub mod outcome;
+pub mod replay;
+pub mod report;
+pub mod timeline;
+pub mod workload;
+
+#[cfg(madsim)]
+pub mod runner;
+#[cfg(madsim)]
+mod world;
+
+#[cfg(madsim)]
+pub use runner::{run_seed, run_seeds};

@@ -1,0 +1,427 @@
+//! Human and JSON reports of seeds: the verdict line, the configuration, a
+//! readable timeline of the keys involved, and the reproduce command.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use atmostonce::spec::SpecOp;
+use serde_json::{Value, json};
+
+use crate::check::{CheckOptions, Violation, show_answer};
+use crate::config::{FaultSpec, Shape};
+use crate::history::{Event, FaultEvent, History, KeyId, OpRecord};
+use crate::outcome::{ConfigSource, InternalError, SeedRun, Summary};
+
+/// Most timeline lines printed per key: enough to read a violation's
+/// surroundings without drowning it in a hot key's hundreds of operations.
+const MAX_TIMELINE_LINES: usize = 60;
+
+/// The one-line command that reruns a seed exactly.
+#[must_use]
+pub fn reproduce_command(seed: u64, source: &ConfigSource, check: CheckOptions) -> String {
+    let mut command = format!("cargo sim -- --seed {seed}");
+    match source {
+        ConfigSource::Draw { api, shape, faults } => {
+            let _ = write!(command, " --faults {} --api {api}", quote_faults(faults));
+            if *shape != Shape::STANDARD {
+                let _ = write!(
+                    command,
+                    " --producers {} --keys {} --ops {}",
+                    shape.producers, shape.keys, shape.ops
+                );
+            }
+        }
+        ConfigSource::Fixed(_) => {
+            command = format!("cargo sim -- --replay <the replay file of seed {seed}>");
+        }
+    }
+    if check.strict_reads {
+        command.push_str(" --strict-reads");
+    }
+    command
+}
+
+fn quote_faults(faults: &FaultSpec) -> String {
+    let text = faults.to_string();
+    if text.starts_with('-') {
+        format!("={text}")
+    } else {
+        text
+    }
+}
+
+fn ms(us: u64) -> String {
+    format!("{}.{:03}", us / 1000, us % 1000)
+}
+
+/// An operation in a few words: `claim(now=..)`, `complete(r=..)`.
+#[must_use]
+pub fn show_op(op: &OpRecord) -> String {
+    match &op.op {
+        SpecOp::Claim { now_millis } => format!("claim(now={now_millis})"),
+        SpecOp::Lookup => "lookup".to_owned(),
+        SpecOp::Complete {
+            receipt,
+            timestamp_millis,
+        } => format!(
+            "complete({}, ts={timestamp_millis})",
+            String::from_utf8_lossy(receipt.as_bytes())
+        ),
+        SpecOp::Release => "release".to_owned(),
+        SpecOp::Expire => "expire (sweeper tombstone)".to_owned(),
+    }
+}
+
+/// The faults and deliveries that bear on `key`, with their times.
+fn key_events(history: &History, key: KeyId) -> Vec<(u64, String)> {
+    let stream = &history.streams[usize::from(key)];
+    let processes: BTreeSet<_> = history.ops_of(key).map(|op| op.process).collect();
+    let op_of_key = |op: &Option<u32>| {
+        op.and_then(|id| history.ops.get(id as usize))
+            .is_some_and(|op| op.key == key)
+    };
+    history
+        .events
+        .iter()
+        .filter_map(|event| {
+            let text = match event {
+                Event::Delivery {
+                    process,
+                    key: delivered,
+                    claim,
+                    ok,
+                    ..
+                } if *delivered == key => format!(
+                    "{process} {} (claim op {claim})",
+                    if *ok { "DELIVERED" } else { "delivery failed" }
+                ),
+                Event::Fault { fault, .. } => match fault {
+                    FaultEvent::ProducerCrash(process) if processes.contains(process) => {
+                        format!("fault: {process} crashed")
+                    }
+                    FaultEvent::ProducerRestart(process) if processes.contains(process) => {
+                        format!("fault: {process} restarted with no memory")
+                    }
+                    FaultEvent::ProducerPause(process, pause_ms) if processes.contains(process) => {
+                        format!("fault: {process} paused for {pause_ms} ms")
+                    }
+                    FaultEvent::ProducerResume(process) if processes.contains(process) => {
+                        format!("fault: {process} resumed")
+                    }
+                    FaultEvent::StoreCrash { dropped } => {
+                        let lost: Vec<String> = dropped
+                            .iter()
+                            .filter(|(s, _)| s == stream)
+                            .map(|(_, sequence)| sequence.to_string())
+                            .collect();
+                        format!(
+                            "fault: store crash (this stream lost unflushed entries [{}])",
+                            lost.join(",")
+                        )
+                    }
+                    FaultEvent::StoreRestart => "fault: store restarted".to_owned(),
+                    FaultEvent::StaleRead { op, hidden } if op_of_key(op) => format!(
+                        "fault: stale read for op {} (hid {hidden} entries)",
+                        op.unwrap_or_default()
+                    ),
+                    FaultEvent::StoreCallError { op, call, applied } if op_of_key(op) => format!(
+                        "fault: {call} of op {} answered StoreError ({})",
+                        op.unwrap_or_default(),
+                        if *applied {
+                            "it took effect"
+                        } else {
+                            "it did not take effect"
+                        }
+                    ),
+                    FaultEvent::Corruption {
+                        key: corrupted,
+                        sequence,
+                        how,
+                        ..
+                    } if *corrupted == key => {
+                        format!("fault: record {sequence} corrupted ({how})")
+                    }
+                    FaultEvent::QuietPhase => "quiet phase: faults stop".to_owned(),
+                    _ => return None,
+                },
+                _ => return None,
+            };
+            Some((event.at_us(), text))
+        })
+        .collect()
+}
+
+/// A readable timeline of `key`: operations from invocation to response,
+/// faults and deliveries, the operations in `involved` marked.
+#[must_use]
+pub fn key_timeline(history: &History, key: KeyId, involved: &[u32]) -> String {
+    let mut lines: Vec<(u64, u64, String)> = history
+        .ops_of(key)
+        .map(|op| {
+            let ret = op.ret_us.map_or_else(|| "   (none)".to_owned(), ms);
+            let mut flags = String::new();
+            if op.stale_read {
+                flags.push_str(" [stale read]");
+            }
+            if op.dirty_read {
+                flags.push_str(" [dirty read]");
+            }
+            let mark = if involved.contains(&op.id) {
+                "▶"
+            } else {
+                " "
+            };
+            (
+                op.call_us,
+                u64::from(op.id),
+                format!(
+                    "{mark} {:>10} → {:>10}  {:<8} {:<40} {}{flags}  (op {})",
+                    ms(op.call_us),
+                    ret,
+                    format!("{}#{}", op.process, op.incarnation),
+                    show_op(op),
+                    show_answer(op),
+                    op.id
+                ),
+            )
+        })
+        .collect();
+    lines.extend(key_events(history, key).into_iter().map(|(at_us, text)| {
+        (
+            at_us,
+            u64::MAX,
+            format!("  {:>10}                {text}", ms(at_us)),
+        )
+    }));
+    lines.sort_by_key(|(at_us, order, _)| (*at_us, *order));
+    let focus: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, order, _))| involved.iter().any(|id| u64::from(*id) == *order))
+        .map(|(index, _)| index)
+        .collect();
+    let (first, last) = match (focus.first(), focus.last()) {
+        (Some(first), Some(last)) => (*first, *last),
+        _ => (
+            lines.len().saturating_sub(MAX_TIMELINE_LINES),
+            lines.len().saturating_sub(1),
+        ),
+    };
+    let context = MAX_TIMELINE_LINES.saturating_sub(last - first + 1) / 2;
+    let start = first.saturating_sub(context);
+    let end = (last + context + 1).min(lines.len());
+    let mut text = String::new();
+    if start > 0 {
+        let _ = writeln!(text, "    ... {start} earlier lines");
+    }
+    for (_, _, line) in &lines[start..end] {
+        let _ = writeln!(text, "  {line}");
+    }
+    if end < lines.len() {
+        let _ = writeln!(text, "    ... {} later lines", lines.len() - end);
+    }
+    text
+}
+
+fn violation_line(history: Option<&History>, violation: &Violation) -> String {
+    let key = violation
+        .key
+        .and_then(|key| history.map(|h| h.keys[usize::from(key)].clone()))
+        .map_or_else(String::new, |name| format!(" on key {name}"));
+    format!("{}{key}: {}", violation.invariant, violation.message)
+}
+
+/// The full text report of one seed.
+#[must_use]
+pub fn seed_report(run: &SeedRun, source: &ConfigSource, check: CheckOptions) -> String {
+    let mut text = String::new();
+    let verdict = if run.verdict.passed() {
+        "PASS".to_owned()
+    } else {
+        format!("FAIL {}", run.verdict.names())
+    };
+    let _ = writeln!(
+        text,
+        "seed {} ({:#x}): {verdict}  trace {:#018x}",
+        run.seed, run.seed, run.trace_hash
+    );
+    let _ = writeln!(text, "  config: {}", run.config.summary());
+    let _ = writeln!(
+        text,
+        "  simulated {:.1} s in {:.1} ms ({:.0}x), {} operations, checker {:.2} ms",
+        run.sim_us as f64 / 1e6,
+        run.wall_sim.as_secs_f64() * 1e3,
+        run.sim_us as f64 / 1e6 / run.wall_sim.as_secs_f64().max(1e-9),
+        run.ops,
+        run.wall_check.as_secs_f64() * 1e3
+    );
+    let notes = &run.verdict.notes;
+    if notes.stale_answers + notes.dirty_answers + notes.a1_excused > 0 {
+        let _ = writeln!(
+            text,
+            "  notes: {} stale and {} dirty read-only answers exempt from S2/S4/S7{}; {} double \
+             deliveries excused (holder crashed or the store failed its completion)",
+            notes.stale_answers,
+            notes.dirty_answers,
+            if notes.strict_s7_keys.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (--strict-reads would report S7 on {} key(s))",
+                    notes.strict_s7_keys.len()
+                )
+            },
+            notes.a1_excused
+        );
+    }
+    let history = run.history.as_ref();
+    for violation in &run.verdict.violations {
+        let _ = writeln!(text, "  {}", violation_line(history, violation));
+    }
+    if let (Some(first), Some(history)) = (run.verdict.first(), history) {
+        let keys: BTreeSet<KeyId> = run
+            .verdict
+            .violations
+            .iter()
+            .filter(|v| v.invariant == first.invariant || v.key == first.key)
+            .filter_map(|v| v.key)
+            .take(2)
+            .collect();
+        for key in keys {
+            let involved: Vec<u32> = run
+                .verdict
+                .violations
+                .iter()
+                .filter(|v| v.key == Some(key))
+                .flat_map(|v| v.ops.iter().copied())
+                .collect();
+            let _ = writeln!(
+                text,
+                "  timeline of key {} (stream {}; ms since start, invocation → response; ▶ = involved):",
+                history.keys[usize::from(key)],
+                history.streams[usize::from(key)]
+            );
+            text.push_str(&key_timeline(history, key, &involved));
+        }
+    }
+    if !run.verdict.passed() {
+        let _ = writeln!(
+            text,
+            "  reproduce: {}",
+            reproduce_command(run.seed, source, check)
+        );
+    }
+    text
+}
+
+/// One failing seed as a JSON object.
+#[must_use]
+pub fn seed_json(run: &SeedRun, source: &ConfigSource, check: CheckOptions) -> Value {
+    let history = run.history.as_ref();
+    let violations: Vec<Value> = run
+        .verdict
+        .violations
+        .iter()
+        .map(|violation| {
+            json!({
+                "invariant": violation.invariant.to_string(),
+                "key": violation.key.and_then(|key| history.map(|h| h.keys[usize::from(key)].clone())),
+                "ops": violation.ops,
+                "message": violation.message,
+            })
+        })
+        .collect();
+    json!({
+        "seed": run.seed,
+        "verdict": if run.verdict.passed() { "pass" } else { "fail" },
+        "invariants": run.verdict.invariants().iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "violations": violations,
+        "trace_hash": format!("{:#018x}", run.trace_hash),
+        "faults": run.config.faults.to_string(),
+        "config": serde_json::to_value(&run.config).unwrap_or(Value::Null),
+        "simulated_ms": run.sim_us / 1000,
+        "reproduce": reproduce_command(run.seed, source, check),
+    })
+}
+
+/// An internal error as a JSON object.
+#[must_use]
+pub fn error_json(error: &InternalError) -> Value {
+    json!({ "seed": error.seed, "verdict": "internal-error", "message": error.message })
+}
+
+/// The summary line of a sweep.
+#[must_use]
+pub fn summary_line(summary: &Summary) -> String {
+    let mut text = format!(
+        "{} seeds, {} failed, {} internal errors; {:.0} seeds/s; simulated/real {:.0}x; checker {:.1}% of seed time",
+        summary.seeds,
+        summary.failures,
+        summary.internal_errors,
+        summary.seeds_per_second(),
+        summary.sim_ratio(),
+        summary.checker_share() * 100.0
+    );
+    if !summary.by_invariant.is_empty() {
+        let parts: Vec<String> = summary
+            .by_invariant
+            .iter()
+            .map(|(invariant, (count, smallest))| {
+                format!("{invariant}: {count} (smallest seed {smallest})")
+            })
+            .collect();
+        let _ = write!(text, "\n  violations: {}", parts.join("; "));
+    }
+    if !summary.nondeterministic.is_empty() {
+        let _ = write!(
+            text,
+            "\n  NONDETERMINISTIC seeds (trace hash differs on rerun): {:?}",
+            summary.nondeterministic
+        );
+    }
+    if summary.stale_answers + summary.dirty_answers + summary.a1_excused > 0 {
+        let _ = write!(
+            text,
+            "\n  exempt: {} stale and {} dirty read-only answers ({} seeds would fail S7 under \
+             --strict-reads); {} double deliveries after a holder crashed",
+            summary.stale_answers,
+            summary.dirty_answers,
+            summary.strict_s7_seeds,
+            summary.a1_excused
+        );
+    }
+    text
+}
+
+/// The summary as a JSON object.
+#[must_use]
+pub fn summary_json(summary: &Summary) -> Value {
+    let by_invariant: serde_json::Map<String, Value> = summary
+        .by_invariant
+        .iter()
+        .map(|(invariant, (count, smallest))| {
+            (
+                invariant.to_string(),
+                json!({ "seeds": count, "smallest_seed": smallest }),
+            )
+        })
+        .collect();
+    json!({
+        "summary": {
+            "seeds": summary.seeds,
+            "failures": summary.failures,
+            "internal_errors": summary.internal_errors,
+            "nondeterministic": summary.nondeterministic,
+            "violations": by_invariant,
+            "seeds_per_second": summary.seeds_per_second(),
+            "simulated_to_real": summary.sim_ratio(),
+            "checker_share": summary.checker_share(),
+            "elapsed_s": summary.elapsed.as_secs_f64(),
+            "exempt_stale_answers": summary.stale_answers,
+            "exempt_dirty_answers": summary.dirty_answers,
+            "strict_reads_s7_seeds": summary.strict_s7_seeds,
+            "a1_excused": summary.a1_excused,
+            "exit": summary.exit_code(),
+        }
+    })
+}

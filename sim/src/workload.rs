@@ -1,0 +1,102 @@
+//! The producers' behaviour, independent of any runtime: which key a message
+//! carries, how long things take, and how a producer reacts to each answer.
+//! The simulation drives it under madsim; a live mode can drive it with
+//! real tasks against a real store.
+
+use crate::config::{Config, Draw, Fault};
+
+/// The namespace every simulated cache uses.
+pub const NAMESPACE: &str = "sim";
+
+/// Claims a producer makes for one message before it gives up on a key that
+/// stays in flight (or keeps failing). Enough for a short-lived holder to
+/// finish; the message is then dropped, as a broker would redeliver it later.
+pub const MAX_CLAIM_ATTEMPTS: u32 = 3;
+
+/// Completions (or releases) a producer tries after a failed answer before
+/// it leaves the claim to expire: a few retries ride out transient store
+/// errors without letting one message hold a producer forever.
+pub const MAX_FINISH_ATTEMPTS: u32 = 4;
+
+/// Back-off between retries, in milliseconds (drawn in this range).
+pub const BACKOFF_MS: (u64, u64) = (5, 50);
+
+/// How long a delivery (the side effect) takes, in milliseconds.
+pub const DELIVERY_MS: (u64, u64) = (1, 20);
+
+/// The workload's keys: `k00`, `k01`, ... (zero-padded so they sort).
+#[must_use]
+pub fn key_names(keys: u16) -> Vec<String> {
+    let width = keys.saturating_sub(1).to_string().len().max(2);
+    (0..keys).map(|index| format!("k{index:0width$}")).collect()
+}
+
+/// Picks the key of the next message: with `contention`, most picks go to a
+/// few hot keys; otherwise keys are uniform.
+pub fn pick_key(config: &Config, rng: &mut impl Draw) -> u16 {
+    let keys = u64::from(config.shape.keys.max(1));
+    let hot = u64::from(config.hot_keys.max(1));
+    let index = if config.faults.has(Fault::Contention) && rng.chance(config.hot_pm) {
+        rng.range(0, hot - 1)
+    } else {
+        rng.range(0, keys - 1)
+    };
+    u16::try_from(index).unwrap_or(0)
+}
+
+/// The operations each producer may invoke: `ops` shared out evenly.
+#[must_use]
+pub fn budgets(config: &Config) -> Vec<u32> {
+    let producers = u32::from(config.shape.producers.max(1));
+    (0..producers)
+        .map(|index| config.shape.ops / producers + u32::from(index < config.shape.ops % producers))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Api, FaultSpec, Shape, SplitMix};
+
+    #[test]
+    fn key_names_sort_in_key_order() {
+        let names = key_names(12);
+        assert_eq!(names[0], "k00");
+        assert_eq!(names[11], "k11");
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(sorted, names);
+    }
+
+    #[test]
+    fn budgets_share_out_every_operation() {
+        let config = Config::draw(
+            Api::Seed,
+            Shape {
+                producers: 3,
+                keys: 4,
+                ops: 100,
+            },
+            &FaultSpec::parse("none").unwrap(),
+            &mut SplitMix(3),
+        );
+        assert_eq!(budgets(&config), vec![34, 33, 33]);
+    }
+
+    #[test]
+    fn contention_sends_most_messages_to_the_hot_keys() {
+        let mut rng = SplitMix(9);
+        let mut config = Config::draw(
+            Api::Seed,
+            Shape::STANDARD,
+            &FaultSpec::parse("none").unwrap(),
+            &mut rng,
+        );
+        config.hot_keys = 2;
+        config.hot_pm = 800;
+        let hot = (0..1000)
+            .filter(|_| pick_key(&config, &mut rng) < 2)
+            .count();
+        assert!(hot > 700, "only {hot} of 1000 picks were hot");
+    }
+}
