@@ -38,7 +38,9 @@ pub use config::{
     MAX_PRODUCERS, TICK_MS, TTL_MS,
 };
 pub use hashed::Hashed;
-pub use model::{Action, Call, DedupModel, NAMESPACE, ProducerAction, receipt_bytes};
+pub use model::{
+    Action, Call, DedupModel, NAMESPACE, ProducerAction, injected_error, receipt_bytes,
+};
 pub use properties::{A1_VACUITY, Always, INVARIANTS, WITNESSES, Witness};
 pub use state::{Budget, Grant, Invariant, KeyGhost, Outcome, Phase, Producer, State, Sweeper};
 pub use store::{ModelStore, RecordKind, RecordSummary, Session, StreamMeta};

@@ -72,6 +72,7 @@ pub enum Action {
 #[derive(Debug, Clone)]
 pub struct DedupModel {
     config: Config,
+    options: DedupOptions,
     protocol: Protocol,
     key_names: Vec<String>,
     key_stream: Vec<usize>,
@@ -80,22 +81,32 @@ pub struct DedupModel {
 
 /// Collects the words of a step when a person will read them; costs
 /// nothing while the checker explores.
-pub(crate) struct Narration(Option<Vec<String>>);
+pub(crate) struct Narration {
+    lines: Option<Vec<String>>,
+    /// The `Debug` text of the result of an operation that ended in the
+    /// step, if one did (the replay compares it with the engine's).
+    pub(crate) result: Option<String>,
+}
 
 impl Narration {
     pub(crate) fn silent() -> Narration {
-        Narration(None)
+        Narration { lines: None, result: None }
     }
     pub(crate) fn spoken() -> Narration {
-        Narration(Some(Vec::new()))
+        Narration { lines: Some(Vec::new()), result: None }
     }
     fn say(&mut self, words: impl FnOnce() -> String) {
-        if let Some(lines) = &mut self.0 {
+        if let Some(lines) = &mut self.lines {
             lines.push(words());
         }
     }
+    fn ended<T: fmt::Debug>(&mut self, result: &Result<T, DurabilityError>) {
+        if self.lines.is_some() {
+            self.result = Some(format!("{result:?}"));
+        }
+    }
     pub(crate) fn into_text(self) -> String {
-        self.0.unwrap_or_default().join("; ")
+        self.lines.unwrap_or_default().join("; ")
     }
 }
 
@@ -118,6 +129,7 @@ impl DedupModel {
         // The model's store is not durable on acknowledgement, so the
         // engine flushes after appending, as DedupCache does on such stores.
         let protocol = Protocol::new(NAMESPACE, options, true).map_err(|e| e.to_string())?;
+        debug_assert!(protocol.io().flush_appends);
         let key_names = key_names(config.keys, collide);
         let mut stream_names: Vec<String> =
             key_names.iter().map(|k| protocol.stream_key_for(k)).collect();
@@ -132,6 +144,7 @@ impl DedupModel {
             .collect();
         Ok(DedupModel {
             config,
+            options,
             protocol,
             key_names,
             key_stream,
@@ -149,6 +162,12 @@ impl DedupModel {
     #[must_use]
     pub fn protocol(&self) -> &Protocol {
         &self.protocol
+    }
+
+    /// The cache options (hash bits) the model's caches use.
+    #[must_use]
+    pub fn options(&self) -> DedupOptions {
+        self.options
     }
 
     /// The idempotency key of index `key`.
@@ -209,6 +228,7 @@ impl DedupModel {
                     key: 0,
                     phase: Phase::Idle,
                     session: Session::default(),
+                    outcomes: 0,
                 };
                 self.config.producers
             ],
@@ -458,9 +478,20 @@ impl DedupModel {
         match result {
             Ok(DedupDecision::Claimed) => {
                 self.check_answer_from_own_key(s, key);
+                // The window of the grant's record: tombstones of the key
+                // before it. Windows are bounded far below 32 by the clock
+                // and the fault bounds.
+                let records = &s.store.streams[self.stream_of(key)].records;
+                let before = usize::try_from(append_seq).unwrap_or(usize::MAX).min(records.len());
+                let window = records[..before]
+                    .iter()
+                    .filter(|r| r.key == key && matches!(r.kind, RecordKind::Release | RecordKind::Expire))
+                    .count()
+                    .min(31);
                 let ghost = &mut s.keys[usize::from(key)];
-                ghost.window_grants = (ghost.window_grants + 1).min(2);
-                if ghost.window_grants > 1 {
+                let again = ghost.granted_windows & (1 << window) != 0;
+                ghost.granted_windows |= 1 << window;
+                if again {
                     s.flag(Invariant::S1);
                 }
                 s.producers[p].phase = Phase::Delivering {
@@ -521,6 +552,7 @@ impl DedupModel {
 
     fn finish_key(&self, s: &mut State, p: usize, outcome: Outcome) {
         let producer = &mut s.producers[p];
+        producer.outcomes |= 1 << (outcome as u8);
         if usize::from(producer.key) + 1 < self.config.keys {
             producer.key += 1;
             producer.phase = Phase::Idle;
@@ -569,7 +601,10 @@ impl DedupModel {
         let reply = self.serve(s, actor, &request, call, words)?;
         let op = op.with(|op| op.feed(reply));
         let result = match op.poll() {
-            Step::Done(result) => Some(result),
+            Step::Done(result) => {
+                words.ended(&result);
+                Some(result)
+            }
             Step::Request(_) => None,
         };
         Some((op, result, appended_at))
@@ -717,7 +752,6 @@ impl DedupModel {
         Self::session(s, actor).applied();
         if matches!(summary.kind, RecordKind::Release | RecordKind::Expire) {
             let ghost = &mut s.keys[usize::from(key)];
-            ghost.window_grants = 0;
             ghost.window_deliveries = 0;
             if summary.kind == RecordKind::Expire {
                 ghost.acked = None;
@@ -834,7 +868,8 @@ fn phase_name(phase: &Phase) -> Option<&'static str> {
     }
 }
 
-fn injected_error() -> DurabilityError {
+/// The error an injected indeterminate append answers with.
+pub fn injected_error() -> DurabilityError {
     DurabilityError::StoreError("injected: the append's outcome is unknown".into())
 }
 

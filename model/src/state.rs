@@ -100,6 +100,8 @@ pub struct Producer {
     pub phase: Phase,
     /// Its session with the store.
     pub session: Session,
+    /// Bit `o`: a message of this producer ended with outcome `o`.
+    pub outcomes: u8,
 }
 
 /// The sweeper: idle, or in the middle of one pass.
@@ -129,9 +131,11 @@ pub struct Budget {
 pub struct KeyGhost {
     /// Deliveries so far; delivery `n` stores receipt number `n`.
     pub deliveries: u8,
-    /// Claims granted since the key's last tombstone (release or expiry),
-    /// saturating at 2.
-    pub window_grants: u8,
+    /// Bit `w`: a claim was granted whose record lies in window `w` of the
+    /// key's stream (the stretch after its `w`-th tombstone). A grant's
+    /// window is where its record landed (its linearization point), not
+    /// when the answer arrived.
+    pub granted_windows: u32,
     /// Deliveries since the key's last tombstone, saturating at 2.
     pub window_deliveries: u8,
     /// Bit `n`: a completion with receipt `n` was started.
