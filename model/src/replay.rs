@@ -215,8 +215,10 @@ pub fn replay(model: &DedupModel, actions: &[Action]) -> Result<ReplayReport, St
                 continue;
             }
             Action::Producer(p, ProducerAction::Crash) => {
-                // A crash at an await point: the future is dropped.
+                // A crash at an await point: the future is dropped, and the
+                // restarted producer opens a new session with the store.
                 running[usize::from(p)] = None;
+                lock(&control).sessions[usize::from(p)] = Session::default();
                 continue;
             }
             Action::Producer(_, ProducerAction::Deliver | ProducerAction::FailDelivery) => continue,

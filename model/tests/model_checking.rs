@@ -1,0 +1,201 @@
+//! Exhaustive checks of small configurations, symmetry, vacuity, and the
+//! replay of counterexamples against the real async engine.
+
+use atmostonce_model::replay::replay;
+use atmostonce_model::{
+    A1_VACUITY, Action, Call, Config, DedupModel, Fault, FaultSet, INVARIANTS, Invariant,
+    ProducerAction, SearchOptions, Verdict, WITNESSES, check, replay_actions,
+};
+
+fn config(producers: usize, faults: &[Fault]) -> Config {
+    let mut config = Config::standard();
+    config.producers = producers;
+    config.faults = faults.iter().fold(FaultSet::none(), |set, f| set.with(*f));
+    config
+}
+
+fn standard_with(producers: usize) -> Config {
+    let mut config = Config::standard();
+    config.producers = producers;
+    config
+}
+
+fn violated(report: &atmostonce_model::Report, invariant: Invariant) -> bool {
+    matches!(report.invariant(invariant), Some(Verdict::Violated(_)))
+}
+
+#[test]
+fn crashes_and_failed_deliveries_break_no_invariant_of_the_seed_api() {
+    let report = check(
+        &config(3, &[Fault::Crash, Fault::DeliveryFailure]),
+        SearchOptions::default(),
+    )
+    .unwrap();
+    assert!(report.passed(), "{report}");
+}
+
+#[test]
+fn the_standard_faults_find_the_seed_violations_and_witness_every_branch() {
+    let report = check(&standard_with(2), SearchOptions::default()).unwrap();
+    for invariant in [Invariant::S1, Invariant::S2, Invariant::S4, Invariant::S5, Invariant::A1] {
+        assert!(violated(&report, invariant), "{invariant:?} should be violated:\n{report}");
+    }
+    for invariant in [Invariant::S3, Invariant::S6] {
+        assert_eq!(report.invariant(invariant), Some(&Verdict::Holds), "{report}");
+    }
+    assert!(
+        !report.verdicts.iter().any(|(_, v)| *v == Verdict::NotWitnessed),
+        "every applicable witness is reached:\n{report}"
+    );
+    assert!(!report.passed());
+}
+
+#[test]
+fn symmetry_reduction_keeps_every_verdict_and_visits_fewer_states() {
+    for config in [standard_with(2), config(3, &[Fault::Crash, Fault::DeliveryFailure])] {
+        let reduced = check(&config, SearchOptions { symmetry: true, threads: 2 }).unwrap();
+        let full = check(&config, SearchOptions { symmetry: false, threads: 2 }).unwrap();
+        let kinds = |r: &atmostonce_model::Report| -> Vec<(String, String)> {
+            r.verdicts
+                .iter()
+                .map(|(name, v)| {
+                    let kind = match v {
+                        Verdict::Witnessed(_) => "witnessed".to_owned(),
+                        // Shortest counterexamples come from the same
+                        // breadth-first search either way: they must match.
+                        other => format!("{other:?}"),
+                    };
+                    ((*name).to_owned(), kind)
+                })
+                .collect()
+        };
+        assert_eq!(kinds(&reduced), kinds(&full), "{config}");
+        assert!(
+            reduced.unique_states * 3 / 2 < full.unique_states,
+            "{config}: {} states with symmetry, {} without",
+            reduced.unique_states,
+            full.unique_states
+        );
+    }
+}
+
+#[test]
+fn without_the_timing_assumption_a_double_delivery_is_reachable() {
+    let report = check(
+        &config(2, &[Fault::Crash, Fault::DeliveryFailure, Fault::Pause]),
+        SearchOptions::default(),
+    )
+    .unwrap();
+    assert!(
+        matches!(report.verdict(A1_VACUITY), Some(Verdict::Witnessed(_))),
+        "{report}"
+    );
+    assert_eq!(report.invariant(Invariant::A1), Some(&Verdict::NotApplicable));
+    // The seed API has no fencing: the paused holder completes over the
+    // newer holder's claim.
+    assert!(violated(&report, Invariant::S5), "{report}");
+}
+
+#[test]
+fn the_vacuity_witness_is_not_applicable_under_the_timing_assumption() {
+    let report = check(&config(2, &[]), SearchOptions::default()).unwrap();
+    assert_eq!(report.verdict(A1_VACUITY), Some(&Verdict::NotApplicable));
+    assert!(report.passed(), "{report}");
+}
+
+#[test]
+fn an_applicable_witness_that_is_never_reached_fails_the_check() {
+    let mut config = config(2, &[Fault::DeliveryFailure]);
+    config.bounds.delivery_failures = 0; // the fault is on but can never happen
+    let report = check(&config, SearchOptions::default()).unwrap();
+    assert_eq!(
+        report.verdict("a failed delivery releases the claim"),
+        Some(&Verdict::NotWitnessed)
+    );
+    assert!(!report.passed());
+}
+
+#[test]
+fn colliding_keys_are_refused_never_mixed() {
+    let mut config = config(2, &[Fault::Collision, Fault::Crash]);
+    config.keys = 2;
+    let model = DedupModel::new(config.clone()).unwrap();
+    assert_eq!(model.stream_names().len(), 1, "both keys share one stream");
+    let report = check(&config, SearchOptions::default()).unwrap();
+    assert_eq!(report.invariant(Invariant::S6), Some(&Verdict::Holds), "{report}");
+    assert!(report.passed(), "{report}");
+}
+
+/// The seed's "an identical record means my append landed" test, as the
+/// model found it: two producers claim k0 in the same millisecond, one
+/// append fails without being applied, the other lands, and the first one's
+/// re-read finds an identical record and takes it for its own.
+fn same_millisecond_claims() -> Vec<Action> {
+    use ProducerAction::Call as Do;
+    vec![
+        Action::Producer(0, Do(Call::Normal)),                // p0 reads: absent
+        Action::Producer(0, Do(Call::AppendFailsNotApplied)), // p0's claim: error, not applied
+        Action::Producer(1, Do(Call::Normal)),                // p1 reads: absent
+        Action::Producer(1, Do(Call::Normal)),                // p1's identical claim lands
+        Action::Producer(0, Do(Call::Normal)),                // p0 re-reads: "mine landed"
+        Action::Producer(0, Do(Call::Normal)),                // p0 flushes: Claimed
+        Action::Producer(1, Do(Call::Normal)),                // p1 flushes: Claimed
+    ]
+}
+
+#[test]
+fn seed_api_grants_two_claims_when_an_indeterminate_append_meets_an_identical_record() {
+    let model = DedupModel::new(config(2, &[Fault::Indeterminate])).unwrap();
+    let states = replay_actions(&model, &same_millisecond_claims()).unwrap();
+    assert!(states.last().unwrap().violated(Invariant::S1));
+    // It is the shortest counterexample the checker reports.
+    let report = check(model.config(), SearchOptions::default()).unwrap();
+    assert_eq!(
+        report.invariant(Invariant::S1),
+        Some(&Verdict::Violated(same_millisecond_claims()))
+    );
+    // And the real async engine does exactly the same.
+    let replayed = replay(&model, &same_millisecond_claims()).unwrap();
+    assert_eq!(replayed.claims_granted(), 2, "{:#?}", replayed.answers);
+}
+
+#[test]
+fn every_seed_api_counterexample_replays_against_the_async_engine() {
+    let mut configs = vec![standard_with(2), config(2, &[Fault::Crash, Fault::DeliveryFailure, Fault::Pause])];
+    configs.push(config(2, &[Fault::StoreCrash, Fault::Crash]));
+    let mut replayed = 0;
+    for config in configs {
+        let model = DedupModel::new(config.clone()).unwrap();
+        let report = check(&config, SearchOptions::default()).unwrap();
+        for always in INVARIANTS {
+            let Some(Verdict::Violated(actions)) = report.verdict(always.name) else { continue };
+            let outcome = replay(&model, actions)
+                .unwrap_or_else(|e| panic!("{config}: {}: {e}", always.name));
+            assert!(
+                outcome.final_state.violated(always.invariant),
+                "{config}: the replayed path ends in a violation of {}",
+                always.name
+            );
+            replayed += 1;
+        }
+    }
+    assert!(replayed >= 7, "only {replayed} counterexamples were replayed");
+}
+
+#[test]
+fn a_replay_that_diverges_from_the_engine_is_reported() {
+    let model = DedupModel::new(config(2, &[Fault::Indeterminate])).unwrap();
+    // A path that is not the model's: producer 0 cannot deliver before it
+    // holds a claim.
+    let error = replay(&model, &[Action::Producer(0, ProducerAction::Deliver)]).unwrap_err();
+    assert!(error.contains("not enabled"), "{error}");
+}
+
+#[test]
+fn every_witness_has_a_unique_name() {
+    let mut names: Vec<&str> = WITNESSES.iter().map(|w| w.name).chain(INVARIANTS.iter().map(|a| a.name)).collect();
+    let count = names.len();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), count);
+}
