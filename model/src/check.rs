@@ -91,7 +91,10 @@ impl Report {
     /// The verdict of the property named `name`.
     #[must_use]
     pub fn verdict(&self, name: &str) -> Option<&Verdict> {
-        self.verdicts.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+        self.verdicts
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v)
     }
 
     /// The verdict of an invariant.
@@ -122,7 +125,13 @@ pub fn check(config: &Config, search: SearchOptions) -> Result<Report, String> {
     let threads = search.threads.max(1);
     let started = Instant::now();
     let (unique_states, mut found) = if search.symmetry {
-        let checker = model.clone().checker().threads(threads).symmetry().spawn_dfs().join();
+        let checker = model
+            .clone()
+            .checker()
+            .threads(threads)
+            .symmetry()
+            .spawn_dfs()
+            .join();
         (checker.unique_state_count(), discoveries_of(&checker))
     } else {
         let checker = model.clone().checker().threads(threads).spawn_bfs().join();
@@ -211,9 +220,13 @@ pub fn shortest_counterexamples(
         actions.clear();
         model.actions(&state, &mut actions);
         for action in actions.drain(..) {
-            let Some(next) = model.next_state(&state, action) else { continue };
+            let Some(next) = model.next_state(&state, action) else {
+                continue;
+            };
             let next_fingerprint = hasher.hash_one(&next);
-            if let std::collections::hash_map::Entry::Vacant(entry) = parents.entry(next_fingerprint) {
+            if let std::collections::hash_map::Entry::Vacant(entry) =
+                parents.entry(next_fingerprint)
+            {
                 entry.insert(Some((fingerprint, action)));
                 queue.push_back((next, next_fingerprint));
             }
@@ -226,7 +239,10 @@ pub fn shortest_counterexamples(
 pub fn replay_actions(model: &DedupModel, actions: &[Action]) -> Result<Vec<State>, String> {
     let mut states = vec![model.initial_state()];
     for (index, action) in actions.iter().enumerate() {
-        let last = states.last().cloned().unwrap_or_else(|| model.initial_state());
+        let last = states
+            .last()
+            .cloned()
+            .unwrap_or_else(|| model.initial_state());
         let next = model
             .perform(&last, *action, &mut Narration::silent())
             .ok_or_else(|| format!("step {}: {action} is not enabled", index + 1))?;

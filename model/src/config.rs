@@ -160,7 +160,11 @@ impl FaultSet {
     /// `all` for every fault, `standard` for the default set).
     pub fn parse(text: &str) -> Result<FaultSet, String> {
         let mut set = FaultSet::none();
-        for item in text.split(',').map(str::trim).filter(|item| !item.is_empty()) {
+        for item in text
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+        {
             set = match item {
                 "none" => set,
                 "all" => FaultSet(Fault::ALL.iter().fold(0, |bits, fault| bits | fault.bit())),
@@ -330,7 +334,11 @@ impl fmt::Display for Config {
             self.budget(Fault::Indeterminate),
             self.budget(Fault::DeliveryFailure),
             b.max_tick,
-            if self.timing_assumption() { "on" } else { "off" },
+            if self.timing_assumption() {
+                "on"
+            } else {
+                "off"
+            },
         )
     }
 }

@@ -67,7 +67,8 @@ impl<T> Hash for Hashed<T> {
 
 impl<T: PartialEq> PartialEq for Hashed<T> {
     fn eq(&self, other: &Self) -> bool {
-        self.hash == other.hash && (Arc::ptr_eq(&self.value, &other.value) || self.value == other.value)
+        self.hash == other.hash
+            && (Arc::ptr_eq(&self.value, &other.value) || self.value == other.value)
     }
 }
 

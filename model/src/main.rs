@@ -60,6 +60,9 @@ EXIT STATUS: 0 when every invariant holds and every applicable witness was
 reached, 1 otherwise, 2 for a usage error.
 ";
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 enum Command {
     Check,
     Explore,
@@ -101,11 +104,12 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String>
             "--no-symmetry" => parsed.search.symmetry = false,
             "--api" => {
                 let value = args.next().ok_or("--api needs a value")?;
-                parsed.config.api =
-                    Api::parse(&value).ok_or_else(|| format!("unknown API {value:?}; only `seed` exists"))?;
+                parsed.config.api = Api::parse(&value)
+                    .ok_or_else(|| format!("unknown API {value:?}; only `seed` exists"))?;
             }
             "--faults" => {
-                parsed.config.faults = FaultSet::parse(&args.next().ok_or("--faults needs a list")?)?;
+                parsed.config.faults =
+                    FaultSet::parse(&args.next().ok_or("--faults needs a list")?)?;
             }
             "--bound" => {
                 let bound = u8::try_from(number(&flag, args.next())?)
@@ -170,9 +174,15 @@ fn main() -> ExitCode {
                 }
             };
             println!("configuration: {}", args.config);
-            println!("serving the stateright Explorer on http://{}/ (Ctrl-C to stop)", args.addr);
+            println!(
+                "serving the stateright Explorer on http://{}/ (Ctrl-C to stop)",
+                args.addr
+            );
             // Blocks for as long as the server runs.
-            model.checker().threads(args.search.threads).serve(args.addr.as_str());
+            model
+                .checker()
+                .threads(args.search.threads)
+                .serve(args.addr.as_str());
             ExitCode::SUCCESS
         }
     }

@@ -5,16 +5,13 @@
 use std::fmt::{self, Write as _};
 
 use atmostonce::core::{
-    ClaimOp, DedupDecision, Operation, Protocol, Step, StoreReply,
-    StoreRequest,
+    ClaimOp, DedupDecision, Operation, Protocol, Step, StoreReply, StoreRequest,
 };
 use atmostonce::{DedupOptions, DedupRecord, DurabilityError, ProcessingReceipt, key_hash_bits};
 
 use crate::config::{Config, Fault, TICK_MS, TTL_MS};
 use crate::hashed::Hashed;
-use crate::state::{
-    Budget, Grant, Invariant, KeyGhost, Outcome, Phase, Producer, State, Sweeper,
-};
+use crate::state::{Budget, Grant, Invariant, KeyGhost, Outcome, Phase, Producer, State, Sweeper};
 use crate::store::{ModelStore, RecordKind, RecordSummary, Session};
 
 /// The namespace of the model's cache.
@@ -90,10 +87,16 @@ pub(crate) struct Narration {
 
 impl Narration {
     pub(crate) fn silent() -> Narration {
-        Narration { lines: None, result: None }
+        Narration {
+            lines: None,
+            result: None,
+        }
     }
     pub(crate) fn spoken() -> Narration {
-        Narration { lines: Some(Vec::new()), result: None }
+        Narration {
+            lines: Some(Vec::new()),
+            result: None,
+        }
     }
     fn say(&mut self, words: impl FnOnce() -> String) {
         if let Some(lines) = &mut self.lines {
@@ -109,6 +112,14 @@ impl Narration {
         self.lines.unwrap_or_default().join("; ")
     }
 }
+
+/// What one store call of an operation gave: the fed operation, its
+/// result if it ended, and the sequence it appended at if it appended.
+type Called<O> = (
+    Hashed<O>,
+    Option<Result<<O as Operation>::Output, DurabilityError>>,
+    Option<u64>,
+);
 
 /// Who performs a store call.
 #[derive(Clone, Copy)]
@@ -131,8 +142,10 @@ impl DedupModel {
         let protocol = Protocol::new(NAMESPACE, options, true).map_err(|e| e.to_string())?;
         debug_assert!(protocol.io().flush_appends);
         let key_names = key_names(config.keys, collide);
-        let mut stream_names: Vec<String> =
-            key_names.iter().map(|k| protocol.stream_key_for(k)).collect();
+        let mut stream_names: Vec<String> = key_names
+            .iter()
+            .map(|k| protocol.stream_key_for(k))
+            .collect();
         stream_names.sort();
         stream_names.dedup();
         let key_stream = key_names
@@ -339,7 +352,13 @@ impl DedupModel {
                     return None;
                 }
                 next.tick += 1;
-                words.say(|| format!("the clock advances to tick {} ({} ms)", next.tick, Self::now_ms(&next)));
+                words.say(|| {
+                    format!(
+                        "the clock advances to tick {} ({} ms)",
+                        next.tick,
+                        Self::now_ms(&next)
+                    )
+                });
             }
             Action::StoreCrash => {
                 if next.budget.store_crashes == 0 || !next.store.has_unflushed() {
@@ -351,7 +370,9 @@ impl DedupModel {
                 for producer in &mut next.producers {
                     producer.session.crashed();
                 }
-                words.say(|| "the store crashes and restarts, dropping every append not yet flushed".into());
+                words.say(|| {
+                    "the store crashes and restarts, dropping every append not yet flushed".into()
+                });
                 self.check_acked(&mut next);
             }
             Action::Sweeper(call) => self.sweeper_step(&mut next, call, words)?,
@@ -374,7 +395,7 @@ impl DedupModel {
         words: &mut Narration,
     ) -> Option<()> {
         let key = s.producers[p].key;
-        let key_name = self.key_name(key).to_owned();
+        let key_name = self.key_name(key);
         let now = Self::now_ms(s);
         match (action, s.producers[p].phase.clone()) {
             (ProducerAction::Crash, phase) => {
@@ -399,7 +420,7 @@ impl DedupModel {
                 }
                 let op = self
                     .protocol
-                    .complete(&key_name, &receipt_bytes(&key_name, receipt), now)
+                    .complete(key_name, &receipt_bytes(key_name, receipt), now)
                     .ok()?;
                 s.producers[p].phase = Phase::Completing {
                     grant,
@@ -413,15 +434,19 @@ impl DedupModel {
                     return None;
                 }
                 s.budget.delivery_failures -= 1;
-                let op = self.protocol.release(&key_name, now).ok()?;
+                let op = self.protocol.release(key_name, now).ok()?;
                 s.producers[p].phase = Phase::Releasing {
                     grant,
                     op: Hashed::new(op),
                 };
-                words.say(|| format!("producer {p}'s delivery of {key_name} fails; it will release its claim"));
+                words.say(|| {
+                    format!(
+                        "producer {p}'s delivery of {key_name} fails; it will release its claim"
+                    )
+                });
             }
             (ProducerAction::Call(call), Phase::Idle | Phase::Deferred) => {
-                let op = Hashed::new(self.protocol.claim(&key_name, now).ok()?);
+                let op = Hashed::new(self.protocol.claim(key_name, now).ok()?);
                 words.say(|| format!("producer {p} calls claim_or_get({key_name}, {now} ms)"));
                 self.claim_call(s, p, op, 0, call, words)?;
             }
@@ -473,7 +498,7 @@ impl DedupModel {
             return Some(());
         };
         let key = s.producers[p].key;
-        let key_name = self.key_name(key).to_owned();
+        let key_name = self.key_name(key);
         words.say(|| format!("claim_or_get({key_name}) returns {}", show_result(&result)));
         match result {
             Ok(DedupDecision::Claimed) => {
@@ -482,10 +507,14 @@ impl DedupModel {
                 // before it. Windows are bounded far below 32 by the clock
                 // and the fault bounds.
                 let records = &s.store.streams[self.stream_of(key)].records;
-                let before = usize::try_from(append_seq).unwrap_or(usize::MAX).min(records.len());
+                let before = usize::try_from(append_seq)
+                    .unwrap_or(usize::MAX)
+                    .min(records.len());
                 let window = records[..before]
                     .iter()
-                    .filter(|r| r.key == key && matches!(r.kind, RecordKind::Release | RecordKind::Expire))
+                    .filter(|r| {
+                        r.key == key && matches!(r.kind, RecordKind::Release | RecordKind::Expire)
+                    })
                     .count()
                     .min(31);
                 let ghost = &mut s.keys[usize::from(key)];
@@ -525,8 +554,10 @@ impl DedupModel {
         words: &mut Narration,
     ) -> Option<()> {
         let key = s.producers[p].key;
-        let key_name = self.key_name(key).to_owned();
-        words.say(|| format!("complete_receipt({key_name}, {key_name}#{receipt}) returns {result:?}"));
+        let key_name = self.key_name(key);
+        words.say(|| {
+            format!("complete_receipt({key_name}, {key_name}#{receipt}) returns {result:?}")
+        });
         match result {
             Ok(()) => {
                 self.acknowledge(s, key, receipt);
@@ -538,7 +569,7 @@ impl DedupModel {
                 // with the same receipt (completing twice is a no-op).
                 let op = self
                     .protocol
-                    .complete(&key_name, &receipt_bytes(&key_name, receipt), Self::now_ms(s))
+                    .complete(key_name, &receipt_bytes(key_name, receipt), Self::now_ms(s))
                     .ok()?;
                 s.producers[p].phase = Phase::Completing {
                     grant,
@@ -566,7 +597,11 @@ impl DedupModel {
             Some(op) => op.clone(),
             None => {
                 let now = Self::now_ms(s);
-                words.say(|| format!("the sweeper starts a pass at {now} ms (ttl {TTL_MS} ms + 1000 ms grace)"));
+                words.say(|| {
+                    format!(
+                        "the sweeper starts a pass at {now} ms (ttl {TTL_MS} ms + 1000 ms grace)"
+                    )
+                });
                 Hashed::new(self.protocol.sweep(now, TTL_MS))
             }
         };
@@ -590,7 +625,7 @@ impl DedupModel {
         op: &Hashed<O>,
         call: Call,
         words: &mut Narration,
-    ) -> Option<(Hashed<O>, Option<Result<O::Output, DurabilityError>>, Option<u64>)> {
+    ) -> Option<Called<O>> {
         let Step::Request(request) = op.poll() else {
             return None;
         };
@@ -610,7 +645,7 @@ impl DedupModel {
         Some((op, result, appended_at))
     }
 
-    fn session<'a>(s: &'a mut State, actor: Actor) -> &'a mut Session {
+    fn session(s: &mut State, actor: Actor) -> &mut Session {
         match actor {
             Actor::Producer(p) => &mut s.producers[p].session,
             Actor::Sweeper => &mut s.sweeper.session,
@@ -631,12 +666,23 @@ impl DedupModel {
             Actor::Sweeper => "the sweeper".to_owned(),
         };
         match request {
-            StoreRequest::Read { stream, offset, limit } => {
+            StoreRequest::Read {
+                stream,
+                offset,
+                limit,
+            } => {
                 if call != Call::Normal {
                     return None;
                 }
                 let entries = s.store.read(stream, *offset, *limit);
-                words.say(|| format!("{} reads {} from {offset} ({} entries)", who(), stream, entries.len()));
+                words.say(|| {
+                    format!(
+                        "{} reads {} from {offset} ({} entries)",
+                        who(),
+                        stream,
+                        entries.len()
+                    )
+                });
                 Some(StoreReply::Read(Ok(entries)))
             }
             StoreRequest::Scan { prefix } => {
@@ -658,7 +704,11 @@ impl DedupModel {
                 words.say(|| format!("{} flushes: {result:?}", who()));
                 Some(StoreReply::Flush(result))
             }
-            StoreRequest::Append { stream, payload, expected_seq } => {
+            StoreRequest::Append {
+                stream,
+                payload,
+                expected_seq,
+            } => {
                 let index = self.stream_index(stream)?;
                 let apply = match call {
                     Call::Normal => true,
@@ -677,11 +727,18 @@ impl DedupModel {
                     Ok(*expected_seq)
                 };
                 let summary = || {
-                    DedupRecord::decode(payload).map_or_else(|_| "garbage".to_owned(), |r| show_record(&r))
+                    DedupRecord::decode(payload)
+                        .map_or_else(|_| "garbage".to_owned(), |r| show_record(&r))
                 };
                 let reply = match (call, result) {
                     (Call::Normal, result) => {
-                        words.say(|| format!("{} appends {} at seq {expected_seq}: {result:?}", who(), summary()));
+                        words.say(|| {
+                            format!(
+                                "{} appends {} at seq {expected_seq}: {result:?}",
+                                who(),
+                                summary()
+                            )
+                        });
                         result
                     }
                     (Call::AppendFailsApplied, _) => {
@@ -717,21 +774,47 @@ impl DedupModel {
         let Ok(record) = DedupRecord::decode(payload) else {
             // The engine only appends records it encoded; a garbage append
             // is a broken engine, which the store refuses loudly.
-            return Err(DurabilityError::StoreError("model store: undecodable append".into()));
+            return Err(DurabilityError::StoreError(
+                "model store: undecodable append".into(),
+            ));
         };
         let key = self.key_index(record.idempotency_key()).unwrap_or(0);
         let tick = u8::try_from(record.timestamp_millis() / TICK_MS).unwrap_or(u8::MAX);
         let summary = match (&record, actor) {
-            (DedupRecord::Active(entry), _) => match entry.receipt().and_then(|r| self.parse_receipt(r)) {
-                Some((_, number)) => RecordSummary { kind: RecordKind::Complete, key, receipt: number, tick },
-                None => RecordSummary { kind: RecordKind::Claim, key, receipt: 0, tick },
+            (DedupRecord::Active(entry), _) => {
+                match entry.receipt().and_then(|r| self.parse_receipt(r)) {
+                    Some((_, number)) => RecordSummary {
+                        kind: RecordKind::Complete,
+                        key,
+                        receipt: number,
+                        tick,
+                    },
+                    None => RecordSummary {
+                        kind: RecordKind::Claim,
+                        key,
+                        receipt: 0,
+                        tick,
+                    },
+                }
+            }
+            (DedupRecord::Tombstone(_), Actor::Sweeper) => RecordSummary {
+                kind: RecordKind::Expire,
+                key,
+                receipt: 0,
+                tick,
             },
-            (DedupRecord::Tombstone(_), Actor::Sweeper) => RecordSummary { kind: RecordKind::Expire, key, receipt: 0, tick },
-            (DedupRecord::Tombstone(_), Actor::Producer(_)) => RecordSummary { kind: RecordKind::Release, key, receipt: 0, tick },
+            (DedupRecord::Tombstone(_), Actor::Producer(_)) => RecordSummary {
+                kind: RecordKind::Release,
+                key,
+                receipt: 0,
+                tick,
+            },
         };
         let previous = s.store.streams[index].records.last().copied();
         // S2: after a stored receipt, only an expiry may follow.
-        if previous.is_some_and(|r| r.kind == RecordKind::Complete) && summary.kind != RecordKind::Expire {
+        if previous.is_some_and(|r| r.kind == RecordKind::Complete)
+            && summary.kind != RecordKind::Expire
+        {
             s.flag(Invariant::S2);
         }
         // S5 (seed API: no tokens): a completion or release appends only
@@ -778,8 +861,9 @@ impl DedupModel {
     /// A completion with receipt `receipt` was acknowledged.
     fn acknowledge(&self, s: &mut State, key: u8, receipt: u8) {
         let records = &s.store.streams[self.stream_of(key)].records;
-        let is_receipt =
-            |r: &RecordSummary| r.kind == RecordKind::Complete && r.key == key && r.receipt == receipt;
+        let is_receipt = |r: &RecordSummary| {
+            r.kind == RecordKind::Complete && r.key == key && r.receipt == receipt
+        };
         if records.last().is_some_and(is_receipt) {
             s.keys[usize::from(key)].acked = Some(receipt);
         } else {
@@ -839,8 +923,10 @@ impl DedupModel {
                     if seq == 0 { "" } else { " " },
                     match record.kind {
                         RecordKind::Claim => format!("claim({key}, t{})", record.tick),
-                        RecordKind::Complete => format!("receipt({key}#{}, t{})", record.receipt, record.tick),
-                        RecordKind::Release => format!("release-tombstone({key}, t{})", record.tick),
+                        RecordKind::Complete =>
+                            format!("receipt({key}#{}, t{})", record.receipt, record.tick),
+                        RecordKind::Release =>
+                            format!("release-tombstone({key}, t{})", record.tick),
                         RecordKind::Expire => format!("expiry-tombstone({key}, t{})", record.tick),
                     }
                 );
@@ -876,7 +962,11 @@ pub fn injected_error() -> DurabilityError {
 fn show_record(record: &DedupRecord) -> String {
     match record {
         DedupRecord::Active(entry) => match entry.receipt() {
-            None => format!("claim({}, {} ms)", entry.idempotency_key(), entry.timestamp_millis()),
+            None => format!(
+                "claim({}, {} ms)",
+                entry.idempotency_key(),
+                entry.timestamp_millis()
+            ),
             Some(r) => format!(
                 "receipt({}, {}, {} ms)",
                 entry.idempotency_key(),
@@ -884,13 +974,19 @@ fn show_record(record: &DedupRecord) -> String {
                 entry.timestamp_millis()
             ),
         },
-        DedupRecord::Tombstone(t) => format!("tombstone({}, {} ms)", t.idempotency_key(), t.timestamp_millis()),
+        DedupRecord::Tombstone(t) => format!(
+            "tombstone({}, {} ms)",
+            t.idempotency_key(),
+            t.timestamp_millis()
+        ),
     }
 }
 
 fn show_result(result: &Result<DedupDecision, DurabilityError>) -> String {
     match result {
-        Ok(DedupDecision::Completed(r)) => format!("Completed({})", String::from_utf8_lossy(r.as_bytes())),
+        Ok(DedupDecision::Completed(r)) => {
+            format!("Completed({})", String::from_utf8_lossy(r.as_bytes()))
+        }
         Ok(decision) => format!("{decision:?}"),
         Err(error) => format!("Err({error:?})"),
     }
@@ -912,15 +1008,30 @@ fn key_names(keys: usize, collide: bool) -> Vec<String> {
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Action::Producer(p, ProducerAction::Call(Call::Normal)) => write!(f, "producer {p}: next store call"),
-            Action::Producer(p, ProducerAction::Call(Call::AppendFailsApplied)) => write!(f, "producer {p}: append applied, answered with an error"),
-            Action::Producer(p, ProducerAction::Call(Call::AppendFailsNotApplied)) => write!(f, "producer {p}: append not applied, answered with an error"),
+            Action::Producer(p, ProducerAction::Call(Call::Normal)) => {
+                write!(f, "producer {p}: next store call")
+            }
+            Action::Producer(p, ProducerAction::Call(Call::AppendFailsApplied)) => {
+                write!(f, "producer {p}: append applied, answered with an error")
+            }
+            Action::Producer(p, ProducerAction::Call(Call::AppendFailsNotApplied)) => write!(
+                f,
+                "producer {p}: append not applied, answered with an error"
+            ),
             Action::Producer(p, ProducerAction::Deliver) => write!(f, "producer {p}: deliver"),
-            Action::Producer(p, ProducerAction::FailDelivery) => write!(f, "producer {p}: delivery fails"),
-            Action::Producer(p, ProducerAction::Crash) => write!(f, "producer {p}: crash and restart"),
+            Action::Producer(p, ProducerAction::FailDelivery) => {
+                write!(f, "producer {p}: delivery fails")
+            }
+            Action::Producer(p, ProducerAction::Crash) => {
+                write!(f, "producer {p}: crash and restart")
+            }
             Action::Sweeper(Call::Normal) => write!(f, "sweeper: next store call"),
-            Action::Sweeper(Call::AppendFailsApplied) => write!(f, "sweeper: append applied, answered with an error"),
-            Action::Sweeper(Call::AppendFailsNotApplied) => write!(f, "sweeper: append not applied, answered with an error"),
+            Action::Sweeper(Call::AppendFailsApplied) => {
+                write!(f, "sweeper: append applied, answered with an error")
+            }
+            Action::Sweeper(Call::AppendFailsNotApplied) => {
+                write!(f, "sweeper: append not applied, answered with an error")
+            }
             Action::Tick => write!(f, "clock tick"),
             Action::StoreCrash => write!(f, "store crash"),
         }
@@ -953,7 +1064,11 @@ impl stateright::Model for DedupModel {
     fn format_step(&self, last_state: &State, action: Action) -> Option<String> {
         let mut words = Narration::spoken();
         let next = self.perform(last_state, action, &mut words)?;
-        Some(format!("{}\nstore: {}", words.into_text(), self.describe_store(&next)))
+        Some(format!(
+            "{}\nstore: {}",
+            words.into_text(),
+            self.describe_store(&next)
+        ))
     }
 
     fn properties(&self) -> Vec<stateright::Property<Self>> {

@@ -35,13 +35,16 @@ impl Witness {
     /// True when the configuration can reach it.
     #[must_use]
     pub fn applies(&self, config: &Config) -> bool {
-        self.needs.iter().all(|fault| config.faults.contains(*fault))
+        self.needs
+            .iter()
+            .all(|fault| config.faults.contains(*fault))
             && config.producers >= self.min_producers
     }
 }
 
 /// The name of the A1 vacuity witness (see [`WITNESSES`]).
-pub const A1_VACUITY: &str = "A1 vacuity: without the timing assumption a key is delivered twice in one window";
+pub const A1_VACUITY: &str =
+    "A1 vacuity: without the timing assumption a key is delivered twice in one window";
 
 /// The invariants, as `always` properties.
 pub const INVARIANTS: &[Always] = &[
@@ -87,14 +90,17 @@ fn any_phase(s: &State, test: impl Fn(&Phase) -> bool) -> bool {
 }
 
 fn any_outcome(s: &State, outcome: Outcome) -> bool {
-    s.producers.iter().any(|p| p.outcomes & (1 << (outcome as u8)) != 0)
+    s.producers
+        .iter()
+        .any(|p| p.outcomes & (1 << (outcome as u8)) != 0)
 }
 
 fn any_adjacent(s: &State, first: RecordKind, second: RecordKind) -> bool {
-    s.store
-        .streams
-        .iter()
-        .any(|m| m.records.windows(2).any(|w| w[0].kind == first && w[1].kind == second))
+    s.store.streams.iter().any(|m| {
+        m.records
+            .windows(2)
+            .any(|w| w[0].kind == first && w[1].kind == second)
+    })
 }
 
 /// The witnesses.
@@ -128,7 +134,10 @@ pub const WITNESSES: &[Witness] = &[
         needs: &[],
         min_producers: 2,
         seen: |_, s| {
-            any_phase(s, |p| matches!(p, Phase::Claiming { op, .. } if op.phase_name() == "re-reading after a lost race"))
+            any_phase(
+                s,
+                |p| matches!(p, Phase::Claiming { op, .. } if op.phase_name() == "re-reading after a lost race"),
+            )
         },
     },
     Witness {
@@ -167,9 +176,15 @@ pub const WITNESSES: &[Witness] = &[
         min_producers: 1,
         seen: |_, s| {
             any_phase(s, |p| match p {
-                Phase::Claiming { op, .. } => op.phase_name() == "re-reading after an indeterminate append",
-                Phase::Completing { op, .. } => op.phase_name() == "re-reading after an indeterminate append",
-                Phase::Releasing { op, .. } => op.phase_name() == "re-reading after an indeterminate append",
+                Phase::Claiming { op, .. } => {
+                    op.phase_name() == "re-reading after an indeterminate append"
+                }
+                Phase::Completing { op, .. } => {
+                    op.phase_name() == "re-reading after an indeterminate append"
+                }
+                Phase::Releasing { op, .. } => {
+                    op.phase_name() == "re-reading after an indeterminate append"
+                }
                 _ => false,
             })
         },

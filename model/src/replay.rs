@@ -26,7 +26,9 @@ use atmostonce::{
 
 use crate::check::replay_actions;
 use crate::config::{TICK_MS, TTL_MS};
-use crate::model::{Action, Call, DedupModel, Narration, ProducerAction, injected_error, receipt_bytes};
+use crate::model::{
+    Action, Call, DedupModel, Narration, ProducerAction, injected_error, receipt_bytes,
+};
 use crate::state::{Phase, State};
 use crate::store::Session;
 
@@ -71,9 +73,14 @@ fn lock(control: &Mutex<Control>) -> MutexGuard<'_, Control> {
 /// Polls a future once; `MemoryStore`'s futures are always ready.
 fn ready<T>(future: StoreFuture<'_, T>) -> Result<T, DurabilityError> {
     let mut future = future;
-    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
         Poll::Ready(result) => result,
-        Poll::Pending => Err(DurabilityError::StoreError("replay: inner store not ready".into())),
+        Poll::Pending => Err(DurabilityError::StoreError(
+            "replay: inner store not ready".into(),
+        )),
     }
 }
 
@@ -96,7 +103,12 @@ impl ScriptedStore {
 }
 
 impl DurableStore for ScriptedStore {
-    fn append<'a>(&'a self, stream: &'a str, payload: &'a [u8], expected_seq: u64) -> StoreFuture<'a, u64> {
+    fn append<'a>(
+        &'a self,
+        stream: &'a str,
+        payload: &'a [u8],
+        expected_seq: u64,
+    ) -> StoreFuture<'a, u64> {
         let caller = self.caller;
         self.on_turn(move |control, call| {
             let apply = call != Call::AppendFailsNotApplied;
@@ -113,7 +125,12 @@ impl DurableStore for ScriptedStore {
         })
     }
 
-    fn read_from<'a>(&'a self, stream: &'a str, offset: u64, limit: usize) -> StoreFuture<'a, Vec<StoredEntry>> {
+    fn read_from<'a>(
+        &'a self,
+        stream: &'a str,
+        offset: u64,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<StoredEntry>> {
         self.on_turn(move |control, _| ready(control.store.read_from(stream, offset, limit)))
     }
 
@@ -195,12 +212,19 @@ pub fn replay(model: &DedupModel, actions: &[Action]) -> Result<ReplayReport, St
         turn: None,
     }));
     let cache_for = |caller: usize| -> Result<DedupCache, String> {
-        let store = Arc::new(ScriptedStore { control: Arc::clone(&control), caller });
+        let store = Arc::new(ScriptedStore {
+            control: Arc::clone(&control),
+            caller,
+        });
         DedupCache::with_options(store, model.protocol().namespace(), model.options())
             .map_err(|e| e.to_string())
     };
     let caches: Vec<DedupCache> = (0..producers).map(cache_for).collect::<Result<_, _>>()?;
-    let sweeper = DedupSweeper::new(cache_for(sweeper_id)?, Duration::from_millis(TTL_MS), Duration::from_millis(TICK_MS));
+    let sweeper = DedupSweeper::new(
+        cache_for(sweeper_id)?,
+        Duration::from_millis(TTL_MS),
+        Duration::from_millis(TICK_MS),
+    );
     let mut running: Vec<Option<(String, Running)>> = (0..=producers).map(|_| None).collect();
     let mut answers = Vec::new();
 
@@ -228,7 +252,11 @@ pub fn replay(model: &DedupModel, actions: &[Action]) -> Result<ReplayReport, St
         if running[caller].is_none() {
             running[caller] = Some(if caller == sweeper_id {
                 let sweeper = sweeper.clone();
-                (format!("sweep_once({now})"), Box::pin(async move { format!("{:?}", sweeper.sweep_once(now).await) }) as Running)
+                (
+                    format!("sweep_once({now})"),
+                    Box::pin(async move { format!("{:?}", sweeper.sweep_once(now).await) })
+                        as Running,
+                )
             } else {
                 start(model, &caches[caller], before, caller, now)?
             });
@@ -241,34 +269,65 @@ pub fn replay(model: &DedupModel, actions: &[Action]) -> Result<ReplayReport, St
         let Some((operation, future)) = running[caller].as_mut() else {
             return Err(format!("step {step}: nothing runs for caller {caller}"));
         };
-        let polled = future.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+        let polled = future
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()));
         if lock(&control).turn.take().is_some() {
-            return Err(format!("step {step} ({action}): the engine made no store call where the model made one"));
+            return Err(format!(
+                "step {step} ({action}): the engine made no store call where the model made one"
+            ));
         }
-        let who = if caller == sweeper_id { "sweeper".to_owned() } else { format!("producer {caller}") };
+        let who = if caller == sweeper_id {
+            "sweeper".to_owned()
+        } else {
+            format!("producer {caller}")
+        };
         match (polled, words.result) {
             (Poll::Pending, None) => {}
             (Poll::Ready(result), Some(expected)) => {
                 if result != expected {
-                    return Err(format!("step {step} ({action}): {operation} returned {result} in the engine but {expected} in the model"));
+                    return Err(format!(
+                        "step {step} ({action}): {operation} returned {result} in the engine but {expected} in the model"
+                    ));
                 }
-                answers.push(EngineAnswer { step, caller: who, operation: operation.clone(), result });
+                answers.push(EngineAnswer {
+                    step,
+                    caller: who,
+                    operation: operation.clone(),
+                    result,
+                });
                 running[caller] = None;
             }
             (Poll::Ready(result), None) => {
-                return Err(format!("step {step} ({action}): {operation} ended with {result} in the engine but goes on in the model"));
+                return Err(format!(
+                    "step {step} ({action}): {operation} ended with {result} in the engine but goes on in the model"
+                ));
             }
             (Poll::Pending, Some(expected)) => {
-                return Err(format!("step {step} ({action}): {operation} ended with {expected} in the model but goes on in the engine"));
+                return Err(format!(
+                    "step {step} ({action}): {operation} ended with {expected} in the model but goes on in the engine"
+                ));
             }
         }
     }
-    let final_state = states.last().cloned().unwrap_or_else(|| model.initial_state());
-    Ok(ReplayReport { answers, final_state })
+    let final_state = states
+        .last()
+        .cloned()
+        .unwrap_or_else(|| model.initial_state());
+    Ok(ReplayReport {
+        answers,
+        final_state,
+    })
 }
 
 /// Starts, on the real cache, the operation the model's producer starts next.
-fn start(model: &DedupModel, cache: &DedupCache, before: &State, p: usize, now: u64) -> Result<(String, Running), String> {
+fn start(
+    model: &DedupModel,
+    cache: &DedupCache,
+    before: &State,
+    p: usize,
+    now: u64,
+) -> Result<(String, Running), String> {
     let producer = &before.producers[p];
     let key = model.key_name(producer.key).to_owned();
     let cache = cache.clone();
@@ -281,8 +340,13 @@ fn start(model: &DedupModel, cache: &DedupCache, before: &State, p: usize, now: 
             let receipt = receipt_bytes(&key, *receipt);
             let at = op.rule().timestamp_millis;
             (
-                format!("complete_receipt_at({key}, {}, {at})", String::from_utf8_lossy(receipt.as_bytes())),
-                Box::pin(async move { format!("{:?}", cache.complete_receipt_at(&key, &receipt, at).await) }),
+                format!(
+                    "complete_receipt_at({key}, {}, {at})",
+                    String::from_utf8_lossy(receipt.as_bytes())
+                ),
+                Box::pin(async move {
+                    format!("{:?}", cache.complete_receipt_at(&key, &receipt, at).await)
+                }),
             )
         }
         Phase::Releasing { op, .. } => {
@@ -292,6 +356,10 @@ fn start(model: &DedupModel, cache: &DedupCache, before: &State, p: usize, now: 
                 Box::pin(async move { format!("{:?}", cache.release_claim_at(&key, at).await) }),
             )
         }
-        other => return Err(format!("producer {p} makes a store call in phase {other:?}")),
+        other => {
+            return Err(format!(
+                "producer {p} makes a store call in phase {other:?}"
+            ));
+        }
     })
 }

@@ -160,7 +160,8 @@ impl ModelStore {
     pub fn crash(&mut self, names: &[String]) {
         for (meta, name) in self.streams.iter_mut().zip(names) {
             self.table.truncate(name, meta.durable);
-            meta.records.truncate(usize::try_from(meta.durable).unwrap_or(usize::MAX));
+            meta.records
+                .truncate(usize::try_from(meta.durable).unwrap_or(usize::MAX));
         }
     }
 }

@@ -20,20 +20,45 @@ fn run(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn check_exits_0_and_reports_when_every_property_passes() {
-    let (code, out, _) = run(&["check", "--producers", "2", "--faults", "crash,delivery-failure"]);
+    let (code, out, _) = run(&[
+        "check",
+        "--producers",
+        "2",
+        "--faults",
+        "crash,delivery-failure",
+    ]);
     assert_eq!(code, 0, "{out}");
-    for needle in ["configuration: producers=2", "unique states:", "states/s:", "elapsed:", "HOLDS", "witnessed", "verdict: PASS"] {
+    for needle in [
+        "configuration: producers=2",
+        "unique states:",
+        "states/s:",
+        "elapsed:",
+        "HOLDS",
+        "witnessed",
+        "verdict: PASS",
+    ] {
         assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
     }
 }
 
 #[test]
 fn check_exits_1_and_prints_a_numbered_counterexample_on_a_violation() {
-    let (code, out, _) = run(&["check", "--producers", "2", "--faults", "indeterminate", "--threads", "1"]);
+    let (code, out, _) = run(&[
+        "check",
+        "--producers",
+        "2",
+        "--faults",
+        "indeterminate",
+        "--threads",
+        "1",
+    ]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("VIOLATED"), "{out}");
     assert!(out.contains("counterexample to \"S1 one winner"), "{out}");
-    assert!(out.contains("   1. producer 0 calls claim_or_get(k0, 0 ms)"), "{out}");
+    assert!(
+        out.contains("   1. producer 0 calls claim_or_get(k0, 0 ms)"),
+        "{out}"
+    );
     assert!(out.contains("returns Claimed"), "{out}");
     assert!(out.contains("store: model:"), "{out}");
 }
@@ -58,7 +83,15 @@ fn usage_errors_exit_2() {
 fn help_explains_the_commands_options_and_exit_codes() {
     let (code, out, _) = run(&["--help"]);
     assert_eq!(code, 0);
-    for needle in ["check", "explore", "--producers", "--faults", "store-crash", "--no-symmetry", "EXIT STATUS"] {
+    for needle in [
+        "check",
+        "explore",
+        "--producers",
+        "--faults",
+        "store-crash",
+        "--no-symmetry",
+        "EXIT STATUS",
+    ] {
         assert!(out.contains(needle), "missing {needle:?}");
     }
 }
@@ -66,10 +99,22 @@ fn help_explains_the_commands_options_and_exit_codes() {
 #[test]
 fn explore_serves_the_explorer_page_over_loopback() {
     // A free port: bind, read the port, release it for the Explorer.
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let addr = format!("127.0.0.1:{port}");
     let mut child = model()
-        .args(["explore", "--addr", &addr, "--producers", "2", "--faults", "none"])
+        .args([
+            "explore",
+            "--addr",
+            &addr,
+            "--producers",
+            "2",
+            "--faults",
+            "none",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -77,7 +122,9 @@ fn explore_serves_the_explorer_page_over_loopback() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let page = loop {
         if let Ok(mut stream) = TcpStream::connect(&addr) {
-            stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
             stream
                 .write_all(format!("GET / HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
                 .unwrap();
@@ -91,7 +138,9 @@ fn explore_serves_the_explorer_page_over_loopback() {
         std::thread::sleep(Duration::from_millis(50));
     };
     let states = TcpStream::connect(&addr).ok().map(|mut stream| {
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         stream.write_all(b"GET /.states HTTP/1.0\r\n\r\n").unwrap();
         let mut body = String::new();
         let _ = stream.read_to_string(&mut body);
@@ -100,8 +149,14 @@ fn explore_serves_the_explorer_page_over_loopback() {
     child.kill().unwrap();
     child.wait().unwrap();
     let page = page.expect("the Explorer answered on loopback");
-    assert!(page.starts_with("HTTP/1.") && page.contains(" 200 "), "{page}");
+    assert!(
+        page.starts_with("HTTP/1.") && page.contains(" 200 "),
+        "{page}"
+    );
     assert!(page.to_lowercase().contains("<html"), "{page}");
     let states = states.unwrap_or_default();
-    assert!(states.contains("producers"), "the initial state is served: {states}");
+    assert!(
+        states.contains("producers"),
+        "the initial state is served: {states}"
+    );
 }

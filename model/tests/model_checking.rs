@@ -37,14 +37,30 @@ fn crashes_and_failed_deliveries_break_no_invariant_of_the_seed_api() {
 #[test]
 fn the_standard_faults_find_the_seed_violations_and_witness_every_branch() {
     let report = check(&standard_with(2), SearchOptions::default()).unwrap();
-    for invariant in [Invariant::S1, Invariant::S2, Invariant::S4, Invariant::S5, Invariant::A1] {
-        assert!(violated(&report, invariant), "{invariant:?} should be violated:\n{report}");
+    for invariant in [
+        Invariant::S1,
+        Invariant::S2,
+        Invariant::S4,
+        Invariant::S5,
+        Invariant::A1,
+    ] {
+        assert!(
+            violated(&report, invariant),
+            "{invariant:?} should be violated:\n{report}"
+        );
     }
     for invariant in [Invariant::S3, Invariant::S6] {
-        assert_eq!(report.invariant(invariant), Some(&Verdict::Holds), "{report}");
+        assert_eq!(
+            report.invariant(invariant),
+            Some(&Verdict::Holds),
+            "{report}"
+        );
     }
     assert!(
-        !report.verdicts.iter().any(|(_, v)| *v == Verdict::NotWitnessed),
+        !report
+            .verdicts
+            .iter()
+            .any(|(_, v)| *v == Verdict::NotWitnessed),
         "every applicable witness is reached:\n{report}"
     );
     assert!(!report.passed());
@@ -52,9 +68,26 @@ fn the_standard_faults_find_the_seed_violations_and_witness_every_branch() {
 
 #[test]
 fn symmetry_reduction_keeps_every_verdict_and_visits_fewer_states() {
-    for config in [standard_with(2), config(3, &[Fault::Crash, Fault::DeliveryFailure])] {
-        let reduced = check(&config, SearchOptions { symmetry: true, threads: 2 }).unwrap();
-        let full = check(&config, SearchOptions { symmetry: false, threads: 2 }).unwrap();
+    for config in [
+        standard_with(2),
+        config(3, &[Fault::Crash, Fault::DeliveryFailure]),
+    ] {
+        let reduced = check(
+            &config,
+            SearchOptions {
+                symmetry: true,
+                threads: 2,
+            },
+        )
+        .unwrap();
+        let full = check(
+            &config,
+            SearchOptions {
+                symmetry: false,
+                threads: 2,
+            },
+        )
+        .unwrap();
         let kinds = |r: &atmostonce_model::Report| -> Vec<(String, String)> {
             r.verdicts
                 .iter()
@@ -90,7 +123,10 @@ fn without_the_timing_assumption_a_double_delivery_is_reachable() {
         matches!(report.verdict(A1_VACUITY), Some(Verdict::Witnessed(_))),
         "{report}"
     );
-    assert_eq!(report.invariant(Invariant::A1), Some(&Verdict::NotApplicable));
+    assert_eq!(
+        report.invariant(Invariant::A1),
+        Some(&Verdict::NotApplicable)
+    );
     // The seed API has no fencing: the paused holder completes over the
     // newer holder's claim.
     assert!(violated(&report, Invariant::S5), "{report}");
@@ -122,7 +158,11 @@ fn colliding_keys_are_refused_never_mixed() {
     let model = DedupModel::new(config.clone()).unwrap();
     assert_eq!(model.stream_names().len(), 1, "both keys share one stream");
     let report = check(&config, SearchOptions::default()).unwrap();
-    assert_eq!(report.invariant(Invariant::S6), Some(&Verdict::Holds), "{report}");
+    assert_eq!(
+        report.invariant(Invariant::S6),
+        Some(&Verdict::Holds),
+        "{report}"
+    );
     assert!(report.passed(), "{report}");
 }
 
@@ -133,13 +173,13 @@ fn colliding_keys_are_refused_never_mixed() {
 fn same_millisecond_claims() -> Vec<Action> {
     use ProducerAction::Call as Do;
     vec![
-        Action::Producer(0, Do(Call::Normal)),                // p0 reads: absent
+        Action::Producer(0, Do(Call::Normal)), // p0 reads: absent
         Action::Producer(0, Do(Call::AppendFailsNotApplied)), // p0's claim: error, not applied
-        Action::Producer(1, Do(Call::Normal)),                // p1 reads: absent
-        Action::Producer(1, Do(Call::Normal)),                // p1's identical claim lands
-        Action::Producer(0, Do(Call::Normal)),                // p0 re-reads: "mine landed"
-        Action::Producer(0, Do(Call::Normal)),                // p0 flushes: Claimed
-        Action::Producer(1, Do(Call::Normal)),                // p1 flushes: Claimed
+        Action::Producer(1, Do(Call::Normal)), // p1 reads: absent
+        Action::Producer(1, Do(Call::Normal)), // p1's identical claim lands
+        Action::Producer(0, Do(Call::Normal)), // p0 re-reads: "mine landed"
+        Action::Producer(0, Do(Call::Normal)), // p0 flushes: Claimed
+        Action::Producer(1, Do(Call::Normal)), // p1 flushes: Claimed
     ]
 }
 
@@ -161,14 +201,19 @@ fn seed_api_grants_two_claims_when_an_indeterminate_append_meets_an_identical_re
 
 #[test]
 fn every_seed_api_counterexample_replays_against_the_async_engine() {
-    let mut configs = vec![standard_with(2), config(2, &[Fault::Crash, Fault::DeliveryFailure, Fault::Pause])];
+    let mut configs = vec![
+        standard_with(2),
+        config(2, &[Fault::Crash, Fault::DeliveryFailure, Fault::Pause]),
+    ];
     configs.push(config(2, &[Fault::StoreCrash, Fault::Crash]));
     let mut replayed = 0;
     for config in configs {
         let model = DedupModel::new(config.clone()).unwrap();
         let report = check(&config, SearchOptions::default()).unwrap();
         for always in INVARIANTS {
-            let Some(Verdict::Violated(actions)) = report.verdict(always.name) else { continue };
+            let Some(Verdict::Violated(actions)) = report.verdict(always.name) else {
+                continue;
+            };
             let outcome = replay(&model, actions)
                 .unwrap_or_else(|e| panic!("{config}: {}: {e}", always.name));
             assert!(
@@ -179,7 +224,10 @@ fn every_seed_api_counterexample_replays_against_the_async_engine() {
             replayed += 1;
         }
     }
-    assert!(replayed >= 7, "only {replayed} counterexamples were replayed");
+    assert!(
+        replayed >= 7,
+        "only {replayed} counterexamples were replayed"
+    );
 }
 
 #[test]
@@ -193,7 +241,11 @@ fn a_replay_that_diverges_from_the_engine_is_reported() {
 
 #[test]
 fn every_witness_has_a_unique_name() {
-    let mut names: Vec<&str> = WITNESSES.iter().map(|w| w.name).chain(INVARIANTS.iter().map(|a| a.name)).collect();
+    let mut names: Vec<&str> = WITNESSES
+        .iter()
+        .map(|w| w.name)
+        .chain(INVARIANTS.iter().map(|a| a.name))
+        .collect();
     let count = names.len();
     names.sort_unstable();
     names.dedup();
