@@ -29,8 +29,9 @@ pub const MAX_PRODUCERS: usize = 6;
 /// so keys multiply the length of every run.
 pub const MAX_KEYS: usize = 3;
 
-/// Most faults of one kind a run may inject. Receipts are numbered per
-/// key in a `u16` bitmask, and every fault adds deliveries.
+/// Most faults of one kind a run may inject. Every fault adds deliveries
+/// and windows, whose numbers index `u32` bitmasks per key, and every one
+/// multiplies the state space several times over.
 pub const MAX_FAULT_BOUND: u8 = 4;
 
 /// The API whose decision logic the model drives.

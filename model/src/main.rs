@@ -54,7 +54,8 @@ OUTPUT (check): the configuration, unique states, states per second, elapsed
 time, each property's verdict (HOLDS / VIOLATED, witnessed / NOT WITNESSED /
 not applicable), and for each violated invariant a shortest counterexample as
 numbered steps: who did what, what the engine answered, and what the store
-held afterwards (`|` marks the end of the durable prefix).
+held afterwards: each stream's records `seq:kind(key, tick)`, with `|`
+where the durable prefix ends (what follows it a store crash drops).
 
 EXIT STATUS: 0 when every invariant holds and every applicable witness was
 reached, 1 otherwise, 2 for a usage error.

@@ -912,31 +912,23 @@ impl DedupModel {
         for (index, name) in self.stream_names.iter().enumerate() {
             let meta = &state.store.streams[index];
             let _ = write!(text, "{name} [");
+            let durable = usize::try_from(meta.durable).unwrap_or(usize::MAX);
             for (seq, record) in meta.records.iter().enumerate() {
-                if seq as u64 == meta.durable && seq > 0 {
-                    text.push_str(" |");
+                if seq == durable {
+                    text.push_str(if seq == 0 { "| " } else { " | " });
+                } else if seq > 0 {
+                    text.push(' ');
                 }
                 let key = self.key_name(record.key);
-                let _ = write!(
-                    text,
-                    "{}{seq}:{}",
-                    if seq == 0 { "" } else { " " },
-                    match record.kind {
-                        RecordKind::Claim => format!("claim({key}, t{})", record.tick),
-                        RecordKind::Complete =>
-                            format!("receipt({key}#{}, t{})", record.receipt, record.tick),
-                        RecordKind::Release =>
-                            format!("release-tombstone({key}, t{})", record.tick),
-                        RecordKind::Expire => format!("expiry-tombstone({key}, t{})", record.tick),
+                let tick = record.tick;
+                let _ = match record.kind {
+                    RecordKind::Claim => write!(text, "{seq}:claim({key}, t{tick})"),
+                    RecordKind::Complete => {
+                        write!(text, "{seq}:receipt({key}#{}, t{tick})", record.receipt)
                     }
-                );
-            }
-            if meta.durable < meta.records.len() as u64 {
-                if meta.durable == 0 && !meta.records.is_empty() {
-                    text.push_str(" | none durable");
-                } else {
-                    text.push_str(" | unflushed after |");
-                }
+                    RecordKind::Release => write!(text, "{seq}:release-tombstone({key}, t{tick})"),
+                    RecordKind::Expire => write!(text, "{seq}:expiry-tombstone({key}, t{tick})"),
+                };
             }
             text.push(']');
         }
