@@ -245,7 +245,7 @@ impl DedupModel {
                 };
                 self.config.producers
             ],
-            keys: vec![KeyGhost::default(); self.config.keys],
+            keys: [KeyGhost::default(); crate::config::MAX_KEYS],
             budget: Budget {
                 crashes: self.config.budget(Fault::Crash),
                 store_crashes: self.config.budget(Fault::StoreCrash),

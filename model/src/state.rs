@@ -3,6 +3,7 @@
 
 use atmostonce::core::{ClaimOp, CompleteOp, ReleaseOp, SweepOp};
 
+use crate::config::MAX_KEYS;
 use crate::hashed::Hashed;
 use crate::store::{ModelStore, Session};
 
@@ -193,8 +194,10 @@ pub struct State {
     pub sweeper: Sweeper,
     /// The producers.
     pub producers: Vec<Producer>,
-    /// Ghost variables per key.
-    pub keys: Vec<KeyGhost>,
+    /// Ghost variables per key (entries past the configuration's keys stay
+    /// default). An array, not a `Vec`: the checker clones every state it
+    /// expands, and this saves an allocation each time.
+    pub keys: [KeyGhost; MAX_KEYS],
     /// Faults left.
     pub budget: Budget,
     /// Invariants a step has seen violated (sticky; the `always`

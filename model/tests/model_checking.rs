@@ -251,3 +251,107 @@ fn every_witness_has_a_unique_name() {
     names.dedup();
     assert_eq!(names.len(), count);
 }
+
+fn p(index: u8, action: ProducerAction) -> Action {
+    Action::Producer(index, action)
+}
+
+const NEXT: ProducerAction = ProducerAction::Call(Call::Normal);
+
+/// The opening of both store-crash counterexamples: producer 0 claims k0
+/// and crashes before flushing; at tick 1 the sweeper scans and expires the
+/// orphaned claim; none of it is flushed yet.
+fn orphaned_claim_expired_unflushed() -> Vec<Action> {
+    vec![
+        p(0, NEXT),                    // p0 reads k0: absent
+        p(0, NEXT),                    // p0 appends its claim at seq 0 (not flushed)
+        p(0, ProducerAction::Crash),   // p0 crashes, restarts with no memory
+        Action::Tick,                  // tick 1: the claim has expired
+        Action::Sweeper(Call::Normal), // the sweeper scans: claim at seq 0, expired
+    ]
+}
+
+#[test]
+fn seed_api_lets_a_stale_claim_land_on_a_receipt_when_a_store_crash_reuses_sequences() {
+    let mut script = orphaned_claim_expired_unflushed();
+    script.extend([
+        Action::Sweeper(Call::Normal), // expiry tombstone at seq 1 (not flushed)
+        p(0, NEXT),                    // p0 reads k0: [claim, tombstone] -> absent, next seq 2
+        Action::StoreCrash,            // both unflushed records are gone: the stream is empty
+        p(1, NEXT),                    // p1 reads k0: absent
+        p(1, NEXT),                    // p1 appends its claim at seq 0
+        p(1, NEXT),                    // p1 flushes: Claimed
+        p(1, ProducerAction::Deliver), // p1 delivers
+        p(1, NEXT),                    // p1's completion reads k0
+        p(1, NEXT),                    // p1 appends receipt k0#1 at seq 1
+        p(0, NEXT),                    // p0's stale claim lands at seq 2, over the receipt
+    ]);
+    let config = config(2, &[Fault::StoreCrash, Fault::Crash]);
+    let model = DedupModel::new(config.clone()).unwrap();
+    let states = replay_actions(&model, &script).unwrap();
+    assert!(states.last().unwrap().violated(Invariant::S2));
+    let report = check(&config, SearchOptions::default()).unwrap();
+    assert_eq!(
+        report.invariant(Invariant::S2),
+        Some(&Verdict::Violated(script.clone()))
+    );
+    let replayed = replay(&model, &script).unwrap();
+    assert_eq!(replayed.claims_granted(), 1, "{:#?}", replayed.answers);
+}
+
+#[test]
+fn seed_api_lets_a_stale_expiry_land_on_a_fresh_claim_when_a_store_crash_reuses_sequences() {
+    let mut script = orphaned_claim_expired_unflushed();
+    script.extend([
+        Action::StoreCrash,            // the claim is gone; the sweeper still plans seq 1
+        p(0, NEXT),                    // p0 (restarted) reads k0: absent
+        p(0, NEXT),                    // p0 appends a fresh claim at seq 0
+        p(0, NEXT),                    // p0 flushes: Claimed
+        Action::Sweeper(Call::Normal), // the stale expiry lands at seq 1, over the fresh claim
+        p(0, ProducerAction::Deliver), // p0 delivers
+        p(1, NEXT),                    // p1 reads k0: absent
+        p(1, NEXT),                    // p1 appends its claim at seq 2
+        p(1, NEXT),                    // p1 flushes: Claimed
+        p(1, ProducerAction::Deliver), // p1 delivers: twice in one window
+    ]);
+    let config = standard_with(2);
+    let model = DedupModel::new(config.clone()).unwrap();
+    let states = replay_actions(&model, &script).unwrap();
+    assert!(states.last().unwrap().violated(Invariant::A1));
+    let report = check(&config, SearchOptions::default()).unwrap();
+    assert_eq!(
+        report
+            .invariant(Invariant::A1)
+            .map(|v| matches!(v, Verdict::Violated(a) if a.len() <= script.len())),
+        Some(true)
+    );
+    let replayed = replay(&model, &script).unwrap();
+    assert_eq!(replayed.claims_granted(), 2, "{:#?}", replayed.answers);
+}
+
+#[test]
+fn seed_api_lets_a_paused_holder_complete_over_the_next_holders_claim() {
+    let script = vec![
+        p(0, NEXT),                    // p0 reads k0: absent
+        p(0, NEXT),                    // p0 appends its claim
+        p(0, NEXT),                    // p0 flushes: Claimed
+        p(0, ProducerAction::Deliver), // p0 delivers, then pauses past the TTL
+        Action::Tick,                  // only possible without the timing assumption
+        Action::Sweeper(Call::Normal), // the sweeper scans: p0's claim expired
+        Action::Sweeper(Call::Normal), // expiry tombstone at seq 1
+        p(1, NEXT),                    // p1 reads k0: absent
+        p(1, NEXT),                    // p1 appends its claim at seq 2
+        p(0, NEXT),                    // p0's completion reads k0: in flight (p1's claim)
+        p(0, NEXT),                    // p0's receipt lands over p1's claim
+    ];
+    let config = config(2, &[Fault::Crash, Fault::DeliveryFailure, Fault::Pause]);
+    let model = DedupModel::new(config.clone()).unwrap();
+    let states = replay_actions(&model, &script).unwrap();
+    assert!(states.last().unwrap().violated(Invariant::S5));
+    let report = check(&config, SearchOptions::default()).unwrap();
+    assert_eq!(
+        report.invariant(Invariant::S5),
+        Some(&Verdict::Violated(script.clone()))
+    );
+    replay(&model, &script).unwrap();
+}
