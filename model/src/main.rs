@@ -12,7 +12,7 @@ The model runs the engine's own operation state machines (the values the
 async DedupCache drives) for N producers, each handling one message per key,
 plus the TTL sweeper, against a store that can crash, and explores every
 interleaving of their store calls and of the faults below. It checks the
-invariants S1-S6 of DESIGN.md section 5 as `always` properties, A1 under its
+invariants S1-S7 of DESIGN.md section 5 as `always` properties, A1 under its
 timing assumption, and `sometimes` witnesses that every interesting branch
 was reached (an applicable witness never reached is a failure).
 

@@ -7,6 +7,7 @@ use std::fmt::{self, Write as _};
 use atmostonce::core::{
     ClaimOp, DedupDecision, Operation, Protocol, Step, StoreReply, StoreRequest,
 };
+use atmostonce::spec::{Judgement, SpecAnswer, SpecOp, SpecResponse, SpecState};
 use atmostonce::{DedupOptions, DedupRecord, DurabilityError, ProcessingReceipt, key_hash_bits};
 
 use crate::config::{Config, Fault, TICK_MS, TTL_MS};
@@ -118,8 +119,19 @@ impl Narration {
 type Called<O> = (
     Hashed<O>,
     Option<Result<<O as Operation>::Output, DurabilityError>>,
-    Option<u64>,
+    Made,
 );
+
+/// The kind of store call a step made, as far as S7 needs to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Made {
+    /// A read: an operation ending here answers from what it read.
+    Read,
+    /// An append at `seq`, applied or not.
+    Append { seq: u64, applied: bool },
+    /// A flush or a scan.
+    Other,
+}
 
 /// Who performs a store call.
 #[derive(Clone, Copy)]
@@ -448,23 +460,48 @@ impl DedupModel {
             (ProducerAction::Call(call), Phase::Idle | Phase::Deferred) => {
                 let op = Hashed::new(self.protocol.claim(key_name, now).ok()?);
                 words.say(|| format!("producer {p} calls claim_or_get({key_name}, {now} ms)"));
-                self.claim_call(s, p, op, 0, call, words)?;
+                self.claim_call(s, p, op, 0, false, call, words)?;
             }
-            (ProducerAction::Call(call), Phase::Claiming { op, append_seq }) => {
-                self.claim_call(s, p, op, append_seq, call, words)?;
+            (
+                ProducerAction::Call(call),
+                Phase::Claiming {
+                    op,
+                    append_seq,
+                    landed,
+                },
+            ) => {
+                self.claim_call(s, p, op, append_seq, landed, call, words)?;
             }
             (ProducerAction::Call(call), Phase::Completing { grant, receipt, op }) => {
-                let (op, result, _) = self.call(s, Actor::Producer(p), &op, call, words)?;
+                let (op, result, made) = self.call(s, Actor::Producer(p), &op, call, words)?;
                 match result {
                     None => s.producers[p].phase = Phase::Completing { grant, receipt, op },
-                    Some(result) => self.completed(s, p, grant, receipt, result, words)?,
+                    Some(result) => {
+                        let rule = op.rule();
+                        let spec_op = SpecOp::Complete {
+                            receipt: rule.receipt.clone(),
+                            timestamp_millis: rule.timestamp_millis,
+                        };
+                        // Acknowledged after a flush: its own receipt (they
+                        // are unique) must have landed.
+                        let landed = self.stream_records(s, key).iter().any(|r| {
+                            r.kind == RecordKind::Complete && r.key == key && r.receipt == receipt
+                        });
+                        let observed = result.clone().map(|()| SpecAnswer::Done);
+                        self.check_linearizable(s, key, &spec_op, &observed, made, landed);
+                        self.completed(s, p, grant, receipt, result, words)?;
+                    }
                 }
             }
             (ProducerAction::Call(call), Phase::Releasing { grant, op }) => {
-                let (op, result, _) = self.call(s, Actor::Producer(p), &op, call, words)?;
+                let (op, result, made) = self.call(s, Actor::Producer(p), &op, call, words)?;
                 match result {
                     None => s.producers[p].phase = Phase::Releasing { grant, op },
                     Some(result) => {
+                        // Releases are not unique records: an acknowledged
+                        // release is not checked for having landed.
+                        let observed = result.clone().map(|()| SpecAnswer::Done);
+                        self.check_linearizable(s, key, &SpecOp::Release, &observed, made, true);
                         words.say(|| format!("release_claim({key_name}) returns {result:?}"));
                         match result {
                             Err(DurabilityError::DedupCollision { .. }) => {
@@ -486,18 +523,29 @@ impl DedupModel {
         p: usize,
         op: Hashed<ClaimOp>,
         mut append_seq: u64,
+        mut landed: bool,
         call: Call,
         words: &mut Narration,
     ) -> Option<()> {
-        let (op, result, appended_at) = self.call(s, Actor::Producer(p), &op, call, words)?;
-        if let Some(expected_seq) = appended_at {
-            append_seq = expected_seq;
+        let (op, result, made) = self.call(s, Actor::Producer(p), &op, call, words)?;
+        if let Made::Append { seq, applied } = made {
+            append_seq = seq;
+            landed |= applied;
         }
         let Some(result) = result else {
-            s.producers[p].phase = Phase::Claiming { op, append_seq };
+            s.producers[p].phase = Phase::Claiming {
+                op,
+                append_seq,
+                landed,
+            };
             return Some(());
         };
         let key = s.producers[p].key;
+        let spec_op = SpecOp::Claim {
+            now_millis: op.rule().now_millis,
+        };
+        let observed = result.clone().map(SpecAnswer::Decision);
+        self.check_linearizable(s, key, &spec_op, &observed, made, landed);
         let key_name = self.key_name(key);
         words.say(|| format!("claim_or_get({key_name}) returns {}", show_result(&result)));
         match result {
@@ -629,11 +677,24 @@ impl DedupModel {
         let Step::Request(request) = op.poll() else {
             return None;
         };
-        let appended_at = match &request {
-            StoreRequest::Append { expected_seq, .. } => Some(*expected_seq),
-            _ => None,
+        let length = |s: &State, stream: &str| s.store.table.len(stream);
+        let before = match &request {
+            StoreRequest::Append { stream, .. } => length(s, stream),
+            _ => 0,
         };
         let reply = self.serve(s, actor, &request, call, words)?;
+        let made = match &request {
+            StoreRequest::Append {
+                stream,
+                expected_seq,
+                ..
+            } => Made::Append {
+                seq: *expected_seq,
+                applied: length(s, stream) > before,
+            },
+            StoreRequest::Read { .. } => Made::Read,
+            StoreRequest::Scan { .. } | StoreRequest::Flush => Made::Other,
+        };
         let op = op.with(|op| op.feed(reply));
         let result = match op.poll() {
             Step::Done(result) => {
@@ -642,7 +703,7 @@ impl DedupModel {
             }
             Step::Request(_) => None,
         };
-        Some((op, result, appended_at))
+        Some((op, result, made))
     }
 
     fn session(s: &mut State, actor: Actor) -> &mut Session {
@@ -833,6 +894,7 @@ impl DedupModel {
             result = store.append(index, stream, payload, expected_seq, summary);
         });
         Self::session(s, actor).applied();
+        self.check_append_is_a_spec_step(s, index, summary);
         if matches!(summary.kind, RecordKind::Release | RecordKind::Expire) {
             let ghost = &mut s.keys[usize::from(key)];
             ghost.window_deliveries = 0;
@@ -842,6 +904,80 @@ impl DedupModel {
         }
         self.check_acked(s);
         result
+    }
+
+    fn stream_records<'a>(&self, s: &'a State, key: u8) -> &'a [RecordSummary] {
+        &s.store.streams[self.stream_of(key)].records
+    }
+
+    /// The key's state in the sequential specification, by its stream's
+    /// latest record (another key's record counts as absent: S6's matter).
+    fn spec_state(&self, records: &[RecordSummary], key: u8) -> SpecState {
+        match records.last() {
+            Some(r) if r.key == key => match r.kind {
+                RecordKind::Claim => SpecState::InFlight {
+                    timestamp_millis: u64::from(r.tick) * TICK_MS,
+                },
+                RecordKind::Complete => SpecState::Completed {
+                    receipt: receipt_bytes(self.key_name(key), r.receipt),
+                    timestamp_millis: u64::from(r.tick) * TICK_MS,
+                },
+                RecordKind::Release | RecordKind::Expire => SpecState::Absent,
+            },
+            _ => SpecState::Absent,
+        }
+    }
+
+    /// S7 on an operation's answer. The seed engine's linearization points:
+    /// an answer decided by a read linearizes at that read (this step); an
+    /// answer acknowledged after a flush linearizes where its own append
+    /// landed (checked against the spec when it landed), so it must have
+    /// landed. Errors are judged by their class (indeterminate, no effect).
+    fn check_linearizable(
+        &self,
+        s: &mut State,
+        key: u8,
+        op: &SpecOp,
+        observed: &Result<SpecAnswer, DurabilityError>,
+        made: Made,
+        landed: bool,
+    ) {
+        let records = self.stream_records(s, key);
+        let fine = match (made, observed) {
+            (Made::Read, _) | (_, Err(_)) => {
+                let shared = records.iter().any(|r| r.key != key);
+                matches!(
+                    self.spec_state(records, key).judge(op, observed, shared),
+                    Judgement::Admissible(_)
+                )
+            }
+            (_, Ok(_)) => landed,
+        };
+        if !fine {
+            s.flag(Invariant::S7);
+        }
+    }
+
+    /// S7 on an append as it lands: it must be a step the specification
+    /// takes from the key's current state, to the state the record says.
+    fn check_append_is_a_spec_step(&self, s: &mut State, index: usize, summary: RecordSummary) {
+        let records = &s.store.streams[index].records;
+        let (before, after) = records.split_at(records.len().saturating_sub(1));
+        let key = summary.key;
+        let stamp = u64::from(summary.tick) * TICK_MS;
+        let op = match summary.kind {
+            RecordKind::Claim => SpecOp::Claim { now_millis: stamp },
+            RecordKind::Complete => SpecOp::Complete {
+                receipt: receipt_bytes(self.key_name(key), summary.receipt),
+                timestamp_millis: stamp,
+            },
+            RecordKind::Release => SpecOp::Release,
+            RecordKind::Expire => SpecOp::Expire,
+        };
+        let (next, response) = self.spec_state(before, key).apply(&op);
+        if matches!(response, SpecResponse::Collision) || next != self.spec_state(after, key) {
+            s.flag(Invariant::S7);
+        }
     }
 
     /// S4: an acknowledged completion is the key's latest record.

@@ -79,6 +79,11 @@ pub const INVARIANTS: &[Always] = &[
         holds: |_, s| !s.violated(Invariant::S6),
     },
     Always {
+        name: "S7 linearizability: every append and answer is a step of the sequential spec",
+        invariant: Invariant::S7,
+        holds: |_, s| !s.violated(Invariant::S7),
+    },
+    Always {
         name: "A1 at-most-once delivery: at most one delivery per window (timing assumption on)",
         invariant: Invariant::A1,
         holds: |_, s| !s.violated(Invariant::A1),

@@ -43,6 +43,8 @@ pub enum Phase {
         op: Hashed<ClaimOp>,
         /// The sequence its last append was conditioned on.
         append_seq: u64,
+        /// Whether one of its appends was applied.
+        landed: bool,
     },
     /// It holds the claim and is delivering the message.
     Delivering {
@@ -160,19 +162,22 @@ pub enum Invariant {
     S5,
     /// S6 collision safety.
     S6,
+    /// S7 linearizability, with the seed engine's linearization points.
+    S7,
     /// A1 at-most-once delivery.
     A1,
 }
 
 impl Invariant {
     /// Every invariant.
-    pub const ALL: [Invariant; 7] = [
+    pub const ALL: [Invariant; 8] = [
         Invariant::S1,
         Invariant::S2,
         Invariant::S3,
         Invariant::S4,
         Invariant::S5,
         Invariant::S6,
+        Invariant::S7,
         Invariant::A1,
     ];
 

@@ -42,6 +42,7 @@ fn the_standard_faults_find_the_seed_violations_and_witness_every_branch() {
         Invariant::S2,
         Invariant::S4,
         Invariant::S5,
+        Invariant::S7,
         Invariant::A1,
     ] {
         assert!(
@@ -197,6 +198,12 @@ fn seed_api_grants_two_claims_when_an_indeterminate_append_meets_an_identical_re
     // And the real async engine does exactly the same.
     let replayed = replay(&model, &same_millisecond_claims()).unwrap();
     assert_eq!(replayed.claims_granted(), 2, "{:#?}", replayed.answers);
+    // S7 sees it one step earlier: producer 0 is answered Claimed although
+    // no claim of its own ever landed.
+    assert_eq!(
+        report.invariant(Invariant::S7),
+        Some(&Verdict::Violated(same_millisecond_claims()[..6].to_vec()))
+    );
 }
 
 #[test]
@@ -348,6 +355,9 @@ fn seed_api_lets_a_paused_holder_complete_over_the_next_holders_claim() {
     let model = DedupModel::new(config.clone()).unwrap();
     let states = replay_actions(&model, &script).unwrap();
     assert!(states.last().unwrap().violated(Invariant::S5));
+    // The specification has no owners: completing someone else's claim is
+    // a legal step of it, so only S5 (fencing) catches the zombie.
+    assert!(!states.last().unwrap().violated(Invariant::S7));
     let report = check(&config, SearchOptions::default()).unwrap();
     assert_eq!(
         report.invariant(Invariant::S5),
