@@ -460,7 +460,7 @@ impl DedupModel {
             (ProducerAction::Call(call), Phase::Idle | Phase::Deferred) => {
                 let op = Hashed::new(self.protocol.claim(key_name, now).ok()?);
                 words.say(|| format!("producer {p} calls claim_or_get({key_name}, {now} ms)"));
-                self.claim_call(s, p, op, 0, false, call, words)?;
+                self.claim_call(s, p, op, (0, false), call, words)?;
             }
             (
                 ProducerAction::Call(call),
@@ -470,7 +470,7 @@ impl DedupModel {
                     landed,
                 },
             ) => {
-                self.claim_call(s, p, op, append_seq, landed, call, words)?;
+                self.claim_call(s, p, op, (append_seq, landed), call, words)?;
             }
             (ProducerAction::Call(call), Phase::Completing { grant, receipt, op }) => {
                 let (op, result, made) = self.call(s, Actor::Producer(p), &op, call, words)?;
@@ -522,8 +522,7 @@ impl DedupModel {
         s: &mut State,
         p: usize,
         op: Hashed<ClaimOp>,
-        mut append_seq: u64,
-        mut landed: bool,
+        (mut append_seq, mut landed): (u64, bool),
         call: Call,
         words: &mut Narration,
     ) -> Option<()> {
