@@ -64,6 +64,13 @@ reached, 1 otherwise, 2 for a usage error.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Prints to standard output. A reader that went away (`| head`) is not
+/// an error of the check: the exit status still tells its verdict.
+fn say(text: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_fmt(text);
+}
+
 enum Command {
     Check,
     Explore,
@@ -141,7 +148,7 @@ fn main() -> ExitCode {
     let args = match parse(std::env::args().skip(1)) {
         Ok(Some(args)) => args,
         Ok(None) => {
-            print!("{HELP}");
+            say(format_args!("{HELP}"));
             return ExitCode::SUCCESS;
         }
         Err(message) => {
@@ -152,12 +159,12 @@ fn main() -> ExitCode {
     match args.command {
         Command::Check => match check(&args.config, args.search) {
             Ok(report) => {
-                print!("{report}");
+                say(format_args!("{report}"));
                 if report.passed() {
-                    println!("\nverdict: PASS");
+                    say(format_args!("\nverdict: PASS\n"));
                     ExitCode::SUCCESS
                 } else {
-                    println!("\nverdict: FAIL");
+                    say(format_args!("\nverdict: FAIL\n"));
                     ExitCode::from(1)
                 }
             }
@@ -174,11 +181,11 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            println!("configuration: {}", args.config);
-            println!(
-                "serving the stateright Explorer on http://{}/ (Ctrl-C to stop)",
+            say(format_args!("configuration: {}\n", args.config));
+            say(format_args!(
+                "serving the stateright Explorer on http://{}/ (Ctrl-C to stop)\n",
                 args.addr
-            );
+            ));
             // Blocks for as long as the server runs.
             model
                 .checker()
