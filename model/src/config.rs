@@ -1,0 +1,345 @@
+//! What the model explores: producers, keys, the API, the faults and their
+//! bounds, and the model's clock.
+
+use std::fmt;
+
+use atmostonce::core::SweepOp;
+
+/// Milliseconds per tick of the model's clock. Producers and the sweeper
+/// read `now_millis = tick * TICK_MS`.
+pub const TICK_MS: u64 = 2_000;
+
+/// The sweeper's TTL. With the engine's 1000 ms clock-skew grace an entry
+/// stamped at tick `t` expires at tick `t + 1`
+/// (`(t + 1) * TICK_MS > t * TICK_MS + TTL_MS + 1000`): one tick is "longer
+/// than the TTL", the coarsest clock that still separates "within the dedup
+/// window" from "after it", which keeps the state space small.
+pub const TTL_MS: u64 = 500;
+
+/// The last tick the clock reaches. Two ticks are enough for a claim to
+/// expire (tick 1) and for the entry written after it to expire too
+/// (tick 2); every further tick multiplies the state space.
+pub const DEFAULT_MAX_TICK: u8 = 2;
+
+/// Most producers `check` accepts: the state space grows roughly tenfold per
+/// producer, and six is already beyond what fits in this machine's memory.
+pub const MAX_PRODUCERS: usize = 6;
+
+/// Most keys `check` accepts: every producer handles one message per key,
+/// so keys multiply the length of every run.
+pub const MAX_KEYS: usize = 3;
+
+/// Most faults of one kind a run may inject. Every fault adds deliveries
+/// and windows, whose numbers index `u32` bitmasks per key, and every one
+/// multiplies the state space several times over.
+pub const MAX_FAULT_BOUND: u8 = 4;
+
+/// The API whose decision logic the model drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Api {
+    /// The seed-compatible `claim_or_get` / `complete_receipt_at` /
+    /// `release_claim_at` (the engine's `ClaimOp`, `CompleteOp`, `ReleaseOp`).
+    Seed,
+}
+
+impl Api {
+    /// Parses an `--api` value.
+    pub fn parse(text: &str) -> Option<Api> {
+        match text {
+            "seed" => Some(Api::Seed),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Api {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Api::Seed => f.write_str("seed"),
+        }
+    }
+}
+
+/// A fault (or a relaxed assumption) the model may inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Fault {
+    /// A producer crashes at any await point and restarts with no memory
+    /// (its message is handed to it again).
+    Crash,
+    /// The store crashes and restarts, dropping every append not yet made
+    /// durable by a flush.
+    StoreCrash,
+    /// An append is answered with an error although it was applied, or
+    /// without being applied.
+    Indeterminate,
+    /// A delivery fails, so the producer releases its claim.
+    DeliveryFailure,
+    /// The timing assumption of A1 is dropped: a producer may pause past the
+    /// TTL while it holds a claim.
+    Pause,
+    /// Distinct keys share one stream (a forced hash collision); needs at
+    /// least two keys.
+    Collision,
+}
+
+impl Fault {
+    /// Every fault, in display order.
+    pub const ALL: [Fault; 6] = [
+        Fault::Crash,
+        Fault::StoreCrash,
+        Fault::Indeterminate,
+        Fault::DeliveryFailure,
+        Fault::Pause,
+        Fault::Collision,
+    ];
+
+    /// The name used by `--faults`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Crash => "crash",
+            Fault::StoreCrash => "store-crash",
+            Fault::Indeterminate => "indeterminate",
+            Fault::DeliveryFailure => "delivery-failure",
+            Fault::Pause => "pause",
+            Fault::Collision => "collision",
+        }
+    }
+
+    /// Parses a `--faults` item.
+    pub fn parse(text: &str) -> Option<Fault> {
+        Fault::ALL.into_iter().find(|fault| fault.name() == text)
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+/// A set of faults.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct FaultSet(u8);
+
+impl FaultSet {
+    /// No fault.
+    #[must_use]
+    pub fn none() -> FaultSet {
+        FaultSet(0)
+    }
+
+    /// The standard configuration's faults: everything except `pause`
+    /// (which drops A1's timing assumption) and `collision` (which needs
+    /// two keys).
+    #[must_use]
+    pub fn standard() -> FaultSet {
+        FaultSet::none()
+            .with(Fault::Crash)
+            .with(Fault::StoreCrash)
+            .with(Fault::Indeterminate)
+            .with(Fault::DeliveryFailure)
+    }
+
+    /// This set plus `fault`.
+    #[must_use]
+    pub fn with(self, fault: Fault) -> FaultSet {
+        FaultSet(self.0 | fault.bit())
+    }
+
+    /// This set without `fault`.
+    #[must_use]
+    pub fn without(self, fault: Fault) -> FaultSet {
+        FaultSet(self.0 & !fault.bit())
+    }
+
+    /// True when `fault` is in the set.
+    #[must_use]
+    pub fn contains(self, fault: Fault) -> bool {
+        self.0 & fault.bit() != 0
+    }
+
+    /// Parses a comma-separated `--faults` list (`none` for no fault,
+    /// `all` for every fault, `standard` for the default set).
+    pub fn parse(text: &str) -> Result<FaultSet, String> {
+        let mut set = FaultSet::none();
+        for item in text
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+        {
+            set = match item {
+                "none" => set,
+                "all" => FaultSet(Fault::ALL.iter().fold(0, |bits, fault| bits | fault.bit())),
+                "standard" => FaultSet(set.0 | FaultSet::standard().0),
+                _ => set.with(Fault::parse(item).ok_or_else(|| {
+                    format!(
+                        "unknown fault {item:?}; the faults are {}, or none/all/standard",
+                        Fault::ALL.map(Fault::name).join(", ")
+                    )
+                })?),
+            };
+        }
+        Ok(set)
+    }
+}
+
+impl fmt::Display for FaultSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = Fault::ALL
+            .into_iter()
+            .filter(|fault| self.contains(*fault))
+            .map(Fault::name)
+            .collect();
+        if names.is_empty() {
+            f.write_str("none")
+        } else {
+            f.write_str(&names.join(","))
+        }
+    }
+}
+
+/// How many faults of each kind one run may inject (when the fault is on),
+/// and how far the clock goes. Bounds make the state space finite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Bounds {
+    /// Producer crashes per run.
+    pub producer_crashes: u8,
+    /// Store crashes per run.
+    pub store_crashes: u8,
+    /// Indeterminate append answers per run.
+    pub indeterminate_appends: u8,
+    /// Failed deliveries per run.
+    pub delivery_failures: u8,
+    /// The last tick of the clock.
+    pub max_tick: u8,
+}
+
+impl Default for Bounds {
+    /// One fault of each kind: enough to reach every branch the faults
+    /// open (each witness needs at most one), small enough to check the
+    /// standard configuration in well under a minute.
+    fn default() -> Self {
+        Bounds {
+            producer_crashes: 1,
+            store_crashes: 1,
+            indeterminate_appends: 1,
+            delivery_failures: 1,
+            max_tick: DEFAULT_MAX_TICK,
+        }
+    }
+}
+
+/// One configuration of the model.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Config {
+    /// Concurrent producers, each with one message per key.
+    pub producers: usize,
+    /// Idempotency keys.
+    pub keys: usize,
+    /// The API the producers use.
+    pub api: Api,
+    /// The faults that may happen.
+    pub faults: FaultSet,
+    /// Their bounds.
+    pub bounds: Bounds,
+}
+
+impl Config {
+    /// The standard configuration: 3 producers, 1 key, the seed API, every
+    /// fault but `pause` and `collision`, one of each.
+    #[must_use]
+    pub fn standard() -> Config {
+        Config {
+            producers: 3,
+            keys: 1,
+            api: Api::Seed,
+            faults: FaultSet::standard(),
+            bounds: Bounds::default(),
+        }
+    }
+
+    /// Checks the configuration's numbers are within the model's limits.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.producers == 0 || self.producers > MAX_PRODUCERS {
+            return Err(format!(
+                "--producers must be between 1 and {MAX_PRODUCERS}, not {}",
+                self.producers
+            ));
+        }
+        if self.keys == 0 || self.keys > MAX_KEYS {
+            return Err(format!(
+                "--keys must be between 1 and {MAX_KEYS}, not {}",
+                self.keys
+            ));
+        }
+        if self.faults.contains(Fault::Collision) && self.keys < 2 {
+            return Err("the collision fault needs at least two keys (--keys 2)".into());
+        }
+        let b = self.bounds;
+        for bound in [
+            b.producer_crashes,
+            b.store_crashes,
+            b.indeterminate_appends,
+            b.delivery_failures,
+        ] {
+            if bound > MAX_FAULT_BOUND {
+                return Err(format!("fault bounds are at most {MAX_FAULT_BOUND}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The bound of `fault` in this configuration (0 when it is off).
+    #[must_use]
+    pub fn budget(&self, fault: Fault) -> u8 {
+        if !self.faults.contains(fault) {
+            return 0;
+        }
+        match fault {
+            Fault::Crash => self.bounds.producer_crashes,
+            Fault::StoreCrash => self.bounds.store_crashes,
+            Fault::Indeterminate => self.bounds.indeterminate_appends,
+            Fault::DeliveryFailure => self.bounds.delivery_failures,
+            Fault::Pause | Fault::Collision => 1,
+        }
+    }
+
+    /// True when A1's timing assumption holds (no `pause` fault): a
+    /// producer finishes with a claim before the claim can expire.
+    #[must_use]
+    pub fn timing_assumption(&self) -> bool {
+        !self.faults.contains(Fault::Pause)
+    }
+
+    /// True when an entry stamped at `stamp_ms` has expired at tick `tick`,
+    /// by the engine's own rule.
+    #[must_use]
+    pub fn expired_at(stamp_ms: u64, tick: u8) -> bool {
+        SweepOp::is_expired(stamp_ms, TTL_MS, u64::from(tick) * TICK_MS)
+    }
+}
+
+impl fmt::Display for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.bounds;
+        write!(
+            f,
+            "producers={} keys={} api={} faults={} bounds: crashes={} store-crashes={} \
+             indeterminate={} delivery-failures={} ticks=0..={} (tick={TICK_MS}ms, \
+             ttl={TTL_MS}ms) timing-assumption={}",
+            self.producers,
+            self.keys,
+            self.api,
+            self.faults,
+            self.budget(Fault::Crash),
+            self.budget(Fault::StoreCrash),
+            self.budget(Fault::Indeterminate),
+            self.budget(Fault::DeliveryFailure),
+            b.max_tick,
+            if self.timing_assumption() {
+                "on"
+            } else {
+                "off"
+            },
+        )
+    }
+}

@@ -1,0 +1,46 @@
+//! The stateright model of atmostonce.
+//!
+//! Producers and a sweeper run the engine's own operation state machines
+//! (`atmostonce::core`: the very values `DedupCache` and `DedupSweeper`
+//! drive) against a model store; the checker explores every interleaving of
+//! their store calls, producer and store crashes, indeterminate appends,
+//! failed deliveries and clock ticks, within the bounds of a [`Config`],
+//! and checks the invariants of DESIGN.md section 5.
+//!
+//! ```
+//! use atmostonce_model::{check, Config, SearchOptions};
+//!
+//! let mut config = Config::standard();
+//! config.producers = 2;
+//! config.faults = atmostonce_model::FaultSet::none();
+//! let report = check(&config, SearchOptions::default()).unwrap();
+//! assert!(report.unique_states > 0);
+//! println!("{report}");
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod check;
+mod config;
+mod hashed;
+mod model;
+mod properties;
+pub mod replay;
+mod state;
+mod store;
+
+pub use check::{
+    Report, SearchOptions, StepText, Verdict, check, narrate, path_of, replay_actions,
+};
+pub use config::{
+    Api, Bounds, Config, DEFAULT_MAX_TICK, Fault, FaultSet, MAX_FAULT_BOUND, MAX_KEYS,
+    MAX_PRODUCERS, TICK_MS, TTL_MS,
+};
+pub use hashed::Hashed;
+pub use model::{
+    Action, Call, DedupModel, NAMESPACE, ProducerAction, injected_error, receipt_bytes,
+};
+pub use properties::{A1_VACUITY, Always, INVARIANTS, WITNESSES, Witness};
+pub use state::{Budget, Grant, Invariant, KeyGhost, Outcome, Phase, Producer, State, Sweeper};
+pub use store::{ModelStore, RecordKind, RecordSummary, Session, StreamMeta};

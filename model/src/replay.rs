@@ -1,0 +1,365 @@
+//! From counterexample to test: replays a model path against the real async
+//! engine (`DedupCache` and `DedupSweeper` over `MemoryStore`).
+//!
+//! Each producer and the sweeper get their own [`ScriptedStore`]: a fault
+//! injector around one shared `MemoryStore` that lets a call through only
+//! when the script says it is that caller's turn, and answers it as the
+//! model's step says (normally, or as an indeterminate append, applied or
+//! not). The engine's futures are polled by hand, one store call per model
+//! step, so the interleaving is exactly the model's. A store crash restarts
+//! the `MemoryStore` from the durable prefix of each stream.
+//!
+//! The replay checks, step by step, that the engine ends each operation with
+//! the very result the model's step computed; any difference is an error.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use atmostonce::{
+    DedupCache, DedupSweeper, DurabilityError, DurableStore, MemoryStore, ScannedEntry,
+    StoreFuture, StoredEntry,
+};
+
+use crate::check::replay_actions;
+use crate::config::{TICK_MS, TTL_MS};
+use crate::model::{
+    Action, Call, DedupModel, Narration, ProducerAction, injected_error, receipt_bytes,
+};
+use crate::state::{Phase, State};
+use crate::store::Session;
+
+/// The shared side of the scripted stores.
+struct Control {
+    store: Arc<MemoryStore>,
+    durable: BTreeMap<String, u64>,
+    sessions: Vec<Session>,
+    /// The one call allowed next: which caller, answered how.
+    turn: Option<(usize, Call)>,
+}
+
+impl Control {
+    fn crash(&mut self) {
+        let old = self.store.snapshot();
+        let store = MemoryStore::new();
+        for (stream, _) in old.stream_lengths() {
+            let durable = self.durable.get(stream).copied().unwrap_or(0);
+            for entry in old.read_from(stream, 0, usize::try_from(durable).unwrap_or(usize::MAX)) {
+                // A fresh store accepts its streams' durable prefixes in order.
+                let _ = ready(store.append(stream, &entry.payload, entry.sequence));
+            }
+        }
+        self.store = Arc::new(store);
+        for session in &mut self.sessions {
+            session.crashed();
+        }
+    }
+}
+
+/// A store that performs a caller's calls only on its turn.
+pub struct ScriptedStore {
+    control: Arc<Mutex<Control>>,
+    caller: usize,
+}
+
+fn lock(control: &Mutex<Control>) -> MutexGuard<'_, Control> {
+    // A panic under the lock leaves a replay that has failed anyway.
+    control.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Polls a future once; `MemoryStore`'s futures are always ready.
+fn ready<T>(future: StoreFuture<'_, T>) -> Result<T, DurabilityError> {
+    let mut future = future;
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(result) => result,
+        Poll::Pending => Err(DurabilityError::StoreError(
+            "replay: inner store not ready".into(),
+        )),
+    }
+}
+
+impl ScriptedStore {
+    fn on_turn<'a, T: 'a>(
+        &'a self,
+        mut perform: impl FnMut(&mut Control, Call) -> Result<T, DurabilityError> + Send + 'a,
+    ) -> StoreFuture<'a, T> {
+        Box::pin(std::future::poll_fn(move |_| {
+            let mut control = lock(&self.control);
+            match control.turn {
+                Some((caller, call)) if caller == self.caller => {
+                    control.turn = None;
+                    Poll::Ready(perform(&mut control, call))
+                }
+                _ => Poll::Pending,
+            }
+        }))
+    }
+}
+
+impl DurableStore for ScriptedStore {
+    fn append<'a>(
+        &'a self,
+        stream: &'a str,
+        payload: &'a [u8],
+        expected_seq: u64,
+    ) -> StoreFuture<'a, u64> {
+        let caller = self.caller;
+        self.on_turn(move |control, call| {
+            let apply = call != Call::AppendFailsNotApplied;
+            if apply {
+                let result = ready(control.store.append(stream, payload, expected_seq));
+                if result.is_ok() {
+                    control.sessions[caller].applied();
+                }
+                if call == Call::Normal {
+                    return result;
+                }
+            }
+            Err(injected_error())
+        })
+    }
+
+    fn read_from<'a>(
+        &'a self,
+        stream: &'a str,
+        offset: u64,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<StoredEntry>> {
+        self.on_turn(move |control, _| ready(control.store.read_from(stream, offset, limit)))
+    }
+
+    fn scan<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<ScannedEntry>> {
+        self.on_turn(move |control, _| ready(control.store.scan(prefix)))
+    }
+
+    fn flush(&self) -> StoreFuture<'_, ()> {
+        let caller = self.caller;
+        self.on_turn(move |control, _| {
+            control.sessions[caller].flush()?;
+            let lengths: Vec<(String, u64)> = control
+                .store
+                .snapshot()
+                .stream_lengths()
+                .map(|(name, len)| (name.to_owned(), len))
+                .collect();
+            control.durable.extend(lengths);
+            for session in &mut control.sessions {
+                session.flushed();
+            }
+            Ok(())
+        })
+    }
+
+    /// Like the model's store: appends are durable only once flushed, so
+    /// the engine flushes after appending.
+    fn acknowledged_appends_are_durable(&self) -> bool {
+        false
+    }
+}
+
+type Running = Pin<Box<dyn Future<Output = String>>>;
+
+/// One operation the engine ended during a replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineAnswer {
+    /// The 1-based step that ended it.
+    pub step: usize,
+    /// Who called it: `producer N` or `sweeper`.
+    pub caller: String,
+    /// The operation, e.g. `claim_or_get(k0, 0)`.
+    pub operation: String,
+    /// The engine's result, as `Debug` text.
+    pub result: String,
+}
+
+/// What a replay saw.
+#[derive(Debug, Clone)]
+pub struct ReplayReport {
+    /// Every operation the engine ended, in order.
+    pub answers: Vec<EngineAnswer>,
+    /// The model's state after the last step.
+    pub final_state: State,
+}
+
+impl ReplayReport {
+    /// How many `claim_or_get` calls the engine answered `Claimed`.
+    #[must_use]
+    pub fn claims_granted(&self) -> usize {
+        self.answers
+            .iter()
+            .filter(|a| a.operation.starts_with("claim_or_get") && a.result == "Ok(Claimed)")
+            .count()
+    }
+}
+
+/// Replays `actions` (a path of `model`) against `DedupCache` over
+/// `MemoryStore`. Fails at the first step where the engine does something
+/// the model did not (another store call, or another result).
+pub fn replay(model: &DedupModel, actions: &[Action]) -> Result<ReplayReport, String> {
+    let states = replay_actions(model, actions)?;
+    let producers = model.config().producers;
+    let sweeper_id = producers;
+    let control = Arc::new(Mutex::new(Control {
+        store: Arc::new(MemoryStore::new()),
+        durable: BTreeMap::new(),
+        sessions: vec![Session::default(); producers + 1],
+        turn: None,
+    }));
+    let cache_for = |caller: usize| -> Result<DedupCache, String> {
+        let store = Arc::new(ScriptedStore {
+            control: Arc::clone(&control),
+            caller,
+        });
+        DedupCache::with_options(store, model.protocol().namespace(), model.options())
+            .map_err(|e| e.to_string())
+    };
+    let caches: Vec<DedupCache> = (0..producers).map(cache_for).collect::<Result<_, _>>()?;
+    let sweeper = DedupSweeper::new(
+        cache_for(sweeper_id)?,
+        Duration::from_millis(TTL_MS),
+        Duration::from_millis(TICK_MS),
+    );
+    let mut running: Vec<Option<(String, Running)>> = (0..=producers).map(|_| None).collect();
+    let mut answers = Vec::new();
+
+    for (index, action) in actions.iter().enumerate() {
+        let step = index + 1;
+        let before = &states[index];
+        let now = u64::from(before.tick) * TICK_MS;
+        let (caller, call) = match *action {
+            Action::Tick => continue,
+            Action::StoreCrash => {
+                lock(&control).crash();
+                continue;
+            }
+            Action::Producer(p, ProducerAction::Crash) => {
+                // A crash at an await point: the future is dropped, and the
+                // restarted producer opens a new session with the store.
+                running[usize::from(p)] = None;
+                lock(&control).sessions[usize::from(p)] = Session::default();
+                continue;
+            }
+            Action::Producer(_, ProducerAction::Deliver | ProducerAction::FailDelivery) => continue,
+            Action::Producer(p, ProducerAction::Call(call)) => (usize::from(p), call),
+            Action::Sweeper(call) => (sweeper_id, call),
+        };
+        if running[caller].is_none() {
+            running[caller] = Some(if caller == sweeper_id {
+                let sweeper = sweeper.clone();
+                (
+                    format!("sweep_once({now})"),
+                    Box::pin(async move { format!("{:?}", sweeper.sweep_once(now).await) })
+                        as Running,
+                )
+            } else {
+                start(model, &caches[caller], before, caller, now)?
+            });
+        }
+        let mut words = Narration::spoken();
+        model
+            .perform(before, *action, &mut words)
+            .ok_or_else(|| format!("step {step}: {action} is not enabled"))?;
+        lock(&control).turn = Some((caller, call));
+        let Some((operation, future)) = running[caller].as_mut() else {
+            return Err(format!("step {step}: nothing runs for caller {caller}"));
+        };
+        let polled = future
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()));
+        if lock(&control).turn.take().is_some() {
+            return Err(format!(
+                "step {step} ({action}): the engine made no store call where the model made one"
+            ));
+        }
+        let who = if caller == sweeper_id {
+            "sweeper".to_owned()
+        } else {
+            format!("producer {caller}")
+        };
+        match (polled, words.result) {
+            (Poll::Pending, None) => {}
+            (Poll::Ready(result), Some(expected)) => {
+                if result != expected {
+                    return Err(format!(
+                        "step {step} ({action}): {operation} returned {result} in the engine but {expected} in the model"
+                    ));
+                }
+                answers.push(EngineAnswer {
+                    step,
+                    caller: who,
+                    operation: operation.clone(),
+                    result,
+                });
+                running[caller] = None;
+            }
+            (Poll::Ready(result), None) => {
+                return Err(format!(
+                    "step {step} ({action}): {operation} ended with {result} in the engine but goes on in the model"
+                ));
+            }
+            (Poll::Pending, Some(expected)) => {
+                return Err(format!(
+                    "step {step} ({action}): {operation} ended with {expected} in the model but goes on in the engine"
+                ));
+            }
+        }
+    }
+    let final_state = states
+        .last()
+        .cloned()
+        .unwrap_or_else(|| model.initial_state());
+    Ok(ReplayReport {
+        answers,
+        final_state,
+    })
+}
+
+/// Starts, on the real cache, the operation the model's producer starts next.
+fn start(
+    model: &DedupModel,
+    cache: &DedupCache,
+    before: &State,
+    p: usize,
+    now: u64,
+) -> Result<(String, Running), String> {
+    let producer = &before.producers[p];
+    let key = model.key_name(producer.key).to_owned();
+    let cache = cache.clone();
+    Ok(match &producer.phase {
+        Phase::Idle | Phase::Deferred => (
+            format!("claim_or_get({key}, {now})"),
+            Box::pin(async move { format!("{:?}", cache.claim_or_get(&key, now).await) }),
+        ),
+        Phase::Completing { receipt, op, .. } => {
+            let receipt = receipt_bytes(&key, *receipt);
+            let at = op.rule().timestamp_millis;
+            (
+                format!(
+                    "complete_receipt_at({key}, {}, {at})",
+                    String::from_utf8_lossy(receipt.as_bytes())
+                ),
+                Box::pin(async move {
+                    format!("{:?}", cache.complete_receipt_at(&key, &receipt, at).await)
+                }),
+            )
+        }
+        Phase::Releasing { op, .. } => {
+            let at = op.rule().timestamp_millis;
+            (
+                format!("release_claim_at({key}, {at})"),
+                Box::pin(async move { format!("{:?}", cache.release_claim_at(&key, at).await) }),
+            )
+        }
+        other => {
+            return Err(format!(
+                "producer {p} makes a store call in phase {other:?}"
+            ));
+        }
+    })
+}
