@@ -39,7 +39,7 @@ step "simulator: regression seeds (sim/regressions.toml)"
 cargo sim -- --regressions sim/regressions.toml
 step "simulator: seeds 0..1000 of the gate, each run twice (determinism)"
 cargo sim -- --seeds 0..1000 --check-determinism \
-    --faults swarm,-error-applied,-error-lost,-stale-reads,-corruption
+    --faults swarm,-error-applied,-error-lost,-stale-reads,-corruption,-store-crash
 
 # --- fuzz corpora are replayed by the ordinary tests above ---
 # (fuzz-check/ is a workspace member: its tests replay fuzz/corpus/<target>/
