@@ -54,7 +54,6 @@ pub mod workload;
 
 #[cfg(madsim)]
 pub mod runner;
-#[cfg(madsim)]
 mod world;
 
 #[cfg(madsim)]
