@@ -52,6 +52,8 @@ pub mod report;
 pub mod timeline;
 pub mod workload;
 
+#[cfg(not(madsim))]
+pub mod live;
 #[cfg(madsim)]
 pub mod runner;
 mod world;

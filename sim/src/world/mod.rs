@@ -244,7 +244,9 @@ impl<E: Env> World<E> {
         self.state().holding[usize::from(index)] = holding;
     }
 
-    /// The producers holding a granted claim right now.
+    /// The producers holding a granted claim right now (the simulation's
+    /// pauses aim at them).
+    #[cfg(madsim)]
     pub(crate) fn holders(&self) -> Vec<u16> {
         self.state()
             .holding
