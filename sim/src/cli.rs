@@ -168,6 +168,15 @@ impl LiveFault {
         self.supported_by(store) && !matches!(self, LiveFault::Collisions | LiveFault::LongStreams)
     }
 
+    /// The faults a live run against `store` injects by default.
+    #[must_use]
+    pub fn defaults(store: StoreKind) -> Vec<LiveFault> {
+        LiveFault::ALL
+            .into_iter()
+            .filter(|fault| fault.by_default(store))
+            .collect()
+    }
+
     /// True when live mode can inject it against `store`.
     #[must_use]
     pub fn supported_by(self, store: StoreKind) -> bool {
@@ -191,7 +200,7 @@ impl LiveFault {
 /// checker catches what it is there to catch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Plant {
-    /// The store acknowledges some appends without applying them.
+    /// The store acknowledges some claim appends without applying them.
     DropAppends,
     /// Reads return completed entries with a receipt of the same key that
     /// nobody stored.
@@ -236,7 +245,7 @@ impl Plant {
     pub fn meaning(self) -> &'static str {
         match self {
             Plant::DropAppends => {
-                "the store acknowledges 1 append in 8 without applying it (S1, S4, S7, A1)"
+                "the store acknowledges 1 claim append in 4 without applying it (S1, S7, A1)"
             }
             Plant::ForgeReceipts => {
                 "reads show completed entries with a receipt nobody stored (S3, S2, S7)"

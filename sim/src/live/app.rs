@@ -46,9 +46,8 @@ pub fn options(args: &LiveArgs) -> Result<LiveOptions, String> {
     }
     let faults = match &args.faults {
         Some(faults) => faults.clone(),
-        None => LiveFault::ALL
+        None => LiveFault::defaults(args.store)
             .into_iter()
-            .filter(|fault| fault.by_default(args.store))
             .filter(|fault| {
                 // Crashing PostgreSQL needs its data directory; without it,
                 // the default leaves the crash out and says so.

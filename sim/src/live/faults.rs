@@ -75,8 +75,10 @@ impl Producers {
     }
 }
 
-/// Aborts a random producer task now and then, at whatever await point it
-/// is at, and restarts it after a while with no memory.
+/// Aborts a producer task now and then, at whatever await point it is at,
+/// and restarts it after a while with no memory. Half the crashes hit a
+/// producer holding a claim, if one does (the worst moment: its claim is
+/// left to expire); the others a random producer.
 pub(crate) async fn crash_producers(
     world: Arc<LiveWorld>,
     producers: Arc<Producers>,
@@ -88,7 +90,12 @@ pub(crate) async fn crash_producers(
         if !pause(&mut off, rng.around(every_ms)).await || !world.faults_on() {
             return;
         }
-        let index = pick_producer(&world, &mut rng);
+        let holders = world.holders();
+        let index = if !holders.is_empty() && rng.chance(500) {
+            holders[usize::try_from(rng.range(0, holders.len() as u64 - 1)).unwrap_or(0)]
+        } else {
+            pick_producer(&world, &mut rng)
+        };
         if world.is_finished(index) {
             continue;
         }

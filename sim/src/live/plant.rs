@@ -11,10 +11,15 @@ use atmostonce::{DurableStore, MemoryStore, ScannedEntry, StoreFuture, StoredEnt
 
 use crate::cli::Plant;
 
-/// One append in this many is acknowledged without being applied
-/// (`drop-appends`): often enough that a short run loses claims and
-/// receipts on its hot keys, rarely enough that the workload goes on.
-const DROP_EVERY: u64 = 8;
+/// One claim append in this many is acknowledged without being applied
+/// (`drop-appends`): often enough that a short run grants claims twice on
+/// its hot keys, rarely enough that the workload goes on.
+const DROP_EVERY: u64 = 4;
+
+/// True when `payload` is a claim: an active entry without a receipt.
+fn is_claim(payload: &[u8]) -> bool {
+    matches!(DedupRecord::decode(payload), Ok(DedupRecord::Active(entry)) if entry.receipt().is_none())
+}
 
 /// The store under test with a store-side plant.
 pub(crate) struct PlantedStore {
@@ -45,6 +50,9 @@ impl PlantedStore {
     /// by one that names the same key but no claim of the run
     /// (`forge-receipts`) or that names another key (`swap-receipts`).
     fn shown(&self, mut entry: StoredEntry) -> StoredEntry {
+        if !matches!(self.plant, Plant::ForgeReceipts | Plant::SwapReceipts) {
+            return entry;
+        }
         let Ok(DedupRecord::Active(stored)) = DedupRecord::decode(&entry.payload) else {
             return entry;
         };
@@ -52,9 +60,10 @@ impl PlantedStore {
             return entry;
         }
         let key = stored.idempotency_key();
-        let receipt = match self.plant {
-            Plant::ForgeReceipts => format!("{key}|p999|c999999"),
-            _ => format!("{key}-elsewhere|p999|c999999"),
+        let receipt = if self.plant == Plant::ForgeReceipts {
+            format!("{key}|p999|c999999")
+        } else {
+            format!("{key}-elsewhere|p999|c999999")
         };
         entry.payload = DedupRecord::Active(DedupEntry::new(
             key,
@@ -73,9 +82,11 @@ impl DurableStore for PlantedStore {
         payload: &'a [u8],
         expected_seq: u64,
     ) -> StoreFuture<'a, u64> {
-        let count = self.appends.fetch_add(1, Ordering::Relaxed);
-        if self.plant == Plant::DropAppends && count % DROP_EVERY == DROP_EVERY - 1 {
-            return Box::pin(std::future::ready(Ok(expected_seq)));
+        if self.plant == Plant::DropAppends && is_claim(payload) {
+            let count = self.appends.fetch_add(1, Ordering::Relaxed);
+            if count % DROP_EVERY == DROP_EVERY - 1 {
+                return Box::pin(std::future::ready(Ok(expected_seq)));
+            }
         }
         self.inner.append(stream, payload, expected_seq)
     }

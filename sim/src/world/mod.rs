@@ -245,8 +245,7 @@ impl<E: Env> World<E> {
     }
 
     /// The producers holding a granted claim right now (the simulation's
-    /// pauses aim at them).
-    #[cfg(madsim)]
+    /// pauses and half of live mode's crashes aim at them).
     pub(crate) fn holders(&self) -> Vec<u16> {
         self.state()
             .holding
