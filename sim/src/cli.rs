@@ -464,14 +464,17 @@ fn parse_live(args: &[String]) -> Result<LiveArgs, String> {
     if live.think_ms > MAX_THINK_MS {
         return Err(format!("--think-ms must be at most {MAX_THINK_MS}"));
     }
-    if let Some(faults) = &live.faults {
-        if let Some(fault) = faults.iter().find(|fault| !fault.supported_by(live.store)) {
-            return Err(format!(
-                "live mode cannot inject {} into the {} store",
-                fault.name(),
-                live.store.name()
-            ));
-        }
+    if let Some(fault) = live
+        .faults
+        .iter()
+        .flatten()
+        .find(|fault| !fault.supported_by(live.store))
+    {
+        return Err(format!(
+            "live mode cannot inject {} into the {} store",
+            fault.name(),
+            live.store.name()
+        ));
     }
     if live.plant == Some(Plant::WipeOnCrash) && live.store != StoreKind::Memory {
         return Err("--plant wipe-on-crash goes with --store memory".into());

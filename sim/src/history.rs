@@ -414,10 +414,10 @@ impl History {
     pub fn cut_off(&mut self, id: OpId, until_us: u64) {
         self.trace.u64(u64::from(id));
         self.trace.u64(until_us);
-        if let Some(op) = self.ops.get_mut(id as usize) {
-            if op.result.is_none() {
-                op.ret_us = Some(until_us.max(op.call_us));
-            }
+        if let Some(op) = self.ops.get_mut(id as usize)
+            && op.result.is_none()
+        {
+            op.ret_us = Some(until_us.max(op.call_us));
         }
     }
 

@@ -343,7 +343,7 @@ pub fn serve(path: &Path) -> i32 {
             let store = store.clone();
             tokio::spawn(async move {
                 // A connection that breaks just ends; the client sees it.
-                let _ = connection(socket, &*store).await;
+                let _ = connection(socket, &store).await;
             });
         }
     })
