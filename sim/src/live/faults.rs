@@ -46,12 +46,13 @@ pub(crate) async fn pause(off: &mut watch::Receiver<bool>, ms: u64) -> bool {
     }
 }
 
-/// The producer tasks, by index, and when each producer was killed (one
-/// time per ended incarnation).
+/// The producer tasks, by index, and when each incarnation of a producer
+/// was killed.
 #[derive(Default)]
 pub(crate) struct Producers {
     pub(crate) tasks: Mutex<Vec<Option<JoinHandle<()>>>>,
-    pub(crate) crashes_us: Mutex<Vec<Vec<u64>>>,
+    /// `(producer, incarnation)` → when it was killed.
+    pub(crate) killed_us: Mutex<HashMap<(u16, u32), u64>>,
     /// A producer task that panicked: a harness bug, reported as an
     /// internal error.
     pub(crate) panicked: Mutex<Option<String>>,
@@ -62,7 +63,6 @@ impl Producers {
         let producers = Producers::default();
         for index in 0..world.config.shape.producers {
             lock(&producers.tasks).push(Some(tokio::spawn(producer(world.clone(), index))));
-            lock(&producers.crashes_us).push(Vec::new());
         }
         producers
     }
@@ -112,7 +112,13 @@ pub(crate) async fn crash_producers(
         let process = Process::Producer(index);
         world.set_current(process, None);
         let at_us = world.now_us();
-        lock(&producers.crashes_us)[usize::from(index)].push(at_us);
+        // The incarnation the abort ended (a task aborted before it began
+        // one ended nothing new: the earlier time stands).
+        if let Some(incarnation) = world.incarnation(index) {
+            lock(&producers.killed_us)
+                .entry((index, incarnation))
+                .or_insert(at_us);
+        }
         world.history().event(Event::Fault {
             at_us,
             fault: FaultEvent::ProducerCrash(process),

@@ -507,7 +507,7 @@ async fn run_async(options: &LiveOptions) -> Result<LiveRun, String> {
 
     // The operations of killed producers: effects before the kill and the
     // end of their last store call.
-    let crashes_us = lock(&producers.crashes_us).clone();
+    let killed_us = lock(&producers.killed_us).clone();
     let mut history = std::mem::take(&mut *world.history());
     let unanswered: Vec<(u32, Process, u32)> = history
         .ops
@@ -519,9 +519,7 @@ async fn run_async(options: &LiveOptions) -> Result<LiveRun, String> {
         let Process::Producer(index) = process else {
             continue;
         };
-        let killed_us = crashes_us
-            .get(usize::from(index))
-            .and_then(|times| times.get(incarnation as usize));
+        let killed_us = killed_us.get(&(index, incarnation));
         if let (Some(killed_us), Some(calls_end_us)) = (killed_us, world.env.ledger.calls_done(id))
         {
             history.cut_off(id, (*killed_us).max(calls_end_us));

@@ -227,6 +227,12 @@ impl<E: Env> World<E> {
         incarnation
     }
 
+    /// The incarnation producer `index` began last, if any.
+    #[cfg(not(madsim))]
+    pub(crate) fn incarnation(&self, index: u16) -> Option<u32> {
+        self.state().incarnations[usize::from(index)].checked_sub(1)
+    }
+
     pub(crate) fn has_budget(&self, index: u16) -> bool {
         self.state().budgets[usize::from(index)] > 0
     }
