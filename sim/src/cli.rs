@@ -323,6 +323,52 @@ pub const LIVE_DEFAULT_THINK_MS: u64 = 20;
 /// is what the checker and the memory of a 24 GiB machine still hold.
 pub const LIVE_MAX_DURATION_MS: u64 = 3_600_000;
 
+/// Walks `--flag value` and `--flag=value` arguments.
+struct Flags<'a> {
+    args: &'a [String],
+    index: usize,
+    flag: String,
+    inline: Option<String>,
+}
+
+impl<'a> Flags<'a> {
+    fn new(args: &'a [String]) -> Flags<'a> {
+        Flags {
+            args,
+            index: 0,
+            flag: String::new(),
+            inline: None,
+        }
+    }
+
+    /// The next flag (with `=value` split off), or `None` at the end.
+    fn next_flag(&mut self) -> Option<String> {
+        let arg = self.args.get(self.index)?;
+        self.index += 1;
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_owned())),
+            _ => (arg.as_str(), None),
+        };
+        self.flag = flag.to_owned();
+        self.inline = inline;
+        Some(self.flag.clone())
+    }
+
+    /// The value of the flag just read.
+    fn value(&mut self) -> Result<String, String> {
+        if let Some(value) = self.inline.take() {
+            return Ok(value);
+        }
+        let value = self
+            .args
+            .get(self.index)
+            .cloned()
+            .ok_or_else(|| format!("{} needs a value", self.flag))?;
+        self.index += 1;
+        Ok(value)
+    }
+}
+
 /// Parses `60s`, `500ms`, `2m` or a bare number of seconds.
 pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
     let bad = || format!("{text:?} is not a duration (e.g. 60s, 500ms, 2m)");
@@ -407,25 +453,10 @@ fn parse_live(args: &[String]) -> Result<LiveArgs, String> {
         path: None,
     };
     let mut faults = None;
-    let mut index = 0;
-    while index < args.len() {
-        let arg = &args[index];
-        index += 1;
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_owned())),
-            _ => (arg.as_str(), None),
-        };
-        let mut value = || -> Result<String, String> {
-            if let Some(value) = inline.clone() {
-                return Ok(value);
-            }
-            let value = args
-                .get(index)
-                .cloned()
-                .ok_or_else(|| format!("{flag} needs a value"))?;
-            index += 1;
-            Ok(value)
-        };
+    let mut flags = Flags::new(args);
+    while let Some(flag) = flags.next_flag() {
+        let flag = flag.as_str();
+        let mut value = || flags.value();
         match flag {
             "--store" => live.store = StoreKind::parse(&value()?)?,
             "--producers" => live.producers = parse_number(flag, &value()?)?,
@@ -607,25 +638,10 @@ pub fn parse(args: &[String]) -> Result<Cli, String> {
         _ => {}
     }
     let mut modes = 0;
-    let mut index = 0;
-    while index < args.len() {
-        let arg = &args[index];
-        index += 1;
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_owned())),
-            _ => (arg.as_str(), None),
-        };
-        let mut value = || -> Result<String, String> {
-            if let Some(value) = inline.clone() {
-                return Ok(value);
-            }
-            let value = args
-                .get(index)
-                .cloned()
-                .ok_or_else(|| format!("{flag} needs a value"))?;
-            index += 1;
-            Ok(value)
-        };
+    let mut flags = Flags::new(args);
+    while let Some(flag) = flags.next_flag() {
+        let flag = flag.as_str();
+        let mut value = || flags.value();
         match flag {
             "-h" | "--help" => {
                 return Ok(Cli {

@@ -333,12 +333,10 @@ pub fn seed_report(run: &SeedRun, source: &ConfigSource, check: CheckOptions) ->
     text
 }
 
-/// One failing seed as a JSON object.
+/// The violations of `verdict` as JSON objects.
 #[must_use]
-pub fn seed_json(run: &SeedRun, source: &ConfigSource, check: CheckOptions) -> Value {
-    let history = run.history.as_ref();
-    let violations: Vec<Value> = run
-        .verdict
+pub fn violations_json(verdict: &Verdict, history: Option<&History>) -> Vec<Value> {
+    verdict
         .violations
         .iter()
         .map(|violation| {
@@ -349,7 +347,13 @@ pub fn seed_json(run: &SeedRun, source: &ConfigSource, check: CheckOptions) -> V
                 "message": violation.message,
             })
         })
-        .collect();
+        .collect()
+}
+
+/// One failing seed as a JSON object.
+#[must_use]
+pub fn seed_json(run: &SeedRun, source: &ConfigSource, check: CheckOptions) -> Value {
+    let violations = violations_json(&run.verdict, run.history.as_ref());
     json!({
         "seed": run.seed,
         "verdict": if run.verdict.passed() { "pass" } else { "fail" },

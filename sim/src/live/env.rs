@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use atmostonce::spec::SpecAnswer;
@@ -13,6 +13,7 @@ use atmostonce::{
     DedupCache, DurabilityError, DurableStore, ScannedEntry, StoreFuture, StoredEntry,
 };
 
+use super::faults::lock;
 use crate::config::{Draw, SplitMix};
 use crate::history::{FaultEvent, OpId, Process};
 use crate::workload::NAMESPACE;
@@ -316,9 +317,7 @@ pub(crate) struct Mark {
 
 impl Ledger {
     fn lock(&self) -> MutexGuard<'_, LedgerState> {
-        // Every update is a few plain assignments that cannot panic half
-        // way: a poisoned lock still guards consistent state.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.state)
     }
 
     fn call_started(&self, op: Option<OpId>) {

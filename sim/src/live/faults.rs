@@ -29,7 +29,9 @@ pub(crate) const PRODUCER_DOWN_MS: (u64, u64) = (10, 500);
 const READ_BACK_ATTEMPTS: u32 = 600;
 const READ_BACK_RETRY: Duration = Duration::from_millis(100);
 
-/// Locks a mutex whose holders never panic half way.
+/// Locks a mutex of live mode. Its holders only make plain assignments,
+/// which cannot panic half way, so a poisoned lock (a panic elsewhere on
+/// that thread) still guards consistent state.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::LiveRun;
 use crate::history::{History, Process, op_name};
-use crate::report::{key_timeline, notes_line, violations_text};
+use crate::report::{key_timeline, notes_line, violations_json, violations_text};
 
 /// Latency figures of one kind of operation, in milliseconds.
 #[derive(Debug, Clone, PartialEq)]
@@ -253,19 +253,7 @@ pub fn text(run: &LiveRun, full_history: bool) -> String {
 #[must_use]
 pub fn json(run: &LiveRun) -> Value {
     let history = &run.history;
-    let violations: Vec<Value> = run
-        .verdict
-        .violations
-        .iter()
-        .map(|violation| {
-            json!({
-                "invariant": violation.invariant.to_string(),
-                "key": violation.key.map(|key| history.keys[usize::from(key)].clone()),
-                "ops": violation.ops,
-                "message": violation.message,
-            })
-        })
-        .collect();
+    let violations = violations_json(&run.verdict, Some(history));
     let latency: serde_json::Map<String, Value> = latencies(history)
         .into_iter()
         .map(|latency| {

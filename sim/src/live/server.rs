@@ -15,13 +15,15 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use atmostonce::{
     DurabilityError, DurableStore, HaematiteStore, ScannedEntry, StoreFuture, StoredEntry,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::faults::lock;
 use tokio::net::{TcpListener, TcpStream};
 
 /// The bytes on the wire between the run and its haematite server.
@@ -528,8 +530,7 @@ pub(crate) struct RemoteStore {
 
 impl RemoteStore {
     fn lock(&self) -> MutexGuard<'_, Pool> {
-        // Plain assignments only under the lock.
-        self.pool.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.pool)
     }
 
     /// The server is down (`None`) or listening at `addr`: a new
