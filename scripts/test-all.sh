@@ -27,6 +27,13 @@ cargo test --workspace --release
 step "durable stores: the PostgreSQL store against the server at ATMOSTONCE_POSTGRES_URL"
 cargo test --release -p atmostonce --features postgres --lib --test store_postgres
 
+# --- simulator (sim/): live mode ---
+# sim/tests/live.rs runs in the workspace tests above (the ordinary build):
+# a short live run per store with its faults on (a haematite server process
+# killed and restarted; the PostgreSQL server at ATMOSTONCE_POSTGRES_URL
+# restarted with pg_ctl when THROWAWAY_POSTGRES_DIR is set, and its
+# connections terminated), and every planted mistake caught by the checker.
+
 # --- simulator (sim/): regression seeds under madsim ---
 # The madsim build (`--cfg madsim`, target/madsim) of the simulator: its own
 # tests (determinism, every fault's mark, A1's vacuity, shrinking, replay),

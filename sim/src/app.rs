@@ -26,6 +26,9 @@ pub(crate) fn run(cli: &Cli) -> i32 {
         Mode::Replay(path) => replay(cli, path),
         Mode::Regressions(path) => regressions(cli, path),
         Mode::Calibrate => calibrate(cli),
+        // main.rs answers these with the notice that live mode needs the
+        // ordinary build.
+        Mode::Live(_) | Mode::LiveServer { .. } => Ok(2),
     };
     result.unwrap_or_else(|error| {
         eprintln!("atmostonce-sim: {error}");
@@ -72,13 +75,14 @@ fn one_seed(cli: &Cli, seed: u64) -> Result<i32, String> {
     let run = runner::run_seed(seed, &source, options(cli, true))
         .map_err(|error| format!("seed {seed}: internal error: {}", error.message))?;
     print_run(cli, &run, &source);
-    if cli.full_history && !cli.json {
-        if let Some(history) = &run.history {
-            for (index, name) in history.keys.iter().enumerate() {
-                let key = u16::try_from(index).map_err(|_| "too many keys")?;
-                println!("  timeline of key {name}:");
-                print!("{}", report::key_timeline(history, key, &[]));
-            }
+    if cli.full_history
+        && !cli.json
+        && let Some(history) = &run.history
+    {
+        for (index, name) in history.keys.iter().enumerate() {
+            let key = u16::try_from(index).map_err(|_| "too many keys")?;
+            println!("  timeline of key {name}:");
+            print!("{}", report::key_timeline(history, key, &[]));
         }
     }
     write_timeline(cli, &run)?;
@@ -260,10 +264,10 @@ fn sweep(cli: &Cli, seeds: std::ops::Range<u64>) -> Result<i32, String> {
     } else {
         println!("{}", report::summary_line(&summary));
     }
-    if cli.shrink {
-        if let Some(run) = &first_failure {
-            shrink(cli, run)?;
-        }
+    if cli.shrink
+        && let Some(run) = &first_failure
+    {
+        shrink(cli, run)?;
     }
     Ok(summary.exit_code())
 }

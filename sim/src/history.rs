@@ -65,6 +65,8 @@ pub struct OpRecord {
     /// Invocation time, microseconds since the run started.
     pub call_us: u64,
     /// Response time; `None` when the process crashed before the answer.
+    /// (Live mode may bound a crashed operation's effects by a time with no
+    /// answer: see [`History::cut_off`].)
     pub ret_us: Option<u64>,
     /// The answer; `None` when there was none.
     pub result: Option<Result<SpecAnswer, DurabilityError>>,
@@ -171,6 +173,22 @@ pub enum FaultEvent {
     },
     /// Faults stop; the quiet phase begins.
     QuietPhase,
+    /// Live mode: a store call failed with an error other than a sequence
+    /// conflict; whether it took effect is unknown.
+    StoreCallFailed {
+        /// The operation whose call it was.
+        op: Option<OpId>,
+        /// `append`, `read`, `scan`, `flush`.
+        call: &'static str,
+        /// The store's error.
+        error: String,
+    },
+    /// Live mode: the store server closed these clients' connections
+    /// (PostgreSQL's `pg_terminate_backend`).
+    ConnectionsTerminated {
+        /// Connections closed.
+        count: u64,
+    },
 }
 
 /// A non-operation event.
@@ -386,6 +404,33 @@ impl History {
             if matches!(op.op, SpecOp::Expire) {
                 op.slot = Some(slot);
             }
+        }
+    }
+
+    /// Live mode: operation `id` never answered because its process was
+    /// killed, and neither the process nor any store call of the operation
+    /// could act after `until_us` (the process was gone and its last call
+    /// had ended): whatever it did, it did before then.
+    pub fn cut_off(&mut self, id: OpId, until_us: u64) {
+        self.trace.u64(u64::from(id));
+        self.trace.u64(until_us);
+        if let Some(op) = self.ops.get_mut(id as usize)
+            && op.result.is_none()
+        {
+            op.ret_us = Some(until_us.max(op.call_us));
+        }
+    }
+
+    /// Live mode: fills in what the store crash recorded as event number
+    /// `event` dropped, once the restarted store has been read back.
+    pub fn crash_losses(&mut self, event: usize, lost: Vec<(String, u64)>) {
+        self.trace.debug(&(event, &lost));
+        if let Some(Event::Fault {
+            fault: FaultEvent::StoreCrash { dropped },
+            ..
+        }) = self.events.get_mut(event)
+        {
+            *dropped = lost;
         }
     }
 

@@ -9,9 +9,12 @@
 //! The crate builds two ways:
 //! - with `--cfg madsim` (`cargo sim`, see `.cargo/config.toml`): the
 //!   simulated world ([`runner`]) and the command line;
-//! - without it: the history, the checker, the configuration and the report
-//!   formats, runtime-agnostic, for a live mode against real stores and for
-//!   the ordinary test suite.
+//! - without it: live mode ([`live`]), the same workload as real tokio
+//!   tasks against a real store (memory, haematite in a child process,
+//!   PostgreSQL) with real faults, checked by the same checker.
+//!
+//! The history, the checker, the configuration, the workload's tasks and
+//! the report formats are shared by both.
 //!
 //! The checker judges any history, however it was recorded:
 //!
@@ -52,9 +55,10 @@ pub mod report;
 pub mod timeline;
 pub mod workload;
 
+#[cfg(not(madsim))]
+pub mod live;
 #[cfg(madsim)]
 pub mod runner;
-#[cfg(madsim)]
 mod world;
 
 #[cfg(madsim)]

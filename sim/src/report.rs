@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use atmostonce::spec::SpecOp;
 use serde_json::{Value, json};
 
-use crate::check::{CheckOptions, Violation, show_answer};
+use crate::check::{CheckOptions, Notes, Verdict, Violation, show_answer};
 use crate::config::{FaultSpec, Shape};
 use crate::history::{Event, FaultEvent, History, KeyId, OpRecord};
 use crate::outcome::{ConfigSource, InternalError, SeedRun, Summary};
@@ -142,6 +142,13 @@ fn key_events(history: &History, key: KeyId) -> Vec<(u64, String)> {
                         format!("fault: record {sequence} corrupted ({how})")
                     }
                     FaultEvent::QuietPhase => "quiet phase: faults stop".to_owned(),
+                    FaultEvent::StoreCallFailed { op, call, error } if op_of_key(op) => format!(
+                        "fault: {call} of op {} failed ({error}; whether it took effect is unknown)",
+                        op.unwrap_or_default()
+                    ),
+                    FaultEvent::ConnectionsTerminated { count } => {
+                        format!("fault: the server terminated {count} store connections")
+                    }
                     _ => return None,
                 },
                 _ => return None,
@@ -231,6 +238,63 @@ fn violation_line(history: Option<&History>, violation: &Violation) -> String {
     format!("{}{key}: {}", violation.invariant, violation.message)
 }
 
+/// What the checker exempted or excused, if anything.
+#[must_use]
+pub fn notes_line(notes: &Notes) -> Option<String> {
+    (notes.stale_answers + notes.dirty_answers + notes.a1_excused > 0).then(|| {
+        format!(
+            "notes: {} stale and {} dirty read-only answers exempt from S2/S4/S7{}; {} double \
+             deliveries excused (holder crashed or the store failed its completion)",
+            notes.stale_answers,
+            notes.dirty_answers,
+            if notes.strict_s7_keys.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (--strict-reads would report S7 on {} key(s))",
+                    notes.strict_s7_keys.len()
+                )
+            },
+            notes.a1_excused
+        )
+    })
+}
+
+/// Every violation of `verdict`, one line each, then the timelines of the
+/// (at most two) keys of the first one, the operations involved marked.
+#[must_use]
+pub fn violations_text(verdict: &Verdict, history: Option<&History>) -> String {
+    let mut text = String::new();
+    for violation in &verdict.violations {
+        let _ = writeln!(text, "  {}", violation_line(history, violation));
+    }
+    if let (Some(first), Some(history)) = (verdict.first(), history) {
+        let keys: BTreeSet<KeyId> = verdict
+            .violations
+            .iter()
+            .filter(|v| v.invariant == first.invariant || v.key == first.key)
+            .filter_map(|v| v.key)
+            .take(2)
+            .collect();
+        for key in keys {
+            let involved: Vec<u32> = verdict
+                .violations
+                .iter()
+                .filter(|v| v.key == Some(key))
+                .flat_map(|v| v.ops.iter().copied())
+                .collect();
+            let _ = writeln!(
+                text,
+                "  timeline of key {} (stream {}; ms since start, invocation → response; ▶ = involved):",
+                history.keys[usize::from(key)],
+                history.streams[usize::from(key)]
+            );
+            text.push_str(&key_timeline(history, key, &involved));
+        }
+    }
+    text
+}
+
 /// The full text report of one seed.
 #[must_use]
 pub fn seed_report(run: &SeedRun, source: &ConfigSource, check: CheckOptions) -> String {
@@ -255,55 +319,10 @@ pub fn seed_report(run: &SeedRun, source: &ConfigSource, check: CheckOptions) ->
         run.ops,
         run.wall_check.as_secs_f64() * 1e3
     );
-    let notes = &run.verdict.notes;
-    if notes.stale_answers + notes.dirty_answers + notes.a1_excused > 0 {
-        let _ = writeln!(
-            text,
-            "  notes: {} stale and {} dirty read-only answers exempt from S2/S4/S7{}; {} double \
-             deliveries excused (holder crashed or the store failed its completion)",
-            notes.stale_answers,
-            notes.dirty_answers,
-            if notes.strict_s7_keys.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " (--strict-reads would report S7 on {} key(s))",
-                    notes.strict_s7_keys.len()
-                )
-            },
-            notes.a1_excused
-        );
+    if let Some(notes) = notes_line(&run.verdict.notes) {
+        let _ = writeln!(text, "  {notes}");
     }
-    let history = run.history.as_ref();
-    for violation in &run.verdict.violations {
-        let _ = writeln!(text, "  {}", violation_line(history, violation));
-    }
-    if let (Some(first), Some(history)) = (run.verdict.first(), history) {
-        let keys: BTreeSet<KeyId> = run
-            .verdict
-            .violations
-            .iter()
-            .filter(|v| v.invariant == first.invariant || v.key == first.key)
-            .filter_map(|v| v.key)
-            .take(2)
-            .collect();
-        for key in keys {
-            let involved: Vec<u32> = run
-                .verdict
-                .violations
-                .iter()
-                .filter(|v| v.key == Some(key))
-                .flat_map(|v| v.ops.iter().copied())
-                .collect();
-            let _ = writeln!(
-                text,
-                "  timeline of key {} (stream {}; ms since start, invocation → response; ▶ = involved):",
-                history.keys[usize::from(key)],
-                history.streams[usize::from(key)]
-            );
-            text.push_str(&key_timeline(history, key, &involved));
-        }
-    }
+    text.push_str(&violations_text(&run.verdict, run.history.as_ref()));
     if !run.verdict.passed() {
         let _ = writeln!(
             text,
@@ -314,12 +333,10 @@ pub fn seed_report(run: &SeedRun, source: &ConfigSource, check: CheckOptions) ->
     text
 }
 
-/// One failing seed as a JSON object.
+/// The violations of `verdict` as JSON objects.
 #[must_use]
-pub fn seed_json(run: &SeedRun, source: &ConfigSource, check: CheckOptions) -> Value {
-    let history = run.history.as_ref();
-    let violations: Vec<Value> = run
-        .verdict
+pub fn violations_json(verdict: &Verdict, history: Option<&History>) -> Vec<Value> {
+    verdict
         .violations
         .iter()
         .map(|violation| {
@@ -330,7 +347,13 @@ pub fn seed_json(run: &SeedRun, source: &ConfigSource, check: CheckOptions) -> V
                 "message": violation.message,
             })
         })
-        .collect();
+        .collect()
+}
+
+/// One failing seed as a JSON object.
+#[must_use]
+pub fn seed_json(run: &SeedRun, source: &ConfigSource, check: CheckOptions) -> Value {
+    let violations = violations_json(&run.verdict, run.history.as_ref());
     json!({
         "seed": run.seed,
         "verdict": if run.verdict.passed() { "pass" } else { "fail" },

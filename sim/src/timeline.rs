@@ -266,6 +266,9 @@ fn panel(
                     FaultEvent::StoreCrash { .. } => (None, "store crash".to_owned(), "#d62728"),
                     FaultEvent::StoreRestart => (None, "store restart".to_owned(), "#ff9896"),
                     FaultEvent::QuietPhase => (None, "quiet phase".to_owned(), "#7f7f7f"),
+                    FaultEvent::ConnectionsTerminated { count } => {
+                        (None, format!("{count} connections terminated"), "#d62728")
+                    }
                     FaultEvent::ProducerCrash(p) => {
                         (lane_of(*p), format!("{p} crashed"), "#d62728")
                     }
@@ -283,6 +286,7 @@ fn panel(
                     }
                     FaultEvent::StaleRead { op: Some(op), .. }
                     | FaultEvent::StoreCallError { op: Some(op), .. }
+                    | FaultEvent::StoreCallFailed { op: Some(op), .. }
                         if history
                             .ops
                             .get(*op as usize)
@@ -300,6 +304,9 @@ fn panel(
                                 "{call} error (op {op}, {})",
                                 if *applied { "applied" } else { "not applied" }
                             ),
+                            FaultEvent::StoreCallFailed { call, .. } => {
+                                format!("{call} failed (op {op}, outcome unknown)")
+                            }
                             _ => String::new(),
                         };
                         (lane, label, "#ff7f0e")

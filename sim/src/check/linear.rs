@@ -115,6 +115,15 @@ impl Bits {
     fn count(&self) -> u32 {
         self.0.iter().map(|word| word.count_ones()).sum()
     }
+    /// The lowest index not set (`len` when all are), skipping full words.
+    fn first_clear(&self, len: usize) -> usize {
+        self.0
+            .iter()
+            .position(|word| *word != u64::MAX)
+            .map_or(len, |word| {
+                (word * 64 + self.0[word].trailing_ones() as usize).min(len)
+            })
+    }
 }
 
 struct Search<'a> {
@@ -140,15 +149,27 @@ impl<'a> Search<'a> {
         id
     }
 
-    /// The earliest response among operations not yet linearized.
+    /// The earliest response among operations not yet linearized. Ops are
+    /// sorted by invocation and answer no earlier than they are invoked, so
+    /// the scan stops at the first op invoked after the best response so
+    /// far: a history of thousands of operations costs its concurrency, not
+    /// its length.
     fn min_ret(&self, done: &Bits) -> u64 {
-        self.ops
+        let mut best = u64::MAX;
+        for (index, op) in self
+            .ops
             .iter()
             .enumerate()
-            .filter(|(index, _)| !done.get(*index))
-            .map(|(_, op)| op.ret_us)
-            .min()
-            .unwrap_or(u64::MAX)
+            .skip(done.first_clear(self.ops.len()))
+        {
+            if op.call_us > best {
+                break;
+            }
+            if !done.get(index) {
+                best = best.min(op.ret_us);
+            }
+        }
+        best
     }
 
     /// Operations that may be linearized next: not yet placed, and invoked
@@ -158,6 +179,7 @@ impl<'a> Search<'a> {
         self.ops
             .iter()
             .enumerate()
+            .skip(done.first_clear(self.ops.len()))
             .take_while(|(_, op)| op.call_us <= horizon)
             .filter(|(index, _)| !done.get(*index))
             .map(|(index, _)| index)
@@ -184,7 +206,8 @@ impl<'a> Search<'a> {
     }
 
     fn finished(&self, done: &Bits) -> bool {
-        (0..self.finite).all(|index| done.get(index) || self.ops[index].ret_us == u64::MAX)
+        (done.first_clear(self.finite)..self.finite)
+            .all(|index| done.get(index) || self.ops[index].ret_us == u64::MAX)
     }
 
     fn run(&mut self) -> Linearization {

@@ -43,6 +43,7 @@
 
 mod linear;
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use atmostonce::spec::{SpecAnswer, SpecOp};
@@ -235,6 +236,54 @@ struct Checker<'a> {
     history: &'a History,
     options: CheckOptions,
     corrupted: Vec<KeyId>,
+    /// Each key's operations, in invocation order.
+    by_key: Vec<Vec<&'a OpRecord>>,
+    /// Each key's terminal events: `[releases and expiries, expiries only]`.
+    terminals: Vec<[Terminals; 2]>,
+    /// Each claim's completions (not releases), in invocation order.
+    completions: BTreeMap<OpId, Vec<&'a OpRecord>>,
+    /// Each key's successful deliveries: the claims that authorised them.
+    deliveries: Vec<Vec<OpId>>,
+    /// Each producer's last crash.
+    last_crash_us: BTreeMap<Process, u64>,
+}
+
+/// The terminal events of one key (releases and expiries that may have
+/// ended a claim or an entry), indexed so that "can one be ordered between
+/// these two instants" is a binary search: a live history holds thousands
+/// of operations per hot key, which a scan per question cannot afford.
+#[derive(Debug, Default)]
+struct Terminals {
+    /// Response times, ascending (`u64::MAX`: never answered).
+    rets: Vec<u64>,
+    /// For each position, the earliest invocation among the terminals from
+    /// that position on.
+    suffix_min_call: Vec<u64>,
+}
+
+impl Terminals {
+    fn new(mut spans: Vec<(u64, u64)>) -> Terminals {
+        spans.sort_unstable_by_key(|(_, ret_us)| *ret_us);
+        let mut suffix_min_call = vec![u64::MAX; spans.len()];
+        let mut min = u64::MAX;
+        for (index, (call_us, _)) in spans.iter().enumerate().rev() {
+            min = min.min(*call_us);
+            suffix_min_call[index] = min;
+        }
+        Terminals {
+            rets: spans.into_iter().map(|(_, ret_us)| ret_us).collect(),
+            suffix_min_call,
+        }
+    }
+
+    /// True when some terminal answered after `after_us` and was invoked
+    /// before `before_us`.
+    fn between(&self, after_us: u64, before_us: u64) -> bool {
+        let first = self.rets.partition_point(|ret_us| *ret_us <= after_us);
+        self.suffix_min_call
+            .get(first)
+            .is_some_and(|call_us| *call_us < before_us)
+    }
 }
 
 /// What an expiry did.
@@ -247,11 +296,61 @@ enum Effect {
 
 impl<'a> Checker<'a> {
     fn new(history: &'a History, options: CheckOptions) -> Checker<'a> {
-        Checker {
+        let mut checker = Checker {
             history,
             options,
             corrupted: history.corrupted_keys(),
+            by_key: vec![Vec::new(); history.keys.len()],
+            terminals: Vec::new(),
+            completions: BTreeMap::new(),
+            deliveries: vec![Vec::new(); history.keys.len()],
+            last_crash_us: BTreeMap::new(),
+        };
+        for op in &history.ops {
+            if let Some(ops) = checker.by_key.get_mut(usize::from(op.key)) {
+                ops.push(op);
+            }
+            if let (Some(claim), SpecOp::Complete { .. }) = (op.claim, &op.op) {
+                checker.completions.entry(claim).or_default().push(op);
+            }
         }
+        for event in &history.events {
+            match event {
+                Event::Delivery {
+                    key,
+                    claim,
+                    ok: true,
+                    ..
+                } => {
+                    if let Some(claims) = checker.deliveries.get_mut(usize::from(*key)) {
+                        claims.push(*claim);
+                    }
+                }
+                Event::Fault {
+                    at_us,
+                    fault: FaultEvent::ProducerCrash(process),
+                } => {
+                    let last = checker.last_crash_us.entry(*process).or_insert(*at_us);
+                    *last = (*last).max(*at_us);
+                }
+                _ => {}
+            }
+        }
+        checker.terminals = checker
+            .by_key
+            .iter()
+            .map(|ops| {
+                [false, true].map(|expiries_only| {
+                    Terminals::new(
+                        ops.iter()
+                            .filter(|op| checker.maybe_terminal(op, expiries_only))
+                            .map(|op| (op.call_us, op.ret_or_max()))
+                            .collect(),
+                    )
+                })
+            })
+            .collect();
+        checker
     }
 
     /// True when `op`'s answer is exempt from S2, S4 and S7 (see the module
@@ -300,27 +399,33 @@ impl<'a> Checker<'a> {
         second_ret_us: u64,
         expiries_only: bool,
     ) -> bool {
-        self.history.ops_of(key).any(|op| {
-            self.maybe_terminal(op, expiries_only)
-                && op.ret_or_max() > first_call_us
-                && op.call_us < second_ret_us
-        })
+        self.terminals[usize::from(key)][usize::from(expiries_only)]
+            .between(first_call_us, second_ret_us)
     }
 
     fn key(&self, key: KeyId, verdict: &mut Verdict) {
-        let ops: Vec<&OpRecord> = self.history.ops_of(key).collect();
-        for op in &ops {
+        let ops = &self.by_key[usize::from(key)];
+        for op in ops {
             if op.stale_read && self.unreliable_read(op) {
                 verdict.notes.stale_answers += 1;
             } else if op.dirty_read && self.unreliable_read(op) {
                 verdict.notes.dirty_answers += 1;
             }
         }
-        self.one_winner(key, &ops, verdict);
-        self.receipts(key, &ops, verdict);
-        self.acknowledged(key, &ops, verdict);
-        self.linearizable(key, &ops, verdict);
+        self.one_winner(key, ops, verdict);
+        self.receipts(key, ops, verdict);
+        self.acknowledged(key, ops, verdict);
+        self.linearizable(key, ops, verdict);
         self.at_most_once(key, verdict);
+    }
+
+    /// True when `verdict` already holds a violation of `invariant` on
+    /// `key` (only the first is kept).
+    fn has(verdict: &Verdict, invariant: Invariant, key: KeyId) -> bool {
+        verdict
+            .violations
+            .iter()
+            .any(|v| v.invariant == invariant && v.key == Some(key))
     }
 
     fn push(
@@ -330,11 +435,7 @@ impl<'a> Checker<'a> {
         mut ops: Vec<OpId>,
         message: String,
     ) {
-        if verdict
-            .violations
-            .iter()
-            .any(|v| v.invariant == invariant && v.key == Some(key))
-        {
+        if Self::has(verdict, invariant, key) {
             return;
         }
         ops.sort_unstable();
@@ -386,11 +487,25 @@ impl<'a> Checker<'a> {
     /// tried to store before the answer.
     fn receipts(&self, key: KeyId, ops: &[&OpRecord], verdict: &mut Verdict) {
         let name = &self.history.keys[usize::from(key)];
+        // Each receipt a completion of this key tried to store, with the
+        // earliest such attempt.
+        let mut first_attempt_us: BTreeMap<&[u8], u64> = BTreeMap::new();
+        for op in ops {
+            if let SpecOp::Complete { receipt, .. } = &op.op {
+                let first = first_attempt_us
+                    .entry(receipt.as_bytes())
+                    .or_insert(op.call_us);
+                *first = (*first).min(op.call_us);
+            }
+        }
         for op in ops {
             let Some(receipt) = answered_receipt(op) else {
                 continue;
             };
             if receipt_key(receipt.as_bytes()) != Some(name.as_str()) {
+                if Self::has(verdict, Invariant::S6, key) {
+                    continue;
+                }
                 let owner = self
                     .history
                     .ops
@@ -411,9 +526,9 @@ impl<'a> Checker<'a> {
                 );
                 continue;
             }
-            let stored = ops
-                .iter()
-                .any(|other| completes_with(other, receipt) && other.call_us < op.ret_or_max());
+            let stored = first_attempt_us
+                .get(receipt.as_bytes())
+                .is_some_and(|call_us| *call_us < op.ret_or_max());
             if !stored {
                 Self::push(
                     verdict,
@@ -439,6 +554,9 @@ impl<'a> Checker<'a> {
                 && matches!(op.result, Some(Ok(_)))
                 && !self.exempt(op)
         }) {
+            if Self::has(verdict, Invariant::S2, key) && Self::has(verdict, Invariant::S4, key) {
+                return;
+            }
             let SpecOp::Complete { receipt, .. } = &acked.op else {
                 continue;
             };
@@ -548,30 +666,16 @@ impl<'a> Checker<'a> {
     /// holder's completion is acknowledged and then until an expiry, holds
     /// no other granted delivery.
     fn at_most_once(&self, key: KeyId, verdict: &mut Verdict) {
-        let mut deliveries: Vec<&OpRecord> = self
-            .history
-            .events
+        let mut deliveries: Vec<&OpRecord> = self.deliveries[usize::from(key)]
             .iter()
-            .filter_map(|event| match event {
-                Event::Delivery {
-                    key: delivered,
-                    claim,
-                    ok: true,
-                    ..
-                } if *delivered == key => self.history.ops.get(*claim as usize),
-                _ => None,
-            })
+            .filter_map(|claim| self.history.ops.get(*claim as usize))
             .collect();
         deliveries.sort_by_key(|claim| (claim.ret_or_max(), claim.id));
         for pair in deliveries.windows(2) {
             let (first, second) = (pair[0], pair[1]);
             let second_grant = second.ret_or_max();
-            let completions: Vec<&OpRecord> = self
-                .history
-                .ops
-                .iter()
-                .filter(|op| op.claim == Some(first.id) && matches!(op.op, SpecOp::Complete { .. }))
-                .collect();
+            let completions: &[&OpRecord] =
+                self.completions.get(&first.id).map_or(&[], Vec::as_slice);
             let done = completions
                 .iter()
                 .filter(|op| matches!(op.result, Some(Ok(_))))
@@ -627,7 +731,7 @@ impl<'a> Checker<'a> {
                         ),
                     );
                 }
-                None if self.holder_gave_out(first, &completions) => {
+                None if self.holder_gave_out(first, completions) => {
                     verdict.notes.a1_excused += 1;
                 }
                 _ => {
@@ -664,10 +768,10 @@ impl<'a> Checker<'a> {
     /// timing assumption of A1 (processing finishes) does not hold for it.
     fn holder_gave_out(&self, claim: &OpRecord, completions: &[&OpRecord]) -> bool {
         let granted_us = claim.ret_or_max();
-        let crashed = self.history.events.iter().any(|event| {
-            matches!(event, Event::Fault { at_us, fault: FaultEvent::ProducerCrash(process) }
-                if *process == claim.process && *at_us >= granted_us)
-        });
+        let crashed = self
+            .last_crash_us
+            .get(&claim.process)
+            .is_some_and(|at_us| *at_us >= granted_us);
         // Only failures of the store excuse it: a completion refused with
         // `DedupCollision` or `SequenceConflict` means the claim was taken
         // away, which is exactly the double delivery A1 is about.

@@ -1,35 +1,67 @@
-//! The simulated world (madsim build only): producer nodes that crash and
-//! restart, a sweeper node, fault controllers, and the fault-injecting store,
-//! all driven by the seed through madsim's RNG, clock and scheduler.
+//! The world of one run, shared by its tasks: the configuration, the
+//! history being recorded, and what the fault controllers and producers
+//! coordinate on (clock offsets, budgets, who holds a claim).
+//!
+//! Runtime-agnostic: an [`Env`] supplies the clock, sleeping, randomness and
+//! each caller's store. The simulation (madsim build) implements it with
+//! madsim's simulated clock, RNG and the fault-injecting store
+//! (`store.rs`, `tasks.rs`); live mode (ordinary build, `crate::live`) with
+//! tokio, the wall clock and a real store. The producers, the sweeper, the
+//! probe and the clock jumps (`actors.rs`) are the same code in both.
 
+pub(crate) mod actors;
+#[cfg(madsim)]
 mod store;
+#[cfg(madsim)]
 mod tasks;
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use madsim::time::Instant;
+use atmostonce::codec::DedupRecord;
+use atmostonce::spec::SpecOp;
+use atmostonce::{DedupCache, DurabilityError};
 
 use crate::config::{Config, Draw};
 use crate::history::{Event, FaultEvent, History, KeyId, OpId, Process};
+use crate::workload::{NAMESPACE, key_names};
 
-pub(crate) use tasks::simulate;
+#[cfg(madsim)]
+pub(crate) use tasks::{sim_rng, simulate, sleep_ms};
 
-impl Draw for madsim::rand::GlobalRng {
-    fn next_u64(&mut self) -> u64 {
-        madsim::rand::RngCore::next_u64(self)
-    }
+/// What the tasks of a run need from their surroundings.
+pub(crate) trait Env: Send + Sync + Sized + 'static {
+    /// A source of randomness for one task.
+    type Rng: Draw + Send;
+
+    /// A random source (the simulation's seeded RNG, or a per-task one).
+    fn rng(&self) -> Self::Rng;
+
+    /// Microseconds since the run started, by a monotonic clock.
+    fn elapsed_us(&self) -> u64;
+
+    /// True wall-clock time in milliseconds since the Unix epoch.
+    fn wall_millis(&self) -> u64;
+
+    /// Sleeps `ms` milliseconds.
+    fn sleep_ms(&self, ms: u64) -> impl Future<Output = ()> + Send;
+
+    /// The cache `process` uses: the engine over this caller's handle on the
+    /// run's store, which attributes the caller's store calls to its
+    /// operations (see [`World::expire_invocation`]).
+    fn cache_for(world: &Arc<World<Self>>, process: Process)
+    -> Result<DedupCache, DurabilityError>;
 }
 
-/// The simulation's RNG (seeded by madsim from the run's seed).
-pub(crate) fn sim_rng() -> madsim::rand::GlobalRng {
-    madsim::rand::thread_rng()
-}
-
-/// Sleeps `ms` simulated milliseconds.
-pub(crate) async fn sleep_ms(ms: u64) {
-    madsim::time::sleep(Duration::from_millis(ms)).await;
+/// A mistake planted on purpose, to show the checker catches it (live
+/// mode's `--plant`; never set in a simulation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkloadPlant {
+    /// Producers deliver a message whose claim they did not win.
+    // Only live mode (the ordinary build) plants it.
+    #[cfg_attr(madsim, allow(dead_code))]
+    DeliverWithoutClaim,
 }
 
 #[derive(Debug)]
@@ -47,20 +79,31 @@ struct WorldState {
     holding: Vec<bool>,
 }
 
-/// What every task of the simulation shares.
+/// What every task of a run shares.
 #[derive(Debug)]
-pub(crate) struct World {
+pub(crate) struct World<E> {
     pub(crate) config: Config,
     pub(crate) keys: Vec<String>,
+    pub(crate) env: E,
+    pub(crate) plant: Option<WorkloadPlant>,
     streams: Vec<String>,
     key_ids: BTreeMap<String, KeyId>,
-    start: Instant,
     state: Mutex<WorldState>,
     history: Mutex<History>,
 }
 
-impl World {
-    fn new(config: Config, keys: Vec<String>, history: History, offsets_ms: Vec<i64>) -> World {
+impl<E: Env> World<E> {
+    /// A world for `config`: `offsets_ms` are the initial clock offsets
+    /// (producers, then the sweeper), `budgets` the operations each producer
+    /// may invoke.
+    pub(crate) fn new(
+        config: Config,
+        env: E,
+        history: History,
+        offsets_ms: Vec<i64>,
+        budgets: Vec<u32>,
+    ) -> World<E> {
+        let keys = history.keys.clone();
         let producers = usize::from(config.shape.producers);
         let streams = history.streams.clone();
         let key_ids = keys
@@ -70,14 +113,15 @@ impl World {
             .collect();
         World {
             key_ids,
-            start: Instant::now(),
+            env,
+            plant: None,
             state: Mutex::new(WorldState {
                 faults_on: true,
                 stopped: false,
                 offsets_ms,
                 current: vec![None; producers + 2],
                 incarnations: vec![0; producers],
-                budgets: crate::workload::budgets(&config),
+                budgets,
                 finished: vec![false; producers],
                 holding: vec![false; producers],
             }),
@@ -89,7 +133,8 @@ impl World {
     }
 
     fn state(&self) -> MutexGuard<'_, WorldState> {
-        // Single-threaded simulation; no code panics while holding it.
+        // No code panics while holding it, so a poisoned lock (a panic
+        // elsewhere in the thread) still guards consistent state.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -97,9 +142,9 @@ impl World {
         self.history.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Simulated microseconds since the run started.
+    /// Microseconds since the run started (simulated time in a simulation).
     pub(crate) fn now_us(&self) -> u64 {
-        u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX)
+        self.env.elapsed_us()
     }
 
     /// A fault event stamped now.
@@ -110,13 +155,9 @@ impl World {
         }
     }
 
-    /// True simulated wall-clock time in milliseconds (the store's clock).
+    /// True wall-clock time in milliseconds (the store's clock).
     pub(crate) fn true_millis(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |elapsed| {
-                u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
-            })
+        self.env.wall_millis()
     }
 
     fn slot(&self, process: Process) -> usize {
@@ -186,6 +227,12 @@ impl World {
         incarnation
     }
 
+    /// The incarnation producer `index` began last, if any.
+    #[cfg(not(madsim))]
+    pub(crate) fn incarnation(&self, index: u16) -> Option<u32> {
+        self.state().incarnations[usize::from(index)].checked_sub(1)
+    }
+
     pub(crate) fn has_budget(&self, index: u16) -> bool {
         self.state().budgets[usize::from(index)] > 0
     }
@@ -205,7 +252,8 @@ impl World {
         self.state().holding[usize::from(index)] = holding;
     }
 
-    /// The producers holding a granted claim right now.
+    /// The producers holding a granted claim right now (the simulation's
+    /// pauses and half of live mode's crashes aim at them).
     pub(crate) fn holders(&self) -> Vec<u16> {
         self.state()
             .holding
@@ -220,7 +268,7 @@ impl World {
         self.state().finished[usize::from(index)]
     }
 
-    fn unfinished(&self) -> Vec<u16> {
+    pub(crate) fn unfinished(&self) -> Vec<u16> {
         self.state()
             .finished
             .iter()
@@ -230,11 +278,73 @@ impl World {
             .collect()
     }
 
-    fn quiet(&self) {
+    /// Faults stop (the quiet phase).
+    pub(crate) fn quiet(&self) {
         self.state().faults_on = false;
     }
 
-    fn stop(&self) {
+    /// The sweeper stops after its current pass.
+    pub(crate) fn stop(&self) {
         self.state().stopped = true;
     }
+
+    /// Every producer's budget is spent: each finishes the message in hand
+    /// (its completion or release and their retries) and stops. Live mode
+    /// ends its main phase this way when its duration is up.
+    #[cfg(not(madsim))]
+    pub(crate) fn end_budgets(&self) {
+        self.state()
+            .budgets
+            .iter_mut()
+            .for_each(|budget| *budget = 0);
+    }
+
+    /// If `caller` is the sweeper and the append is a tombstone of one of
+    /// the workload's keys in that key's stream, invokes (and returns) the
+    /// `expire` operation it is: the sweeper's tombstones are the history's
+    /// per-key expiries, from the append's invocation to its answer.
+    pub(crate) fn expire_invocation(
+        &self,
+        caller: Process,
+        stream: &str,
+        payload: &[u8],
+    ) -> Option<OpId> {
+        if caller != Process::Sweeper {
+            return None;
+        }
+        let Ok(DedupRecord::Tombstone(tombstone)) = DedupRecord::decode(payload) else {
+            return None;
+        };
+        let key = self.key_id(tombstone.idempotency_key())?;
+        // A corrupted record can name a key that does not live in this
+        // stream; tombstoning it is no expiry of that key.
+        if self.stream_of(key) != Some(stream) {
+            return None;
+        }
+        let now_us = self.now_us();
+        Some(
+            self.history()
+                .invoke(Process::Sweeper, 0, key, SpecOp::Expire, None, now_us),
+        )
+    }
+}
+
+/// The empty history of a run of `config`: its keys, the stream each lives
+/// in, the configuration hashed in, and A1's dedup window.
+pub(crate) fn new_history(config: &Config) -> Result<History, String> {
+    let keys = key_names(config.shape.keys);
+    let protocol = atmostonce::core::Protocol::new(NAMESPACE, actors::cache_options(config), true)
+        .map_err(|error| format!("invalid configuration: {error}"))?;
+    let streams = keys
+        .iter()
+        .map(|key| protocol.stream_key_for(key))
+        .collect();
+    let mut history = History::new(keys, streams);
+    history.hash_in(config);
+    history.dedup_window_us = Some(
+        (config.ttl_ms + atmostonce::limits::CLOCK_SKEW_GRACE_MS)
+            .saturating_sub(config.max_skew_ms)
+            * 1000,
+    );
+    Ok(history)
 }

@@ -18,12 +18,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use atmostonce::codec::DedupRecord;
-use atmostonce::spec::{SpecAnswer, SpecOp};
+use atmostonce::spec::SpecAnswer;
 use atmostonce::{
     DurabilityError, DurableStore, ScannedEntry, StoreFuture, StoredEntry, StreamTable,
 };
 
-use super::{World, sim_rng};
+use super::sim_rng;
+use super::tasks::SimWorld as World;
 use crate::config::Draw;
 use crate::history::{FaultEvent, OpId, Process};
 
@@ -225,30 +226,13 @@ impl FaultStore {
     /// The sweeper's tombstone appends are the `expire` operations of the
     /// history: one per key, from invocation to answer.
     fn expire_op(&self, call: &Call<'_>) -> Option<OpId> {
-        let Call::Append { payload, .. } = call else {
+        let Call::Append {
+            stream, payload, ..
+        } = call
+        else {
             return None;
         };
-        if self.caller != Process::Sweeper {
-            return None;
-        }
-        let Call::Append { stream, .. } = call else {
-            return None;
-        };
-        let Ok(DedupRecord::Tombstone(tombstone)) = DedupRecord::decode(payload) else {
-            return None;
-        };
-        let key = self.world.key_id(tombstone.idempotency_key())?;
-        // A corrupted record can name a key that does not live in this
-        // stream; tombstoning it is no expiry of that key.
-        if self.world.stream_of(key) != Some(*stream) {
-            return None;
-        }
-        let now_us = self.world.now_us();
-        Some(
-            self.world
-                .history()
-                .invoke(Process::Sweeper, 0, key, SpecOp::Expire, None, now_us),
-        )
+        self.world.expire_invocation(self.caller, stream, payload)
     }
 
     async fn call(&self, call: Call<'_>) -> Result<Reply, DurabilityError> {

@@ -4,9 +4,15 @@
 use std::ops::Range;
 use std::path::PathBuf;
 
+mod live;
+
 use crate::check::CheckOptions;
 use crate::config::{Api, Fault, FaultSpec, Shape};
 use crate::outcome::ConfigSource;
+pub use live::{
+    LIVE_DEFAULT_DURATION_MS, LIVE_DEFAULT_KEYS, LIVE_DEFAULT_PRODUCERS, LIVE_DEFAULT_THINK_MS,
+    LIVE_MAX_DURATION_MS, LiveArgs, LiveFault, MAX_THINK_MS, Plant, StoreKind, parse_duration_ms,
+};
 
 /// What to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +29,60 @@ pub enum Mode {
     Regressions(PathBuf),
     /// Measure the bare madsim workload.
     Calibrate,
+    /// Live mode (ordinary build): the workload against a real store.
+    Live(LiveArgs),
+    /// Live mode's haematite server, the child process a live run kills
+    /// and restarts (internal: started by `live --store haematite`).
+    LiveServer {
+        /// The database directory.
+        path: PathBuf,
+    },
+}
+
+/// Walks `--flag value` and `--flag=value` arguments.
+pub(crate) struct Flags<'a> {
+    args: &'a [String],
+    index: usize,
+    flag: String,
+    inline: Option<String>,
+}
+
+impl<'a> Flags<'a> {
+    pub(crate) fn new(args: &'a [String]) -> Flags<'a> {
+        Flags {
+            args,
+            index: 0,
+            flag: String::new(),
+            inline: None,
+        }
+    }
+
+    /// The next flag (with `=value` split off), or `None` at the end.
+    pub(crate) fn next_flag(&mut self) -> Option<String> {
+        let arg = self.args.get(self.index)?;
+        self.index += 1;
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_owned())),
+            _ => (arg.as_str(), None),
+        };
+        self.flag = flag.to_owned();
+        self.inline = inline;
+        Some(self.flag.clone())
+    }
+
+    /// The value of the flag just read.
+    pub(crate) fn value(&mut self) -> Result<String, String> {
+        if let Some(value) = self.inline.take() {
+            return Ok(value);
+        }
+        let value = self
+            .args
+            .get(self.index)
+            .cloned()
+            .ok_or_else(|| format!("{} needs a value", self.flag))?;
+        self.index += 1;
+        Ok(value)
+    }
 }
 
 /// Everything the command line says.
@@ -99,7 +159,7 @@ fn parse_range(text: &str) -> Result<Range<u64>, String> {
     Ok(start..end)
 }
 
-fn parse_number<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T, String> {
+pub(crate) fn parse_number<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T, String> {
     text.parse()
         .map_err(|_| format!("{flag} takes a number, not {text:?}"))
 }
@@ -121,26 +181,32 @@ pub fn parse(args: &[String]) -> Result<Cli, String> {
         full_history: false,
         calibrate_seeds: DEFAULT_CALIBRATION_SEEDS,
     };
-    let mut modes = 0;
-    let mut index = 0;
-    while index < args.len() {
-        let arg = &args[index];
-        index += 1;
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_owned())),
-            _ => (arg.as_str(), None),
-        };
-        let mut value = || -> Result<String, String> {
-            if let Some(value) = inline.clone() {
-                return Ok(value);
+    match args.first().map(String::as_str) {
+        Some("live") => {
+            if args[1..].iter().any(|arg| arg == "-h" || arg == "--help") {
+                return Ok(cli);
             }
-            let value = args
-                .get(index)
-                .cloned()
-                .ok_or_else(|| format!("{flag} needs a value"))?;
-            index += 1;
-            Ok(value)
-        };
+            cli.mode = Mode::Live(live::parse_live(&args[1..])?);
+            return Ok(cli);
+        }
+        Some("live-server") => {
+            return match args.get(1..) {
+                Some([flag, path]) if flag == "--path" => Ok(Cli {
+                    mode: Mode::LiveServer {
+                        path: PathBuf::from(path),
+                    },
+                    ..cli
+                }),
+                _ => Err("live-server takes --path DIR (it is started by live mode)".into()),
+            };
+        }
+        _ => {}
+    }
+    let mut modes = 0;
+    let mut flags = Flags::new(args);
+    while let Some(flag) = flags.next_flag() {
+        let flag = flag.as_str();
+        let mut value = || flags.value();
         match flag {
             "-h" | "--help" => {
                 return Ok(Cli {
@@ -223,6 +289,28 @@ pub fn help() -> String {
         .map(|fault| format!("      {:<15} {}", fault.name(), fault.meaning()))
         .collect();
     let faults = faults.join("\n");
+    let live_faults: Vec<String> = LiveFault::ALL
+        .iter()
+        .map(|fault| {
+            let stores: Vec<&str> = StoreKind::ALL
+                .iter()
+                .filter(|store| fault.supported_by(**store))
+                .map(|store| store.name())
+                .collect();
+            format!(
+                "      {:<15} {} [{}]",
+                fault.name(),
+                fault.meaning(),
+                stores.join(", ")
+            )
+        })
+        .collect();
+    let live_faults = live_faults.join("\n");
+    let plants: Vec<String> = Plant::ALL
+        .iter()
+        .map(|plant| format!("      {:<22} {}", plant.name(), plant.meaning()))
+        .collect();
+    let plants = plants.join("\n");
     format!(
         "atmostonce-sim: the deterministic simulator of the atmostonce engine.
 
@@ -239,6 +327,8 @@ USAGE (the madsim build, via the cargo alias in .cargo/config.toml):
                                          compare each verdict with the expected one
   cargo sim -- --calibrate               speed of a bare madsim workload of the standard
                                          scenario's shape (8 tasks x 50 iterations)
+  cargo run -p atmostonce-sim --release -- live --store STORE [LIVE OPTIONS]
+                                         live mode (the ordinary build, see below)
 
 OPTIONS:
   --faults SPEC      which faults (default: swarm). SPEC is one of
@@ -280,11 +370,68 @@ EXIT STATUS:
 
 A failure prints the violated invariant, the key, the operations, a timeline
 of the key and the one-line command that reproduces it.
+
+LIVE MODE (the ordinary build, without madsim):
+  cargo run -p atmostonce-sim --release -- live --store memory|haematite|postgres \\
+      [--producers N] [--keys K] [--duration D] [LIVE OPTIONS]
+
+The same producers, sweeper and probe as the simulation, as real tokio tasks
+on real threads against a real store, with real faults; the recorded history
+goes to the same checker (S1-S7, A1, and A2 after a quiet phase). Not
+deterministic: a failure cannot be replayed by seed, so its report carries
+the whole timeline of the keys involved.
+
+  memory      MemoryStore in this process
+  haematite   HaematiteStore in a child process of this binary, over a
+              loopback socket; store-crash SIGKILLs it and starts it again
+              on the same database (--path DIR, default a temporary one)
+  postgres    PostgresStore on --postgres-url (default ATMOSTONCE_POSTGRES_URL),
+              in a fresh table; store-crash runs `pg_ctl stop -m immediate`
+              and `pg_ctl start` on --pg-data (default
+              $THROWAWAY_POSTGRES_DIR/data, as scripts/throwaway-postgres.sh
+              exports it) with --pg-bin (default $THROWAWAY_POSTGRES_BIN, else
+              PATH); as root, pg_ctl runs as the data directory's owner
+
+LIVE OPTIONS:
+  --store STORE      memory (default), haematite or postgres
+  --producers N      producer tasks (default {LIVE_DEFAULT_PRODUCERS})
+  --keys K           idempotency keys (default {LIVE_DEFAULT_KEYS})
+  --duration D       main phase, e.g. 60s, 500ms, 2m (default 10s); then the
+                     producers finish the message in hand, faults stop, and
+                     the quiet phase (TTL + grace + skew + 2 sweeps) runs
+                     before the probe reads every key (A2)
+  --faults LIST      all (every fault the store supports), none (contention
+                     only) or a list, with ,-NAME to remove, ,NAME to add;
+                     default: all but collisions and long-streams:
+{live_faults}
+  --seed N           draws the workload's timings and fault rates as the
+                     simulator does (default: from the clock; printed)
+  --think-ms MS      longest pause between a producer's messages (default
+                     {LIVE_DEFAULT_THINK_MS})
+  --strict-reads     as for the simulator
+  --json             one JSON summary object instead of the text report
+  --history          print every key's timeline
+  --plant NAME       break something on purpose, to see the checker catch it:
+{plants}
+
+The report gives operations per second, p50/p99/max latency per operation
+kind, the faults injected (and, after every store crash, what the restarted
+store had lost), the checker's verdict, and on a violation the invariant,
+the key, the operations and the key's timeline. After a store crash the run
+reads the store back: an acknowledged append that is gone is an S4
+violation of the store's durability promise; a record that an operation
+read and that is gone makes that operation's read dirty (exempt as in the
+simulator, and counted).
+
+Exit status as for the simulator: 0 pass, 1 a violation, 2 a usage or
+internal error (a store that cannot be reached, a server that does not come
+back, a checker that gives up); never a pass on an internal error.
 "
     )
 }
 
-/// What the ordinary build (without `--cfg madsim`) prints.
+/// What the ordinary build (without `--cfg madsim`) prints when asked to
+/// simulate.
 #[must_use]
 pub fn ordinary_build_notice() -> String {
     "atmostonce-sim: this binary was built without `--cfg madsim`, so it cannot simulate.
@@ -294,8 +441,21 @@ Run the simulator through the cargo alias, which builds with madsim in target/ma
   cargo sim -- --seed 7
   cargo sim -- --help
 
-(The ordinary build holds the history checker and its tests; a live mode
-against real stores will run here.)"
+This build runs live mode, the workload against a real store:
+
+  cargo run -p atmostonce-sim --release -- live --store memory|haematite|postgres"
+        .to_owned()
+}
+
+/// What the madsim build prints when asked for live mode.
+#[must_use]
+pub fn madsim_build_notice() -> String {
+    "atmostonce-sim: this is the madsim build (`cargo sim`), which simulates and has no
+real stores, threads or clocks. Live mode runs in the ordinary build:
+
+  cargo run -p atmostonce-sim --release -- live --store memory|haematite|postgres \\
+      --producers 8 --keys 16 --duration 60s
+  cargo run -p atmostonce-sim --release -- live --help"
         .to_owned()
 }
 
@@ -337,6 +497,80 @@ mod tests {
     }
 
     #[test]
+    fn live_mode_parses_its_flags_and_refuses_faults_its_store_lacks() {
+        let cli = parse(&args(
+            "live --store haematite --producers 4 --keys 3 --duration 90s --faults none,store-crash \
+             --seed 0x10 --think-ms 5 --json --plant drop-appends",
+        ))
+        .unwrap();
+        let Mode::Live(live) = cli.mode else {
+            panic!("not live mode: {:?}", cli.mode)
+        };
+        assert_eq!(live.store, StoreKind::Haematite);
+        assert_eq!((live.producers, live.keys), (4, 3));
+        assert_eq!(live.duration_ms, 90_000);
+        assert_eq!(
+            live.faults,
+            Some(vec![LiveFault::Contention, LiveFault::StoreCrash])
+        );
+        assert_eq!((live.seed, live.think_ms, live.json), (Some(16), 5, true));
+        assert_eq!(live.plant, Some(Plant::DropAppends));
+        assert!(parse(&args("live --store memory --faults none,store-crash")).is_err());
+        assert!(parse(&args("live --store haematite --faults disconnect")).is_err());
+        assert!(parse(&args("live --store sqlite")).is_err());
+        assert!(parse(&args("live --store postgres --plant wipe-on-crash")).is_err());
+        let Mode::Live(all) = parse(&args("live --faults all,-latency --store postgres"))
+            .unwrap()
+            .mode
+        else {
+            panic!("not live mode")
+        };
+        let all = all.faults.unwrap();
+        assert!(all.contains(&LiveFault::Disconnect) && !all.contains(&LiveFault::Latency));
+    }
+
+    #[test]
+    fn a_duration_parses_in_seconds_milliseconds_and_minutes() {
+        assert_eq!(parse_duration_ms("60s"), Ok(60_000));
+        assert_eq!(parse_duration_ms("500ms"), Ok(500));
+        assert_eq!(parse_duration_ms("2m"), Ok(120_000));
+        assert_eq!(parse_duration_ms("7"), Ok(7_000));
+        assert!(parse_duration_ms("0s").is_err());
+        assert!(parse_duration_ms("2h").is_err());
+        assert!(parse_duration_ms("61m").is_err());
+    }
+
+    #[test]
+    fn the_default_live_faults_are_what_each_store_supports_but_the_workload_shapers() {
+        assert_eq!(
+            LiveFault::defaults(StoreKind::Memory),
+            vec![
+                LiveFault::Contention,
+                LiveFault::Latency,
+                LiveFault::ProducerCrash,
+                LiveFault::ClockSkew
+            ]
+        );
+        let postgres = LiveFault::defaults(StoreKind::Postgres);
+        assert!(postgres.contains(&LiveFault::StoreCrash));
+        assert!(postgres.contains(&LiveFault::Disconnect));
+        assert!(!postgres.contains(&LiveFault::Collisions));
+    }
+
+    #[test]
+    fn each_build_names_the_command_for_the_mode_it_lacks() {
+        assert!(ordinary_build_notice().contains("cargo sim -- "));
+        assert!(madsim_build_notice().contains("cargo run -p atmostonce-sim --release -- live"));
+        assert_eq!(parse(&args("live --help")).unwrap().mode, Mode::Help);
+        assert_eq!(
+            parse(&args("live-server --path /tmp/db")).unwrap().mode,
+            Mode::LiveServer {
+                path: PathBuf::from("/tmp/db")
+            }
+        );
+    }
+
+    #[test]
     fn the_help_names_every_flag_and_every_fault() {
         let help = help();
         for flag in [
@@ -359,11 +593,25 @@ mod tests {
             "--keys",
             "--ops",
             "--calibrate-seeds",
+            "--store",
+            "--duration",
+            "--think-ms",
+            "--plant",
+            "--postgres-url",
+            "--pg-data",
+            "--pg-bin",
+            "--path",
         ] {
             assert!(help.contains(flag), "help lacks {flag}");
         }
         for fault in Fault::ALL {
             assert!(help.contains(fault.name()), "help lacks {fault}");
+        }
+        for fault in LiveFault::ALL {
+            assert!(help.contains(fault.name()), "help lacks {}", fault.name());
+        }
+        for plant in Plant::ALL {
+            assert!(help.contains(plant.name()), "help lacks {}", plant.name());
         }
     }
 }

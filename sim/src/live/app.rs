@@ -1,0 +1,137 @@
+//! The `live` command: from its flags to a run and its report.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{LiveOptions, PostgresTarget, report, run};
+use crate::check::CheckOptions;
+use crate::cli::{LiveArgs, LiveFault, StoreKind};
+use crate::config::Shape;
+
+/// The variable the PostgreSQL tests read the server's URL from.
+pub const POSTGRES_URL_VARIABLE: &str = "ATMOSTONCE_POSTGRES_URL";
+
+/// What `scripts/throwaway-postgres.sh` exports.
+const THROWAWAY_DIR_VARIABLE: &str = "THROWAWAY_POSTGRES_DIR";
+const THROWAWAY_BIN_VARIABLE: &str = "THROWAWAY_POSTGRES_BIN";
+
+/// Where PostgreSQL is, from the flags or the environment.
+#[must_use]
+pub fn postgres_target(args: &LiveArgs) -> Option<PostgresTarget> {
+    let url = args
+        .postgres_url
+        .clone()
+        .or_else(|| std::env::var(POSTGRES_URL_VARIABLE).ok())?;
+    let data = args.pg_data.clone().or_else(|| {
+        std::env::var(THROWAWAY_DIR_VARIABLE)
+            .ok()
+            .map(|dir| PathBuf::from(dir).join("data"))
+    });
+    let bin = args.pg_bin.clone().or_else(|| {
+        std::env::var(THROWAWAY_BIN_VARIABLE)
+            .ok()
+            .map(PathBuf::from)
+    });
+    Some(PostgresTarget { url, data, bin })
+}
+
+/// The options `args` ask for.
+pub fn options(args: &LiveArgs) -> Result<LiveOptions, String> {
+    let postgres = postgres_target(args);
+    if args.store == StoreKind::Postgres && postgres.is_none() {
+        return Err(format!(
+            "--store postgres needs a server: --postgres-url URL or {POSTGRES_URL_VARIABLE} \
+             (`source scripts/throwaway-postgres.sh && throwaway_postgres_start` starts one)"
+        ));
+    }
+    let faults = match &args.faults {
+        Some(faults) => faults.clone(),
+        None => LiveFault::defaults(args.store)
+            .into_iter()
+            .filter(|fault| {
+                // Crashing PostgreSQL needs its data directory; without it,
+                // the default leaves the crash out and says so.
+                let crashable = postgres
+                    .as_ref()
+                    .is_some_and(|target| target.data.is_some());
+                let keep = !(args.store == StoreKind::Postgres
+                    && *fault == LiveFault::StoreCrash
+                    && !crashable);
+                if !keep {
+                    eprintln!(
+                        "atmostonce-sim: live: no --pg-data (or THROWAWAY_POSTGRES_DIR): the \
+                         PostgreSQL server will not be crashed"
+                    );
+                }
+                keep
+            })
+            .collect(),
+    };
+    let seed = args
+        .seed
+        .unwrap_or_else(|| atmostonce::wall_clock_millis() ^ (u64::from(std::process::id()) << 40));
+    let shape = Shape {
+        producers: args.producers,
+        keys: args.keys,
+        ops: 0,
+    };
+    let mut options = LiveOptions::new(
+        args.store,
+        shape,
+        Duration::from_millis(args.duration_ms),
+        faults,
+        seed,
+        args.think_ms,
+    );
+    options.check = CheckOptions {
+        strict_reads: args.strict_reads,
+    };
+    options.plant = args.plant;
+    options.server_exe = std::env::current_exe()
+        .map_err(|error| format!("cannot find this binary (for the haematite server): {error}"))?;
+    options.haematite_path = args.path.clone();
+    options.postgres = postgres;
+    Ok(options)
+}
+
+/// Runs `live` and prints its report; returns the exit status.
+pub fn run_command(args: &LiveArgs) -> i32 {
+    let options = match options(args) {
+        Ok(options) => options,
+        Err(error) => {
+            eprintln!("atmostonce-sim: live: {error}");
+            return 2;
+        }
+    };
+    if !args.json {
+        eprintln!(
+            "live run against {} for {:.1} s ({} producers, {} keys, faults {}); then a quiet \
+             phase of {:.1} s and the checker",
+            options.store.name(),
+            options.duration.as_secs_f64(),
+            options.config.shape.producers,
+            options.config.shape.keys,
+            options
+                .faults
+                .iter()
+                .map(|fault| fault.name())
+                .collect::<Vec<_>>()
+                .join(","),
+            options.config.quiet_ms() as f64 / 1000.0
+        );
+    }
+    match run(&options) {
+        Ok(run) => {
+            if args.json {
+                println!("{}", report::json(&run));
+            } else {
+                print!("{}", report::text(&run, args.full_history));
+            }
+            run.exit_code()
+        }
+        Err(error) => {
+            eprintln!("atmostonce-sim: live: internal error (not a verdict): {error}");
+            2
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! Store-side mistakes live mode plants on purpose (`--plant`), so that a
+//! test can show the checker catches each: a store that acknowledges
+//! appends it never applied, reads that show receipts nobody stored, and a
+//! memory store that forgets everything when it "crashes".
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use atmostonce::codec::{DedupEntry, DedupRecord};
+use atmostonce::{DurableStore, MemoryStore, ScannedEntry, StoreFuture, StoredEntry};
+
+use crate::cli::Plant;
+
+/// One claim append in this many is acknowledged without being applied
+/// (`drop-appends`): often enough that a short run grants claims twice on
+/// its hot keys, rarely enough that the workload goes on.
+const DROP_EVERY: u64 = 4;
+
+/// True when `payload` is a claim: an active entry without a receipt.
+fn is_claim(payload: &[u8]) -> bool {
+    matches!(DedupRecord::decode(payload), Ok(DedupRecord::Active(entry)) if entry.receipt().is_none())
+}
+
+/// The store under test with a store-side plant.
+pub(crate) struct PlantedStore {
+    inner: Arc<dyn DurableStore>,
+    plant: Plant,
+    appends: AtomicU64,
+}
+
+impl PlantedStore {
+    /// Wraps `inner` if `plant` is a store-side one.
+    pub(crate) fn wrap(
+        inner: Arc<dyn DurableStore>,
+        plant: Option<Plant>,
+    ) -> Arc<dyn DurableStore> {
+        match plant {
+            Some(plant @ (Plant::DropAppends | Plant::ForgeReceipts | Plant::SwapReceipts)) => {
+                Arc::new(PlantedStore {
+                    inner,
+                    plant,
+                    appends: AtomicU64::new(0),
+                })
+            }
+            _ => inner,
+        }
+    }
+
+    /// What a read shows of `entry`: a completed entry's receipt replaced
+    /// by one that names the same key but no claim of the run
+    /// (`forge-receipts`) or that names another key (`swap-receipts`).
+    fn shown(&self, mut entry: StoredEntry) -> StoredEntry {
+        if !matches!(self.plant, Plant::ForgeReceipts | Plant::SwapReceipts) {
+            return entry;
+        }
+        let Ok(DedupRecord::Active(stored)) = DedupRecord::decode(&entry.payload) else {
+            return entry;
+        };
+        if stored.receipt().is_none() {
+            return entry;
+        }
+        let key = stored.idempotency_key();
+        let receipt = if self.plant == Plant::ForgeReceipts {
+            format!("{key}|p999|c999999")
+        } else {
+            format!("{key}-elsewhere|p999|c999999")
+        };
+        entry.payload = DedupRecord::Active(DedupEntry::new(
+            key,
+            Some(receipt.into_bytes()),
+            stored.timestamp_millis(),
+        ))
+        .encode();
+        entry
+    }
+}
+
+impl DurableStore for PlantedStore {
+    fn append<'a>(
+        &'a self,
+        stream: &'a str,
+        payload: &'a [u8],
+        expected_seq: u64,
+    ) -> StoreFuture<'a, u64> {
+        if self.plant == Plant::DropAppends && is_claim(payload) {
+            let count = self.appends.fetch_add(1, Ordering::Relaxed);
+            if count % DROP_EVERY == DROP_EVERY - 1 {
+                return Box::pin(std::future::ready(Ok(expected_seq)));
+            }
+        }
+        self.inner.append(stream, payload, expected_seq)
+    }
+
+    fn read_from<'a>(
+        &'a self,
+        stream: &'a str,
+        offset: u64,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<StoredEntry>> {
+        Box::pin(async move {
+            let entries = self.inner.read_from(stream, offset, limit).await?;
+            Ok(entries.into_iter().map(|entry| self.shown(entry)).collect())
+        })
+    }
+
+    fn scan<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<ScannedEntry>> {
+        self.inner.scan(prefix)
+    }
+
+    fn flush(&self) -> StoreFuture<'_, ()> {
+        self.inner.flush()
+    }
+
+    fn acknowledged_appends_are_durable(&self) -> bool {
+        self.inner.acknowledged_appends_are_durable()
+    }
+}
+
+/// A memory store that a "crash" empties (`wipe-on-crash`), while it keeps
+/// claiming, as `MemoryStore` does, that acknowledged appends are durable.
+#[derive(Debug, Default)]
+pub(crate) struct WipeableStore {
+    current: RwLock<Arc<MemoryStore>>,
+}
+
+impl WipeableStore {
+    fn store(&self) -> Arc<MemoryStore> {
+        // Replacing the Arc cannot panic half way: a poisoned lock still
+        // holds a whole store.
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The crash: every stream is gone.
+    pub(crate) fn wipe(&self) {
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(MemoryStore::new());
+    }
+}
+
+impl DurableStore for WipeableStore {
+    fn append<'a>(
+        &'a self,
+        stream: &'a str,
+        payload: &'a [u8],
+        expected_seq: u64,
+    ) -> StoreFuture<'a, u64> {
+        let store = self.store();
+        Box::pin(async move { store.append(stream, payload, expected_seq).await })
+    }
+
+    fn read_from<'a>(
+        &'a self,
+        stream: &'a str,
+        offset: u64,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<StoredEntry>> {
+        let store = self.store();
+        Box::pin(async move { store.read_from(stream, offset, limit).await })
+    }
+
+    fn scan<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<ScannedEntry>> {
+        let store = self.store();
+        Box::pin(async move { store.scan(prefix).await })
+    }
+
+    fn flush(&self) -> StoreFuture<'_, ()> {
+        let store = self.store();
+        Box::pin(async move { store.flush().await })
+    }
+
+    fn acknowledged_appends_are_durable(&self) -> bool {
+        true
+    }
+}

@@ -1,0 +1,330 @@
+//! Live mode's reports: the text a person reads and the `--json` summary.
+
+use std::fmt::Write as _;
+
+use atmostonce::spec::SpecOp;
+use serde_json::{Value, json};
+
+use super::LiveRun;
+use crate::history::{History, Process, op_name};
+use crate::report::{key_timeline, notes_line, violations_json, violations_text};
+
+/// Latency figures of one kind of operation, in milliseconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Latency {
+    /// `claim`, `lookup`, `complete`, `release`, `expire`.
+    pub kind: &'static str,
+    /// Operations that answered.
+    pub count: usize,
+    /// Of those, answers that were errors.
+    pub errors: usize,
+    /// Median, 99th percentile and largest time from invocation to answer.
+    pub p50_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// Largest.
+    pub max_ms: f64,
+}
+
+/// The kinds of operation, in report order.
+const KINDS: [&str; 5] = ["claim", "lookup", "complete", "release", "expire"];
+
+/// The value at percentile `per_cent` of `sorted` (nearest rank).
+fn percentile(sorted: &[u64], per_cent: usize) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (sorted.len() * per_cent).div_ceil(100).max(1);
+    sorted[rank.min(sorted.len()) - 1]
+}
+
+/// Latency per kind of operation, over the producers' and the sweeper's
+/// answered operations (the probe's are left out).
+#[must_use]
+pub fn latencies(history: &History) -> Vec<Latency> {
+    KINDS
+        .iter()
+        .map(|kind| {
+            let answered: Vec<_> = history
+                .ops
+                .iter()
+                .filter(|op| op_name(&op.op) == *kind && op.process != Process::Probe)
+                .filter(|op| op.result.is_some())
+                .collect();
+            let mut spans: Vec<u64> = answered
+                .iter()
+                .filter_map(|op| Some(op.ret_us?.saturating_sub(op.call_us)))
+                .collect();
+            spans.sort_unstable();
+            let ms = |us: u64| us as f64 / 1000.0;
+            Latency {
+                kind,
+                count: answered.len(),
+                errors: answered
+                    .iter()
+                    .filter(|op| matches!(op.result, Some(Err(_))))
+                    .count(),
+                p50_ms: ms(percentile(&spans, 50)),
+                p99_ms: ms(percentile(&spans, 99)),
+                max_ms: ms(spans.last().copied().unwrap_or(0)),
+            }
+        })
+        .collect()
+}
+
+/// Operations the producers invoked, and deliveries they made.
+fn producer_ops(history: &History) -> usize {
+    history
+        .ops
+        .iter()
+        .filter(|op| matches!(op.process, Process::Producer(_)))
+        .count()
+}
+
+fn deliveries(history: &History) -> usize {
+    history
+        .events
+        .iter()
+        .filter(|event| matches!(event, crate::history::Event::Delivery { ok: true, .. }))
+        .count()
+}
+
+fn expiries(history: &History) -> usize {
+    history
+        .ops
+        .iter()
+        .filter(|op| matches!(op.op, SpecOp::Expire) && matches!(op.result, Some(Ok(_))))
+        .count()
+}
+
+fn ops_per_second(run: &LiveRun) -> f64 {
+    producer_ops(&run.history) as f64 / run.main_phase.as_secs_f64().max(1e-9)
+}
+
+fn faults_list(run: &LiveRun) -> String {
+    let names: Vec<&str> = run
+        .options
+        .faults
+        .iter()
+        .map(|fault| fault.name())
+        .collect();
+    if names.is_empty() {
+        "(none)".to_owned()
+    } else {
+        names.join(",")
+    }
+}
+
+/// The text report of a live run.
+#[must_use]
+pub fn text(run: &LiveRun, full_history: bool) -> String {
+    let mut text = String::new();
+    let options = &run.options;
+    let config = &options.config;
+    let verdict = if run.verdict.passed() {
+        "PASS".to_owned()
+    } else {
+        format!("FAIL {}", run.verdict.names())
+    };
+    let _ = writeln!(text, "live run against {}: {verdict}", options.store.name());
+    let _ = writeln!(
+        text,
+        "  {} producers, {} keys, faults {}{}; seed {:#x}",
+        config.shape.producers,
+        config.shape.keys,
+        faults_list(run),
+        options
+            .plant
+            .map_or_else(String::new, |plant| format!(", PLANTED {}", plant.name())),
+        options.seed
+    );
+    let _ = writeln!(
+        text,
+        "  timings: ttl={}ms sweep={}ms think≤{}ms delivery_fail={}‰ lookup={}‰ echo={}‰ \
+         hot={}@{}‰ latency={}‰≤{}ms producer_crash_every={}ms store_crash_every={}ms \
+         disconnect_every={}ms skew≤{}ms hash_bits={} read_batch={}",
+        config.ttl_ms,
+        config.sweep_interval_ms,
+        config.think_max_ms,
+        config.delivery_failure_pm,
+        config.lookup_pm,
+        config.echo_pm,
+        config.hot_keys,
+        config.hot_pm,
+        config.latency_pm,
+        config.latency_max_ms,
+        config.producer_crash_every_ms,
+        config.store_crash_every_ms,
+        options.disconnect_every_ms,
+        config.max_skew_ms,
+        config.hash_bits,
+        config.read_batch
+    );
+    let _ = writeln!(
+        text,
+        "  main phase {:.1} s{}, whole run {:.1} s (quiet phase and probe included)",
+        run.main_phase.as_secs_f64(),
+        if run.capped {
+            " (ended early: the history reached its bound)"
+        } else {
+            ""
+        },
+        run.elapsed.as_secs_f64()
+    );
+    let _ = writeln!(
+        text,
+        "  throughput: {} operations by producers, {:.0} ops/s; {} deliveries, {} expiries",
+        producer_ops(&run.history),
+        ops_per_second(run),
+        deliveries(&run.history),
+        expiries(&run.history)
+    );
+    let _ = writeln!(
+        text,
+        "  latency (ms)   count  errors      p50      p99      max"
+    );
+    for latency in latencies(&run.history) {
+        let _ = writeln!(
+            text,
+            "    {:<10} {:>7} {:>7} {:>8.2} {:>8.2} {:>8.2}",
+            latency.kind,
+            latency.count,
+            latency.errors,
+            latency.p50_ms,
+            latency.p99_ms,
+            latency.max_ms
+        );
+    }
+    let faults = &run.faults;
+    let _ = writeln!(
+        text,
+        "  faults: {} producer crashes; {} store crashes (after them the store had lost {} \
+         unacknowledged and {} acknowledged appends; {} operations had read a lost entry); {} \
+         pg_terminate_backend rounds ({} connections); {} failed store calls; {} delayed \
+         calls; {} clock jumps",
+        faults.producer_crashes,
+        faults.store_crashes,
+        faults.unacknowledged_lost,
+        faults.acknowledged_lost,
+        faults.dirty_readers,
+        faults.disconnects,
+        faults.connections_terminated,
+        faults.store_call_errors,
+        faults.delayed_calls,
+        faults.clock_jumps
+    );
+    let _ = writeln!(
+        text,
+        "  checker: {} operations judged in {:.2} s: {}",
+        run.history.ops.len(),
+        run.checker.as_secs_f64(),
+        if run.verdict.passed() {
+            "every invariant holds (S1-S4, S6, S7, A1, A2)".to_owned()
+        } else {
+            format!("VIOLATED {}", run.verdict.names())
+        }
+    );
+    if let Some(notes) = notes_line(&run.verdict.notes) {
+        let _ = writeln!(text, "  {notes}");
+    }
+    text.push_str(&violations_text(&run.verdict, Some(&run.history)));
+    if full_history {
+        for (index, name) in run.history.keys.iter().enumerate() {
+            let Ok(key) = u16::try_from(index) else { break };
+            let _ = writeln!(text, "  timeline of key {name}:");
+            text.push_str(&key_timeline(&run.history, key, &[]));
+        }
+    }
+    if let Some(kept) = &run.kept {
+        let _ = writeln!(text, "  the store's data is kept for a look: {kept}");
+    }
+    if !run.verdict.passed() {
+        let _ = writeln!(
+            text,
+            "  (live runs are not deterministic: rerun with the same flags to look for it again; \
+             --seed {:#x} draws the same timings)",
+            options.seed
+        );
+    }
+    text
+}
+
+/// The `--json` summary of a live run.
+#[must_use]
+pub fn json(run: &LiveRun) -> Value {
+    let history = &run.history;
+    let violations = violations_json(&run.verdict, Some(history));
+    let latency: serde_json::Map<String, Value> = latencies(history)
+        .into_iter()
+        .map(|latency| {
+            (
+                latency.kind.to_owned(),
+                json!({
+                    "count": latency.count,
+                    "errors": latency.errors,
+                    "p50_ms": latency.p50_ms,
+                    "p99_ms": latency.p99_ms,
+                    "max_ms": latency.max_ms,
+                }),
+            )
+        })
+        .collect();
+    let faults = &run.faults;
+    let notes = &run.verdict.notes;
+    json!({
+        "mode": "live",
+        "store": run.options.store.name(),
+        "verdict": if run.verdict.passed() { "pass" } else { "fail" },
+        "invariants": run.verdict.invariants().iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "violations": violations,
+        "seed": run.options.seed,
+        "faults": faults_list(run),
+        "plant": run.options.plant.map(|plant| plant.name()),
+        "producers": run.options.config.shape.producers,
+        "keys": run.options.config.shape.keys,
+        "config": serde_json::to_value(&run.options.config).unwrap_or(Value::Null),
+        "main_phase_s": run.main_phase.as_secs_f64(),
+        "elapsed_s": run.elapsed.as_secs_f64(),
+        "checker_s": run.checker.as_secs_f64(),
+        "operations": producer_ops(history),
+        "ops_per_second": ops_per_second(run),
+        "deliveries": deliveries(history),
+        "expiries": expiries(history),
+        "latency_ms": latency,
+        "fault_counts": {
+            "producer_crashes": faults.producer_crashes,
+            "store_crashes": faults.store_crashes,
+            "unacknowledged_lost": faults.unacknowledged_lost,
+            "acknowledged_lost": faults.acknowledged_lost,
+            "dirty_readers": faults.dirty_readers,
+            "disconnects": faults.disconnects,
+            "connections_terminated": faults.connections_terminated,
+            "store_call_errors": faults.store_call_errors,
+            "delayed_calls": faults.delayed_calls,
+            "clock_jumps": faults.clock_jumps,
+        },
+        "exempt_stale_answers": notes.stale_answers,
+        "exempt_dirty_answers": notes.dirty_answers,
+        "strict_reads_s7_keys": notes.strict_s7_keys.len(),
+        "a1_excused": notes.a1_excused,
+        "capped": run.capped,
+        "kept": run.kept,
+        "exit": run.exit_code(),
+    })
+}
+
+impl LiveRun {
+    /// 0 pass, 1 a violation, 2 the checker could not decide.
+    #[must_use]
+    pub fn exit_code(&self) -> i32 {
+        if self
+            .verdict
+            .invariants()
+            .contains(&crate::check::Invariant::Internal)
+        {
+            2
+        } else {
+            i32::from(!self.verdict.passed())
+        }
+    }
+}
