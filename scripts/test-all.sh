@@ -22,10 +22,11 @@ if [[ -z "${ATMOSTONCE_POSTGRES_URL:-}" ]]; then
 fi
 
 # --- engine (src/, tests/): unit, integration, conformance and doc tests ---
-step "engine, model and integration tests (ordinary build)"
-cargo test --workspace --release
-step "durable stores: the PostgreSQL store against the server at ATMOSTONCE_POSTGRES_URL"
-cargo test --release -p atmostonce --features postgres --lib --test store_postgres
+# Every feature, so that the haematite and PostgreSQL stores' tests always
+# run (the PostgreSQL ones against ATMOSTONCE_POSTGRES_URL), as do the model's,
+# the live mode's and the fuzz corpora's.
+step "engine, stores, model, live mode and fuzz corpora (ordinary build, all features)"
+cargo test --workspace --release --all-features
 
 # --- simulator (sim/): live mode ---
 # sim/tests/live.rs runs in the workspace tests above (the ordinary build):
