@@ -19,6 +19,12 @@
 //! are classified by [`ErrorClass`]: an indeterminate error (`StoreError`,
 //! `EnvelopeError`) may have taken effect or not; a lost race
 //! (`SequenceConflict`) and a refused input took no effect.
+//!
+//! [`linear::linearize`] judges a whole concurrent history of one key: it
+//! searches for an order of its operations in which every answer is one
+//! [`SpecState::judge`] admits.
+
+pub mod linear;
 
 use crate::DurabilityError;
 use crate::codec::ProcessingReceipt;

@@ -2,10 +2,9 @@
 //! and the store the run left, checked against DESIGN.md section 5.
 //!
 //! - **S7** per key: the history is linearizable against
-//!   [`atmostonce::spec`] (its [`judge`](SpecState::judge) handles errors of
-//!   unknown outcome by admitting both states), searched Wing-Gong style:
-//!   any operation may take effect next whose invocation no remaining
-//!   operation's answer precedes.
+//!   [`atmostonce::spec`], by the engine's search
+//!   ([`atmostonce::spec::linear`], the simulator's too), with an expiry
+//!   taking effect only on an entry expired at its sweep's clock.
 //! - **S1** each `Claimed` answer acknowledges its own claim record, and two
 //!   claim records of a key are separated by a tombstone.
 //! - **S2** in the store, whatever follows a completed entry is a tombstone
@@ -23,15 +22,20 @@
 //! the rest is then correct, the run ends in a documented
 //! [`Verdict::Known`] outcome instead of a failure.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt;
 
 use atmostonce::core::{DedupDecision, Protocol, SweepOp};
-use atmostonce::spec::{ErrorClass, Judgement, SpecAnswer, SpecOp, SpecState};
+use atmostonce::spec::linear::{
+    ExpiryClock, HistoryOp, Linearization, MAX_SEARCH_STEPS, linearize,
+};
+use atmostonce::spec::{ErrorClass, SpecAnswer, SpecOp};
 use atmostonce::{DedupRecord, DurabilityError, StreamTable};
 
-/// Most operations one key's history may hold: the linearizability search
-/// keeps the set of operations already placed as a `u128` bit set.
+/// Most operations one key's history may hold. A program runs at most
+/// [`MAX_ACTIONS`](crate::program::MAX_ACTIONS) operations, so a longer
+/// history means the program's bound is broken; the bound also keeps the
+/// linearizability search far inside its step budget.
 pub const MAX_EVENTS_PER_KEY: usize = 128;
 
 /// One operation on one key: when it was invoked and answered (in the run's
@@ -389,8 +393,8 @@ fn check_receipts(key: &str, events: &[&Event], table: &StreamTable) -> Result<(
     Ok(())
 }
 
-/// S7: a depth-first search for a linearization, remembering the
-/// (placed operations, state) pairs already known to lead nowhere.
+/// S7: the engine's linearizability search ([`linearize`]) over the key's
+/// events, every expiry bound by its sweep's clock.
 fn check_linearizable(key: &str, events: &[&Event], ttl_ms: u64) -> Result<(), Violation> {
     if events.len() > MAX_EVENTS_PER_KEY {
         return Err(violation(
@@ -402,92 +406,48 @@ fn check_linearizable(key: &str, events: &[&Event], ttl_ms: u64) -> Result<(), V
             ),
         ));
     }
-    let mut search = Search {
-        events,
-        ttl_ms,
-        dead_ends: HashSet::new(),
-    };
-    if search.place(0, &SpecState::Absent) {
-        return Ok(());
-    }
-    let mut ordered = events.to_vec();
-    ordered.sort_by_key(|e| (e.invoked_tick, e.responded_tick));
-    let timeline: Vec<String> = ordered
+    let history: Vec<HistoryOp<'_>> = events
         .iter()
-        .map(|e| {
-            format!(
-                "[{}..{}] {:?} -> {:?}",
-                e.invoked_tick, e.responded_tick, e.op, e.observed
+        .map(|event| HistoryOp {
+            stream_shared: event.stream_shared,
+            expiry_clock: event
+                .sweep_now_millis
+                .map(|now_millis| ExpiryClock { now_millis, ttl_ms }),
+            ..HistoryOp::answered(
+                &event.op,
+                event.invoked_tick,
+                event.responded_tick,
+                &event.observed,
             )
         })
         .collect();
+    let blocked = match linearize(&history) {
+        Linearization::Linearizable => return Ok(()),
+        Linearization::NotLinearizable { blocked, .. } => events
+            .get(blocked)
+            .map(|event| format!("no order places {}", show(event))),
+        Linearization::GaveUp => Some(format!(
+            "the search gave up after {MAX_SEARCH_STEPS} configurations"
+        )),
+    };
+    let mut ordered = events.to_vec();
+    ordered.sort_by_key(|e| (e.invoked_tick, e.responded_tick));
+    let timeline: Vec<String> = ordered.iter().map(|e| show(e)).collect();
     Err(violation(
         Invariant::S7,
         key,
         format!(
-            "no linearization against the specification:\n  {}",
+            "no linearization against the specification ({}):\n  {}",
+            blocked.unwrap_or_default(),
             timeline.join("\n  ")
         ),
     ))
 }
 
-struct Search<'a> {
-    events: &'a [&'a Event],
-    ttl_ms: u64,
-    dead_ends: HashSet<(u128, SpecState)>,
-}
-
-impl Search<'_> {
-    fn place(&mut self, placed: u128, state: &SpecState) -> bool {
-        let all = if self.events.len() == 128 {
-            u128::MAX
-        } else {
-            (1u128 << self.events.len()) - 1
-        };
-        if placed == all {
-            return true;
-        }
-        if self.dead_ends.contains(&(placed, state.clone())) {
-            return false;
-        }
-        let remaining = || (0..self.events.len()).filter(move |i| placed & (1u128 << i) == 0);
-        // The earliest answer among the remaining operations: an operation
-        // invoked after it cannot take effect before that one.
-        let first_answer = remaining()
-            .map(|i| self.events[i].responded_tick)
-            .min()
-            .unwrap_or(u64::MAX);
-        for i in remaining() {
-            let event = self.events[i];
-            if event.invoked_tick > first_answer {
-                continue;
-            }
-            for next in self.successors(event, state) {
-                if self.place(placed | (1u128 << i), &next) {
-                    return true;
-                }
-            }
-        }
-        self.dead_ends.insert((placed, state.clone()));
-        false
-    }
-
-    /// The states `event` may leave `state` in, per the specification, with
-    /// the sweeper's own rule on top: an expiry takes effect only on an
-    /// entry whose TTL plus grace has passed at the sweep's clock.
-    fn successors(&self, event: &Event, state: &SpecState) -> Vec<SpecState> {
-        if let Some(now_millis) = event.sweep_now_millis
-            && let Some(timestamp_millis) = state.timestamp_millis()
-            && !SweepOp::is_expired(timestamp_millis, self.ttl_ms, now_millis)
-        {
-            return match &event.observed {
-                Ok(_) => Vec::new(),
-                Err(_) => vec![state.clone()],
-            };
-        }
-        match state.judge(&event.op, &event.observed, event.stream_shared) {
-            Judgement::Admissible(states) => states,
-            Judgement::Inadmissible { .. } => Vec::new(),
-        }
-    }
+/// One event on a line of a report.
+fn show(event: &Event) -> String {
+    format!(
+        "[{}..{}] {:?} -> {:?}",
+        event.invoked_tick, event.responded_tick, event.op, event.observed
+    )
 }

@@ -41,17 +41,15 @@
 //! shared with another key (forced hash collisions) or holds a corrupted
 //! record (the engine surfacing corruption as an error is what it must do).
 
-mod linear;
-
 use std::collections::BTreeMap;
 use std::fmt;
 
+use atmostonce::spec::linear::{HistoryOp, Linearization, MAX_SEARCH_STEPS, linearize};
 use atmostonce::spec::{SpecAnswer, SpecOp};
 use atmostonce::{DedupDecision, DurabilityError, ProcessingReceipt};
 
 use crate::history::receipt_key;
 use crate::history::{Event, FaultEvent, History, KeyId, OpId, OpRecord, Process, WriteTruth};
-use linear::{LinOp, Linearization, check_key};
 
 /// The invariants of DESIGN.md section 5 that the simulator checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -597,32 +595,47 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn lin_ops<'h>(&self, ops: &[&'h OpRecord], keep_exempt: bool) -> Vec<LinOp<'h>> {
+    /// One key's operations as the S7 search takes them, without the
+    /// exempt ones (unless `keep_exempt`) and the expiries that did not
+    /// happen.
+    fn lin_ops<'h>(&self, ops: &[&'h OpRecord], keep_exempt: bool) -> Vec<&'h OpRecord> {
         ops.iter()
             .filter(|op| keep_exempt || !self.exempt(op))
             .filter(|op| {
                 !matches!(op.op, SpecOp::Expire) || Self::expiry_effect(op) != Effect::None
             })
-            .map(|op| LinOp {
-                id: op.id,
-                call_us: op.call_us,
-                ret_us: op.ret_or_max(),
-                op: &op.op,
-                observed: op.result.as_ref(),
-            })
+            .copied()
             .collect()
+    }
+
+    /// The S7 search over `ops` ([`lin_ops`](Self::lin_ops)).
+    fn linearize(ops: &[&OpRecord], shared: bool) -> Linearization {
+        let history: Vec<HistoryOp<'_>> = ops
+            .iter()
+            .map(|op| HistoryOp {
+                op: &op.op,
+                invoked_at: op.call_us,
+                answered_at: op.ret_us,
+                answer: op.result.as_ref(),
+                stream_shared: shared,
+                expiry_clock: None,
+            })
+            .collect();
+        linearize(&history)
     }
 
     /// S7 for one key; with exemptions in force also the strict variant,
     /// reported as a note.
     fn linearizable(&self, key: KeyId, ops: &[&OpRecord], verdict: &mut Verdict) {
         let shared = self.shared(key);
-        match check_key(self.lin_ops(ops, false), shared) {
+        let judged = self.lin_ops(ops, false);
+        match Self::linearize(&judged, shared) {
             Linearization::Linearizable => {
                 let exempted = ops.iter().any(|op| self.unreliable_read(op));
                 if exempted
                     && !self.options.strict_reads
-                    && check_key(self.lin_ops(ops, true), shared) != Linearization::Linearizable
+                    && Self::linearize(&self.lin_ops(ops, true), shared)
+                        != Linearization::Linearizable
                 {
                     verdict.notes.strict_s7_keys.push(key);
                 }
@@ -632,9 +645,10 @@ impl<'a> Checker<'a> {
                 concurrent,
                 state,
             } => {
-                let blocked_op = &self.history.ops[blocked as usize];
-                let mut involved = concurrent;
-                involved.push(blocked);
+                let blocked_op = judged[blocked];
+                let mut involved: Vec<OpId> =
+                    concurrent.iter().map(|index| judged[*index].id).collect();
+                involved.push(blocked_op.id);
                 Self::push(
                     verdict,
                     Invariant::S7,
@@ -654,10 +668,7 @@ impl<'a> Checker<'a> {
                 Invariant::Internal,
                 key,
                 Vec::new(),
-                format!(
-                    "the linearizability search gave up after {} steps",
-                    linear::MAX_SEARCH_STEPS
-                ),
+                format!("the linearizability search gave up after {MAX_SEARCH_STEPS} steps"),
             ),
         }
     }
