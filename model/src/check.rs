@@ -128,7 +128,7 @@ pub fn check(config: &Config, search: SearchOptions) -> Result<Report, String> {
     let started = Instant::now();
     let (unique_states, mut found) = if search.symmetry {
         let checker = model
-            .clone()
+            .for_search()
             .checker()
             .threads(threads)
             .symmetry()
@@ -136,7 +136,12 @@ pub fn check(config: &Config, search: SearchOptions) -> Result<Report, String> {
             .join();
         (checker.unique_state_count(), discoveries_of(&checker))
     } else {
-        let checker = model.clone().checker().threads(threads).spawn_bfs().join();
+        let checker = model
+            .for_search()
+            .checker()
+            .threads(threads)
+            .spawn_bfs()
+            .join();
         (checker.unique_state_count(), discoveries_of(&checker))
     };
     let elapsed = started.elapsed();

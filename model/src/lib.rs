@@ -23,7 +23,9 @@
 
 mod check;
 mod config;
+mod fresh;
 mod hashed;
+mod memo;
 mod model;
 mod properties;
 pub mod replay;
@@ -37,10 +39,9 @@ pub use config::{
     Api, Bounds, Config, DEFAULT_MAX_TICK, Fault, FaultSet, MAX_FAULT_BOUND, MAX_KEYS,
     MAX_PRODUCERS, TICK_MS, TTL_MS,
 };
+pub use fresh::{MAX_RECEIPT_NUMBER, receipt_bytes};
 pub use hashed::Hashed;
-pub use model::{
-    Action, Call, DedupModel, NAMESPACE, ProducerAction, injected_error, receipt_bytes,
-};
+pub use model::{Action, Call, DedupModel, NAMESPACE, ProducerAction, injected_error};
 pub use properties::{A1_VACUITY, Always, INVARIANTS, WITNESSES, Witness};
 pub use state::{Budget, Grant, Invariant, KeyGhost, Outcome, Phase, Producer, State, Sweeper};
 pub use store::{ModelStore, RecordKind, RecordSummary, Session, StreamMeta};

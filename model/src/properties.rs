@@ -2,6 +2,8 @@
 //! `sometimes` witnesses that show each interesting branch is reachable (a
 //! property that can never fire proves nothing).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use stateright::Property;
 
 use crate::config::{Config, Fault};
@@ -232,19 +234,207 @@ pub const WITNESSES: &[Witness] = &[
 ];
 
 /// The stateright properties of `config`: every invariant (A1 only under
-/// its timing assumption) and every applicable witness.
+/// its timing assumption) and every applicable witness. With `discovered`
+/// (a search under way), only those without a discovery yet, each
+/// reporting its first discovery to it (see [`Discovered`]).
 #[must_use]
-pub fn properties(config: &Config) -> Vec<Property<DedupModel>> {
+pub(crate) fn properties(
+    config: &Config,
+    discovered: Option<&Discovered>,
+) -> Vec<Property<DedupModel>> {
+    let open = |bit: u64| discovered.is_none_or(|d| !d.contains(bit));
     let mut properties: Vec<Property<DedupModel>> = INVARIANTS
         .iter()
-        .filter(|a| a.invariant != Invariant::A1 || config.timing_assumption())
-        .map(|a| Property::always(a.name, a.holds))
+        .zip(ALWAYS_ONCE)
+        .enumerate()
+        .filter(|(_, (a, _))| a.invariant != Invariant::A1 || config.timing_assumption())
+        .filter(|(i, _)| open(invariant_bit(*i)))
+        .map(|(_, (a, once))| match discovered {
+            Some(_) => Property::always(a.name, once),
+            None => Property::always(a.name, a.holds),
+        })
         .collect();
     properties.extend(
         WITNESSES
             .iter()
-            .filter(|w| w.applies(config))
-            .map(|w| Property::sometimes(w.name, w.seen)),
+            .zip(SOMETIMES_ONCE)
+            .enumerate()
+            .filter(|(_, (w, _))| w.applies(config))
+            .filter(|(j, _)| open(witness_bit(*j)))
+            .map(|(_, (w, once))| match discovered {
+                Some(_) => Property::sometimes(w.name, once),
+                None => Property::sometimes(w.name, w.seen),
+            }),
     );
     properties
+}
+
+/// The properties of a running search that already have a discovery: bit
+/// [`invariant_bit`]`(i)` for `INVARIANTS[i]`, [`witness_bit`]`(j)` for
+/// `WITNESSES[j]`.
+///
+/// Why: stateright 0.31 evaluates every `always` and `sometimes` property
+/// in every state it expands, even once the property has a discovery, and
+/// records each repeat: a hash of the property's name (SipHash), a lookup
+/// and then a write-locked insert into the discoveries `DashMap` all
+/// checker threads share, and a copy of the path. Violations and most
+/// witnesses of this model are sticky (a later state keeps them), so that
+/// was some twenty shared-map operations per state, the threads fighting
+/// over the map's locks. Stateright reads [`Model::properties`] afresh at
+/// each block of states it checks, so a property left out after its first
+/// discovery costs nothing more; within a block, its condition reports no
+/// second discovery. The discovery a property keeps is its first, which
+/// is as good a witness as the last: verdicts are unchanged, and the
+/// checker still stops exploring only where it did before (every property
+/// discovered).
+///
+/// [`Model::properties`]: stateright::Model::properties
+#[derive(Debug, Default)]
+pub(crate) struct Discovered(AtomicU64);
+
+impl Discovered {
+    fn contains(&self, bit: u64) -> bool {
+        // Relaxed: a stale read only means one more repeat discovery.
+        self.0.load(Ordering::Relaxed) & bit != 0
+    }
+
+    fn insert(&self, bit: u64) {
+        self.0.fetch_or(bit, Ordering::Relaxed);
+    }
+}
+
+fn invariant_bit(index: usize) -> u64 {
+    1 << index
+}
+
+fn witness_bit(index: usize) -> u64 {
+    1 << (INVARIANTS.len() + index)
+}
+
+/// `condition` in a search: once it has returned `discovery` (the value
+/// stateright records a discovery on), it returns the other value.
+fn once(
+    model: &DedupModel,
+    state: &State,
+    bit: u64,
+    condition: Condition,
+    discovery: bool,
+) -> bool {
+    let Some(discovered) = model.discovered() else {
+        return condition(model, state);
+    };
+    if discovered.contains(bit) {
+        return !discovery;
+    }
+    let value = condition(model, state);
+    if value == discovery {
+        discovered.insert(bit);
+    }
+    value
+}
+
+/// `INVARIANTS[I]`'s condition in a search: a violation already
+/// discovered is not reported again.
+fn always_once<const I: usize>(model: &DedupModel, state: &State) -> bool {
+    once(model, state, invariant_bit(I), INVARIANTS[I].holds, false)
+}
+
+/// `WITNESSES[J]`'s condition in a search: a witness already discovered is
+/// not reported again.
+fn sometimes_once<const J: usize>(model: &DedupModel, state: &State) -> bool {
+    once(model, state, witness_bit(J), WITNESSES[J].seen, true)
+}
+
+type Condition = fn(&DedupModel, &State) -> bool;
+
+const ALWAYS_ONCE: [Condition; 8] = [
+    always_once::<0>,
+    always_once::<1>,
+    always_once::<2>,
+    always_once::<3>,
+    always_once::<4>,
+    always_once::<5>,
+    always_once::<6>,
+    always_once::<7>,
+];
+
+const SOMETIMES_ONCE: [Condition; 15] = [
+    sometimes_once::<0>,
+    sometimes_once::<1>,
+    sometimes_once::<2>,
+    sometimes_once::<3>,
+    sometimes_once::<4>,
+    sometimes_once::<5>,
+    sometimes_once::<6>,
+    sometimes_once::<7>,
+    sometimes_once::<8>,
+    sometimes_once::<9>,
+    sometimes_once::<10>,
+    sometimes_once::<11>,
+    sometimes_once::<12>,
+    sometimes_once::<13>,
+    sometimes_once::<14>,
+];
+
+// One condition per property (`zip` would silently drop the rest), and a
+// bit for each in a `u64`.
+const _: () = assert!(ALWAYS_ONCE.len() == INVARIANTS.len());
+const _: () = assert!(SOMETIMES_ONCE.len() == WITNESSES.len());
+const _: () = assert!(INVARIANTS.len() + WITNESSES.len() <= 64);
+
+#[cfg(test)]
+mod tests {
+    use stateright::Model;
+
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn a_search_reports_a_property_once_then_leaves_it_out() {
+        let model = DedupModel::new(Config::standard()).unwrap();
+        let search = model.for_search();
+        let all = search.properties();
+        assert_eq!(all.len(), model.properties().len());
+        let mut violating = model.initial_state();
+        violating.flag(Invariant::S1);
+        let s1 = all.iter().find(|p| p.name == INVARIANTS[0].name).unwrap();
+        assert!(
+            !(s1.condition)(&search, &violating),
+            "the first violation is reported"
+        );
+        assert!((s1.condition)(&search, &violating), "a second one is not");
+        let left = search.properties();
+        assert_eq!(left.len(), all.len() - 1);
+        assert!(left.iter().all(|p| p.name != s1.name));
+
+        // Another search starts afresh; the model itself (the Explorer's)
+        // evaluates every property in every state.
+        assert_eq!(model.for_search().properties().len(), all.len());
+        let plain = model.properties();
+        let s1 = plain.iter().find(|p| p.name == s1.name).unwrap();
+        assert!(!(s1.condition)(&model, &violating));
+        assert!(!(s1.condition)(&model, &violating));
+        assert_eq!(model.properties().len(), all.len());
+    }
+
+    #[test]
+    fn a_witness_is_reported_once_in_a_search() {
+        let model = DedupModel::new(Config::standard()).unwrap();
+        let search = model.for_search();
+        let mut witnessing = model.initial_state();
+        witnessing.keys[0].deliveries = 1;
+        let name = WITNESSES[0].name;
+        let delivered = |m: &DedupModel| {
+            m.properties()
+                .into_iter()
+                .find(|p| p.name == name)
+                .map(|p| p.condition)
+        };
+        let condition = delivered(&search).unwrap();
+        assert!(condition(&search, &witnessing));
+        assert!(!condition(&search, &witnessing));
+        assert!(delivered(&search).is_none());
+        let plain = delivered(&model).unwrap();
+        assert!(plain(&model, &witnessing) && plain(&model, &witnessing));
+    }
 }

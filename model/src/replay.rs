@@ -26,9 +26,8 @@ use atmostonce::{
 
 use crate::check::replay_actions;
 use crate::config::{TICK_MS, TTL_MS};
-use crate::model::{
-    Action, Call, DedupModel, Narration, ProducerAction, injected_error, receipt_bytes,
-};
+use crate::fresh::receipt_bytes;
+use crate::model::{Action, Call, DedupModel, Narration, ProducerAction, injected_error};
 use crate::state::{Phase, State};
 use crate::store::Session;
 

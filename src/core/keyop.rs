@@ -185,6 +185,11 @@ impl<R: Rule> Operation for KeyOp<R> {
         }
     }
 
+    /// Without building the next request.
+    fn is_done(&self) -> bool {
+        matches!(self.phase, Phase::Done(_))
+    }
+
     fn feed(&mut self, reply: StoreReply) {
         // `Flushing` is a placeholder while the real next phase is computed.
         let phase = std::mem::replace(&mut self.phase, Phase::Flushing);

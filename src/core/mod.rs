@@ -380,3 +380,89 @@ fn misfed(reply: &StoreReply, expected: &str) -> DurabilityError {
         }
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StreamTable;
+
+    /// How the test store answers an operation's appends.
+    #[derive(Clone, Copy)]
+    enum Appends {
+        /// As the table does.
+        Normal,
+        /// The first append is answered with an indeterminate error
+        /// without being applied.
+        FirstFails,
+        /// Another writer appends a claim just before the first append.
+        FirstRaced,
+    }
+
+    /// Drives `op` to its end against `table`, checking at every step, and
+    /// once more at the end, that `is_done` says what `poll` says.
+    fn drive<O: Operation>(mut op: O, table: &mut StreamTable, appends: Appends) {
+        let mut first_append = true;
+        for _ in 0..32 {
+            let polled = op.poll();
+            assert_eq!(op.is_done(), matches!(polled, Step::Done(_)), "{op:?}");
+            let reply = match polled {
+                Step::Done(_) => return,
+                Step::Request(StoreRequest::Read {
+                    stream,
+                    offset,
+                    limit,
+                }) => StoreReply::Read(Ok(table.read_from(&stream, offset, limit))),
+                Step::Request(StoreRequest::Scan { prefix }) => {
+                    StoreReply::Scan(Ok(table.scan(&prefix)))
+                }
+                Step::Request(StoreRequest::Flush) => StoreReply::Flush(Ok(())),
+                Step::Request(StoreRequest::Append {
+                    stream,
+                    payload,
+                    expected_seq,
+                }) => {
+                    let first = std::mem::replace(&mut first_append, false);
+                    match appends {
+                        Appends::FirstFails if first => {
+                            StoreReply::Append(Err(DurabilityError::StoreError("injected".into())))
+                        }
+                        Appends::FirstRaced if first => {
+                            let other =
+                                DedupRecord::Active(crate::codec::DedupEntry::new("k", None, 7));
+                            let len = table.len(&stream);
+                            table.append(&stream, &other.encode(), len, 0).unwrap();
+                            StoreReply::Append(table.append(&stream, &payload, expected_seq, 0))
+                        }
+                        _ => StoreReply::Append(table.append(&stream, &payload, expected_seq, 0)),
+                    }
+                }
+            };
+            op.feed(reply);
+        }
+        panic!("{op:?} did not end within 32 steps");
+    }
+
+    #[test]
+    fn is_done_agrees_with_poll_at_every_step_of_every_operation() {
+        let protocol = Protocol::new("orders", DedupOptions::default(), true).unwrap();
+        let receipt = ProcessingReceipt::new(b"r".to_vec());
+        for appends in [Appends::Normal, Appends::FirstFails, Appends::FirstRaced] {
+            let mut table = StreamTable::new();
+            drive(protocol.claim("k", 1).unwrap(), &mut table, appends);
+            drive(protocol.lookup("k").unwrap(), &mut table, appends);
+            drive(
+                protocol.complete("k", &receipt, 2).unwrap(),
+                &mut table,
+                appends,
+            );
+            drive(protocol.release("k", 3).unwrap(), &mut table, appends);
+            drive(protocol.sweep(1_000_000, 1), &mut table, appends);
+            drive(protocol.claim("k", 1_000_001).unwrap(), &mut table, appends);
+            drive(
+                protocol.release("k", 1_000_002).unwrap(),
+                &mut table,
+                appends,
+            );
+        }
+    }
+}

@@ -161,6 +161,11 @@ impl Operation for SweepOp {
         }
     }
 
+    /// Without building the next request.
+    fn is_done(&self) -> bool {
+        matches!(self.phase, Phase::Done(_))
+    }
+
     fn feed(&mut self, reply: StoreReply) {
         let phase = std::mem::replace(&mut self.phase, Phase::Flushing);
         self.phase = match (phase, reply) {

@@ -1,0 +1,177 @@
+//! [`Fresh`]: every operation a step can start, built once.
+
+use atmostonce::ProcessingReceipt;
+use atmostonce::core::{ClaimOp, CompleteOp, Protocol, ReleaseOp, SweepOp};
+
+use crate::config::{TICK_MS, TTL_MS};
+use crate::hashed::Hashed;
+
+/// The highest receipt number: deliveries of a key are numbered 1, 2, ...
+/// and saturate here. Receipt numbers index a `u32` bitmask per key, and the
+/// fault bounds keep deliveries far below it.
+pub const MAX_RECEIPT_NUMBER: u8 = 31;
+
+/// Receipts name the key and the delivery: `k0#1` is key 0's first
+/// delivery. Receipts never name a producer, so producers stay symmetric.
+#[must_use]
+pub fn receipt_bytes(key: &str, number: u8) -> ProcessingReceipt {
+    ProcessingReceipt::new(format!("{key}#{number}").into_bytes())
+}
+
+/// Every operation a step of the model can start, and every receipt, built
+/// by the engine's own constructors when the model is made.
+///
+/// An operation's first state depends only on its inputs (key, receipt,
+/// clock), which the model's bounds make few: a claim per key and tick, a
+/// completion per key, receipt and tick, and so on. A step that starts one
+/// clones it from here (a reference count) instead of building it again,
+/// which formatted the stream name and the receipt, copied the key and
+/// hashed the whole operation. A constructor that refuses its inputs
+/// leaves `None`, and the step is not enabled, as before.
+#[derive(Debug)]
+pub(crate) struct Fresh {
+    ticks: usize,
+    claims: Vec<Option<Hashed<ClaimOp>>>,
+    releases: Vec<Option<Hashed<ReleaseOp>>>,
+    completes: Vec<Option<Hashed<CompleteOp>>>,
+    sweeps: Vec<Hashed<SweepOp>>,
+    receipts: Vec<ProcessingReceipt>,
+}
+
+const RECEIPTS_PER_KEY: usize = MAX_RECEIPT_NUMBER as usize + 1;
+
+impl Fresh {
+    /// The operations of `keys` on ticks `0..=max_tick`.
+    pub(crate) fn new(protocol: &Protocol, keys: &[String], max_tick: u8) -> Fresh {
+        let ticks = usize::from(max_tick) + 1;
+        let now_ms = |tick: usize| tick as u64 * TICK_MS;
+        let mut fresh = Fresh {
+            ticks,
+            claims: Vec::new(),
+            releases: Vec::new(),
+            completes: Vec::new(),
+            sweeps: (0..ticks)
+                .map(|tick| Hashed::new(protocol.sweep(now_ms(tick), TTL_MS)))
+                .collect(),
+            receipts: Vec::new(),
+        };
+        for key in keys {
+            for tick in 0..ticks {
+                let now = now_ms(tick);
+                fresh
+                    .claims
+                    .push(protocol.claim(key, now).ok().map(Hashed::new));
+                fresh
+                    .releases
+                    .push(protocol.release(key, now).ok().map(Hashed::new));
+            }
+            for number in 0..=MAX_RECEIPT_NUMBER {
+                let receipt = receipt_bytes(key, number);
+                for tick in 0..ticks {
+                    fresh.completes.push(
+                        protocol
+                            .complete(key, &receipt, now_ms(tick))
+                            .ok()
+                            .map(Hashed::new),
+                    );
+                }
+                fresh.receipts.push(receipt);
+            }
+        }
+        fresh
+    }
+
+    /// The index of (key, tick) in a table of one entry per key and tick.
+    fn key_tick(&self, key: u8, tick: u8) -> Option<usize> {
+        let tick = usize::from(tick);
+        (tick < self.ticks).then_some(usize::from(key) * self.ticks + tick)
+    }
+
+    /// The index of receipt `number` of `key` in [`Fresh::receipts`].
+    fn receipt_index(key: u8, number: u8) -> Option<usize> {
+        (number <= MAX_RECEIPT_NUMBER)
+            .then_some(usize::from(key) * RECEIPTS_PER_KEY + usize::from(number))
+    }
+
+    /// `claim_or_get(key, tick)`.
+    pub(crate) fn claim(&self, key: u8, tick: u8) -> Option<Hashed<ClaimOp>> {
+        *self.claims.get(self.key_tick(key, tick)?)?
+    }
+
+    /// `release_claim_at(key, tick)`.
+    pub(crate) fn release(&self, key: u8, tick: u8) -> Option<Hashed<ReleaseOp>> {
+        *self.releases.get(self.key_tick(key, tick)?)?
+    }
+
+    /// `complete_receipt_at(key, receipt(key, number), tick)`.
+    pub(crate) fn complete(&self, key: u8, number: u8, tick: u8) -> Option<Hashed<CompleteOp>> {
+        let receipt = Self::receipt_index(key, number)?;
+        let tick = usize::from(tick);
+        if tick >= self.ticks {
+            return None;
+        }
+        *self.completes.get(receipt * self.ticks + tick)?
+    }
+
+    /// One sweep at `tick` (`None` past the last tick).
+    pub(crate) fn sweep(&self, tick: u8) -> Option<Hashed<SweepOp>> {
+        self.sweeps.get(usize::from(tick)).copied()
+    }
+
+    /// Key `key`'s receipt number `number`.
+    pub(crate) fn receipt(&self, key: u8, number: u8) -> Option<&ProcessingReceipt> {
+        self.receipts.get(Self::receipt_index(key, number)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use atmostonce::DedupOptions;
+
+    use super::*;
+
+    #[test]
+    fn fresh_operations_are_the_ones_the_protocol_builds() {
+        let protocol = Protocol::new("model", DedupOptions::default(), true).unwrap();
+        let keys = ["k0".to_owned(), "k1".to_owned()];
+        let fresh = Fresh::new(&protocol, &keys, 2);
+        for (key, name) in (0u8..).zip(&keys) {
+            for tick in 0..=2u8 {
+                let now = u64::from(tick) * TICK_MS;
+                assert_eq!(
+                    fresh.claim(key, tick),
+                    Some(Hashed::new(protocol.claim(name, now).unwrap()))
+                );
+                assert_eq!(
+                    fresh.release(key, tick),
+                    Some(Hashed::new(protocol.release(name, now).unwrap()))
+                );
+                for number in [0, 1, MAX_RECEIPT_NUMBER] {
+                    let receipt = receipt_bytes(name, number);
+                    assert_eq!(fresh.receipt(key, number), Some(&receipt));
+                    assert_eq!(
+                        fresh.complete(key, number, tick),
+                        Some(Hashed::new(protocol.complete(name, &receipt, now).unwrap()))
+                    );
+                }
+                assert_eq!(
+                    fresh.sweep(tick),
+                    Some(Hashed::new(protocol.sweep(now, TTL_MS)))
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn operations_past_the_bounds_are_not_made() {
+        let protocol = Protocol::new("model", DedupOptions::default(), true).unwrap();
+        let fresh = Fresh::new(&protocol, &["k0".to_owned(), "k1".to_owned()], 2);
+        assert_eq!(fresh.claim(0, 3), None, "past the last tick");
+        assert_eq!(fresh.release(0, 3), None);
+        assert_eq!(fresh.claim(2, 0), None, "past the last key");
+        assert_eq!(fresh.complete(0, 0, 3), None);
+        assert_eq!(fresh.complete(0, MAX_RECEIPT_NUMBER + 1, 0), None);
+        assert_eq!(fresh.receipt(0, MAX_RECEIPT_NUMBER + 1), None);
+        assert_eq!(fresh.sweep(3), None);
+    }
+}
