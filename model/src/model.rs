@@ -498,7 +498,7 @@ impl DedupModel {
         let key = s.producers[p].key;
         let key_name = self.key_name(key);
         let now = Self::now_ms(s);
-        match (action, s.producers[p].phase.clone()) {
+        match (action, s.producers[p].phase) {
             (ProducerAction::Crash, phase) => {
                 if s.budget.crashes == 0 || !phase.is_busy() {
                     return None;
@@ -711,7 +711,7 @@ impl DedupModel {
 
     fn sweeper_step(&self, s: &mut State, call: Call, words: &mut Narration) -> Option<()> {
         let op = match &s.sweeper.op {
-            Some(op) => op.clone(),
+            Some(op) => *op,
             None => {
                 let now = Self::now_ms(s);
                 words.say(|| {

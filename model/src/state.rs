@@ -343,8 +343,9 @@ mod tests {
             stamp_ms: 0,
             seq: 0,
         };
+        type Change = Box<dyn Fn(&mut State)>;
         let phase = |phase: Phase| move |s: &mut State| s.producers[1].phase = phase;
-        let changes: Vec<(&str, Box<dyn Fn(&mut State)>)> = vec![
+        let changes: Vec<(&str, Change)> = vec![
             ("tick", Box::new(|s| s.tick = 1)),
             (
                 "store",
@@ -356,7 +357,7 @@ mod tests {
                 Box::new(|s| s.sweeper.session.unflushed = true),
             ),
             ("sweeper lost", Box::new(|s| s.sweeper.session.lost = true)),
-            ("producer count", Box::new(|s| drop(s.producers.pop()))),
+            ("producer count", Box::new(|s| s.producers.truncate(2))),
             ("producer key", Box::new(|s| s.producers[1].key = 1)),
             (
                 "producer outcomes",
