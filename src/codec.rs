@@ -43,6 +43,7 @@ const OPTION_SOME: u8 = 0x01;
 /// duplicates get it back instead of being processed again.
 ///
 /// Its `Debug` output shows the length only: receipts may carry customer data.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ProcessingReceipt(Vec<u8>);
 
@@ -281,6 +282,7 @@ pub enum RecordKind {
 }
 
 /// A field of a record, as named in decode errors.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RecordField {
     /// The four-byte magic.
@@ -314,6 +316,7 @@ impl fmt::Display for RecordField {
 }
 
 /// Why a byte string is not a valid record.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum EnvelopeError {
     /// The first four bytes are neither `LDE1` nor `LDT1`.

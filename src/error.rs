@@ -8,6 +8,7 @@ use crate::codec::EnvelopeError;
 /// (the append did not happen). A [`DurabilityError::StoreError`] is
 /// *indeterminate*: the append it answers may or may not have happened, and
 /// the engine re-reads the stream before it decides anything from it.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum DurabilityError {
     /// An append expected the stream to hold `expected` entries, but it holds
@@ -58,6 +59,9 @@ pub enum DurabilityError {
     #[error(
         "{what} is {actual_bytes} bytes, over the limit of {max_bytes} bytes; nothing was written"
     )]
+    // `what` is a `&'static str` naming one of the engine's own limits; it
+    // only ever travels from the engine outwards, never back in.
+    #[cfg_attr(feature = "serde", serde(skip_deserializing))]
     LimitExceeded {
         /// Which limit: `"idempotency key"`, `"receipt"`, `"namespace"`.
         what: &'static str,

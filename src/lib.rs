@@ -46,7 +46,6 @@ mod driver;
 mod error;
 mod hash;
 pub mod limits;
-pub mod spec;
 pub mod store;
 mod sweeper;
 

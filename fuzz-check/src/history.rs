@@ -2,8 +2,8 @@
 //! and the store the run left, checked against DESIGN.md section 5.
 //!
 //! - **S7** per key: the history is linearizable against
-//!   [`atmostonce::spec`], by the engine's search
-//!   ([`atmostonce::spec::linear`], the simulator's too), with an expiry
+//!   [`atmostonce_verify::oracle`], by the engine's search
+//!   ([`atmostonce_verify::oracle::linear`], the simulator's too), with an expiry
 //!   taking effect only on an entry expired at its sweep's clock.
 //! - **S1** each `Claimed` answer acknowledges its own claim record, and two
 //!   claim records of a key are separated by a tombstone.
@@ -26,10 +26,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use atmostonce::core::{DedupDecision, Protocol, SweepOp};
-use atmostonce::spec::linear::{
+use atmostonce_verify::oracle::linear::{
     ExpiryClock, HistoryOp, Linearization, MAX_SEARCH_STEPS, linearize,
 };
-use atmostonce::spec::{ErrorClass, SpecAnswer, SpecOp};
+use atmostonce_verify::oracle::{ErrorClass, SpecAnswer, SpecOp};
 use atmostonce::{DedupRecord, DurabilityError, StreamTable};
 
 /// Most operations one key's history may hold. A program runs at most

@@ -15,7 +15,7 @@ use atmostonce::core::{
     ClaimOp, CompleteOp, DedupDecision, LookupOp, Operation, Protocol, ReleaseOp, Step, StoreReply,
     StoreRequest, SweepOp,
 };
-use atmostonce::spec::{SpecAnswer, SpecOp};
+use atmostonce_verify::oracle::{SpecAnswer, SpecOp};
 use atmostonce::{DedupOptions, DedupRecord, DurabilityError, ProcessingReceipt, StreamTable};
 
 use crate::history::{

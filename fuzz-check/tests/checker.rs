@@ -2,7 +2,7 @@
 //! break each invariant are reported, with the invariant named.
 
 use atmostonce::core::Protocol;
-use atmostonce::spec::{SpecAnswer, SpecOp};
+use atmostonce_verify::oracle::{SpecAnswer, SpecOp};
 use atmostonce::{
     DedupDecision, DedupEntry, DedupOptions, DurabilityError, ProcessingReceipt, StreamTable,
     Tombstone,

@@ -9,7 +9,7 @@ use atmostonce::core::{
     ClaimOp, CompleteOp, DedupDecision, Operation, Protocol, ReleaseOp, Step, StoreReply,
     StoreRequest, SweepOp,
 };
-use atmostonce::spec::{Judgement, SpecAnswer, SpecOp, SpecResponse, SpecState};
+use atmostonce_verify::oracle::{Judgement, SpecAnswer, SpecOp, SpecResponse, SpecState};
 use atmostonce::{DedupOptions, DedupRecord, DurabilityError, ProcessingReceipt, key_hash_bits};
 
 use crate::config::{Config, Fault, TICK_MS, TTL_MS};

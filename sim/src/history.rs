@@ -8,7 +8,7 @@
 use std::hash::{Hash, Hasher};
 
 use atmostonce::DurabilityError;
-use atmostonce::spec::{SpecAnswer, SpecOp};
+use atmostonce_verify::oracle::{SpecAnswer, SpecOp};
 
 /// An operation's index in [`History::ops`].
 pub type OpId = u32;

@@ -20,7 +20,7 @@
 //!
 //! ```
 //! use atmostonce::DedupDecision;
-//! use atmostonce::spec::{SpecAnswer, SpecOp};
+//! use atmostonce_verify::oracle::{SpecAnswer, SpecOp};
 //! use atmostonce_sim::check::{CheckOptions, Invariant, check};
 //! use atmostonce_sim::history::{History, Process};
 //!

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use atmostonce::spec::SpecOp;
+use atmostonce_verify::oracle::SpecOp;
 use serde_json::{Value, json};
 
 use crate::check::{CheckOptions, Notes, Verdict, Violation, show_answer};

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use atmostonce::DedupDecision;
-use atmostonce::spec::{ErrorClass, SpecAnswer};
+use atmostonce_verify::oracle::{ErrorClass, SpecAnswer};
 
 use crate::check::show_answer;
 use crate::history::{Event, FaultEvent, History, KeyId, OpRecord, Process};

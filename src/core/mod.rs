@@ -62,6 +62,7 @@ pub type CompleteOp = KeyOp<CompleteRule>;
 pub type ReleaseOp = KeyOp<ReleaseRule>;
 
 /// What an operation asks of the store next.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum StoreRequest {
     /// `read_from(stream, offset, limit)`.
@@ -92,6 +93,7 @@ pub enum StoreRequest {
 }
 
 /// The store's answer to a [`StoreRequest`] of the same kind.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum StoreReply {
     /// Answers [`StoreRequest::Read`].
@@ -133,6 +135,7 @@ pub trait Operation: Clone + Eq + Hash + Debug {
 }
 
 /// The answer to `claim_or_get` (and, without `Claimed`, to `lookup`).
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum DedupDecision {
     /// The caller now holds the key and may deliver the message.

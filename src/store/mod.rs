@@ -29,6 +29,7 @@ pub use postgres::{PostgresOptions, PostgresStore};
 pub use table::StreamTable;
 
 /// One entry of a stream.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct StoredEntry {
     /// The record bytes, as appended.
@@ -42,6 +43,7 @@ pub struct StoredEntry {
 }
 
 /// An entry returned by [`DurableStore::scan`], with the stream it belongs to.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ScannedEntry {
     /// The stream's name.

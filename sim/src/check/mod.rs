@@ -4,7 +4,7 @@
 //! # What the store model admits, and why the checker has no false positives
 //!
 //! The checker is black-box about the engine: it judges answers against the
-//! sequential specification ([`atmostonce::spec`]). It uses three facts the
+//! sequential specification ([`atmostonce_verify::oracle`]). It uses three facts the
 //! simulated store reports, none of which tells it whether an answer is
 //! right, only which answers the engine had no way to get right:
 //!
@@ -44,8 +44,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use atmostonce::spec::linear::{HistoryOp, Linearization, MAX_SEARCH_STEPS, linearize};
-use atmostonce::spec::{SpecAnswer, SpecOp};
+use atmostonce_verify::oracle::linear::{HistoryOp, Linearization, MAX_SEARCH_STEPS, linearize};
+use atmostonce_verify::oracle::{SpecAnswer, SpecOp};
 use atmostonce::{DedupDecision, DurabilityError, ProcessingReceipt};
 
 use crate::history::receipt_key;
@@ -911,13 +911,13 @@ pub fn show_error(error: &DurabilityError) -> String {
     }
 }
 
-fn show_state(state: &atmostonce::spec::SpecState) -> String {
+fn show_state(state: &atmostonce_verify::oracle::SpecState) -> String {
     match state {
-        atmostonce::spec::SpecState::Absent => "absent".to_owned(),
-        atmostonce::spec::SpecState::InFlight { timestamp_millis } => {
+        atmostonce_verify::oracle::SpecState::Absent => "absent".to_owned(),
+        atmostonce_verify::oracle::SpecState::InFlight { timestamp_millis } => {
             format!("in flight (ts {timestamp_millis})")
         }
-        atmostonce::spec::SpecState::Completed { receipt, .. } => {
+        atmostonce_verify::oracle::SpecState::Completed { receipt, .. } => {
             format!(
                 "completed with {}",
                 String::from_utf8_lossy(receipt.as_bytes())

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use atmostonce::spec::SpecAnswer;
+use atmostonce_verify::oracle::SpecAnswer;
 use atmostonce::{
     DedupCache, DurabilityError, DurableStore, ScannedEntry, StoreFuture, StoredEntry,
 };

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use atmostonce::spec::SpecOp;
+use atmostonce_verify::oracle::SpecOp;
 use serde_json::{Value, json};
 
 use super::LiveRun;

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use atmostonce::spec::{SpecAnswer, SpecOp};
+use atmostonce_verify::oracle::{SpecAnswer, SpecOp};
 use atmostonce::{
     DedupCache, DedupDecision, DedupOptions, DedupSweeper, DurabilityError, ProcessingReceipt,
 };

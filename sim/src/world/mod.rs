@@ -20,7 +20,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use atmostonce::codec::DedupRecord;
-use atmostonce::spec::SpecOp;
+use atmostonce_verify::oracle::SpecOp;
 use atmostonce::{DedupCache, DurabilityError};
 
 use crate::config::{Config, Draw};

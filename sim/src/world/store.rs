@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use atmostonce::codec::DedupRecord;
-use atmostonce::spec::SpecAnswer;
+use atmostonce_verify::oracle::SpecAnswer;
 use atmostonce::{
     DurabilityError, DurableStore, ScannedEntry, StoreFuture, StoredEntry, StreamTable,
 };

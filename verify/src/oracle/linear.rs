@@ -29,9 +29,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::{ErrorClass, Judgement, SpecAnswer, SpecOp, SpecState};
-use crate::DurabilityError;
-use crate::core::{DedupDecision, SweepOp};
+use super::expiry::is_expired;
+use super::spec::{ErrorClass, Judgement, SpecAnswer, SpecOp, SpecState};
+use atmostonce::DurabilityError;
+use atmostonce::DedupDecision;
 
 /// Configurations the search may visit for one key before it gives up. A
 /// key's history in the simulator's standard scenario needs a few hundred;
@@ -57,7 +58,7 @@ pub struct HistoryOp<'a> {
     pub stream_shared: bool,
     /// For [`SpecOp::Expire`] (ignored for other operations): the sweep's
     /// clock, when the expiry may take effect only on an entry whose TTL
-    /// plus grace had passed by then ([`SweepOp::is_expired`]).
+    /// plus grace had passed by then ([`is_expired`]).
     pub expiry_clock: Option<ExpiryClock>,
 }
 
@@ -122,7 +123,7 @@ impl<'a> HistoryOp<'a> {
     fn next_states(&self, state: &SpecState) -> Option<Vec<SpecState>> {
         if let (SpecOp::Expire, Some(clock), Some(timestamp_millis)) =
             (self.op, self.expiry_clock, state.timestamp_millis())
-            && !SweepOp::is_expired(timestamp_millis, clock.ttl_ms, clock.now_millis)
+            && !is_expired(timestamp_millis, clock.ttl_ms, clock.now_millis)
         {
             // The entry had not expired at the sweep's clock: the expiry
             // could not have taken effect on it.

@@ -1,4 +1,4 @@
-//! The sequential specification of one key (DESIGN.md section 5, S7).
+//! The sequential specification of one key (`docs/spec.md`, S7).
 //!
 //! Every checker of the project — the simulator's history checker, the
 //! model checker and the `cache_ops` fuzz target — judges the engine's
@@ -24,11 +24,11 @@
 //! searches for an order of its operations in which every answer is one
 //! [`SpecState::judge`] admits.
 
-pub mod linear;
 
-use crate::DurabilityError;
-use crate::codec::ProcessingReceipt;
-use crate::core::DedupDecision;
+
+use atmostonce::DurabilityError;
+use atmostonce::ProcessingReceipt;
+use atmostonce::DedupDecision;
 
 /// A key's state in the sequential specification.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]

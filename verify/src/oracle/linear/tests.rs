@@ -1,5 +1,5 @@
 use super::*;
-use crate::codec::ProcessingReceipt;
+use atmostonce::ProcessingReceipt;
 
 type Answer = Result<SpecAnswer, DurabilityError>;
 
@@ -278,7 +278,7 @@ fn an_expiry_takes_effect_only_once_the_entry_has_expired_at_the_sweeps_clock() 
         expiry_clock: Some(ExpiryClock { now_millis, ttl_ms }),
         ..op((20, 30), &expire, &ok)
     };
-    let grace = crate::limits::CLOCK_SKEW_GRACE_MS;
+    let grace = crate::oracle::expiry::CLOCK_SKEW_GRACE_MS;
     let late = [
         op((0, 10), &c1, &granted),
         swept(1_000 + ttl_ms + grace + 1),

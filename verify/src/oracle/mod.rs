@@ -1,0 +1,15 @@
+//! The oracle: what a correct engine answers, written from `docs/spec.md`.
+//!
+//! Nothing here calls the engine to decide what is correct. It shares only
+//! plain value types with it (receipts, decisions, errors): expiry
+//! ([`expiry`]), stream naming ([`naming`]), error classes
+//! ([`spec::ErrorClass`]) and the sequential specification ([`spec`]) are
+//! written here once, and every checker of the project judges by them.
+//! [`linear`] is the per-key linearizability search over that specification.
+
+pub mod expiry;
+pub mod linear;
+pub mod naming;
+pub mod spec;
+
+pub use spec::{ErrorClass, Judgement, SpecAnswer, SpecOp, SpecResponse, SpecState};
