@@ -273,6 +273,7 @@ impl DedupRecord {
 }
 
 /// The two kinds of record.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RecordKind {
     /// `LDE1`.

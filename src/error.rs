@@ -8,7 +8,6 @@ use crate::codec::EnvelopeError;
 /// (the append did not happen). A [`DurabilityError::StoreError`] is
 /// *indeterminate*: the append it answers may or may not have happened, and
 /// the engine re-reads the stream before it decides anything from it.
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum DurabilityError {
     /// An append expected the stream to hold `expected` entries, but it holds
@@ -59,9 +58,6 @@ pub enum DurabilityError {
     #[error(
         "{what} is {actual_bytes} bytes, over the limit of {max_bytes} bytes; nothing was written"
     )]
-    // `what` is a `&'static str` naming one of the engine's own limits; it
-    // only ever travels from the engine outwards, never back in.
-    #[cfg_attr(feature = "serde", serde(skip_deserializing))]
     LimitExceeded {
         /// Which limit: `"idempotency key"`, `"receipt"`, `"namespace"`.
         what: &'static str,
@@ -88,5 +84,125 @@ impl DurabilityError {
     #[must_use]
     pub fn is_indeterminate(&self) -> bool {
         matches!(self, DurabilityError::StoreError(_))
+    }
+}
+
+/// `Serialize`/`Deserialize` for [`DurabilityError`] through its serde form: the same variants, with the limit's
+/// name as an owned string (the engine's own `&'static str` cannot be
+/// borrowed from a deserializer).
+#[cfg(feature = "serde")]
+mod wire {
+    use super::DurabilityError;
+    use crate::codec::EnvelopeError;
+
+    // The variant names are the engine's, kept so the wire reads alike.
+    #[allow(clippy::enum_variant_names)]
+    #[derive(serde::Serialize, serde::Deserialize)]
+    pub(super) enum Error {
+        SequenceConflict {
+            expected: u64,
+            actual: u64,
+        },
+        DedupCollision {
+            key: String,
+        },
+        EnvelopeError {
+            stream: String,
+            sequence: u64,
+            error: EnvelopeError,
+        },
+        ConfigError(String),
+        LimitExceeded {
+            what: String,
+            max_bytes: usize,
+            actual_bytes: usize,
+        },
+        InvalidInput(String),
+        StoreError(String),
+    }
+
+    impl serde::Serialize for DurabilityError {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            Error::from(self.clone()).serialize(serializer)
+        }
+    }
+
+    impl<'de> serde::Deserialize<'de> for DurabilityError {
+        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            Error::deserialize(deserializer).map(DurabilityError::from)
+        }
+    }
+
+    /// The engine's names for its limits (see `crate::limits`).
+    const LIMIT_NAMES: [&str; 3] = ["idempotency key", "receipt", "namespace"];
+
+    impl From<DurabilityError> for Error {
+        fn from(error: DurabilityError) -> Self {
+            match error {
+                DurabilityError::SequenceConflict { expected, actual } => {
+                    Error::SequenceConflict { expected, actual }
+                }
+                DurabilityError::DedupCollision { key } => Error::DedupCollision { key },
+                DurabilityError::EnvelopeError {
+                    stream,
+                    sequence,
+                    error,
+                } => Error::EnvelopeError {
+                    stream,
+                    sequence,
+                    error,
+                },
+                DurabilityError::ConfigError(text) => Error::ConfigError(text),
+                DurabilityError::LimitExceeded {
+                    what,
+                    max_bytes,
+                    actual_bytes,
+                } => Error::LimitExceeded {
+                    what: what.to_owned(),
+                    max_bytes,
+                    actual_bytes,
+                },
+                DurabilityError::InvalidInput(text) => Error::InvalidInput(text),
+                DurabilityError::StoreError(text) => Error::StoreError(text),
+            }
+        }
+    }
+
+    impl From<Error> for DurabilityError {
+        fn from(error: Error) -> Self {
+            match error {
+                Error::SequenceConflict { expected, actual } => {
+                    DurabilityError::SequenceConflict { expected, actual }
+                }
+                Error::DedupCollision { key } => DurabilityError::DedupCollision { key },
+                Error::EnvelopeError {
+                    stream,
+                    sequence,
+                    error,
+                } => DurabilityError::EnvelopeError {
+                    stream,
+                    sequence,
+                    error,
+                },
+                Error::ConfigError(text) => DurabilityError::ConfigError(text),
+                Error::LimitExceeded {
+                    what,
+                    max_bytes,
+                    actual_bytes,
+                } => {
+                    DurabilityError::LimitExceeded {
+                        // A name the engine does not know reads as "limit".
+                        what: LIMIT_NAMES
+                            .into_iter()
+                            .find(|known| *known == what)
+                            .unwrap_or("limit"),
+                        max_bytes,
+                        actual_bytes,
+                    }
+                }
+                Error::InvalidInput(text) => DurabilityError::InvalidInput(text),
+                Error::StoreError(text) => DurabilityError::StoreError(text),
+            }
+        }
     }
 }

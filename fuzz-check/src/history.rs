@@ -26,11 +26,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use atmostonce::core::{DedupDecision, Protocol, SweepOp};
+use atmostonce::{DedupRecord, DurabilityError, StreamTable};
 use atmostonce_verify::oracle::linear::{
     ExpiryClock, HistoryOp, Linearization, MAX_SEARCH_STEPS, linearize,
 };
 use atmostonce_verify::oracle::{ErrorClass, SpecAnswer, SpecOp};
-use atmostonce::{DedupRecord, DurabilityError, StreamTable};
 
 /// Most operations one key's history may hold. A program runs at most
 /// [`MAX_ACTIONS`](crate::program::MAX_ACTIONS) operations, so a longer

@@ -15,8 +15,8 @@ use atmostonce::core::{
     ClaimOp, CompleteOp, DedupDecision, LookupOp, Operation, Protocol, ReleaseOp, Step, StoreReply,
     StoreRequest, SweepOp,
 };
-use atmostonce_verify::oracle::{SpecAnswer, SpecOp};
 use atmostonce::{DedupOptions, DedupRecord, DurabilityError, ProcessingReceipt, StreamTable};
+use atmostonce_verify::oracle::{SpecAnswer, SpecOp};
 
 use crate::history::{
     Event, Exemption, History, Verdict, Violation, stream_holds_other_key, verify,

@@ -2,12 +2,12 @@
 //! break each invariant are reported, with the invariant named.
 
 use atmostonce::core::Protocol;
-use atmostonce_verify::oracle::{SpecAnswer, SpecOp};
 use atmostonce::{
     DedupDecision, DedupEntry, DedupOptions, DurabilityError, ProcessingReceipt, StreamTable,
     Tombstone,
 };
 use atmostonce_fuzz_check::history::{Event, Exemption, History, Invariant, Verdict, verify};
+use atmostonce_verify::oracle::{SpecAnswer, SpecOp};
 
 const KEY: &str = "k";
 const TTL_MS: u64 = 100;

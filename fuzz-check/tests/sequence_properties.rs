@@ -7,10 +7,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use atmostonce_verify::oracle::{SpecAnswer, SpecOp};
 use atmostonce::{DedupCache, DedupOptions, DedupRecord, DedupSweeper, MemoryStore, StreamTable};
 use atmostonce_fuzz_check::history::{Event, History, Verdict, stream_holds_other_key, verify};
 use atmostonce_fuzz_check::program::{KEY_PRESETS, OpKind, START_MILLIS, check_bytes, receipt_for};
+use atmostonce_verify::oracle::{SpecAnswer, SpecOp};
 use futures::executor::block_on;
 use proptest::prelude::*;
 

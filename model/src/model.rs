@@ -9,8 +9,8 @@ use atmostonce::core::{
     ClaimOp, CompleteOp, DedupDecision, Operation, Protocol, ReleaseOp, Step, StoreReply,
     StoreRequest, SweepOp,
 };
-use atmostonce_verify::oracle::{Judgement, SpecAnswer, SpecOp, SpecResponse, SpecState};
 use atmostonce::{DedupOptions, DedupRecord, DurabilityError, ProcessingReceipt, key_hash_bits};
+use atmostonce_verify::oracle::{Judgement, SpecAnswer, SpecOp, SpecResponse, SpecState};
 
 use crate::config::{Config, Fault, TICK_MS, TTL_MS};
 use crate::fresh::{Fresh, MAX_RECEIPT_NUMBER, receipt_bytes};

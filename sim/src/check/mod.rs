@@ -44,9 +44,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use atmostonce::{DedupDecision, DurabilityError, ProcessingReceipt};
 use atmostonce_verify::oracle::linear::{HistoryOp, Linearization, MAX_SEARCH_STEPS, linearize};
 use atmostonce_verify::oracle::{SpecAnswer, SpecOp};
-use atmostonce::{DedupDecision, DurabilityError, ProcessingReceipt};
 
 use crate::history::receipt_key;
 use crate::history::{Event, FaultEvent, History, KeyId, OpId, OpRecord, Process, WriteTruth};

@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use atmostonce_verify::oracle::SpecAnswer;
 use atmostonce::{
     DedupCache, DurabilityError, DurableStore, ScannedEntry, StoreFuture, StoredEntry,
 };
+use atmostonce_verify::oracle::SpecAnswer;
 
 use super::faults::lock;
 use crate::config::{Draw, SplitMix};

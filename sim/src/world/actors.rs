@@ -6,10 +6,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use atmostonce_verify::oracle::{SpecAnswer, SpecOp};
 use atmostonce::{
     DedupCache, DedupDecision, DedupOptions, DedupSweeper, DurabilityError, ProcessingReceipt,
 };
+use atmostonce_verify::oracle::{SpecAnswer, SpecOp};
 
 use super::{Env, WorkloadPlant, World};
 use crate::config::{Config, Draw};

@@ -20,8 +20,8 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use atmostonce::codec::DedupRecord;
-use atmostonce_verify::oracle::SpecOp;
 use atmostonce::{DedupCache, DurabilityError};
+use atmostonce_verify::oracle::SpecOp;
 
 use crate::config::{Config, Draw};
 use crate::history::{Event, FaultEvent, History, KeyId, OpId, Process};

@@ -18,10 +18,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use atmostonce::codec::DedupRecord;
-use atmostonce_verify::oracle::SpecAnswer;
 use atmostonce::{
     DurabilityError, DurableStore, ScannedEntry, StoreFuture, StoredEntry, StreamTable,
 };
+use atmostonce_verify::oracle::SpecAnswer;
 
 use super::sim_rng;
 use super::tasks::SimWorld as World;

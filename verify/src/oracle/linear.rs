@@ -31,8 +31,8 @@ use std::collections::{HashMap, HashSet};
 
 use super::expiry::is_expired;
 use super::spec::{ErrorClass, Judgement, SpecAnswer, SpecOp, SpecState};
-use atmostonce::DurabilityError;
 use atmostonce::DedupDecision;
+use atmostonce::DurabilityError;
 
 /// Configurations the search may visit for one key before it gives up. A
 /// key's history in the simulator's standard scenario needs a few hundred;

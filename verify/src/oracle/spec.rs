@@ -24,11 +24,9 @@
 //! searches for an order of its operations in which every answer is one
 //! [`SpecState::judge`] admits.
 
-
-
+use atmostonce::DedupDecision;
 use atmostonce::DurabilityError;
 use atmostonce::ProcessingReceipt;
-use atmostonce::DedupDecision;
 
 /// A key's state in the sequential specification.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
