@@ -320,3 +320,29 @@ fn colliding_keys_are_refused_and_their_records_never_mixed() {
     );
     assert_eq!(check_program(&colliding), Verdict::default());
 }
+
+#[test]
+fn a_sweep_exactly_at_ttl_plus_grace_expires_nothing() {
+    // TTL 0: the claim expires strictly after its anchor + 1 000 ms of
+    // grace (docs/spec.md, "Expiry"); a sweep at exactly that instant must
+    // leave it, and a sweep one millisecond later may end it.
+    let at_boundary = |extra_ms: u16| {
+        program(
+            PLAIN,
+            vec![
+                start(0, OpKind::Claim),
+                step(0, Fault::None),
+                step(0, Fault::None),
+                Action::Advance {
+                    millis: 1_000 + extra_ms,
+                },
+                start(1, OpKind::Sweep),
+                step(1, Fault::None),
+                step(1, Fault::None),
+                start(2, OpKind::Claim),
+            ],
+        )
+    };
+    assert_eq!(check_program(&at_boundary(0)), Verdict::default());
+    assert_eq!(check_program(&at_boundary(1)), Verdict::default());
+}
