@@ -6,8 +6,10 @@ use std::time::{Duration, Instant};
 
 use stateright::{Checker, Model, Path};
 
+use crate::action::Action;
 use crate::config::Config;
-use crate::model::{Action, DedupModel, Narration};
+use crate::model::DedupModel;
+use crate::narration::Narration;
 use crate::properties::{Always, INVARIANTS, WITNESSES};
 use crate::state::{Invariant, State};
 

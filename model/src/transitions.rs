@@ -1,0 +1,231 @@
+//! The model's transitions: which actions are enabled in a state, and
+//! performing one.
+
+use crate::action::{Action, Call, ProducerAction};
+use crate::config::Config;
+use crate::config::TICK_MS;
+use crate::model::DedupModel;
+use crate::narration::Narration;
+use crate::state::{Phase, State};
+use crate::store::RecordKind;
+
+impl DedupModel {
+    /// The actions enabled in `state` (every other one is a no-op).
+    pub fn enabled_actions(&self, state: &State, actions: &mut Vec<Action>) {
+        let faults_left = state.budget.indeterminate > 0;
+        for (index, producer) in state.producers.iter().enumerate() {
+            let Ok(i) = u8::try_from(index) else { continue };
+            let act = |a| Action::Producer(i, a);
+            match &producer.phase {
+                Phase::Done(_) => continue,
+                Phase::Delivering { .. } => {
+                    actions.push(act(ProducerAction::Deliver));
+                    if state.budget.delivery_failures > 0 {
+                        actions.push(act(ProducerAction::FailDelivery));
+                    }
+                }
+                phase => {
+                    actions.push(act(ProducerAction::Call(Call::Normal)));
+                    if faults_left && phase_name(phase) == Some("appending") {
+                        // `perform` refuses "applied" when it would conflict.
+                        actions.push(act(ProducerAction::Call(Call::AppendFailsApplied)));
+                        actions.push(act(ProducerAction::Call(Call::AppendFailsNotApplied)));
+                    }
+                }
+            }
+            if state.budget.crashes > 0 && producer.phase.is_busy() {
+                actions.push(act(ProducerAction::Crash));
+            }
+        }
+        match &state.sweeper.op {
+            Some(_) => {
+                actions.push(Action::Sweeper(Call::Normal));
+                if faults_left {
+                    // Refused by `perform` unless the next call is an append.
+                    actions.push(Action::Sweeper(Call::AppendFailsApplied));
+                    actions.push(Action::Sweeper(Call::AppendFailsNotApplied));
+                }
+            }
+            // A pass that finds nothing expired changes nothing: start one
+            // only when some key's latest entry has expired.
+            None if self.something_expired(state) => actions.push(Action::Sweeper(Call::Normal)),
+            None => {}
+        }
+        if self.may_tick(state) {
+            actions.push(Action::Tick);
+        }
+        if state.budget.store_crashes > 0 && state.store.has_unflushed() {
+            actions.push(Action::StoreCrash);
+        }
+    }
+
+    /// The clock may advance unless it reaches its bound or, under A1's
+    /// timing assumption, the next tick would expire a claim that a live
+    /// producer is acquiring or holds ("processing time + clock skew < TTL").
+    fn may_tick(&self, state: &State) -> bool {
+        if state.tick >= self.config.bounds.max_tick {
+            return false;
+        }
+        if !self.config.timing_assumption() {
+            return true;
+        }
+        let next = state.tick + 1;
+        !state
+            .producers
+            .iter()
+            .filter_map(|p| p.phase.live_claim_stamp())
+            .any(|stamp| Config::expired_at(stamp, next))
+    }
+
+    /// True when some stream's latest record is active and expired now.
+    fn something_expired(&self, state: &State) -> bool {
+        state.store.streams.iter().any(|meta| {
+            meta.records.last().is_some_and(|r| {
+                matches!(r.kind, RecordKind::Claim | RecordKind::Complete)
+                    && Config::expired_at(u64::from(r.tick) * TICK_MS, state.tick)
+            })
+        })
+    }
+
+    /// Performs `action` on `state`: the next state, or `None` when the
+    /// action is not enabled.
+    pub(crate) fn perform(
+        &self,
+        state: &State,
+        action: Action,
+        words: &mut Narration,
+    ) -> Option<State> {
+        let mut next = state.clone();
+        match action {
+            Action::Tick => {
+                if !self.may_tick(state) {
+                    return None;
+                }
+                next.tick += 1;
+                words.say(|| {
+                    format!(
+                        "the clock advances to tick {} ({} ms)",
+                        next.tick,
+                        Self::now_ms(&next)
+                    )
+                });
+            }
+            Action::StoreCrash => {
+                if next.budget.store_crashes == 0 || !next.store.has_unflushed() {
+                    return None;
+                }
+                next.budget.store_crashes -= 1;
+                next.store = next.store.with(|s| s.crash(&self.stream_names));
+                next.sweeper.session.crashed();
+                for producer in &mut next.producers {
+                    producer.session.crashed();
+                }
+                words.say(|| {
+                    "the store crashes and restarts, dropping every append not yet flushed".into()
+                });
+                self.check_acked(&mut next);
+            }
+            Action::Sweeper(call) => self.sweeper_step(&mut next, call, words)?,
+            Action::Producer(index, action) => {
+                let index = usize::from(index);
+                if index >= next.producers.len() {
+                    return None;
+                }
+                self.producer_step(&mut next, index, action, words)?;
+            }
+        }
+        Some(next)
+    }
+}
+
+/// The phase name of a producer's engine operation, if it runs one.
+fn phase_name(phase: &Phase) -> Option<&'static str> {
+    match phase {
+        Phase::Claiming { op, .. } => Some(op.phase_name()),
+        Phase::Completing { op, .. } => Some(op.phase_name()),
+        Phase::Releasing { op, .. } => Some(op.phase_name()),
+        _ => None,
+    }
+}
+
+impl stateright::Model for DedupModel {
+    type State = State;
+    type Action = Action;
+
+    fn init_states(&self) -> Vec<State> {
+        vec![self.initial_state()]
+    }
+
+    fn actions(&self, state: &State, actions: &mut Vec<Action>) {
+        self.enabled_actions(state, actions);
+    }
+
+    fn next_state(&self, state: &State, action: Action) -> Option<State> {
+        let next = self.perform(state, action, &mut Narration::silent())?;
+        // A step that changes nothing (an idle sweep that finds nothing to
+        // expire) is not a transition.
+        (next != *state).then_some(next)
+    }
+
+    fn format_action(&self, action: &Action) -> String {
+        action.to_string()
+    }
+
+    fn format_step(&self, last_state: &State, action: Action) -> Option<String> {
+        let mut words = Narration::spoken();
+        let next = self.perform(last_state, action, &mut words)?;
+        Some(format!(
+            "{}\nstore: {}",
+            words.into_text(),
+            self.describe_store(&next)
+        ))
+    }
+
+    fn properties(&self) -> Vec<stateright::Property<Self>> {
+        crate::properties::properties(&self.config, self.discovered())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every step of a long pseudo-random walk through the standard
+    /// configuration (every action enabled in each state visited, the walk
+    /// restarting at dead ends), taken twice: silently, which the checker
+    /// does and which serves memoized answers from the second time on, and
+    /// narrated, which computes every answer afresh.
+    #[test]
+    fn memoized_steps_equal_steps_computed_afresh() {
+        let model = DedupModel::new(Config::standard()).unwrap();
+        let mut state = model.initial_state();
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut actions = Vec::new();
+        let mut steps = 0;
+        for _ in 0..3_000 {
+            actions.clear();
+            model.enabled_actions(&state, &mut actions);
+            let mut next_states = Vec::new();
+            for action in &actions {
+                for _ in 0..2 {
+                    let silent = model.perform(&state, *action, &mut Narration::silent());
+                    let spoken = model.perform(&state, *action, &mut Narration::spoken());
+                    assert_eq!(silent, spoken, "{action} from {state:?}");
+                    steps += 1;
+                }
+                next_states.extend(model.perform(&state, *action, &mut Narration::silent()));
+            }
+            // xorshift64: the walk is the same in every run.
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            state = if next_states.is_empty() {
+                model.initial_state()
+            } else {
+                let pick = usize::try_from(seed % next_states.len() as u64).unwrap();
+                next_states.swap_remove(pick)
+            };
+        }
+        assert!(steps > 10_000, "the walk took {steps} steps");
+    }
+}
