@@ -12,7 +12,9 @@ use crate::fresh::MAX_RECEIPT_NUMBER;
 use crate::hashed::Hashed;
 use crate::model::{Actor, DedupModel};
 use crate::narration::{Narration, show_result};
-use crate::state::{Grant, Invariant, Outcome, Phase, State};
+use atmostonce_verify::catalogue::Invariant;
+
+use crate::state::{Grant, Outcome, Phase, State};
 use crate::store::{RecordKind, Session};
 
 impl DedupModel {

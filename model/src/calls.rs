@@ -14,6 +14,8 @@ use crate::hashed::{Hashed, Internable};
 use crate::memo::{self, Memoized};
 use crate::model::{Actor, DedupModel};
 use crate::narration::{Narration, show_record};
+use atmostonce_verify::catalogue::Invariant;
+
 use crate::state::State;
 use crate::store::{ModelStore, RecordKind, RecordSummary, Session};
 
@@ -67,6 +69,12 @@ enum Effect {
     Flushed { store: Hashed<ModelStore> },
     /// A flush failed: a crash had dropped the caller's appends.
     FlushFailed,
+    /// The model cannot explain the call: an append to a stream no key of
+    /// the model names, of a record that does not decode, or of a record
+    /// of a key the model does not have. The store refuses it, and the step
+    /// flags `Invariant::Internal` (the run fails; nothing is mapped to a
+    /// default).
+    Unexplained,
 }
 
 /// An engine operation the model drives: its values are interned and its
@@ -141,12 +149,39 @@ impl DedupModel {
                 s.store = store;
                 s.all_flushed();
             }
+            Effect::Unexplained => s.flag(Invariant::Internal),
             Effect::FlushFailed => {
                 let failed = Self::session(s, actor).flush();
                 debug_assert!(failed.is_err(), "the session had lost appends");
             }
         }
         Some((answer.op, answer.result, answer.made))
+    }
+
+    /// True when `op`'s next store call, made normally by `actor` in state
+    /// `s`, would leave the operation asking to append: the engine's own
+    /// operation decides, fed what the store holds now. Nothing is
+    /// performed; the answer is memoized as the call itself would be.
+    pub(crate) fn would_append_next<O: Machine>(
+        &self,
+        s: &State,
+        actor: Actor,
+        op: &Hashed<O>,
+    ) -> bool {
+        let lost = match actor {
+            Actor::Producer(p) => s.producers.get(p).is_some_and(|p| p.session.lost),
+            Actor::Sweeper => s.sweeper.session.lost,
+        };
+        let store = s.store;
+        let call = Call::Normal;
+        let key = memo::Key::new(self.id, op.id(), store.id(), call as u8, lost, actor.kind());
+        let answer = memo::remember::<O>(key, || {
+            self.answer(op, store, actor, call, lost, &mut Narration::silent())
+        });
+        answer.is_some_and(|answer| {
+            !answer.op.is_done()
+                && matches!(answer.op.poll(), Step::Request(StoreRequest::Append { .. }))
+        })
     }
 
     /// What `op`'s next store call, made by `actor` as `call` says against
@@ -221,8 +256,24 @@ impl DedupModel {
                 stream,
                 payload,
                 expected_seq,
-            } => {
-                let index = self.stream_index(stream)?;
+            } => 'append: {
+                let Some(index) = self.stream_index(stream) else {
+                    if call != Call::Normal {
+                        return None;
+                    }
+                    words.say(|| {
+                        format!(
+                            "{} appends to {stream}, which no key of the model names",
+                            who()
+                        )
+                    });
+                    let refused = unexplained("an append to a stream no key of the model names");
+                    let made = Made::Append {
+                        seq: *expected_seq,
+                        applied: false,
+                    };
+                    break 'append (StoreReply::Append(Err(refused)), made, Effect::Unexplained);
+                };
                 let apply = match call {
                     Call::Normal => true,
                     Call::AppendFailsApplied => store.would_apply(stream, *expected_seq),
@@ -306,10 +357,15 @@ impl DedupModel {
         let Ok(record) = DedupRecord::decode(payload) else {
             // The engine only appends records it encoded; a garbage append
             // is a broken engine, which the store refuses loudly.
-            let refused = DurabilityError::StoreError("model store: undecodable append".into());
-            return (Err(refused), Effect::Nothing);
+            return (
+                Err(unexplained("an undecodable append")),
+                Effect::Unexplained,
+            );
         };
-        let key = self.key_index(record.idempotency_key()).unwrap_or(0);
+        let Some(key) = self.key_index(record.idempotency_key()) else {
+            let refused = unexplained("an append of a key the model does not have");
+            return (Err(refused), Effect::Unexplained);
+        };
         let tick = u8::try_from(record.timestamp_millis() / TICK_MS).unwrap_or(u8::MAX);
         let (kind, receipt) = match (&record, actor) {
             (DedupRecord::Active(entry), _) => {
@@ -344,6 +400,13 @@ impl DedupModel {
             Err(_) => (result, Effect::Nothing),
         }
     }
+}
+
+/// The error the model's store refuses a call it cannot explain with.
+fn unexplained(what: &str) -> DurabilityError {
+    DurabilityError::StoreError(format!(
+        "model store: {what} (a model error, flagged internal)"
+    ))
 }
 
 /// The error an injected indeterminate append answers with.

@@ -11,7 +11,9 @@ use crate::config::Config;
 use crate::model::DedupModel;
 use crate::narration::Narration;
 use crate::properties::{Always, INVARIANTS, WITNESSES};
-use crate::state::{Invariant, State};
+use atmostonce_verify::catalogue::Invariant;
+
+use crate::state::State;
 
 /// How to search.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,9 @@ use crate::calls::Made;
 use crate::config::TICK_MS;
 use crate::hashed::Hashed;
 use crate::model::{Actor, DedupModel};
-use crate::state::{Invariant, Phase, State};
+use atmostonce_verify::catalogue::Invariant;
+
+use crate::state::{Phase, State, violation_bit};
 use crate::store::{ModelStore, RecordKind, RecordSummary};
 
 impl DedupModel {
@@ -144,7 +146,7 @@ impl DedupModel {
                 r.kind == RecordKind::Complete && usize::from(r.key) == key && r.receipt == receipt
             });
             if !visible {
-                s.violations |= Invariant::S4.bit();
+                s.violations |= violation_bit(Invariant::S4);
             }
         }
     }

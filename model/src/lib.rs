@@ -40,6 +40,7 @@ mod store;
 mod transitions;
 
 pub use action::{Action, Call, ProducerAction};
+pub use atmostonce_verify::catalogue::Invariant;
 pub use calls::injected_error;
 pub use check::{
     Report, SearchOptions, StepText, Verdict, check, narrate, path_of, replay_actions,
@@ -52,5 +53,5 @@ pub use fresh::{MAX_RECEIPT_NUMBER, receipt_bytes};
 pub use hashed::Hashed;
 pub use model::{DedupModel, NAMESPACE};
 pub use properties::{A1_VACUITY, Always, INVARIANTS, WITNESSES, Witness};
-pub use state::{Budget, Grant, Invariant, KeyGhost, Outcome, Phase, Producer, State, Sweeper};
+pub use state::{Budget, Grant, KeyGhost, Outcome, Phase, Producer, State, Sweeper, violation_bit};
 pub use store::{ModelStore, RecordKind, RecordSummary, Session, StreamMeta};

@@ -11,7 +11,8 @@
 use std::sync::Arc;
 
 use atmostonce::core::Protocol;
-use atmostonce::{DedupOptions, ProcessingReceipt, key_hash_bits};
+use atmostonce::{DedupOptions, ProcessingReceipt};
+use atmostonce_verify::oracle::naming;
 
 use crate::config::{Config, Fault, TICK_MS};
 use crate::discovered::Discovered;
@@ -78,19 +79,23 @@ impl DedupModel {
         let protocol = Protocol::new(NAMESPACE, options, true).map_err(|e| e.to_string())?;
         debug_assert!(protocol.io().flush_appends);
         let key_names = key_names(config.keys, collide);
+        // Which stream holds each key is the specification's naming, not
+        // the engine's: an engine that appends elsewhere is caught (its
+        // append is to a stream the model does not know).
         let mut stream_names: Vec<String> = key_names
             .iter()
-            .map(|k| protocol.stream_key_for(k))
+            .map(|k| spec_stream_name(k, options.hash_bits))
             .collect();
         stream_names.sort();
         stream_names.dedup();
         let key_stream = key_names
             .iter()
             .map(|k| {
-                let name = protocol.stream_key_for(k);
-                stream_names.iter().position(|s| *s == name).unwrap_or(0)
+                stream_names
+                    .binary_search(&spec_stream_name(k, options.hash_bits))
+                    .map_err(|_| format!("internal: key {k:?} has no stream"))
             })
-            .collect();
+            .collect::<Result<Vec<usize>, String>>()?;
         let fresh = Arc::new(Fresh::new(&protocol, &key_names, config.bounds.max_tick));
         Ok(DedupModel {
             id: memo::new_model_id(),
@@ -236,10 +241,24 @@ fn key_names(keys: usize, collide: bool) -> Vec<String> {
     if !collide {
         return (0..keys).map(|i| format!("k{i}")).collect();
     }
-    let bucket = key_hash_bits("k0", COLLISION_HASH_BITS);
+    let bucket = spec_stream_name("k0", COLLISION_HASH_BITS);
     (0..)
         .map(|i| format!("k{i}"))
-        .filter(|name| key_hash_bits(name, COLLISION_HASH_BITS) == bucket)
+        .filter(|name| spec_stream_name(name, COLLISION_HASH_BITS) == bucket)
         .take(keys)
         .collect()
+}
+
+/// The stream of `key` by the specification (`docs/spec.md`, "Streams":
+/// the namespace, a colon, FNV-1a 64 as 16 hex digits), with the engine's
+/// collision-testing knob: only the low `hash_bits` bits of the hash kept.
+fn spec_stream_name(key: &str, hash_bits: u8) -> String {
+    if hash_bits >= 64 {
+        return naming::stream_name(NAMESPACE, key);
+    }
+    let mask = (1u64 << hash_bits) - 1;
+    format!(
+        "{NAMESPACE}:{:016x}",
+        naming::fnv1a_64(key.as_bytes()) & mask
+    )
 }

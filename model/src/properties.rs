@@ -2,12 +2,15 @@
 //! `sometimes` witnesses that show each interesting branch is reachable (a
 //! property that can never fire proves nothing).
 
+use atmostonce::core::PhaseKind;
 use stateright::Property;
 
 use crate::config::{Config, Fault};
 use crate::discovered::Discovered;
 use crate::model::DedupModel;
-use crate::state::{Invariant, Outcome, Phase, State};
+use atmostonce_verify::catalogue::Invariant;
+
+use crate::state::{Outcome, Phase, State};
 use crate::store::RecordKind;
 
 /// An `always` property.
@@ -89,6 +92,11 @@ pub const INVARIANTS: &[Always] = &[
         invariant: Invariant::A1,
         holds: |_, s| !s.violated(Invariant::A1),
     },
+    Always {
+        name: "internal: the model explains every step (no unknown key or stream, no undecodable append)",
+        invariant: Invariant::Internal,
+        holds: |_, s| !s.violated(Invariant::Internal),
+    },
 ];
 
 fn any_phase(s: &State, test: impl Fn(&Phase) -> bool) -> bool {
@@ -142,7 +150,7 @@ pub const WITNESSES: &[Witness] = &[
         seen: |_, s| {
             any_phase(
                 s,
-                |p| matches!(p, Phase::Claiming { op, .. } if op.phase_name() == "re-reading after a lost race"),
+                |p| matches!(p, Phase::Claiming { op, .. } if op.phase_kind() == PhaseKind::RereadingAfterLostRace),
             )
         },
     },
@@ -183,13 +191,13 @@ pub const WITNESSES: &[Witness] = &[
         seen: |_, s| {
             any_phase(s, |p| match p {
                 Phase::Claiming { op, .. } => {
-                    op.phase_name() == "re-reading after an indeterminate append"
+                    op.phase_kind() == PhaseKind::ResolvingIndeterminateAppend
                 }
                 Phase::Completing { op, .. } => {
-                    op.phase_name() == "re-reading after an indeterminate append"
+                    op.phase_kind() == PhaseKind::ResolvingIndeterminateAppend
                 }
                 Phase::Releasing { op, .. } => {
-                    op.phase_name() == "re-reading after an indeterminate append"
+                    op.phase_kind() == PhaseKind::ResolvingIndeterminateAppend
                 }
                 _ => false,
             })
@@ -208,7 +216,7 @@ pub const WITNESSES: &[Witness] = &[
         seen: |m, s| {
             s.producers.iter().any(|p| match &p.phase {
                 Phase::Releasing { op, .. } => {
-                    op.phase_name() == "re-reading after a lost race"
+                    op.phase_kind() == PhaseKind::RereadingAfterLostRace
                         && s.store.streams[m.stream_of(p.key)]
                             .records
                             .last()
@@ -312,7 +320,7 @@ fn sometimes_once<const J: usize>(model: &DedupModel, state: &State) -> bool {
 
 type Condition = fn(&DedupModel, &State) -> bool;
 
-const ALWAYS_ONCE: [Condition; 8] = [
+const ALWAYS_ONCE: [Condition; 9] = [
     always_once::<0>,
     always_once::<1>,
     always_once::<2>,
@@ -321,6 +329,7 @@ const ALWAYS_ONCE: [Condition; 8] = [
     always_once::<5>,
     always_once::<6>,
     always_once::<7>,
+    always_once::<8>,
 ];
 
 const SOMETIMES_ONCE: [Condition; 15] = [

@@ -1,13 +1,13 @@
 //! The model's transitions: which actions are enabled in a state, and
 //! performing one.
 
+use atmostonce::core::PhaseKind;
+
 use crate::action::{Action, Call, ProducerAction};
 use crate::config::Config;
-use crate::config::TICK_MS;
-use crate::model::DedupModel;
+use crate::model::{Actor, DedupModel};
 use crate::narration::Narration;
 use crate::state::{Phase, State};
-use crate::store::RecordKind;
 
 impl DedupModel {
     /// The actions enabled in `state` (every other one is a no-op).
@@ -26,7 +26,7 @@ impl DedupModel {
                 }
                 phase => {
                     actions.push(act(ProducerAction::Call(Call::Normal)));
-                    if faults_left && phase_name(phase) == Some("appending") {
+                    if faults_left && phase_kind(phase) == Some(PhaseKind::Appending) {
                         // `perform` refuses "applied" when it would conflict.
                         actions.push(act(ProducerAction::Call(Call::AppendFailsApplied)));
                         actions.push(act(ProducerAction::Call(Call::AppendFailsNotApplied)));
@@ -48,7 +48,7 @@ impl DedupModel {
             }
             // A pass that finds nothing expired changes nothing: start one
             // only when some key's latest entry has expired.
-            None if self.something_expired(state) => actions.push(Action::Sweeper(Call::Normal)),
+            None if self.sweep_would_expire(state) => actions.push(Action::Sweeper(Call::Normal)),
             None => {}
         }
         if self.may_tick(state) {
@@ -77,14 +77,13 @@ impl DedupModel {
             .any(|stamp| Config::expired_at(stamp, next))
     }
 
-    /// True when some stream's latest record is active and expired now.
-    fn something_expired(&self, state: &State) -> bool {
-        state.store.streams.iter().any(|meta| {
-            meta.records.last().is_some_and(|r| {
-                matches!(r.kind, RecordKind::Claim | RecordKind::Complete)
-                    && Config::expired_at(u64::from(r.tick) * TICK_MS, state.tick)
-            })
-        })
+    /// True when a sweep pass started now would expire something: the
+    /// engine's own sweep, fed a scan of the store as it is, asks to append
+    /// a tombstone. (A pass that expires nothing changes nothing.)
+    fn sweep_would_expire(&self, state: &State) -> bool {
+        self.fresh
+            .sweep(state.tick)
+            .is_some_and(|op| self.would_append_next(state, Actor::Sweeper, &op))
     }
 
     /// Performs `action` on `state`: the next state, or `None` when the
@@ -138,12 +137,12 @@ impl DedupModel {
     }
 }
 
-/// The phase name of a producer's engine operation, if it runs one.
-fn phase_name(phase: &Phase) -> Option<&'static str> {
+/// The phase of a producer's engine operation, if it runs one.
+fn phase_kind(phase: &Phase) -> Option<PhaseKind> {
     match phase {
-        Phase::Claiming { op, .. } => Some(op.phase_name()),
-        Phase::Completing { op, .. } => Some(op.phase_name()),
-        Phase::Releasing { op, .. } => Some(op.phase_name()),
+        Phase::Claiming { op, .. } => Some(op.phase_kind()),
+        Phase::Completing { op, .. } => Some(op.phase_kind()),
+        Phase::Releasing { op, .. } => Some(op.phase_kind()),
         _ => None,
     }
 }
