@@ -3,10 +3,11 @@
 //! and apply what the call did to the store. Answers are memoized per
 //! thread (see [`crate::memo`]).
 
+use atmostonce::DurabilityError;
 use atmostonce::core::{
     ClaimOp, CompleteOp, Operation, ReleaseOp, Step, StoreReply, StoreRequest, SweepOp,
 };
-use atmostonce::{DedupRecord, DurabilityError};
+use atmostonce_verify::oracle::record::{self, Record};
 
 use crate::action::Call;
 use crate::config::TICK_MS;
@@ -292,7 +293,7 @@ impl DedupModel {
                     applied: matches!(effect, Effect::Appended { .. }),
                 };
                 let summary = || {
-                    DedupRecord::decode(payload)
+                    record::decode(payload)
                         .map_or_else(|_| "garbage".to_owned(), |r| show_record(&r))
                 };
                 let reply = match (call, result) {
@@ -354,7 +355,9 @@ impl DedupModel {
             };
             return (Err(conflict), Effect::Nothing);
         }
-        let Ok(record) = DedupRecord::decode(payload) else {
+        // The record is read by the oracle's reference decoder
+        // (`docs/record-format.md`), not the engine's codec.
+        let Ok(record) = record::decode(payload) else {
             // The engine only appends records it encoded; a garbage append
             // is a broken engine, which the store refuses loudly.
             return (
@@ -362,20 +365,37 @@ impl DedupModel {
                 Effect::Unexplained,
             );
         };
-        let Some(key) = self.key_index(record.idempotency_key()) else {
+        let (key, timestamp_millis, receipt) = match &record {
+            Record::V1Entry {
+                key,
+                receipt,
+                timestamp_millis,
+            } => (key, *timestamp_millis, Some(receipt.as_deref())),
+            Record::V1Tombstone {
+                key,
+                timestamp_millis,
+            } => (key, *timestamp_millis, None),
+            _ => {
+                let refused = unexplained("a version-2 record, which the seed API never writes");
+                return (Err(refused), Effect::Unexplained);
+            }
+        };
+        let Some(key) = self.key_index(key) else {
             let refused = unexplained("an append of a key the model does not have");
             return (Err(refused), Effect::Unexplained);
         };
-        let tick = u8::try_from(record.timestamp_millis() / TICK_MS).unwrap_or(u8::MAX);
-        let (kind, receipt) = match (&record, actor) {
-            (DedupRecord::Active(entry), _) => {
-                match entry.receipt().and_then(|r| self.parse_receipt(r)) {
-                    Some((_, number)) => (RecordKind::Complete, number),
-                    None => (RecordKind::Claim, 0),
+        let tick = u8::try_from(timestamp_millis / TICK_MS).unwrap_or(u8::MAX);
+        let (kind, receipt) = match (receipt, actor) {
+            (Some(None), _) => (RecordKind::Claim, 0),
+            (Some(Some(bytes)), _) => match self.parse_receipt(bytes) {
+                Some((_, number)) => (RecordKind::Complete, number),
+                None => {
+                    let refused = unexplained("a receipt the model never made");
+                    return (Err(refused), Effect::Unexplained);
                 }
-            }
-            (DedupRecord::Tombstone(_), Actor::Sweeper) => (RecordKind::Expire, 0),
-            (DedupRecord::Tombstone(_), Actor::Producer(_)) => (RecordKind::Release, 0),
+            },
+            (None, Actor::Sweeper) => (RecordKind::Expire, 0),
+            (None, Actor::Producer(_)) => (RecordKind::Release, 0),
         };
         let summary = RecordSummary {
             kind,

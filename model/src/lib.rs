@@ -5,7 +5,8 @@
 //! drive) against a model store; the checker explores every interleaving of
 //! their store calls, producer and store crashes, indeterminate appends,
 //! failed deliveries and clock ticks, within the bounds of a [`Config`],
-//! and checks the invariants of DESIGN.md section 5.
+//! and checks the invariants of `docs/spec.md` ("Invariants", stated once in
+//! `atmostonce_verify::catalogue`).
 //!
 //! ```
 //! use atmostonce_model::{check, Config, SearchOptions};

@@ -3,8 +3,9 @@
 
 use std::fmt::{self, Write as _};
 
+use atmostonce::DurabilityError;
 use atmostonce::core::DedupDecision;
-use atmostonce::{DedupRecord, DurabilityError};
+use atmostonce_verify::oracle::record::Record;
 
 use crate::model::DedupModel;
 use crate::state::State;
@@ -84,26 +85,26 @@ impl DedupModel {
     }
 }
 
-pub(crate) fn show_record(record: &DedupRecord) -> String {
+pub(crate) fn show_record(record: &Record) -> String {
     match record {
-        DedupRecord::Active(entry) => match entry.receipt() {
-            None => format!(
-                "claim({}, {} ms)",
-                entry.idempotency_key(),
-                entry.timestamp_millis()
-            ),
-            Some(r) => format!(
-                "receipt({}, {}, {} ms)",
-                entry.idempotency_key(),
-                String::from_utf8_lossy(r),
-                entry.timestamp_millis()
-            ),
-        },
-        DedupRecord::Tombstone(t) => format!(
-            "tombstone({}, {} ms)",
-            t.idempotency_key(),
-            t.timestamp_millis()
+        Record::V1Entry {
+            key,
+            receipt: None,
+            timestamp_millis,
+        } => format!("claim({key}, {timestamp_millis} ms)"),
+        Record::V1Entry {
+            key,
+            receipt: Some(receipt),
+            timestamp_millis,
+        } => format!(
+            "receipt({key}, {}, {timestamp_millis} ms)",
+            String::from_utf8_lossy(receipt)
         ),
+        Record::V1Tombstone {
+            key,
+            timestamp_millis,
+        } => format!("tombstone({key}, {timestamp_millis} ms)"),
+        other => format!("{other:?}"),
     }
 }
 

@@ -1,4 +1,4 @@
-//! The properties: `always` for the invariants of DESIGN.md section 5, and
+//! The properties: `always` for the invariants of `docs/spec.md` ("Invariants"), and
 //! `sometimes` witnesses that show each interesting branch is reachable (a
 //! property that can never fire proves nothing).
 

@@ -187,6 +187,8 @@ impl stateright::Model for DedupModel {
 
 #[cfg(test)]
 mod tests {
+    use atmostonce_verify::catalogue::Invariant;
+
     use super::*;
 
     /// Every step of a long pseudo-random walk through the standard
@@ -226,5 +228,75 @@ mod tests {
             };
         }
         assert!(steps > 10_000, "the walk took {steps} steps");
+    }
+
+    /// Runs producer 0's operation `op` (placed in the initial state) to
+    /// its end, normally: the state after its last step.
+    fn run_claim(model: &DedupModel, op: atmostonce::core::ClaimOp) -> State {
+        let mut state = model.initial_state();
+        state.producers[0].phase = Phase::Claiming {
+            op: crate::hashed::Hashed::new(op),
+            append_seq: 0,
+            landed: false,
+        };
+        let action = Action::Producer(0, ProducerAction::Call(Call::Normal));
+        for _ in 0..8 {
+            match model.perform(&state, action, &mut Narration::silent()) {
+                Some(next) if matches!(next.producers[0].phase, Phase::Claiming { .. }) => {
+                    state = next;
+                }
+                Some(next) => return next,
+                None => break,
+            }
+        }
+        state
+    }
+
+    #[test]
+    fn an_append_to_a_stream_no_key_of_the_model_names_is_an_internal_error() {
+        let model = DedupModel::new(Config::standard()).unwrap();
+        let stranger = model.protocol().claim("stranger", 0).unwrap();
+        let state = run_claim(&model, stranger);
+        assert!(state.violated(Invariant::Internal), "{state:?}");
+        let own = model.protocol().claim("k0", 0).unwrap();
+        assert!(!run_claim(&model, own).violated(Invariant::Internal));
+    }
+
+    #[test]
+    fn an_append_of_a_key_the_model_does_not_have_is_an_internal_error_not_key_0() {
+        let mut config = Config::standard();
+        config.keys = 2;
+        config.faults = config.faults.with(crate::config::Fault::Collision);
+        let model = DedupModel::new(config).unwrap();
+        // A third name in the keys' one stream.
+        let stranger = (2..)
+            .map(|i| format!("k{i}"))
+            .find(|name| {
+                !model.key_names().contains(name)
+                    && model.protocol().stream_key_for(name) == model.stream_names()[0]
+            })
+            .unwrap();
+        let state = run_claim(&model, model.protocol().claim(&stranger, 0).unwrap());
+        assert!(state.violated(Invariant::Internal), "{state:?}");
+        assert!(state.store.streams[0].records.is_empty(), "nothing landed");
+    }
+
+    #[test]
+    fn the_sweeper_may_start_exactly_when_the_engines_sweep_would_expire_something() {
+        let model = DedupModel::new(Config::standard()).unwrap();
+        let sweeper_enabled = |state: &State| {
+            let mut actions = Vec::new();
+            model.enabled_actions(state, &mut actions);
+            actions.contains(&Action::Sweeper(Call::Normal))
+        };
+        let mut state = model.initial_state();
+        assert!(
+            !sweeper_enabled(&state),
+            "an empty store has nothing to expire"
+        );
+        state = run_claim(&model, model.protocol().claim("k0", 0).unwrap());
+        assert!(!sweeper_enabled(&state), "a fresh claim has not expired");
+        state.tick = 1;
+        assert!(sweeper_enabled(&state), "one tick later it has");
     }
 }
