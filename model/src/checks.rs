@@ -7,7 +7,7 @@ use atmostonce::ProcessingReceipt;
 use atmostonce_verify::oracle::{Judgement, SpecAnswer, SpecOp, SpecResponse, SpecState};
 
 use crate::calls::Made;
-use crate::config::TICK_MS;
+use crate::config::{Config, TICK_MS};
 use crate::hashed::Hashed;
 use crate::model::{Actor, DedupModel};
 use atmostonce_verify::catalogue::Invariant;
@@ -131,8 +131,24 @@ impl DedupModel {
             RecordKind::Release => SpecOp::Release,
             RecordKind::Expire => SpecOp::Expire,
         };
-        let (next, response) = self.spec_state(before, key).apply(&op);
-        if matches!(response, SpecResponse::Collision) || next != self.spec_state(after, key) {
+        let state = self.spec_state(before, key);
+        // An expiry takes effect only once the entry has expired at the
+        // sweep's clock, by the oracle's rule (`docs/spec.md`, "Expiry").
+        let early = match (&op, &state) {
+            (
+                SpecOp::Expire,
+                SpecState::InFlight { timestamp_millis }
+                | SpecState::Completed {
+                    timestamp_millis, ..
+                },
+            ) => !Config::expired_at(*timestamp_millis, summary.tick),
+            _ => false,
+        };
+        let (next, response) = state.apply(&op);
+        if early
+            || matches!(response, SpecResponse::Collision)
+            || next != self.spec_state(after, key)
+        {
             s.flag(Invariant::S7);
         }
     }
