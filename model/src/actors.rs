@@ -6,7 +6,7 @@ use atmostonce::core::{ClaimOp, DedupDecision};
 use atmostonce_verify::oracle::{SpecAnswer, SpecOp};
 
 use crate::action::{Call, ProducerAction};
-use crate::calls::Made;
+use crate::checks::Made;
 use crate::config::TTL_MS;
 use crate::fresh::MAX_RECEIPT_NUMBER;
 use crate::hashed::Hashed;

@@ -10,6 +10,7 @@ use atmostonce::core::{
 use atmostonce_verify::oracle::record::{self, Record};
 
 use crate::action::Call;
+use crate::checks::Made;
 use crate::config::TICK_MS;
 use crate::hashed::{Hashed, Internable};
 use crate::memo::{self, Memoized};
@@ -27,17 +28,6 @@ pub(crate) type Called<O> = (
     Option<Result<<O as Operation>::Output, DurabilityError>>,
     Made,
 );
-
-/// The kind of store call a step made, as far as S7 needs to know.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Made {
-    /// A read: an operation ending here answers from what it read.
-    Read,
-    /// An append at `seq`, applied or not.
-    Append { seq: u64, applied: bool },
-    /// A flush or a scan.
-    Other,
-}
 
 /// What one store call of an operation gives, as far as it depends on the
 /// operation, the store, the call and the caller's session only (see

@@ -6,7 +6,6 @@ use atmostonce::DurabilityError;
 use atmostonce::ProcessingReceipt;
 use atmostonce_verify::oracle::{Judgement, SpecAnswer, SpecOp, SpecResponse, SpecState};
 
-use crate::calls::Made;
 use crate::config::{Config, TICK_MS};
 use crate::hashed::Hashed;
 use crate::model::{Actor, DedupModel};
@@ -14,6 +13,17 @@ use atmostonce_verify::catalogue::Invariant;
 
 use crate::state::{Phase, State, violation_bit};
 use crate::store::{ModelStore, RecordKind, RecordSummary};
+
+/// The kind of store call a step made, as far as S7 needs to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Made {
+    /// A read: an operation ending here answers from what it read.
+    Read,
+    /// An append at `seq`, applied or not.
+    Append { seq: u64, applied: bool },
+    /// A flush or a scan.
+    Other,
+}
 
 impl DedupModel {
     /// An append landed on stream `index` at `expected_seq`, leaving
