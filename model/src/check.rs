@@ -6,10 +6,14 @@ use std::time::{Duration, Instant};
 
 use stateright::{Checker, Model, Path};
 
+use crate::action::Action;
 use crate::config::Config;
-use crate::model::{Action, DedupModel, Narration};
+use crate::model::DedupModel;
+use crate::narration::Narration;
 use crate::properties::{Always, INVARIANTS, WITNESSES};
-use crate::state::{Invariant, State};
+use atmostonce_verify::catalogue::{self, Invariant, Violation};
+
+use crate::state::State;
 
 /// How to search.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +108,36 @@ impl Report {
     pub fn invariant(&self, invariant: Invariant) -> Option<&Verdict> {
         let always = INVARIANTS.iter().find(|a| a.invariant == invariant)?;
         self.verdict(always.name)
+    }
+
+    /// The check's findings in the harness's one vocabulary
+    /// (`atmostonce_verify::catalogue`): a violation per violated
+    /// invariant, and an internal one per applicable witness never reached
+    /// (a check that cannot reach a branch proves nothing about it).
+    #[must_use]
+    pub fn catalogue_verdict(&self) -> catalogue::Verdict {
+        let mut verdict = catalogue::Verdict::default();
+        for (name, found) in &self.verdicts {
+            match found {
+                Verdict::Violated(actions) => {
+                    let Some(always) = INVARIANTS.iter().find(|a| a.name == *name) else {
+                        continue;
+                    };
+                    verdict.violations.push(Violation::new(
+                        always.invariant,
+                        None,
+                        format!("{name}: a counterexample of {} steps", actions.len()),
+                    ));
+                }
+                Verdict::NotWitnessed => verdict.violations.push(Violation::new(
+                    Invariant::Internal,
+                    None,
+                    format!("the witness {name:?} was never reached"),
+                )),
+                Verdict::Holds | Verdict::Witnessed(_) | Verdict::NotApplicable => {}
+            }
+        }
+        verdict
     }
 
     /// Unique states per second.

@@ -3,13 +3,13 @@
 
 use std::fmt;
 
-use atmostonce::core::SweepOp;
+use atmostonce_verify::oracle::expiry;
 
 /// Milliseconds per tick of the model's clock. Producers and the sweeper
 /// read `now_millis = tick * TICK_MS`.
 pub const TICK_MS: u64 = 2_000;
 
-/// The sweeper's TTL. With the engine's 1000 ms clock-skew grace an entry
+/// The sweeper's TTL. With the specification's 1000 ms clock-skew grace an entry
 /// stamped at tick `t` expires at tick `t + 1`
 /// (`(t + 1) * TICK_MS > t * TICK_MS + TTL_MS + 1000`): one tick is "longer
 /// than the TTL", the coarsest clock that still separates "within the dedup
@@ -311,10 +311,11 @@ impl Config {
     }
 
     /// True when an entry stamped at `stamp_ms` has expired at tick `tick`,
-    /// by the engine's own rule.
+    /// by the specification's rule (`docs/spec.md`, "Expiry"), not the
+    /// engine's.
     #[must_use]
     pub fn expired_at(stamp_ms: u64, tick: u8) -> bool {
-        SweepOp::is_expired(stamp_ms, TTL_MS, u64::from(tick) * TICK_MS)
+        expiry::is_expired(stamp_ms, TTL_MS, u64::from(tick) * TICK_MS)
     }
 }
 

@@ -12,8 +12,9 @@ The model runs the engine's own operation state machines (the values the
 async DedupCache drives) for N producers, each handling one message per key,
 plus the TTL sweeper, against a store that can crash, and explores every
 interleaving of their store calls and of the faults below. It checks the
-invariants S1-S7 of DESIGN.md section 5 as `always` properties, A1 under its
-timing assumption, and `sometimes` witnesses that every interesting branch
+invariants S1-S7 of docs/spec.md (Invariants) as `always` properties, A1
+under its timing assumption, that the model can explain every step
+(`internal`), and `sometimes` witnesses that every interesting branch
 was reached (an applicable witness never reached is a failure).
 
 USAGE:
@@ -164,7 +165,10 @@ fn main() -> ExitCode {
                     say(format_args!("\nverdict: PASS\n"));
                     ExitCode::SUCCESS
                 } else {
-                    say(format_args!("\nverdict: FAIL\n"));
+                    say(format_args!(
+                        "\nverdict: FAIL ({})\n",
+                        report.catalogue_verdict().names()
+                    ));
                     ExitCode::from(1)
                 }
             }

@@ -21,7 +21,6 @@ use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::hashed::HashIsKey;
-use crate::model::{Answer, Machine};
 
 /// Most answers a thread keeps for one operation type. The standard
 /// configuration needs some tens of thousands; a thread that outlives many
@@ -96,19 +95,25 @@ impl<V> Default for Memo<V> {
     }
 }
 
+/// A type whose store calls are memoized: each thread keeps a
+/// [`Memo`] of its answers (see [`crate::calls`] for the operations).
+pub(crate) trait Memoized {
+    /// What a call gives.
+    type Answer: Clone;
+    /// Runs `f` on this thread's memo of this type's answers.
+    fn with_memo<R>(f: impl FnOnce(&mut Memo<Self::Answer>) -> R) -> R;
+}
+
 /// The answer to the call `key`: remembered, or computed by `compute` and
 /// remembered. `None` (the call is not enabled) is remembered too.
-pub(crate) fn remember<O: Machine>(
-    key: Key,
-    compute: impl FnOnce() -> Option<Answer<O>>,
-) -> Option<Answer<O>> {
-    if let Some(known) = O::with_memo(|memo| memo.answers.get(&key).cloned()) {
+pub(crate) fn remember<T: Memoized>(key: Key, compute: impl FnOnce() -> T::Answer) -> T::Answer {
+    if let Some(known) = T::with_memo(|memo| memo.answers.get(&key).cloned()) {
         return known;
     }
     // Outside the memo's borrow: computing interns values, which uses
     // other thread-local tables only, but keep the borrows apart anyway.
     let answer = compute();
-    O::with_memo(|memo| {
+    T::with_memo(|memo| {
         if memo.answers.len() >= MAX_ANSWERS {
             memo.answers.clear();
         }
@@ -123,24 +128,3 @@ pub(crate) fn new_model_id() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
-
-/// The thread-local memo of `Memo<Option<Answer<T>>>` for operation types
-/// `T`.
-macro_rules! memoized {
-    ($($t:ty),* $(,)?) => {$(
-        impl $crate::model::Machine for $t {
-            fn with_memo<R>(
-                f: impl FnOnce(&mut $crate::memo::Memo<Option<$crate::model::Answer<$t>>>) -> R,
-            ) -> R {
-                thread_local! {
-                    static MEMO: std::cell::RefCell<
-                        $crate::memo::Memo<Option<$crate::model::Answer<$t>>>,
-                    > = std::cell::RefCell::default();
-                }
-                MEMO.with_borrow_mut(f)
-            }
-        }
-    )*};
-}
-
-pub(crate) use memoized;

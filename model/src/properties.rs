@@ -1,14 +1,16 @@
-//! The properties: `always` for the invariants of DESIGN.md section 5, and
+//! The properties: `always` for the invariants of `docs/spec.md` ("Invariants"), and
 //! `sometimes` witnesses that show each interesting branch is reachable (a
 //! property that can never fire proves nothing).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
+use atmostonce::core::PhaseKind;
 use stateright::Property;
 
 use crate::config::{Config, Fault};
+use crate::discovered::Discovered;
 use crate::model::DedupModel;
-use crate::state::{Invariant, Outcome, Phase, State};
+use atmostonce_verify::catalogue::Invariant;
+
+use crate::state::{Outcome, Phase, State};
 use crate::store::RecordKind;
 
 /// An `always` property.
@@ -90,6 +92,11 @@ pub const INVARIANTS: &[Always] = &[
         invariant: Invariant::A1,
         holds: |_, s| !s.violated(Invariant::A1),
     },
+    Always {
+        name: "internal: the model explains every step (no unknown key or stream, no undecodable append)",
+        invariant: Invariant::Internal,
+        holds: |_, s| !s.violated(Invariant::Internal),
+    },
 ];
 
 fn any_phase(s: &State, test: impl Fn(&Phase) -> bool) -> bool {
@@ -143,7 +150,7 @@ pub const WITNESSES: &[Witness] = &[
         seen: |_, s| {
             any_phase(
                 s,
-                |p| matches!(p, Phase::Claiming { op, .. } if op.phase_name() == "re-reading after a lost race"),
+                |p| matches!(p, Phase::Claiming { op, .. } if op.phase_kind() == PhaseKind::RereadingAfterLostRace),
             )
         },
     },
@@ -184,13 +191,13 @@ pub const WITNESSES: &[Witness] = &[
         seen: |_, s| {
             any_phase(s, |p| match p {
                 Phase::Claiming { op, .. } => {
-                    op.phase_name() == "re-reading after an indeterminate append"
+                    op.phase_kind() == PhaseKind::ResolvingIndeterminateAppend
                 }
                 Phase::Completing { op, .. } => {
-                    op.phase_name() == "re-reading after an indeterminate append"
+                    op.phase_kind() == PhaseKind::ResolvingIndeterminateAppend
                 }
                 Phase::Releasing { op, .. } => {
-                    op.phase_name() == "re-reading after an indeterminate append"
+                    op.phase_kind() == PhaseKind::ResolvingIndeterminateAppend
                 }
                 _ => false,
             })
@@ -209,7 +216,7 @@ pub const WITNESSES: &[Witness] = &[
         seen: |m, s| {
             s.producers.iter().any(|p| match &p.phase {
                 Phase::Releasing { op, .. } => {
-                    op.phase_name() == "re-reading after a lost race"
+                    op.phase_kind() == PhaseKind::RereadingAfterLostRace
                         && s.store.streams[m.stream_of(p.key)]
                             .records
                             .last()
@@ -269,40 +276,6 @@ pub(crate) fn properties(
     properties
 }
 
-/// The properties of a running search that already have a discovery: bit
-/// [`invariant_bit`]`(i)` for `INVARIANTS[i]`, [`witness_bit`]`(j)` for
-/// `WITNESSES[j]`.
-///
-/// Why: stateright 0.31 evaluates every `always` and `sometimes` property
-/// in every state it expands, even once the property has a discovery, and
-/// records each repeat: a hash of the property's name (SipHash), a lookup
-/// and then a write-locked insert into the discoveries `DashMap` all
-/// checker threads share, and a copy of the path. Violations and most
-/// witnesses of this model are sticky (a later state keeps them), so that
-/// was some twenty shared-map operations per state, the threads fighting
-/// over the map's locks. Stateright reads [`Model::properties`] afresh at
-/// each block of states it checks, so a property left out after its first
-/// discovery costs nothing more; within a block, its condition reports no
-/// second discovery. The discovery a property keeps is its first, which
-/// is as good a witness as the last: verdicts are unchanged, and the
-/// checker still stops exploring only where it did before (every property
-/// discovered).
-///
-/// [`Model::properties`]: stateright::Model::properties
-#[derive(Debug, Default)]
-pub(crate) struct Discovered(AtomicU64);
-
-impl Discovered {
-    fn contains(&self, bit: u64) -> bool {
-        // Relaxed: a stale read only means one more repeat discovery.
-        self.0.load(Ordering::Relaxed) & bit != 0
-    }
-
-    fn insert(&self, bit: u64) {
-        self.0.fetch_or(bit, Ordering::Relaxed);
-    }
-}
-
 fn invariant_bit(index: usize) -> u64 {
     1 << index
 }
@@ -347,7 +320,7 @@ fn sometimes_once<const J: usize>(model: &DedupModel, state: &State) -> bool {
 
 type Condition = fn(&DedupModel, &State) -> bool;
 
-const ALWAYS_ONCE: [Condition; 8] = [
+const ALWAYS_ONCE: [Condition; 9] = [
     always_once::<0>,
     always_once::<1>,
     always_once::<2>,
@@ -356,6 +329,7 @@ const ALWAYS_ONCE: [Condition; 8] = [
     always_once::<5>,
     always_once::<6>,
     always_once::<7>,
+    always_once::<8>,
 ];
 
 const SOMETIMES_ONCE: [Condition; 15] = [

@@ -24,10 +24,13 @@ use atmostonce::{
     StoreFuture, StoredEntry,
 };
 
+use crate::action::{Action, Call, ProducerAction};
+use crate::calls::injected_error;
 use crate::check::replay_actions;
 use crate::config::{TICK_MS, TTL_MS};
 use crate::fresh::receipt_bytes;
-use crate::model::{Action, Call, DedupModel, Narration, ProducerAction, injected_error};
+use crate::model::DedupModel;
+use crate::narration::Narration;
 use crate::state::{Phase, State};
 use crate::store::Session;
 

@@ -65,6 +65,8 @@ fn the_standard_faults_find_the_seed_violations_and_witness_every_branch() {
         "every applicable witness is reached:\n{report}"
     );
     assert!(!report.passed());
+    assert_eq!(report.catalogue_verdict().names(), "S1,S2,S4,S5,S7,A1");
+    assert_eq!(report.invariant(Invariant::Internal), Some(&Verdict::Holds));
 }
 
 #[test]

@@ -41,6 +41,40 @@ enum Phase<T> {
     Done(Result<T, DurabilityError>),
 }
 
+/// The phase a [`KeyOp`] is in, as its drivers may ask about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum PhaseKind {
+    /// The first read of the key's stream, to decide.
+    Reading,
+    /// Re-reading the stream after an append lost its race.
+    RereadingAfterLostRace,
+    /// Re-reading the stream after an indeterminate append error, to learn
+    /// whether the append landed.
+    ResolvingIndeterminateAppend,
+    /// Its next request is an append at the stream's head.
+    Appending,
+    /// Its next request is a flush.
+    Flushing,
+    /// It has its result.
+    Done,
+}
+
+impl PhaseKind {
+    /// A short name, for traces.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            PhaseKind::Reading => "reading",
+            PhaseKind::RereadingAfterLostRace => "re-reading after a lost race",
+            PhaseKind::ResolvingIndeterminateAppend => "re-reading after an indeterminate append",
+            PhaseKind::Appending => "appending",
+            PhaseKind::Flushing => "flushing",
+            PhaseKind::Done => "done",
+        }
+    }
+}
+
 /// Why the stream is being read.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Purpose {
@@ -83,26 +117,34 @@ impl<R: Rule> KeyOp<R> {
         &self.rule
     }
 
-    /// A short name of the phase the operation is in, for traces.
+    /// Which phase the operation is in: what a driver that chooses
+    /// interleavings or faults (the model checker) asks instead of reading
+    /// the trace text.
     #[must_use]
-    pub fn phase_name(&self) -> &'static str {
+    pub fn phase_kind(&self) -> PhaseKind {
         match &self.phase {
             Phase::Reading {
                 purpose: Purpose::Decide,
                 ..
-            } => "reading",
+            } => PhaseKind::Reading,
             Phase::Reading {
                 purpose: Purpose::AfterRace { .. },
                 ..
-            } => "re-reading after a lost race",
+            } => PhaseKind::RereadingAfterLostRace,
             Phase::Reading {
                 purpose: Purpose::Resolve { .. },
                 ..
-            } => "re-reading after an indeterminate append",
-            Phase::Appending { .. } => "appending",
-            Phase::Flushing => "flushing",
-            Phase::Done(_) => "done",
+            } => PhaseKind::ResolvingIndeterminateAppend,
+            Phase::Appending { .. } => PhaseKind::Appending,
+            Phase::Flushing => PhaseKind::Flushing,
+            Phase::Done(_) => PhaseKind::Done,
         }
+    }
+
+    /// A short name of the phase the operation is in, for traces.
+    #[must_use]
+    pub fn phase_name(&self) -> &'static str {
+        self.phase_kind().name()
     }
 
     fn after_read(&mut self, purpose: Purpose, view: StreamView) -> Phase<R::Output> {

@@ -48,7 +48,7 @@ use crate::limits::{MAX_KEY_BYTES, MAX_NAMESPACE_BYTES, MAX_READ_BATCH, MAX_RECE
 use crate::store::{ScannedEntry, StoredEntry};
 use crate::{DedupOptions, DurabilityError};
 
-pub use keyop::KeyOp;
+pub use keyop::{KeyOp, PhaseKind};
 pub use rules::{ClaimRule, CompleteRule, LookupRule, ReleaseRule, Rule};
 pub use sweep::{DedupSweepReport, SweepOp};
 

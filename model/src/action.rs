@@ -1,0 +1,74 @@
+//! The model's actions: one step of the system, and how a store call of an
+//! actor is answered.
+
+use std::fmt;
+
+/// How a store call of an actor is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Call {
+    /// As the store does it.
+    Normal,
+    /// The call is an append; it is applied but answered with an error.
+    AppendFailsApplied,
+    /// The call is an append; it is answered with an error, not applied.
+    AppendFailsNotApplied,
+}
+
+/// What a producer does in one step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProducerAction {
+    /// Its next store call (starting a claim first when it has none).
+    Call(Call),
+    /// It delivers the message it holds the claim for.
+    Deliver,
+    /// Its delivery fails; it starts releasing the claim.
+    FailDelivery,
+    /// It crashes and restarts with no memory.
+    Crash,
+}
+
+/// One step of the system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Producer `i` acts.
+    Producer(u8, ProducerAction),
+    /// The sweeper's next store call (starting a pass first when idle).
+    Sweeper(Call),
+    /// The clock advances one tick.
+    Tick,
+    /// The store crashes and restarts, dropping unflushed appends.
+    StoreCrash,
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Producer(p, ProducerAction::Call(Call::Normal)) => {
+                write!(f, "producer {p}: next store call")
+            }
+            Action::Producer(p, ProducerAction::Call(Call::AppendFailsApplied)) => {
+                write!(f, "producer {p}: append applied, answered with an error")
+            }
+            Action::Producer(p, ProducerAction::Call(Call::AppendFailsNotApplied)) => write!(
+                f,
+                "producer {p}: append not applied, answered with an error"
+            ),
+            Action::Producer(p, ProducerAction::Deliver) => write!(f, "producer {p}: deliver"),
+            Action::Producer(p, ProducerAction::FailDelivery) => {
+                write!(f, "producer {p}: delivery fails")
+            }
+            Action::Producer(p, ProducerAction::Crash) => {
+                write!(f, "producer {p}: crash and restart")
+            }
+            Action::Sweeper(Call::Normal) => write!(f, "sweeper: next store call"),
+            Action::Sweeper(Call::AppendFailsApplied) => {
+                write!(f, "sweeper: append applied, answered with an error")
+            }
+            Action::Sweeper(Call::AppendFailsNotApplied) => {
+                write!(f, "sweeper: append not applied, answered with an error")
+            }
+            Action::Tick => write!(f, "clock tick"),
+            Action::StoreCrash => write!(f, "store crash"),
+        }
+    }
+}

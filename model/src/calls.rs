@@ -1,0 +1,425 @@
+//! One store call of an engine operation: build its request (`poll`), let
+//! the model's store answer it as the step says, feed the answer (`feed`),
+//! and apply what the call did to the store. Answers are memoized per
+//! thread (see [`crate::memo`]).
+
+use atmostonce::DurabilityError;
+use atmostonce::core::{
+    ClaimOp, CompleteOp, Operation, ReleaseOp, Step, StoreReply, StoreRequest, SweepOp,
+};
+use atmostonce_verify::oracle::record::{self, Record};
+
+use crate::action::Call;
+use crate::checks::Made;
+use crate::config::TICK_MS;
+use crate::hashed::{Hashed, Internable};
+use crate::memo::{self, Memoized};
+use crate::model::{Actor, DedupModel};
+use crate::narration::{Narration, show_record};
+use atmostonce_verify::catalogue::Invariant;
+
+use crate::state::State;
+use crate::store::{ModelStore, RecordKind, RecordSummary, Session};
+
+/// What one store call of an operation gave: the fed operation, its
+/// result if it ended, and the sequence it appended at if it appended.
+pub(crate) type Called<O> = (
+    Hashed<O>,
+    Option<Result<<O as Operation>::Output, DurabilityError>>,
+    Made,
+);
+
+/// What one store call of an operation gives, as far as it depends on the
+/// operation, the store, the call and the caller's session only (see
+/// [`DedupModel::answer`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Answer<O: Operation + 'static> {
+    /// The operation, fed the store's reply.
+    op: Hashed<O>,
+    /// Its result, if it ended.
+    result: Option<Result<O::Output, DurabilityError>>,
+    /// The kind of call it made.
+    made: Made,
+    /// What the call did to the store.
+    effect: Effect,
+}
+
+/// What a store call did to the store.
+#[derive(Debug, Clone, Copy)]
+enum Effect {
+    /// Nothing (a read, a scan, an append that did not land).
+    Nothing,
+    /// An append landed.
+    Appended {
+        index: usize,
+        expected_seq: u64,
+        summary: RecordSummary,
+        store: Hashed<ModelStore>,
+    },
+    /// A flush made every append durable.
+    Flushed { store: Hashed<ModelStore> },
+    /// A flush failed: a crash had dropped the caller's appends.
+    FlushFailed,
+    /// The model cannot explain the call: an append to a stream no key of
+    /// the model names, of a record that does not decode, or of a record
+    /// of a key the model does not have. The store refuses it, and the step
+    /// flags `Invariant::Internal` (the run fails; nothing is mapped to a
+    /// default).
+    Unexplained,
+}
+
+/// An engine operation the model drives: its values are interned and its
+/// answers memoized per thread.
+pub(crate) trait Machine:
+    Operation + Internable + Memoized<Answer = Option<Answer<Self>>>
+{
+}
+
+/// The thread-local memo of `Option<Answer<T>>` for operation types `T`.
+macro_rules! memoized {
+    ($($t:ty),* $(,)?) => {$(
+        impl Memoized for $t {
+            type Answer = Option<Answer<$t>>;
+            fn with_memo<R>(f: impl FnOnce(&mut memo::Memo<Option<Answer<$t>>>) -> R) -> R {
+                thread_local! {
+                    static MEMO: std::cell::RefCell<memo::Memo<Option<Answer<$t>>>> =
+                        std::cell::RefCell::default();
+                }
+                MEMO.with_borrow_mut(f)
+            }
+        }
+        impl Machine for $t {}
+    )*};
+}
+
+memoized!(ClaimOp, CompleteOp, ReleaseOp, SweepOp);
+
+impl DedupModel {
+    /// Performs `op`'s next store call as `call` says, feeds the answer, and
+    /// returns the operation and, if it ended, its result.
+    ///
+    /// What the call gives depends only on the operation, the store, the
+    /// call and the caller's session ([`Answer`], computed by
+    /// [`DedupModel::answer`]); what depends on the rest of the state (the
+    /// fault budget, the checks and ghost variables an append updates) is
+    /// done here. While the checker explores (no narration), answers are
+    /// memoized: see [`crate::memo`].
+    pub(crate) fn call<O: Machine>(
+        &self,
+        s: &mut State,
+        actor: Actor,
+        op: &Hashed<O>,
+        call: Call,
+        words: &mut Narration,
+    ) -> Option<Called<O>> {
+        let lost = Self::session(s, actor).lost;
+        let store = s.store;
+        let answer = if words.is_silent() {
+            let key = memo::Key::new(self.id, op.id(), store.id(), call as u8, lost, actor.kind());
+            memo::remember::<O>(key, || {
+                self.answer(op, store, actor, call, lost, &mut Narration::silent())
+            })
+        } else {
+            self.answer(op, store, actor, call, lost, words)
+        }?;
+        if call != Call::Normal {
+            if s.budget.indeterminate == 0 {
+                return None;
+            }
+            s.budget.indeterminate -= 1;
+        }
+        match answer.effect {
+            Effect::Nothing => {}
+            Effect::Appended {
+                index,
+                expected_seq,
+                summary,
+                store,
+            } => self.appended(s, actor, index, expected_seq, summary, store),
+            Effect::Flushed { store } => {
+                s.store = store;
+                s.all_flushed();
+            }
+            Effect::Unexplained => s.flag(Invariant::Internal),
+            Effect::FlushFailed => {
+                let failed = Self::session(s, actor).flush();
+                debug_assert!(failed.is_err(), "the session had lost appends");
+            }
+        }
+        Some((answer.op, answer.result, answer.made))
+    }
+
+    /// True when `op`'s next store call, made normally by `actor` in state
+    /// `s`, would leave the operation asking to append: the engine's own
+    /// operation decides, fed what the store holds now. Nothing is
+    /// performed; the answer is memoized as the call itself would be.
+    pub(crate) fn would_append_next<O: Machine>(
+        &self,
+        s: &State,
+        actor: Actor,
+        op: &Hashed<O>,
+    ) -> bool {
+        let lost = match actor {
+            Actor::Producer(p) => s.producers.get(p).is_some_and(|p| p.session.lost),
+            Actor::Sweeper => s.sweeper.session.lost,
+        };
+        let store = s.store;
+        let call = Call::Normal;
+        let key = memo::Key::new(self.id, op.id(), store.id(), call as u8, lost, actor.kind());
+        let answer = memo::remember::<O>(key, || {
+            self.answer(op, store, actor, call, lost, &mut Narration::silent())
+        });
+        answer.is_some_and(|answer| {
+            !answer.op.is_done()
+                && matches!(answer.op.poll(), Step::Request(StoreRequest::Append { .. }))
+        })
+    }
+
+    /// What `op`'s next store call, made by `actor` as `call` says against
+    /// `store`, gives (`lost`: a crash dropped the caller's unflushed
+    /// appends): the operation fed the store's reply, its result if it
+    /// ended, and what the call did to the store. `None` when the call is
+    /// not enabled. It reads nothing else of the state, so it can be
+    /// memoized.
+    fn answer<O: Operation + Internable>(
+        &self,
+        op: &Hashed<O>,
+        store: Hashed<ModelStore>,
+        actor: Actor,
+        call: Call,
+        lost: bool,
+        words: &mut Narration,
+    ) -> Option<Answer<O>> {
+        let Step::Request(request) = op.poll() else {
+            return None;
+        };
+        let who = || match actor {
+            Actor::Producer(p) => format!("producer {p}"),
+            Actor::Sweeper => "the sweeper".to_owned(),
+        };
+        let (reply, made, effect) = match &request {
+            StoreRequest::Read {
+                stream,
+                offset,
+                limit,
+            } => {
+                if call != Call::Normal {
+                    return None;
+                }
+                let entries = store.read(stream, *offset, *limit);
+                words.say(|| {
+                    format!(
+                        "{} reads {} from {offset} ({} entries)",
+                        who(),
+                        stream,
+                        entries.len()
+                    )
+                });
+                (StoreReply::Read(Ok(entries)), Made::Read, Effect::Nothing)
+            }
+            StoreRequest::Scan { prefix } => {
+                if call != Call::Normal {
+                    return None;
+                }
+                words.say(|| format!("{} scans {prefix:?}", who()));
+                let reply = StoreReply::Scan(Ok(store.scan(prefix)));
+                (reply, Made::Other, Effect::Nothing)
+            }
+            StoreRequest::Flush => {
+                if call != Call::Normal {
+                    return None;
+                }
+                let mut session = Session {
+                    unflushed: false,
+                    lost,
+                };
+                let result = session.flush();
+                let effect = match result {
+                    Ok(()) => Effect::Flushed {
+                        store: store.with(ModelStore::make_durable),
+                    },
+                    Err(_) => Effect::FlushFailed,
+                };
+                words.say(|| format!("{} flushes: {result:?}", who()));
+                (StoreReply::Flush(result), Made::Other, effect)
+            }
+            StoreRequest::Append {
+                stream,
+                payload,
+                expected_seq,
+            } => 'append: {
+                let Some(index) = self.stream_index(stream) else {
+                    if call != Call::Normal {
+                        return None;
+                    }
+                    words.say(|| {
+                        format!(
+                            "{} appends to {stream}, which no key of the model names",
+                            who()
+                        )
+                    });
+                    let refused = unexplained("an append to a stream no key of the model names");
+                    let made = Made::Append {
+                        seq: *expected_seq,
+                        applied: false,
+                    };
+                    break 'append (StoreReply::Append(Err(refused)), made, Effect::Unexplained);
+                };
+                let apply = match call {
+                    Call::Normal => true,
+                    Call::AppendFailsApplied => store.would_apply(stream, *expected_seq),
+                    Call::AppendFailsNotApplied => false,
+                };
+                if call == Call::AppendFailsApplied && !apply {
+                    return None;
+                }
+                let (result, effect) = if apply {
+                    self.append_to(store, actor, index, stream, payload, *expected_seq)
+                } else {
+                    (Ok(*expected_seq), Effect::Nothing)
+                };
+                let made = Made::Append {
+                    seq: *expected_seq,
+                    applied: matches!(effect, Effect::Appended { .. }),
+                };
+                let summary = || {
+                    record::decode(payload)
+                        .map_or_else(|_| "garbage".to_owned(), |r| show_record(&r))
+                };
+                let reply = match (call, result) {
+                    (Call::Normal, result) => {
+                        words.say(|| {
+                            format!(
+                                "{} appends {} at seq {expected_seq}: {result:?}",
+                                who(),
+                                summary()
+                            )
+                        });
+                        result
+                    }
+                    (Call::AppendFailsApplied, _) => {
+                        words.say(|| format!("{} appends {} at seq {expected_seq}: applied, but answered with an error", who(), summary()));
+                        Err(injected_error())
+                    }
+                    (Call::AppendFailsNotApplied, _) => {
+                        words.say(|| format!("{} appends {} at seq {expected_seq}: not applied, answered with an error", who(), summary()));
+                        Err(injected_error())
+                    }
+                };
+                (StoreReply::Append(reply), made, effect)
+            }
+        };
+        let op = op.with(|op| op.feed(reply));
+        // `is_done` first: `poll` builds the next request, which is wanted
+        // only at the next step.
+        let result = match op.is_done().then(|| op.poll()) {
+            Some(Step::Done(result)) => {
+                words.ended(&result);
+                Some(result)
+            }
+            Some(Step::Request(_)) | None => None,
+        };
+        Some(Answer {
+            op,
+            result,
+            made,
+            effect,
+        })
+    }
+
+    /// `append` on `store`: the store's answer, and the store after it and
+    /// the record's summary if it landed.
+    fn append_to(
+        &self,
+        store: Hashed<ModelStore>,
+        actor: Actor,
+        index: usize,
+        stream: &str,
+        payload: &[u8],
+        expected_seq: u64,
+    ) -> (Result<u64, DurabilityError>, Effect) {
+        if !store.would_apply(stream, expected_seq) {
+            let conflict = DurabilityError::SequenceConflict {
+                expected: expected_seq,
+                actual: store.table.len(stream),
+            };
+            return (Err(conflict), Effect::Nothing);
+        }
+        // The record is read by the oracle's reference decoder
+        // (`docs/record-format.md`), not the engine's codec.
+        let Ok(record) = record::decode(payload) else {
+            // The engine only appends records it encoded; a garbage append
+            // is a broken engine, which the store refuses loudly.
+            return (
+                Err(unexplained("an undecodable append")),
+                Effect::Unexplained,
+            );
+        };
+        let (key, timestamp_millis, receipt) = match &record {
+            Record::V1Entry {
+                key,
+                receipt,
+                timestamp_millis,
+            } => (key, *timestamp_millis, Some(receipt.as_deref())),
+            Record::V1Tombstone {
+                key,
+                timestamp_millis,
+            } => (key, *timestamp_millis, None),
+            _ => {
+                let refused = unexplained("a version-2 record, which the seed API never writes");
+                return (Err(refused), Effect::Unexplained);
+            }
+        };
+        let Some(key) = self.key_index(key) else {
+            let refused = unexplained("an append of a key the model does not have");
+            return (Err(refused), Effect::Unexplained);
+        };
+        let tick = u8::try_from(timestamp_millis / TICK_MS).unwrap_or(u8::MAX);
+        let (kind, receipt) = match (receipt, actor) {
+            (Some(None), _) => (RecordKind::Claim, 0),
+            (Some(Some(bytes)), _) => match self.parse_receipt(bytes) {
+                Some((_, number)) => (RecordKind::Complete, number),
+                None => {
+                    let refused = unexplained("a receipt the model never made");
+                    return (Err(refused), Effect::Unexplained);
+                }
+            },
+            (None, Actor::Sweeper) => (RecordKind::Expire, 0),
+            (None, Actor::Producer(_)) => (RecordKind::Release, 0),
+        };
+        let summary = RecordSummary {
+            kind,
+            key,
+            receipt,
+            tick,
+        };
+        let mut result = Ok(expected_seq);
+        let after = store.with(|store| {
+            result = store.append(index, stream, payload, expected_seq, summary);
+        });
+        match result {
+            Ok(_) => {
+                let effect = Effect::Appended {
+                    index,
+                    expected_seq,
+                    summary,
+                    store: after,
+                };
+                (result, effect)
+            }
+            Err(_) => (result, Effect::Nothing),
+        }
+    }
+}
+
+/// The error the model's store refuses a call it cannot explain with.
+fn unexplained(what: &str) -> DurabilityError {
+    DurabilityError::StoreError(format!(
+        "model store: {what} (a model error, flagged internal)"
+    ))
+}
+
+/// The error an injected indeterminate append answers with.
+pub fn injected_error() -> DurabilityError {
+    DurabilityError::StoreError("injected: the append's outcome is unknown".into())
+}
