@@ -44,6 +44,7 @@ pub mod conformance;
 pub mod core;
 mod driver;
 mod error;
+pub mod fenced;
 mod hash;
 pub mod limits;
 pub mod store;

@@ -119,7 +119,9 @@ impl ErrorClass {
             DurabilityError::SequenceConflict { .. }
             | DurabilityError::ConfigError(_)
             | DurabilityError::LimitExceeded { .. }
-            | DurabilityError::InvalidInput(_) => ErrorClass::NoEffect,
+            | DurabilityError::InvalidInput(_)
+            | DurabilityError::StaleClaim { .. }
+            | DurabilityError::FingerprintMismatch { .. } => ErrorClass::NoEffect,
         }
     }
 }
