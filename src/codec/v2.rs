@@ -710,7 +710,7 @@ mod tests {
         let bytes = proptest::collection::vec(any::<u8>(), 0..48);
         let fingerprint = proptest::option::of(bytes.clone());
         let claim = (
-            key.clone(),
+            key,
             claim_id.clone(),
             any::<u64>(),
             any::<u64>(),
@@ -725,7 +725,7 @@ mod tests {
             (claim, bytes, any::<u64>()).prop_map(|(c, r, at)| FencedRecord::Completion(
                 CompletionRecord::of(&c, ProcessingReceipt::new(r), at)
             )),
-            (key.clone(), claim_id.clone(), any::<u64>(), any::<u64>()).prop_map(
+            (key, claim_id.clone(), any::<u64>(), any::<u64>()).prop_map(
                 |(k, id, f, at)| FencedRecord::Release(ReleaseRecord::released(k, id, f, at))
             ),
             (
