@@ -523,3 +523,32 @@ fn a_token_travels_as_bytes() {
         );
     });
 }
+
+#[test]
+fn a_key_that_moves_on_during_the_sweep_is_reported_as_a_conflict_and_the_sweep_goes_on() {
+    run(async {
+        let store = Arc::new(MemoryStore::new());
+        let cache = cache_on(&store);
+        let tokens = [
+            granted(cache.claim("one", 0).await.unwrap()),
+            granted(cache.claim("two", 0).await.unwrap()),
+        ];
+        let mut sweep = cache.protocol().sweep(AFTER_LEASE);
+        let request = run_until_append(&mut sweep, &*store).await.unwrap();
+        let StoreRequest::Append { stream, .. } = &request else {
+            unreachable!("run_until_append returns appends")
+        };
+        // The holder of the key swept first releases it just before the expiry.
+        let contended = tokens
+            .iter()
+            .find(|token| cache.stream_key_for(token.key()) == *stream)
+            .unwrap();
+        cache.release(contended, AFTER_LEASE).await.unwrap();
+        sweep.feed(atmostonce::execute(&*store, &request).await);
+        let report = drive(&*store, sweep).await.unwrap();
+        assert_eq!(report.expired_claims, 1, "{report:?}");
+        assert_eq!(report.skipped.len(), 1, "{report:?}");
+        assert_eq!(report.skipped[0].key.as_deref(), Some(contended.key()));
+        assert_eq!(report.skipped[0].reason, SkipReason::Conflict);
+    });
+}
