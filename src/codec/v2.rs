@@ -725,9 +725,9 @@ mod tests {
             (claim, bytes, any::<u64>()).prop_map(|(c, r, at)| FencedRecord::Completion(
                 CompletionRecord::of(&c, ProcessingReceipt::new(r), at)
             )),
-            (key, claim_id.clone(), any::<u64>(), any::<u64>()).prop_map(
-                |(k, id, f, at)| FencedRecord::Release(ReleaseRecord::released(k, id, f, at))
-            ),
+            (key, claim_id.clone(), any::<u64>(), any::<u64>()).prop_map(|(k, id, f, at)| {
+                FencedRecord::Release(ReleaseRecord::released(k, id, f, at))
+            }),
             (
                 key,
                 proptest::option::of(claim_id),
