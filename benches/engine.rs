@@ -4,7 +4,10 @@
 //!    `DedupCache`, against `bare store calls`: the same four store calls
 //!    (read, append, read, append) with pre-encoded payloads, made directly
 //!    on the same store type. Their ratio is the engine's own overhead.
-//! 2. `claim on a stream of N records`: `claim_or_get` on a key whose stream
+//! 2. `fenced claim+complete`: the same through `FencedCache` (v2 records
+//!    with claim ids and CRC-32C, a random claim id per claim), against the
+//!    seed's `claim+complete`.
+//! 3. `claim on a stream of N records`: `claim_or_get` on a key whose stream
 //!    already holds N records of claim/release churn (N = 1, 100, 10,000).
 //!
 //! After criterion's report, an interleaved A/B run prints the ratios
@@ -15,6 +18,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use atmostonce::fenced::{Claim, FencedCache, FencedOptions};
 use atmostonce::{
     DedupCache, DedupEntry, DurableStore, MemoryStore, ProcessingReceipt, StreamTable, Tombstone,
     limits,
@@ -32,6 +36,27 @@ fn receipt() -> ProcessingReceipt {
 
 fn fresh_cache() -> DedupCache {
     DedupCache::new(Arc::new(MemoryStore::new()), "orders").expect("valid namespace")
+}
+
+fn fresh_fenced_cache() -> FencedCache {
+    FencedCache::new(
+        Arc::new(MemoryStore::new()),
+        "orders",
+        FencedOptions::default(),
+    )
+    .expect("valid namespace")
+}
+
+fn fenced_claim_and_complete(cache: &FencedCache, receipt: &ProcessingReceipt) {
+    block_on(async {
+        let Claim::Granted(token) = cache.claim(KEY, NOW_MILLIS).await.expect("claim") else {
+            panic!("a fresh key is granted");
+        };
+        cache
+            .complete(&token, receipt, NOW_MILLIS)
+            .await
+            .expect("complete");
+    });
 }
 
 fn claim_and_complete(cache: &DedupCache, receipt: &ProcessingReceipt) {
@@ -126,6 +151,13 @@ fn benches(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    group.bench_function("fenced claim+complete", |b| {
+        b.iter_batched(
+            fresh_fenced_cache,
+            |cache| fenced_claim_and_complete(&cache, &receipt),
+            BatchSize::SmallInput,
+        )
+    });
     group.bench_function("bare store calls", |b| {
         b.iter_batched(
             || Bare::fresh(&template),
@@ -199,6 +231,18 @@ fn summary() {
     println!(
         "  claim+complete {engine:?} / bare store calls {bare:?} = {:.2}x",
         engine.as_secs_f64() / bare.as_secs_f64()
+    );
+    let (fenced, seed) = interleaved(
+        ROUNDS,
+        20_000,
+        fresh_fenced_cache,
+        |cache| fenced_claim_and_complete(&cache, &receipt),
+        fresh_cache,
+        |cache| claim_and_complete(&cache, &receipt),
+    );
+    println!(
+        "  fenced claim+complete {fenced:?} / seed claim+complete {seed:?} = {:.2}x",
+        fenced.as_secs_f64() / seed.as_secs_f64()
     );
     let short = churned_table(STREAM_LENGTHS[0]);
     for records in STREAM_LENGTHS {

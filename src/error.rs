@@ -76,6 +76,33 @@ pub enum DurabilityError {
     /// effect; the engine never assumes either without re-reading.
     #[error("store error (outcome unknown): {0}")]
     StoreError(String),
+
+    /// A fenced operation's token no longer names the key's current claim:
+    /// the claim was completed, released, expired by the sweeper or taken
+    /// over after its lease ran out. Nothing was written.
+    #[error(
+        "the claim with fence {fence} on idempotency key {key:?} is no longer the key's current \
+         claim (it was completed, released, expired or taken over); nothing was written: stop \
+         working on its behalf and claim the key again if the message still needs processing"
+    )]
+    StaleClaim {
+        /// The token's idempotency key.
+        key: String,
+        /// The token's fence.
+        fence: u64,
+    },
+
+    /// A claim's fingerprint differs from the one the key is held or
+    /// completed with: a different message reuses the idempotency key.
+    /// Nothing was written and no receipt is given.
+    #[error(
+        "idempotency key {key:?} is held or completed for a message with a different \
+         fingerprint; this is another message reusing the key: give it its own idempotency key"
+    )]
+    FingerprintMismatch {
+        /// The idempotency key.
+        key: String,
+    },
 }
 
 impl DurabilityError {
@@ -119,6 +146,13 @@ mod wire {
         },
         InvalidInput(String),
         StoreError(String),
+        StaleClaim {
+            key: String,
+            fence: u64,
+        },
+        FingerprintMismatch {
+            key: String,
+        },
     }
 
     impl serde::Serialize for DurabilityError {
@@ -134,7 +168,7 @@ mod wire {
     }
 
     /// The engine's names for its limits (see `crate::limits`).
-    const LIMIT_NAMES: [&str; 3] = ["idempotency key", "receipt", "namespace"];
+    const LIMIT_NAMES: [&str; 4] = ["idempotency key", "receipt", "namespace", "fingerprint"];
 
     impl From<DurabilityError> for Error {
         fn from(error: DurabilityError) -> Self {
@@ -164,6 +198,8 @@ mod wire {
                 },
                 DurabilityError::InvalidInput(text) => Error::InvalidInput(text),
                 DurabilityError::StoreError(text) => Error::StoreError(text),
+                DurabilityError::StaleClaim { key, fence } => Error::StaleClaim { key, fence },
+                DurabilityError::FingerprintMismatch { key } => Error::FingerprintMismatch { key },
             }
         }
     }
@@ -202,6 +238,8 @@ mod wire {
                 }
                 Error::InvalidInput(text) => DurabilityError::InvalidInput(text),
                 Error::StoreError(text) => DurabilityError::StoreError(text),
+                Error::StaleClaim { key, fence } => DurabilityError::StaleClaim { key, fence },
+                Error::FingerprintMismatch { key } => DurabilityError::FingerprintMismatch { key },
             }
         }
     }

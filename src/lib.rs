@@ -29,6 +29,14 @@
 //! # }).unwrap();
 //! ```
 //!
+//! That is the seed-compatible API. New code should use the fenced API,
+//! [`fenced::FencedCache`]: every grant carries a random claim id and a
+//! fencing token, a holder's completion, release and renewal name their
+//! claim and are refused with [`DurabilityError::StaleClaim`] once it is no
+//! longer the key's current one, and every record is checksummed (see the
+//! module's example and `docs/record-format.md`). It serves namespaces the
+//! seed API wrote.
+//!
 //! The crate is a pure core with thin drivers: [`core`] holds every
 //! operation as a deterministic state machine without I/O; [`DedupCache`]
 //! and [`DedupSweeper`] drive those machines against a [`DurableStore`].
@@ -44,6 +52,7 @@ pub mod conformance;
 pub mod core;
 mod driver;
 mod error;
+pub mod fenced;
 mod hash;
 pub mod limits;
 pub mod store;

@@ -38,3 +38,30 @@ pub const MAX_CONFLICT_ROUNDS: u32 = 8;
 /// entry, so that producers whose clocks run behind the sweeper's are not
 /// expired early (the seed system's clock-skew grace).
 pub const CLOCK_SKEW_GRACE_MS: u64 = 1_000;
+
+/// Longest message fingerprint a fenced claim carries, in bytes. A
+/// fingerprint is a digest (SHA-256 is 32 bytes, SHA-512 64); 256 bytes leaves
+/// room for any digest with its algorithm name and keeps claim records small.
+pub const MAX_FINGERPRINT_BYTES: usize = 256;
+
+/// Times a fenced claim appends before it reports the lost race (or the
+/// indeterminate error) it last saw. Each lost race means another writer
+/// moved the key on (a release, an expiry, a takeover), after which deciding
+/// again usually settles it; past this many the store or the contention is
+/// pathological and the caller should back off.
+pub const MAX_CLAIM_ATTEMPTS: u32 = 8;
+
+/// Times a fenced complete, release or renew appends before it reports the
+/// lost race (or indeterminate error) it last saw; the same reasoning as
+/// [`MAX_CLAIM_ATTEMPTS`].
+pub const MAX_TOKEN_OP_ATTEMPTS: u32 = 8;
+
+/// Times the fenced API draws a claim id before it gives up: the all-zero id
+/// is reserved, and sixteen random bytes are all zero with probability
+/// 2^-128, so a second draw that is zero too means the randomness is broken.
+pub const MAX_CLAIM_ID_DRAWS: u32 = 2;
+
+/// Longest lease a fenced claim may ask for, in milliseconds (one week): a
+/// holder that needs longer should renew; a longer lease would keep a key
+/// blocked for that long after its holder crashed.
+pub const MAX_LEASE_MS: u64 = 7 * 24 * 60 * 60 * 1000;

@@ -373,3 +373,9 @@ async fn the_sweeper_expires_old_entries_and_keeps_young_ones() {
 async fn concurrent_claims_of_one_key_grant_it_once() {
     common::concurrent_claims_of_one_key_grant_it_once(&cache().await).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fenced_api_keeps_its_promises_on_postgres() {
+    let store: Arc<dyn DurableStore> = Arc::new(store().await);
+    common::fenced::the_fenced_api_keeps_its_promises_on(store).await;
+}

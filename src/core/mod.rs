@@ -34,6 +34,7 @@
 //! assert_eq!(decision, DedupDecision::Claimed);
 //! ```
 
+pub mod fenced;
 mod keyop;
 mod read;
 mod rules;

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 mod backend;
+pub mod fenced;
 
 #[allow(unused_imports)]
 pub use backend::*;

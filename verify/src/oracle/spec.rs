@@ -128,7 +128,9 @@ impl ErrorClass {
             DurabilityError::SequenceConflict { .. }
             | DurabilityError::ConfigError(_)
             | DurabilityError::LimitExceeded { .. }
-            | DurabilityError::InvalidInput(_) => ErrorClass::NoEffect,
+            | DurabilityError::InvalidInput(_)
+            | DurabilityError::StaleClaim { .. }
+            | DurabilityError::FingerprintMismatch { .. } => ErrorClass::NoEffect,
             _ => ErrorClass::Unclassified,
         }
     }

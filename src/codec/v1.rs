@@ -27,50 +27,15 @@
 //! assert_eq!(DedupRecord::decode(&bytes), Ok(DedupRecord::Active(entry)));
 //! ```
 
-use std::fmt;
+use super::{
+    EnvelopeError, MAGIC_LEN, OPTION_NONE, OPTION_SOME, Reader, RecordField, RecordKind, U64_LEN,
+    put_bytes,
+};
 
 /// Magic of a version-1 active entry.
 pub const ACTIVE_MAGIC_V1: [u8; 4] = *b"LDE1";
 /// Magic of a version-1 tombstone.
 pub const TOMBSTONE_MAGIC_V1: [u8; 4] = *b"LDT1";
-
-const MAGIC_LEN: usize = 4;
-const U64_LEN: usize = 8;
-const OPTION_NONE: u8 = 0x00;
-const OPTION_SOME: u8 = 0x01;
-
-/// The opaque result of processing a message, stored so that later
-/// duplicates get it back instead of being processed again.
-///
-/// Its `Debug` output shows the length only: receipts may carry customer data.
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ProcessingReceipt(Vec<u8>);
-
-impl ProcessingReceipt {
-    /// Wraps the receipt bytes.
-    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
-        ProcessingReceipt(bytes.into())
-    }
-
-    /// The receipt bytes.
-    #[must_use]
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
-    }
-
-    /// The receipt bytes, by value.
-    #[must_use]
-    pub fn into_bytes(self) -> Vec<u8> {
-        self.0
-    }
-}
-
-impl fmt::Debug for ProcessingReceipt {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ProcessingReceipt({} bytes)", self.0.len())
-    }
-}
 
 /// An active dedup entry: a claim in flight (no receipt) or a completed key
 /// (with its receipt). `timestamp_millis` anchors the entry's TTL.
@@ -272,183 +237,10 @@ impl DedupRecord {
     }
 }
 
-/// The two kinds of record.
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RecordKind {
-    /// `LDE1`.
-    Active,
-    /// `LDT1`.
-    Tombstone,
-}
-
-/// A field of a record, as named in decode errors.
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RecordField {
-    /// The four-byte magic.
-    Magic,
-    /// The key's length prefix.
-    KeyLength,
-    /// The key's bytes.
-    Key,
-    /// The receipt option marker.
-    ReceiptMarker,
-    /// The receipt's length prefix.
-    ReceiptLength,
-    /// The receipt's bytes.
-    Receipt,
-    /// The trailing timestamp.
-    Timestamp,
-}
-
-impl fmt::Display for RecordField {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            RecordField::Magic => "magic",
-            RecordField::KeyLength => "key length",
-            RecordField::Key => "key",
-            RecordField::ReceiptMarker => "receipt marker",
-            RecordField::ReceiptLength => "receipt length",
-            RecordField::Receipt => "receipt",
-            RecordField::Timestamp => "timestamp",
-        })
-    }
-}
-
-/// Why a byte string is not a valid record.
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
-pub enum EnvelopeError {
-    /// The first four bytes are neither `LDE1` nor `LDT1`.
-    #[error("unknown magic {found:02x?} (expected \"LDE1\" or \"LDT1\")")]
-    UnknownMagic {
-        /// The four bytes found.
-        found: [u8; 4],
-    },
-    /// The input ends inside a fixed-size field.
-    #[error("truncated {field}: needs {needed} bytes, {available} remain")]
-    Truncated {
-        /// The field being read.
-        field: RecordField,
-        /// Bytes the field needs.
-        needed: u64,
-        /// Bytes left in the input.
-        available: u64,
-    },
-    /// A length prefix declares more bytes than the input holds (this also
-    /// catches lengths too large to represent or add).
-    #[error("{field} declares {declared} bytes but only {available} remain")]
-    LengthExceedsInput {
-        /// The length-prefixed field.
-        field: RecordField,
-        /// The declared length.
-        declared: u64,
-        /// Bytes left in the input.
-        available: u64,
-    },
-    /// The key is not valid UTF-8.
-    #[error("{field} is not valid UTF-8 (valid up to byte {valid_up_to})")]
-    InvalidUtf8 {
-        /// The field.
-        field: RecordField,
-        /// Length of the longest valid prefix.
-        valid_up_to: u64,
-    },
-    /// The receipt option marker is neither 0x00 nor 0x01.
-    #[error("receipt marker is {found:#04x} (expected 0x00 or 0x01)")]
-    InvalidOptionMarker {
-        /// The marker byte found.
-        found: u8,
-    },
-    /// Bytes follow the last field.
-    #[error("{count} trailing bytes after the timestamp")]
-    TrailingBytes {
-        /// How many.
-        count: u64,
-    },
-    /// A valid record of the other kind.
-    #[error("expected a {expected:?} record, found a {found:?} record")]
-    WrongRecordKind {
-        /// The kind the caller asked for.
-        expected: RecordKind,
-        /// The kind the bytes hold.
-        found: RecordKind,
-    },
-}
-
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
-    out.extend_from_slice(bytes);
-}
-
-/// A cursor over the input that never reads past its end.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    offset: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn remaining(&self) -> usize {
-        self.bytes.len() - self.offset
-    }
-
-    fn take(&mut self, len: usize, field: RecordField) -> Result<&'a [u8], EnvelopeError> {
-        if len > self.remaining() {
-            return Err(EnvelopeError::Truncated {
-                field,
-                needed: len as u64,
-                available: self.remaining() as u64,
-            });
-        }
-        let slice = &self.bytes[self.offset..self.offset + len];
-        self.offset += len;
-        Ok(slice)
-    }
-
-    fn u64(&mut self, field: RecordField) -> Result<u64, EnvelopeError> {
-        let raw = self.take(U64_LEN, field)?;
-        let mut be = [0u8; U64_LEN];
-        be.copy_from_slice(raw);
-        Ok(u64::from_be_bytes(be))
-    }
-
-    fn byte_string(
-        &mut self,
-        length_field: RecordField,
-        field: RecordField,
-    ) -> Result<&'a [u8], EnvelopeError> {
-        let declared = self.u64(length_field)?;
-        let available = self.remaining();
-        match usize::try_from(declared) {
-            Ok(len) if len <= available => self.take(len, field),
-            _ => Err(EnvelopeError::LengthExceedsInput {
-                field,
-                declared,
-                available: available as u64,
-            }),
-        }
-    }
-
-    fn utf8(
-        &mut self,
-        length_field: RecordField,
-        field: RecordField,
-    ) -> Result<String, EnvelopeError> {
-        let raw = self.byte_string(length_field, field)?;
-        match std::str::from_utf8(raw) {
-            Ok(text) => Ok(text.to_owned()),
-            Err(error) => Err(EnvelopeError::InvalidUtf8 {
-                field,
-                valid_up_to: error.valid_up_to() as u64,
-            }),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::ProcessingReceipt;
     use proptest::prelude::*;
 
     fn be(n: u64) -> [u8; 8] {

@@ -1,0 +1,333 @@
+//! [`FencedOp`]: the machinery every fenced single-key operation shares.
+
+use std::mem::discriminant;
+
+use super::rules::{FencedPlan, FencedRule};
+use crate::DurabilityError;
+use crate::codec::FencedRecord;
+use crate::core::{IoPolicy, Operation, Step, StoreReply, StoreRequest, Target, misfed};
+use crate::limits::MAX_RESOLVE_READS;
+use crate::store::StoredEntry;
+
+/// A fenced single-key operation: read the key's whole stream (every record
+/// must decode, with a valid checksum, and belong to the key), flush if the
+/// store's entries may not be durable yet, let the [`FencedRule`] decide,
+/// append at the stream's head if it says so, and flush before answering.
+///
+/// - A lost append race re-reads and decides again.
+/// - An indeterminate append error re-reads (up to [`MAX_RESOLVE_READS`]
+///   reads) and looks at the record at the sequence it appended at: if it is
+///   of the same kind and carries the operation's claim id, the append was
+///   its own and landed; otherwise it decides again from what it read.
+///   Records are never compared byte for byte.
+/// - At most [`FencedRule::MAX_APPENDS`] appends; then the last failure is
+///   reported.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FencedOp<R: FencedRule> {
+    target: Target,
+    io: IoPolicy,
+    rule: R,
+    appends: u32,
+    phase: Phase<R::Output>,
+}
+
+/// What a finished read learned.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct View {
+    next_seq: u64,
+    head: Option<(u64, FencedRecord)>,
+    probed: Option<FencedRecord>,
+}
+
+/// The record appended and how its append failed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Attempt {
+    record: FencedRecord,
+    sequence: u64,
+    error: DurabilityError,
+    failed_reads: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Phase<T> {
+    /// Reading from `view.next_seq`; `attempt` is the failed append to
+    /// resolve, if any.
+    Reading {
+        view: View,
+        attempt: Option<Attempt>,
+    },
+    /// Flushing what was read before deciding on it.
+    Settling {
+        view: View,
+        attempt: Option<Attempt>,
+    },
+    Appending {
+        record: FencedRecord,
+        expected_seq: u64,
+    },
+    /// Flushing an own append before acknowledging it.
+    Flushing {
+        record: FencedRecord,
+        sequence: u64,
+    },
+    Done(Result<T, DurabilityError>),
+}
+
+impl<R: FencedRule> FencedOp<R> {
+    pub(crate) fn new(target: Target, io: IoPolicy, rule: R) -> FencedOp<R> {
+        FencedOp {
+            target,
+            io,
+            rule,
+            appends: 0,
+            phase: Phase::Reading {
+                view: View::empty(),
+                attempt: None,
+            },
+        }
+    }
+
+    /// The key and stream this operation works on.
+    #[must_use]
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// The operation's rule (its kind and parameters).
+    #[must_use]
+    pub fn rule(&self) -> &R {
+        &self.rule
+    }
+
+    /// A short name of the phase the operation is in, for traces.
+    #[must_use]
+    pub fn phase_name(&self) -> &'static str {
+        match &self.phase {
+            Phase::Reading { attempt: None, .. } => "reading",
+            Phase::Reading { .. } => "re-reading after a failed append",
+            Phase::Settling { .. } => "flushing before deciding",
+            Phase::Appending { .. } => "appending",
+            Phase::Flushing { .. } => "flushing its append",
+            Phase::Done(_) => "done",
+        }
+    }
+
+    fn absorb(
+        &self,
+        view: &mut View,
+        probe: Option<u64>,
+        entries: Vec<StoredEntry>,
+    ) -> Result<bool, DurabilityError> {
+        let batch = self.io.read_batch;
+        if entries.len() > batch {
+            return Err(DurabilityError::StoreError(format!(
+                "store returned {} entries of stream {:?} for a read of at most {batch}",
+                entries.len(),
+                self.target.stream
+            )));
+        }
+        let full_batch = entries.len() == batch;
+        for entry in entries {
+            if entry.sequence != view.next_seq {
+                return Err(DurabilityError::StoreError(format!(
+                    "store returned sequence {} of stream {:?} where {} was next",
+                    entry.sequence, self.target.stream, view.next_seq
+                )));
+            }
+            let record = FencedRecord::decode(&entry.payload).map_err(|error| {
+                DurabilityError::EnvelopeError {
+                    stream: self.target.stream.clone(),
+                    sequence: entry.sequence,
+                    error,
+                }
+            })?;
+            if record.idempotency_key() != self.target.key {
+                return Err(DurabilityError::DedupCollision {
+                    key: self.target.key.clone(),
+                });
+            }
+            if probe == Some(entry.sequence) {
+                view.probed = Some(record.clone());
+            }
+            view.head = Some((entry.sequence, record));
+            let previous = view.next_seq;
+            view.next_seq += 1;
+            debug_assert!(view.next_seq > previous, "a stream read only moves forward");
+        }
+        Ok(!full_batch)
+    }
+
+    /// After a finished read (and, where needed, its flush).
+    fn decide(&mut self, view: View, attempt: Option<Attempt>) -> Phase<R::Output> {
+        if let Some(attempt) = &attempt
+            && let Some(found) = &view.probed
+            && discriminant(found) == discriminant(&attempt.record)
+            && found.claim_id().is_some()
+            && found.claim_id() == attempt.record.claim_id()
+        {
+            return Phase::Done(Ok(self.rule.landed(found, attempt.sequence)));
+        }
+        let head = view
+            .head
+            .as_ref()
+            .map(|(sequence, record)| (*sequence, record));
+        match self.rule.decide(&self.target, head, view.next_seq) {
+            FencedPlan::Finish(result) => Phase::Done(result),
+            FencedPlan::Append(_) if self.appends >= R::MAX_APPENDS => Phase::Done(Err(attempt
+                .map_or_else(
+                    || {
+                        DurabilityError::StoreError(
+                            "operation driver error: no appends allowed".into(),
+                        )
+                    },
+                    |attempt| attempt.error,
+                ))),
+            FencedPlan::Append(record) => {
+                if let Some((_, FencedRecord::Completion(_))) = head {
+                    debug_assert!(
+                        !matches!(record, FencedRecord::Completion(_)),
+                        "a receipt is never replaced"
+                    );
+                }
+                self.appends += 1;
+                Phase::Appending {
+                    record,
+                    expected_seq: view.next_seq,
+                }
+            }
+        }
+    }
+
+    fn read_done(&mut self, view: View, attempt: Option<Attempt>) -> Phase<R::Output> {
+        if self.io.flush_appends && view.next_seq > 0 {
+            Phase::Settling { view, attempt }
+        } else {
+            self.decide(view, attempt)
+        }
+    }
+
+    fn reread(attempt: Attempt) -> Phase<R::Output> {
+        Phase::Reading {
+            view: View::empty(),
+            attempt: Some(attempt),
+        }
+    }
+}
+
+impl View {
+    fn empty() -> View {
+        View {
+            next_seq: 0,
+            head: None,
+            probed: None,
+        }
+    }
+}
+
+impl<R: FencedRule> Operation for FencedOp<R> {
+    type Output = R::Output;
+
+    fn poll(&self) -> Step<R::Output> {
+        match &self.phase {
+            Phase::Reading { view, .. } => Step::Request(StoreRequest::Read {
+                stream: self.target.stream.clone(),
+                offset: view.next_seq,
+                limit: self.io.read_batch,
+            }),
+            Phase::Appending {
+                record,
+                expected_seq,
+            } => Step::Request(StoreRequest::Append {
+                stream: self.target.stream.clone(),
+                payload: record.encode(),
+                expected_seq: *expected_seq,
+            }),
+            Phase::Settling { .. } | Phase::Flushing { .. } => Step::Request(StoreRequest::Flush),
+            Phase::Done(result) => Step::Done(result.clone()),
+        }
+    }
+
+    /// Without building the next request.
+    fn is_done(&self) -> bool {
+        matches!(self.phase, Phase::Done(_))
+    }
+
+    fn feed(&mut self, reply: StoreReply) {
+        // `Done` is a placeholder while the real next phase is computed.
+        let placeholder = Phase::Done(Err(DurabilityError::StoreError(String::new())));
+        let phase = std::mem::replace(&mut self.phase, placeholder);
+        self.phase = match (phase, reply) {
+            (Phase::Done(result), _) => Phase::Done(result),
+            (Phase::Reading { mut view, attempt }, StoreReply::Read(Ok(entries))) => {
+                let probe = attempt.as_ref().map(|attempt| attempt.sequence);
+                match self.absorb(&mut view, probe, entries) {
+                    Ok(false) => Phase::Reading { view, attempt },
+                    Ok(true) => self.read_done(view, attempt),
+                    Err(error) => Phase::Done(Err(error)),
+                }
+            }
+            (
+                Phase::Reading {
+                    attempt: Some(mut attempt),
+                    ..
+                },
+                StoreReply::Read(Err(_)),
+            ) => {
+                attempt.failed_reads += 1;
+                if attempt.failed_reads < MAX_RESOLVE_READS {
+                    Self::reread(attempt)
+                } else {
+                    // The append's fate stays unknown: report its own error.
+                    Phase::Done(Err(attempt.error))
+                }
+            }
+            (Phase::Reading { .. }, StoreReply::Read(Err(error))) => Phase::Done(Err(error)),
+            (Phase::Settling { view, attempt }, StoreReply::Flush(Ok(()))) => {
+                self.decide(view, attempt)
+            }
+            (Phase::Settling { .. }, StoreReply::Flush(Err(error))) => Phase::Done(Err(error)),
+            (
+                Phase::Appending {
+                    record,
+                    expected_seq,
+                },
+                StoreReply::Append(Ok(sequence)),
+            ) => {
+                if sequence != expected_seq {
+                    Phase::Done(Err(DurabilityError::StoreError(format!(
+                        "store acknowledged sequence {sequence} of stream {:?} for an append \
+                         expected at {expected_seq}",
+                        self.target.stream
+                    ))))
+                } else if self.io.flush_appends {
+                    Phase::Flushing { record, sequence }
+                } else {
+                    Phase::Done(Ok(self.rule.landed(&record, sequence)))
+                }
+            }
+            (
+                Phase::Appending {
+                    record,
+                    expected_seq,
+                },
+                StoreReply::Append(Err(error)),
+            ) => Self::reread(Attempt {
+                record,
+                sequence: expected_seq,
+                error,
+                failed_reads: 0,
+            }),
+            (Phase::Flushing { record, sequence }, StoreReply::Flush(Ok(()))) => {
+                Phase::Done(Ok(self.rule.landed(&record, sequence)))
+            }
+            (Phase::Flushing { .. }, StoreReply::Flush(Err(error))) => Phase::Done(Err(error)),
+            (Phase::Reading { .. }, reply) => Phase::Done(Err(misfed(&reply, "a read answer"))),
+            (Phase::Appending { .. }, reply) => {
+                Phase::Done(Err(misfed(&reply, "an append answer")))
+            }
+            (Phase::Settling { .. } | Phase::Flushing { .. }, reply) => {
+                Phase::Done(Err(misfed(&reply, "a flush answer")))
+            }
+        };
+    }
+}

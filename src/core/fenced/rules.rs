@@ -1,0 +1,333 @@
+//! The decisions of the fenced single-key operations
+//! (the semantics are in `docs/spec.md` and `docs/record-format.md`).
+
+use std::fmt::Debug;
+use std::hash::Hash;
+
+use super::{Claim, ClaimToken, FencedState, KeyStatus, Times};
+use crate::DurabilityError;
+use crate::codec::{
+    ClaimId, ClaimRecord, CompletionRecord, FencedRecord, ProcessingReceipt, ReleaseRecord,
+};
+use crate::core::Target;
+use crate::limits::{MAX_CLAIM_ATTEMPTS, MAX_TOKEN_OP_ATTEMPTS};
+
+/// What a rule decides from the stream it read.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum FencedPlan<T> {
+    /// End the operation with this result.
+    Finish(Result<T, DurabilityError>),
+    /// Append this record at the stream's head.
+    Append(FencedRecord),
+}
+
+/// The decisions of one kind of fenced operation.
+pub trait FencedRule: Clone + Eq + Hash + Debug {
+    /// What the operation ends with.
+    type Output: Clone + Eq + Hash + Debug;
+
+    /// Appends the operation makes at most before it reports the failure
+    /// of its last one.
+    const MAX_APPENDS: u32;
+
+    /// The decision from the stream's last record (`head`: its sequence and
+    /// the record) and the stream's length `next_seq`.
+    fn decide(
+        &self,
+        target: &Target,
+        head: Option<(u64, &FencedRecord)>,
+        next_seq: u64,
+    ) -> FencedPlan<Self::Output>;
+
+    /// The result once `record`, this rule's own, is at `sequence`.
+    fn landed(&self, record: &FencedRecord, sequence: u64) -> Self::Output;
+}
+
+fn mismatched(ours: Option<&[u8]>, theirs: Option<&[u8]>) -> bool {
+    matches!((ours, theirs), (Some(ours), Some(theirs)) if ours != theirs)
+}
+
+fn stale(token: &ClaimToken) -> DurabilityError {
+    DurabilityError::StaleClaim {
+        key: token.key.clone(),
+        fence: token.fence,
+    }
+}
+
+/// The claim record `head` holds if it is `token`'s claim.
+fn own_claim<'a>(
+    token: &ClaimToken,
+    head: Option<(u64, &'a FencedRecord)>,
+) -> Option<&'a ClaimRecord> {
+    match head {
+        Some((_, FencedRecord::Claim(claim)))
+            if claim.claim_id() == token.claim_id && claim.fence() == token.fence =>
+        {
+            Some(claim)
+        }
+        _ => None,
+    }
+}
+
+fn token_of(claim: &ClaimRecord, sequence: u64) -> ClaimToken {
+    debug_assert!(
+        claim.fence() <= sequence,
+        "a fence never exceeds its record's sequence"
+    );
+    ClaimToken {
+        key: claim.idempotency_key().to_owned(),
+        sequence,
+        claim_id: claim.claim_id(),
+        fence: claim.fence(),
+        lease_expires_millis: claim.lease_expires_millis(),
+    }
+}
+
+/// `claim`: grant an absent or expired key, or say who has it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FencedClaimRule {
+    /// The id a grant carries (drawn at random by the caller).
+    pub claim_id: ClaimId,
+    /// The message's fingerprint, if the caller gave one.
+    pub fingerprint: Option<Vec<u8>>,
+    /// The claim's time.
+    pub now_millis: u64,
+    /// Lease and receipt TTL.
+    pub times: Times,
+}
+
+impl FencedRule for FencedClaimRule {
+    type Output = Claim;
+    const MAX_APPENDS: u32 = MAX_CLAIM_ATTEMPTS;
+
+    fn decide(
+        &self,
+        target: &Target,
+        head: Option<(u64, &FencedRecord)>,
+        next_seq: u64,
+    ) -> FencedPlan<Claim> {
+        // Our own claim id can only be there if an append of ours landed
+        // (an indeterminate one, or one that landed late): it is our grant.
+        if let Some((sequence, FencedRecord::Claim(claim))) = head
+            && claim.claim_id() == self.claim_id
+        {
+            return FencedPlan::Finish(Ok(Claim::Granted(token_of(claim, sequence))));
+        }
+        let ours = self.fingerprint.as_deref();
+        match FencedState::at(head.map(|(_, record)| record), self.now_millis, self.times) {
+            FencedState::Absent | FencedState::ExpiredClaim | FencedState::ExpiredReceipt => {
+                FencedPlan::Append(FencedRecord::Claim(ClaimRecord::new(
+                    target.key.clone(),
+                    self.claim_id,
+                    next_seq,
+                    self.now_millis,
+                    self.times.lease_ms,
+                    self.fingerprint.clone(),
+                )))
+            }
+            FencedState::Held {
+                fingerprint,
+                lease_expires_millis,
+                ..
+            } => FencedPlan::Finish(if mismatched(ours, fingerprint.as_deref()) {
+                Err(DurabilityError::FingerprintMismatch {
+                    key: target.key.clone(),
+                })
+            } else {
+                Ok(Claim::InFlight {
+                    lease_expires_millis,
+                })
+            }),
+            FencedState::Completed {
+                receipt,
+                fingerprint,
+            } => FencedPlan::Finish(if mismatched(ours, fingerprint.as_deref()) {
+                Err(DurabilityError::FingerprintMismatch {
+                    key: target.key.clone(),
+                })
+            } else {
+                Ok(Claim::Completed(receipt))
+            }),
+        }
+    }
+
+    fn landed(&self, record: &FencedRecord, sequence: u64) -> Claim {
+        match record {
+            FencedRecord::Claim(claim) => {
+                debug_assert_eq!(claim.fence(), sequence, "a grant's fence is its sequence");
+                Claim::Granted(token_of(claim, sequence))
+            }
+            // A claim rule appends nothing else (see `decide`).
+            _ => Claim::InFlight {
+                lease_expires_millis: 0,
+            },
+        }
+    }
+}
+
+/// `complete`: store the receipt on the token's own claim.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FencedCompleteRule {
+    /// Whose claim.
+    pub token: ClaimToken,
+    /// The receipt.
+    pub receipt: ProcessingReceipt,
+    /// The receipt's TTL anchor.
+    pub now_millis: u64,
+}
+
+impl FencedRule for FencedCompleteRule {
+    type Output = ();
+    const MAX_APPENDS: u32 = MAX_TOKEN_OP_ATTEMPTS;
+
+    fn decide(
+        &self,
+        target: &Target,
+        head: Option<(u64, &FencedRecord)>,
+        _: u64,
+    ) -> FencedPlan<()> {
+        if let Some(claim) = own_claim(&self.token, head) {
+            return FencedPlan::Append(FencedRecord::Completion(CompletionRecord::of(
+                claim,
+                self.receipt.clone(),
+                self.now_millis,
+            )));
+        }
+        match head {
+            // A retried completion: done, nothing appended; another receipt
+            // never replaces the stored one.
+            Some((_, FencedRecord::Completion(done))) if done.claim_id() == self.token.claim_id => {
+                FencedPlan::Finish(if *done.receipt() == self.receipt {
+                    Ok(())
+                } else {
+                    Err(DurabilityError::DedupCollision {
+                        key: target.key.clone(),
+                    })
+                })
+            }
+            _ => FencedPlan::Finish(Err(stale(&self.token))),
+        }
+    }
+
+    fn landed(&self, _record: &FencedRecord, _sequence: u64) {}
+}
+
+/// `release`: end the token's own claim (delivery failed).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FencedReleaseRule {
+    /// Whose claim.
+    pub token: ClaimToken,
+    /// The release's time.
+    pub now_millis: u64,
+}
+
+impl FencedRule for FencedReleaseRule {
+    type Output = ();
+    const MAX_APPENDS: u32 = MAX_TOKEN_OP_ATTEMPTS;
+
+    fn decide(
+        &self,
+        target: &Target,
+        head: Option<(u64, &FencedRecord)>,
+        _: u64,
+    ) -> FencedPlan<()> {
+        if own_claim(&self.token, head).is_some() {
+            return FencedPlan::Append(FencedRecord::Release(ReleaseRecord::released(
+                target.key.clone(),
+                self.token.claim_id,
+                self.token.fence,
+                self.now_millis,
+            )));
+        }
+        match head {
+            // A retried release (or the sweeper's expiry of this claim):
+            // the claim is over either way.
+            Some((_, FencedRecord::Release(release)))
+                if release.claim_id() == Some(self.token.claim_id) =>
+            {
+                FencedPlan::Finish(Ok(()))
+            }
+            // Anything else, the holder's own completion included, is left
+            // as it is: a receipt is never released.
+            _ => FencedPlan::Finish(Err(stale(&self.token))),
+        }
+    }
+
+    fn landed(&self, _record: &FencedRecord, _sequence: u64) {}
+}
+
+/// `renew`: extend the token's own claim's lease.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FencedRenewRule {
+    /// Whose claim.
+    pub token: ClaimToken,
+    /// The renewal's time; the new lease ends `lease_ms` later.
+    pub now_millis: u64,
+    /// The lease.
+    pub lease_ms: u64,
+}
+
+impl FencedRule for FencedRenewRule {
+    type Output = ClaimToken;
+    const MAX_APPENDS: u32 = MAX_TOKEN_OP_ATTEMPTS;
+
+    fn decide(
+        &self,
+        target: &Target,
+        head: Option<(u64, &FencedRecord)>,
+        _: u64,
+    ) -> FencedPlan<ClaimToken> {
+        match own_claim(&self.token, head) {
+            Some(claim) => FencedPlan::Append(FencedRecord::Claim(ClaimRecord::new(
+                target.key.clone(),
+                self.token.claim_id,
+                self.token.fence,
+                self.now_millis,
+                self.lease_ms,
+                claim.fingerprint().map(<[u8]>::to_vec),
+            ))),
+            None => FencedPlan::Finish(Err(stale(&self.token))),
+        }
+    }
+
+    fn landed(&self, record: &FencedRecord, sequence: u64) -> ClaimToken {
+        match record {
+            FencedRecord::Claim(claim) => {
+                let token = token_of(claim, sequence);
+                debug_assert_eq!(token.fence, self.token.fence, "a renewal keeps the fence");
+                debug_assert!(token.sequence > self.token.sequence, "a renewal moves on");
+                token
+            }
+            // A renew rule appends nothing else (see `decide`).
+            _ => self.token.clone(),
+        }
+    }
+}
+
+/// `lookup`: report the key's state, never write.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FencedLookupRule {
+    /// The lookup's time.
+    pub now_millis: u64,
+    /// Lease and receipt TTL.
+    pub times: Times,
+}
+
+impl FencedRule for FencedLookupRule {
+    type Output = Option<KeyStatus>;
+    const MAX_APPENDS: u32 = 0;
+
+    fn decide(
+        &self,
+        _target: &Target,
+        head: Option<(u64, &FencedRecord)>,
+        _: u64,
+    ) -> FencedPlan<Option<KeyStatus>> {
+        let state = FencedState::at(head.map(|(_, record)| record), self.now_millis, self.times);
+        FencedPlan::Finish(Ok(state.status()))
+    }
+
+    fn landed(&self, _record: &FencedRecord, _sequence: u64) -> Option<KeyStatus> {
+        None
+    }
+}
