@@ -1,5 +1,8 @@
 use super::*;
 use crate::history::receipt_for;
+use crate::history::{Event, FaultEvent, OpId, Process};
+use atmostonce::{DedupDecision, DurabilityError, ProcessingReceipt};
+use atmostonce_verify::oracle::{SpecAnswer, SpecOp};
 
 /// A history of one key ("k0") written by hand, one op at a time.
 struct Script {

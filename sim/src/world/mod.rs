@@ -5,15 +5,11 @@
 //! Runtime-agnostic: an [`Env`] supplies the clock, sleeping, randomness and
 //! each caller's store. The simulation (madsim build) implements it with
 //! madsim's simulated clock, RNG and the fault-injecting store
-//! (`store.rs`, `tasks.rs`); live mode (ordinary build, `crate::live`) with
+//! (`crate::madsim`); live mode (ordinary build, `crate::live`) with
 //! tokio, the wall clock and a real store. The producers, the sweeper, the
 //! probe and the clock jumps (`actors.rs`) are the same code in both.
 
 pub(crate) mod actors;
-#[cfg(madsim)]
-mod store;
-#[cfg(madsim)]
-mod tasks;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -26,9 +22,6 @@ use atmostonce_verify::oracle::SpecOp;
 use crate::config::{Config, Draw};
 use crate::history::{Event, FaultEvent, History, KeyId, OpId, Process};
 use crate::workload::{NAMESPACE, key_names};
-
-#[cfg(madsim)]
-pub(crate) use tasks::{sim_rng, simulate, sleep_ms};
 
 /// What the tasks of a run need from their surroundings.
 pub(crate) trait Env: Send + Sync + Sized + 'static {
