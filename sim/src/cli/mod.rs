@@ -316,7 +316,7 @@ pub fn help() -> String {
 
 The real engine runs under madsim against a fault-injecting store; every
 operation, delivery and fault goes into a history that a checker judges
-against the invariants S1-S7, A1 and A2 (docs/spec.md, "Invariants"). The same seed
+against the invariants S1-S7, A1 and A2 (docs/spec.md, Invariants). The same seed
 and configuration always give the same trace hash.
 
 USAGE (the madsim build, via the cargo alias in .cargo/config.toml):
