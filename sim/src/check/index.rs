@@ -5,8 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use atmostonce::DurabilityError;
-use atmostonce_verify::oracle::SpecOp;
+use atmostonce_verify::oracle::{ErrorClass, SpecOp};
 
 use super::verdict::{CheckOptions, Invariant, Verdict, Violation};
 use crate::history::{Event, FaultEvent, History, KeyId, OpId, OpRecord, Process, WriteTruth};
@@ -25,6 +24,9 @@ pub(super) struct Checker<'a> {
     pub(super) deliveries: Vec<Vec<OpId>>,
     /// Each producer's last crash.
     pub(super) last_crash_us: BTreeMap<Process, u64>,
+    /// What the history holds that the checker cannot explain (reported as
+    /// `Invariant::Internal`, never passed over).
+    pub(super) unexplained: Vec<String>,
 }
 
 /// The terminal events of one key (releases and expiries that may have
@@ -84,10 +86,18 @@ impl<'a> Checker<'a> {
             completions: BTreeMap::new(),
             deliveries: vec![Vec::new(); history.keys.len()],
             last_crash_us: BTreeMap::new(),
+            unexplained: Vec::new(),
         };
         for op in &history.ops {
             if let Some(ops) = checker.by_key.get_mut(usize::from(op.key)) {
                 ops.push(op);
+            } else {
+                checker.unexplained.push(format!(
+                    "op {} names key {}, but the history has {} keys",
+                    op.id,
+                    op.key,
+                    history.keys.len()
+                ));
             }
             if let (Some(claim), SpecOp::Complete { .. }) = (op.claim, &op.op) {
                 checker.completions.entry(claim).or_default().push(op);
@@ -103,6 +113,11 @@ impl<'a> Checker<'a> {
                 } => {
                     if let Some(claims) = checker.deliveries.get_mut(usize::from(*key)) {
                         claims.push(*claim);
+                    } else {
+                        checker.unexplained.push(format!(
+                            "a delivery names key {key}, but the history has {} keys",
+                            history.keys.len()
+                        ));
                     }
                 }
                 Event::Fault {
@@ -150,7 +165,9 @@ impl<'a> Checker<'a> {
         match (&op.result, op.write) {
             (_, WriteTruth::Dropped) => Effect::None,
             (Some(Ok(_)), _) => Effect::Applied,
-            (Some(Err(DurabilityError::SequenceConflict { .. })), _) => Effect::None,
+            (Some(Err(error)), _) if ErrorClass::of(error) != ErrorClass::Indeterminate => {
+                Effect::None
+            }
             _ => Effect::Maybe,
         }
     }
@@ -163,7 +180,7 @@ impl<'a> Checker<'a> {
             SpecOp::Expire => Self::expiry_effect(op) != Effect::None,
             SpecOp::Release if !expiries_only && !self.exempt(op) => match &op.result {
                 None | Some(Ok(_)) => true,
-                Some(Err(error)) => error.is_indeterminate(),
+                Some(Err(error)) => ErrorClass::of(error) == ErrorClass::Indeterminate,
             },
             _ => false,
         }

@@ -58,10 +58,30 @@ pub fn check(history: &History, options: CheckOptions) -> Verdict {
     let checker = Checker::new(history, options);
     let mut verdict = Verdict::default();
     for key in 0..history.keys.len() {
-        let Ok(key) = KeyId::try_from(key) else { break };
+        let Ok(key) = KeyId::try_from(key) else {
+            verdict.violations.push(Violation {
+                invariant: Invariant::Internal,
+                key: None,
+                ops: Vec::new(),
+                message: format!(
+                    "the history has {} keys, more than a key id can name; keys from {key} \
+                     on were not checked",
+                    history.keys.len()
+                ),
+            });
+            break;
+        };
         checker.key(key, &mut verdict);
     }
     checker.progress(&mut verdict);
+    for message in &checker.unexplained {
+        verdict.violations.push(Violation {
+            invariant: Invariant::Internal,
+            key: None,
+            ops: Vec::new(),
+            message: message.clone(),
+        });
+    }
     verdict
         .violations
         .sort_by_key(|violation| (violation.invariant, violation.key));

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use atmostonce::{DedupDecision, ProcessingReceipt};
 use atmostonce_verify::oracle::linear::{HistoryOp, Linearization, MAX_SEARCH_STEPS, linearize};
-use atmostonce_verify::oracle::{SpecAnswer, SpecOp};
+use atmostonce_verify::oracle::{ErrorClass, SpecAnswer, SpecOp};
 
 use super::index::{Checker, Effect};
 use super::show::{show_answer, show_state};
@@ -370,7 +370,7 @@ impl Checker<'_> {
         let all_failed = !completions.is_empty()
             && completions.iter().all(|op| match &op.result {
                 None => true,
-                Some(Err(error)) => error.is_indeterminate(),
+                Some(Err(error)) => ErrorClass::of(error) == ErrorClass::Indeterminate,
                 Some(Ok(_)) => false,
             });
         crashed || all_failed
