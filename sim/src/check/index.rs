@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 
 use atmostonce_verify::oracle::{ErrorClass, SpecOp};
 
-use super::verdict::{CheckOptions, Invariant, Verdict, Violation};
+use super::verdict::{CheckOptions, Verdict, Violation};
 use crate::history::{Event, FaultEvent, History, KeyId, OpId, OpRecord, Process, WriteTruth};
+use atmostonce_verify::catalogue::Invariant;
 
 pub(super) struct Checker<'a> {
     pub(super) history: &'a History,

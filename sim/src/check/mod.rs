@@ -49,8 +49,9 @@ mod verdict;
 use crate::history::{History, KeyId};
 use index::Checker;
 
+pub use atmostonce_verify::catalogue::Invariant;
 pub use show::{show_answer, show_error};
-pub use verdict::{CheckOptions, Invariant, Notes, Verdict, Violation};
+pub use verdict::{CheckOptions, Notes, Verdict, Violation};
 
 /// Checks a history.
 #[must_use]

@@ -10,9 +10,10 @@ use atmostonce_verify::oracle::{ErrorClass, SpecAnswer, SpecOp};
 
 use super::index::{Checker, Effect};
 use super::show::{show_answer, show_state};
-use super::verdict::{Invariant, Verdict, Violation};
+use super::verdict::{Verdict, Violation};
 use crate::history::receipt_key;
 use crate::history::{Event, KeyId, OpId, OpRecord, Process};
+use atmostonce_verify::catalogue::Invariant;
 
 impl Checker<'_> {
     pub(super) fn key(&self, key: KeyId, verdict: &mut Verdict) {

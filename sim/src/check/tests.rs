@@ -303,5 +303,9 @@ fn an_operation_on_a_key_the_history_does_not_have_is_an_internal_error_not_a_pa
     );
     history.respond(op, Ok(SpecAnswer::Decision(DedupDecision::Claimed)), 20);
     let verdict = check(&history, CheckOptions::default());
-    assert_eq!(verdict.invariants(), vec![Invariant::Internal], "{verdict:?}");
+    assert_eq!(
+        verdict.invariants(),
+        vec![Invariant::Internal],
+        "{verdict:?}"
+    );
 }

@@ -1,93 +1,10 @@
-//! The checker's report: the invariants it checks, each violation, the
-//! notes on what it exempted or excused, and the verdict.
+//! The checker's report: each violation (of an invariant of the catalogue,
+//! `atmostonce_verify::catalogue::Invariant`), the notes on what it
+//! exempted or excused, and the verdict.
 
-use std::fmt;
+use atmostonce_verify::catalogue::Invariant;
 
 use crate::history::{KeyId, OpId};
-
-/// The invariants (`docs/spec.md`, "Invariants") that the simulator checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Invariant {
-    /// One winner: at most one claim granted between two terminal events.
-    S1,
-    /// Receipt stability: a stored receipt is what every `Completed` answer
-    /// returns until it expires.
-    S2,
-    /// No phantom receipt: a `Completed(R)` answer follows a completion with R.
-    S3,
-    /// Acknowledged writes survive, across store crashes, until expiry.
-    S4,
-    /// Collision safety: an answer for key k is based only on k's records.
-    S6,
-    /// Per-key linearizability against the sequential specification.
-    S7,
-    /// At-most-once delivery while processing + skew < TTL.
-    A1,
-    /// Progress: after the quiet phase every key is completed or claimable.
-    A2,
-    /// The checker could not decide (a bug of the harness, never a pass).
-    Internal,
-}
-
-impl Invariant {
-    /// Every invariant, in report order.
-    pub const ALL: [Invariant; 9] = [
-        Invariant::S1,
-        Invariant::S2,
-        Invariant::S3,
-        Invariant::S4,
-        Invariant::S6,
-        Invariant::S7,
-        Invariant::A1,
-        Invariant::A2,
-        Invariant::Internal,
-    ];
-
-    /// One line on what it means.
-    #[must_use]
-    pub fn meaning(self) -> &'static str {
-        match self {
-            Invariant::S1 => "one winner: two claims granted with no release or expiry between",
-            Invariant::S2 => "receipt stability: a stored receipt changed before it expired",
-            Invariant::S3 => "no phantom receipt: a receipt nobody tried to store was returned",
-            Invariant::S4 => "acknowledged writes survive: an acknowledged completion vanished",
-            Invariant::S6 => {
-                "collision safety: an answer for one key came from another key's records"
-            }
-            Invariant::S7 => {
-                "linearizability: no order of the key's operations explains the answers"
-            }
-            Invariant::A1 => "at-most-once delivery: a key was delivered twice in one dedup window",
-            Invariant::A2 => "progress: a key stayed in flight after faults stopped",
-            Invariant::Internal => "the checker could not decide (harness error)",
-        }
-    }
-
-    /// Parses `S1`..`S7`, `A1`, `A2`, `internal`.
-    #[must_use]
-    pub fn parse(text: &str) -> Option<Invariant> {
-        Invariant::ALL
-            .into_iter()
-            .find(|invariant| invariant.to_string().eq_ignore_ascii_case(text))
-    }
-}
-
-impl fmt::Display for Invariant {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = match self {
-            Invariant::S1 => "S1",
-            Invariant::S2 => "S2",
-            Invariant::S3 => "S3",
-            Invariant::S4 => "S4",
-            Invariant::S6 => "S6",
-            Invariant::S7 => "S7",
-            Invariant::A1 => "A1",
-            Invariant::A2 => "A2",
-            Invariant::Internal => "internal",
-        };
-        f.write_str(name)
-    }
-}
 
 /// One violated invariant: which, for which key, which operations, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
