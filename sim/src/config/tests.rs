@@ -1,4 +1,4 @@
-mod tests {
+mod fault_lists {
     use crate::config::*;
 
     #[test]
@@ -69,7 +69,7 @@ mod tests {
     }
 }
 
-mod draw_tests {
+mod draws {
     use crate::config::*;
 
     #[test]
