@@ -5,11 +5,13 @@
 //! ([`expiry`]), stream naming ([`naming`]), error classes
 //! ([`spec::ErrorClass`]) and the sequential specification ([`spec`]) are
 //! written here once, and every checker of the project judges by them.
-//! [`linear`] is the per-key linearizability search over that specification.
+//! [`linear`] is the per-key linearizability search over that specification;
+//! [`record`] reads and writes record bytes from `docs/record-format.md`.
 
 pub mod expiry;
 pub mod linear;
 pub mod naming;
+pub mod record;
 pub mod spec;
 
 pub use spec::{ErrorClass, Judgement, SpecAnswer, SpecOp, SpecResponse, SpecState};
