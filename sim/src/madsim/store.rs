@@ -17,11 +17,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use atmostonce::codec::DedupRecord;
 use atmostonce::{
     DurabilityError, DurableStore, ScannedEntry, StoreFuture, StoredEntry, StreamTable,
 };
-use atmostonce_verify::oracle::SpecAnswer;
+use atmostonce_verify::oracle::{SpecAnswer, record};
 
 use super::rng::sim_rng;
 use crate::config::Draw;
@@ -128,10 +127,13 @@ impl StoreCore {
         let Some(entry) = state.table.read_from(&stream, sequence, 1).pop() else {
             return;
         };
-        let Ok(record) = DedupRecord::decode(&entry.payload) else {
+        // Read by the oracle's reference decoder (`docs/record-format.md`),
+        // not the engine's codec: the bookkeeping of what was corrupted must
+        // not share a codec bug with the engine it judges.
+        let Ok(record) = record::decode(&entry.payload) else {
             return; // already corrupt
         };
-        let Some(key) = world.key_id(record.idempotency_key()) else {
+        let Some(key) = world.key_id(record.key()) else {
             return;
         };
         let mut payload = entry.payload;

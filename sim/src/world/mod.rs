@@ -15,9 +15,9 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use atmostonce::codec::DedupRecord;
 use atmostonce::{DedupCache, DurabilityError};
 use atmostonce_verify::oracle::SpecOp;
+use atmostonce_verify::oracle::record::{self, Record};
 
 use crate::config::{Config, Draw};
 use crate::history::{Event, FaultEvent, History, KeyId, OpId, Process};
@@ -305,10 +305,12 @@ impl<E: Env> World<E> {
         if caller != Process::Sweeper {
             return None;
         }
-        let Ok(DedupRecord::Tombstone(tombstone)) = DedupRecord::decode(payload) else {
+        // Decoded by the oracle's reference decoder (`docs/record-format.md`),
+        // never the engine's codec. The seed API's sweeper writes `LDT1`.
+        let Ok(Record::V1Tombstone { key, .. }) = record::decode(payload) else {
             return None;
         };
-        let key = self.key_id(tombstone.idempotency_key())?;
+        let key = self.key_id(&key)?;
         // A corrupted record can name a key that does not live in this
         // stream; tombstoning it is no expiry of that key.
         if self.stream_of(key) != Some(stream) {
