@@ -1,4 +1,4 @@
-//! The seed system's semantics (DESIGN.md section 3), one behaviour a test.
+//! The seed system's semantics (`docs/spec.md`, "Seed API"), one behaviour a test.
 
 mod common;
 
@@ -673,7 +673,8 @@ fn an_indeterminate_claim_append_that_finds_another_claim_in_its_slot_lost_the_r
 
 #[test]
 fn the_seed_treats_an_identical_record_in_its_slot_as_its_own_append() {
-    // The seed's weakness (DESIGN.md 4.2): a same-millisecond claim by
+    // The seed's weakness (the fenced API resolves it by claim id:
+    // `docs/spec.md`, "Fenced API"): a same-millisecond claim by
     // someone else is byte-identical, so an unlucky claimer whose own append
     // was lost believes it holds the claim too. The harness finds this as an
     // S1 violation; the test pins the seed behaviour the harness measures.

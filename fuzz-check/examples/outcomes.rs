@@ -6,7 +6,7 @@
 //! cargo run --release -p atmostonce-fuzz-check --example outcomes -- fuzz/corpus/cache_ops
 //! ```
 
-use atmostonce_fuzz_check::history::Verdict;
+use atmostonce_fuzz_check::history::excused_causes;
 use atmostonce_fuzz_check::program::check_bytes;
 
 fn main() -> std::io::Result<()> {
@@ -16,10 +16,14 @@ fn main() -> std::io::Result<()> {
             let bytes = std::fs::read(&path)?;
             let outcome = match check_bytes(&bytes) {
                 None => "no program".to_owned(),
-                Some(Verdict::Clean) => "Clean".to_owned(),
-                Some(Verdict::Known { causes, violation }) => {
-                    format!("Known {causes:?} ({:?})", violation.invariant)
-                }
+                Some(verdict) => match verdict.excused.first() {
+                    None => "Clean".to_owned(),
+                    Some(excused) => format!(
+                        "Known {:?} ({:?})",
+                        excused_causes(&verdict),
+                        excused.violation.invariant
+                    ),
+                },
             };
             println!("{}\t{outcome}\t{}", bytes.len(), path.display());
         }

@@ -1,5 +1,6 @@
 //! Counting the bytes a piece of code allocates, to check "decoding never
-//! allocates more than the input's size" (DESIGN.md section 3).
+//! allocates more than the input's size" (`docs/record-format.md`, common
+//! rules).
 //!
 //! A binary that wants the check installs [`CountingAllocator`] as its
 //! global allocator (the `record_decode` and `record_roundtrip` fuzz targets

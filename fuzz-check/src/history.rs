@@ -1,10 +1,17 @@
 //! Judging a run: the history of every operation's invocation and answer,
-//! and the store the run left, checked against DESIGN.md section 5.
+//! and the store the run left, checked against `docs/spec.md`
+//! ("Invariants").
 //!
-//! - **S7** per key: the history is linearizable against
-//!   [`atmostonce_verify::oracle`], by the engine's search
-//!   ([`atmostonce_verify::oracle::linear`], the simulator's too), with an expiry
-//!   taking effect only on an entry expired at its sweep's clock.
+//! The checker judges by the oracle only: records are read with the
+//! reference decoder ([`atmostonce_verify::oracle::record`]), stream names
+//! with [`atmostonce_verify::oracle::naming`], expiry with
+//! [`atmostonce_verify::oracle::expiry`], error classes with
+//! [`ErrorClass`]; it never calls the engine's codec, sweeper or naming.
+//!
+//! - **S7** per key: the history is linearizable against the sequential
+//!   specification, by the oracle's search
+//!   ([`atmostonce_verify::oracle::linear`], the simulator's too), with an
+//!   expiry taking effect only on an entry expired at its sweep's clock.
 //! - **S1** each `Claimed` answer acknowledges its own claim record, and two
 //!   claim records of a key are separated by a tombstone.
 //! - **S2** in the store, whatever follows a completed entry is a tombstone
@@ -12,25 +19,31 @@
 //! - **S3** every `Completed(R)` answer follows a completion with `R` that
 //!   may have taken effect.
 //! - **S4** every acknowledged completion's record is in the store.
-//! - **S6** every stream holds records of one key, the key it is named after.
+//! - **S6** every stream holds records of one key, the key it is named after
+//!   (one hash width names every stream of the run).
 //! - **S5** (fencing) has nothing to check on the seed API, which has no
 //!   claim tokens.
 //!
 //! [`verify`] first judges everything. If that fails and the history holds
 //! operations whose answer the seed-compatible API is *known* to get wrong
-//! under an injected fault ([`Exemption`]), it judges again without them; if
-//! the rest is then correct, the run ends in a documented
-//! [`Verdict::Known`] outcome instead of a failure.
+//! under an injected fault ([`Exemption`], the catalogue's [`KnownCause`]),
+//! it judges again without them; if the rest is then correct, the run passes
+//! with the violation in the verdict's `excused` list, naming the cause.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
-use atmostonce::core::{DedupDecision, Protocol, SweepOp};
-use atmostonce::{DedupRecord, DurabilityError, StreamTable};
+use atmostonce::StreamTable;
+use atmostonce::core::{DedupDecision, Protocol};
+pub use atmostonce_verify::catalogue::{Excused, Invariant, KnownCause, Verdict, Violation};
+use atmostonce_verify::oracle::expiry::is_expired;
 use atmostonce_verify::oracle::linear::{
-    ExpiryClock, HistoryOp, Linearization, MAX_SEARCH_STEPS, linearize,
+    ExpiryClock, HistoryOp, Linearization, MAX_SEARCH_STEPS, linearize_checked,
 };
-use atmostonce_verify::oracle::{ErrorClass, SpecAnswer, SpecOp};
+use atmostonce_verify::oracle::naming::hash_widths_naming;
+use atmostonce_verify::oracle::record::{Record, decode};
+use atmostonce_verify::oracle::{ErrorClass, SpecAnswer, SpecOp, SpecState};
+
+use atmostonce::DurabilityError;
 
 /// Most operations one key's history may hold. A program runs at most
 /// [`MAX_ACTIONS`](crate::program::MAX_ACTIONS) operations, so a longer
@@ -67,83 +80,25 @@ pub struct Event {
     pub exemption: Option<Exemption>,
 }
 
-/// Why an answer of the seed-compatible API is known to be unreliable. An
-/// exempted operation never had an append of its own applied, so leaving it
-/// out of the history leaves the store's story intact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Exemption {
-    /// The operation was served a stale read (an older snapshot of the
-    /// stream) and answered without writing: its answer may describe a
-    /// state the key had left before the operation was invoked (S7; a stale
-    /// `release` that answers `Ok` without writing leaves a claim the
-    /// specification thinks released, so later answers look wrong too).
-    StaleRead,
-    /// The operation's append was answered with an indeterminate error and
-    /// not applied, but another writer had appended byte-identical bytes at
-    /// the same sequence (same key, same millisecond), and the seed's
-    /// "compare the record" test took them for its own: two producers are
-    /// both told `Claimed` (S1, S7).
-    MisresolvedAppend,
-}
+/// Why an answer of the seed-compatible API is known to be unreliable: the
+/// two causes of the catalogue this checker can excuse. An exempted
+/// operation never had an append of its own applied, so leaving it out of
+/// the history leaves the store's story intact.
+///
+/// - [`KnownCause::StaleRead`]: the operation was served a stale read (an
+///   older snapshot of the stream) and answered without writing: its answer
+///   may describe a state the key had left before the operation was invoked
+///   (S7; a stale `release` that answers `Ok` without writing leaves a claim
+///   the specification thinks released, so later answers look wrong too).
+/// - [`KnownCause::MisresolvedAppend`]: the operation's append was answered
+///   with an indeterminate error and not applied, but another writer had
+///   appended byte-identical bytes at the same sequence (same key, same
+///   millisecond), and the seed's "compare the record" test took them for
+///   its own: two producers are both told `Claimed` (S1, S7).
+pub type Exemption = KnownCause;
 
-impl Exemption {
-    /// Every exemption, for the documentation and the reports.
-    pub const ALL: [Exemption; 2] = [Exemption::StaleRead, Exemption::MisresolvedAppend];
-}
-
-/// The invariants of DESIGN.md section 5 this module checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Invariant {
-    /// One winner.
-    S1,
-    /// Receipt stability.
-    S2,
-    /// No phantom receipt.
-    S3,
-    /// Acknowledged writes survive.
-    S4,
-    /// Collision safety.
-    S6,
-    /// Linearizability.
-    S7,
-}
-
-/// A broken invariant, with what shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Violation {
-    /// Which invariant.
-    pub invariant: Invariant,
-    /// The key (or stream) concerned.
-    pub key: String,
-    /// What was seen.
-    pub detail: String,
-}
-
-impl fmt::Display for Violation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:?} violated for {:?}: {}",
-            self.invariant, self.key, self.detail
-        )
-    }
-}
-
-/// The outcome of a run that did not fail.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// Every invariant holds.
-    Clean,
-    /// An invariant is broken, but only by answers of a documented, known
-    /// weakness of the seed API under an injected fault; without those
-    /// answers every invariant holds.
-    Known {
-        /// The weaknesses needed to explain the violation.
-        causes: Vec<Exemption>,
-        /// The violation found when every answer is judged.
-        violation: Violation,
-    },
-}
+/// The causes [`verify`] may excuse, in the order it tries them.
+pub const EXCUSABLE: [KnownCause; 2] = [KnownCause::StaleRead, KnownCause::MisresolvedAppend];
 
 /// A run to judge: its history, the store it left, and the parameters.
 #[derive(Debug, Clone)]
@@ -156,33 +111,53 @@ pub struct History {
     pub events: Vec<Event>,
 }
 
-/// Judges a run. `Err` is a violation no documented weakness explains: a
-/// bug in the engine (or in this checker).
+/// Judges a run. `Ok` is a passing verdict (possibly with excused
+/// violations); `Err` is a violation no documented weakness explains: a bug
+/// in the engine (or, for [`Invariant::Internal`], in this checker).
 pub fn verify(history: &History, table: &StreamTable) -> Result<Verdict, Violation> {
     let strict = match check(history, table, &[]) {
-        Ok(()) => return Ok(Verdict::Clean),
+        Ok(()) => return Ok(Verdict::default()),
         Err(violation) => violation,
     };
-    let present: Vec<Exemption> = Exemption::ALL
+    if strict.invariant == Invariant::Internal {
+        return Err(strict);
+    }
+    let present: Vec<KnownCause> = EXCUSABLE
         .into_iter()
         .filter(|cause| history.events.iter().any(|e| e.exemption == Some(*cause)))
         .collect();
-    let mut candidates: Vec<Vec<Exemption>> = present.iter().map(|cause| vec![*cause]).collect();
+    let mut candidates: Vec<Vec<KnownCause>> = present.iter().map(|cause| vec![*cause]).collect();
     if present.len() > 1 {
         candidates.push(present.clone());
     }
     for causes in candidates {
         if check(history, table, &causes).is_ok() {
-            return Ok(Verdict::Known {
-                causes,
-                violation: strict,
+            return Ok(Verdict {
+                violations: Vec::new(),
+                excused: causes
+                    .into_iter()
+                    .map(|cause| Excused {
+                        cause,
+                        violation: strict.clone(),
+                    })
+                    .collect(),
             });
         }
     }
     Err(strict)
 }
 
-fn check(history: &History, table: &StreamTable, exempt: &[Exemption]) -> Result<(), Violation> {
+/// The causes a passing verdict excused, in the order [`verify`] found them.
+#[must_use]
+pub fn excused_causes(verdict: &Verdict) -> Vec<KnownCause> {
+    verdict
+        .excused
+        .iter()
+        .map(|excused| excused.cause)
+        .collect()
+}
+
+fn check(history: &History, table: &StreamTable, exempt: &[KnownCause]) -> Result<(), Violation> {
     let mut by_key: BTreeMap<&str, Vec<&Event>> = BTreeMap::new();
     for event in &history.events {
         if event.exemption.is_some_and(|cause| exempt.contains(&cause)) {
@@ -200,19 +175,16 @@ fn check(history: &History, table: &StreamTable, exempt: &[Exemption]) -> Result
 }
 
 fn violation(invariant: Invariant, key: &str, detail: String) -> Violation {
-    Violation {
-        invariant,
-        key: key.to_owned(),
-        detail,
-    }
+    Violation::new(invariant, Some(key.to_owned()), detail)
 }
 
-/// The decoded records of a stream; `None` for a record that does not decode.
-fn records(table: &StreamTable, stream: &str) -> Vec<Option<DedupRecord>> {
+/// The records of a stream, read with the reference decoder; `None` for a
+/// record that does not decode.
+fn records(table: &StreamTable, stream: &str) -> Vec<Option<Record>> {
     table
         .read_from(stream, 0, usize::MAX)
         .iter()
-        .map(|entry| DedupRecord::decode(&entry.payload).ok())
+        .map(|entry| decode(&entry.payload).ok())
         .collect()
 }
 
@@ -222,15 +194,26 @@ pub fn stream_holds_other_key(table: &StreamTable, stream: &str, key: &str) -> b
     records(table, stream)
         .iter()
         .flatten()
-        .any(|record| record.idempotency_key() != key)
+        .any(|record| record.key() != key)
+}
+
+/// The seed API's active entry: its receipt (`None` in flight).
+fn active(record: &Record) -> Option<Option<&[u8]>> {
+    match record {
+        Record::V1Entry { receipt, .. } => Some(receipt.as_deref()),
+        _ => None,
+    }
 }
 
 /// S6 and S2, from the store alone.
 fn check_streams(history: &History, table: &StreamTable) -> Result<(), Violation> {
+    let namespace = history.protocol.namespace();
     let names: Vec<String> = table
         .stream_lengths()
         .map(|(name, _)| name.to_owned())
         .collect();
+    // The hash widths that could have named every stream seen so far.
+    let mut widths = u128::MAX;
     for stream in names {
         let records = records(table, &stream);
         let mut owner: Option<&str> = None;
@@ -242,12 +225,25 @@ fn check_streams(history: &History, table: &StreamTable) -> Result<(), Violation
                     format!("record {sequence} does not decode"),
                 ));
             };
-            let key = record.idempotency_key();
-            if history.protocol.stream_key_for(key) != stream {
+            let key = record.key();
+            if record.is_v2() {
                 return Err(violation(
                     Invariant::S6,
                     &stream,
-                    format!("record {sequence} belongs to key {key:?}, whose stream is another"),
+                    format!(
+                        "record {sequence} is a version-2 record; the seed API writes version 1"
+                    ),
+                ));
+            }
+            widths &= hash_widths_naming(namespace, key, &stream);
+            if widths == 0 {
+                return Err(violation(
+                    Invariant::S6,
+                    &stream,
+                    format!(
+                        "record {sequence} belongs to key {key:?}, whose stream is another \
+                         (no one hash width names every stream of the run)"
+                    ),
                 ));
             }
             match owner {
@@ -262,21 +258,28 @@ fn check_streams(history: &History, table: &StreamTable) -> Result<(), Violation
             }
         }
         for (sequence, pair) in records.windows(2).enumerate() {
-            if let [Some(DedupRecord::Active(completed)), Some(next)] = pair
-                && completed.receipt().is_some()
-            {
-                let expired_by_tombstone = matches!(next, DedupRecord::Tombstone(t)
-                    if SweepOp::is_expired(completed.timestamp_millis(), history.ttl_ms, t.timestamp_millis()));
-                if !expired_by_tombstone {
-                    return Err(violation(
-                        Invariant::S2,
-                        &stream,
-                        format!(
-                            "the completed entry at {sequence} is followed by {next:?} before it \
-                             expired"
-                        ),
-                    ));
-                }
+            let [Some(completed), Some(next)] = pair else {
+                continue;
+            };
+            let Some(Record::V1Entry {
+                receipt: Some(_),
+                timestamp_millis: completed_at,
+                ..
+            }) = Some(completed)
+            else {
+                continue;
+            };
+            let expired_by_tombstone = matches!(next, Record::V1Tombstone { timestamp_millis, .. }
+                if is_expired(*completed_at, history.ttl_ms, *timestamp_millis));
+            if !expired_by_tombstone {
+                return Err(violation(
+                    Invariant::S2,
+                    &stream,
+                    format!(
+                        "the completed entry at {sequence} is followed by {next:?} before it \
+                         expired"
+                    ),
+                ));
             }
         }
     }
@@ -320,7 +323,7 @@ fn check_one_winner(key: &str, events: &[&Event], table: &StreamTable) -> Result
             .unwrap_or(&[]);
         if !between
             .iter()
-            .any(|r| matches!(r, Some(DedupRecord::Tombstone(_))))
+            .any(|r| matches!(r, Some(Record::V1Tombstone { .. })))
         {
             return Err(violation(
                 Invariant::S1,
@@ -331,7 +334,7 @@ fn check_one_winner(key: &str, events: &[&Event], table: &StreamTable) -> Result
     }
     for (seq, event) in &claims {
         let is_claim_record = matches!(records.get(to_index(*seq)),
-            Some(Some(DedupRecord::Active(entry))) if entry.receipt().is_none() && entry.idempotency_key() == key);
+            Some(Some(record)) if active(record) == Some(None) && record.key() == key);
         if !is_claim_record {
             return Err(violation(
                 Invariant::S1,
@@ -378,10 +381,10 @@ fn check_receipts(key: &str, events: &[&Event], table: &StreamTable) -> Result<(
         if event.observed.is_err() {
             continue;
         }
-        let stored = records(table, &event.stream).iter().any(|record| {
-            matches!(record, Some(DedupRecord::Active(entry))
-                if entry.idempotency_key() == key && entry.receipt() == Some(receipt.as_bytes()))
-        });
+        let stored = records(table, &event.stream)
+            .iter()
+            .flatten()
+            .any(|record| record.key() == key && active(record) == Some(Some(receipt.as_bytes())));
         if !stored {
             return Err(violation(
                 Invariant::S4,
@@ -393,8 +396,9 @@ fn check_receipts(key: &str, events: &[&Event], table: &StreamTable) -> Result<(
     Ok(())
 }
 
-/// S7: the engine's linearizability search ([`linearize`]) over the key's
-/// events, every expiry bound by its sweep's clock.
+/// S7: the oracle's linearizability search ([`linearize_checked`]) over the
+/// key's events, every expiry bound by its sweep's clock. A history the
+/// search cannot explain is an [`Invariant::Internal`] violation.
 fn check_linearizable(key: &str, events: &[&Event], ttl_ms: u64) -> Result<(), Violation> {
     if events.len() > MAX_EVENTS_PER_KEY {
         return Err(violation(
@@ -421,14 +425,31 @@ fn check_linearizable(key: &str, events: &[&Event], ttl_ms: u64) -> Result<(), V
             )
         })
         .collect();
-    let blocked = match linearize(&history) {
-        Linearization::Linearizable => return Ok(()),
-        Linearization::NotLinearizable { blocked, .. } => events
-            .get(blocked)
-            .map(|event| format!("no order places {}", show(event))),
-        Linearization::GaveUp => Some(format!(
-            "the search gave up after {MAX_SEARCH_STEPS} configurations"
-        )),
+    let blocked = match linearize_checked(&history, SpecState::Absent) {
+        Ok(Linearization::Linearizable) => return Ok(()),
+        Ok(Linearization::NotLinearizable { blocked, .. }) => match events.get(blocked) {
+            Some(event) => format!("no order places {}", show(event)),
+            None => {
+                return Err(violation(
+                    Invariant::Internal,
+                    key,
+                    format!("the search blamed operation {blocked}, which the history lacks"),
+                ));
+            }
+        },
+        Ok(Linearization::GaveUp) => {
+            format!("the search gave up after {MAX_SEARCH_STEPS} configurations")
+        }
+        Err(unexplained) => {
+            return Err(violation(
+                Invariant::Internal,
+                key,
+                format!(
+                    "the search cannot explain the history (operation {:?}): {}",
+                    unexplained.op, unexplained.reason
+                ),
+            ));
+        }
     };
     let mut ordered = events.to_vec();
     ordered.sort_by_key(|e| (e.invoked_tick, e.responded_tick));
@@ -437,8 +458,7 @@ fn check_linearizable(key: &str, events: &[&Event], ttl_ms: u64) -> Result<(), V
         Invariant::S7,
         key,
         format!(
-            "no linearization against the specification ({}):\n  {}",
-            blocked.unwrap_or_default(),
+            "no linearization against the specification ({blocked}):\n  {}",
             timeline.join("\n  ")
         ),
     ))

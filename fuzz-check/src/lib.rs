@@ -21,7 +21,7 @@
 //! ```
 //! use atmostonce_fuzz_check::codec::check_decode;
 //!
-//! // The DESIGN.md example decodes and re-encodes to the same bytes.
+//! // The worked example of docs/record-format.md decodes and re-encodes to the same bytes.
 //! let bytes = [b'L', b'D', b'E', b'1', 0, 0, 0, 0, 0, 0, 0, 1, b'k', 0, 0, 0, 0, 0, 0, 0, 0, 42];
 //! assert!(check_decode(&bytes).is_ok());
 //! // A receipt marker of 2 is rejected, and for the reason it names.

@@ -2,10 +2,15 @@
 //! the `record_decode` and `record_roundtrip` fuzz targets run. Shrunk
 //! failures are persisted under `proptest-regressions/`.
 
+use arbitrary::{Arbitrary, Unstructured};
 use atmostonce::{DedupEntry, DedupRecord, Tombstone};
 use atmostonce_fuzz_check::alloc::CountingAllocator;
-use atmostonce_fuzz_check::codec::{check_decode, check_roundtrip};
+use atmostonce_fuzz_check::codec::{
+    ArbV2Record, check_decode, check_roundtrip, check_v2_differential,
+};
+use atmostonce_verify::oracle::record::{self, Record, RecordError};
 use proptest::prelude::*;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;
@@ -78,4 +83,38 @@ proptest! {
         }
         let _ = check_decode(&bytes);
     }
+}
+
+/// A decoder that forgets the checksum: what a v2 decoder with that bug
+/// would answer.
+fn checksum_blind(bytes: &[u8]) -> Result<Record, RecordError> {
+    let mut resealed = bytes.to_vec();
+    if resealed.len() >= 4 {
+        let body = resealed.len() - 4;
+        let crc = crc32c::crc32c(&resealed[..body]);
+        resealed[body..].copy_from_slice(&crc.to_be_bytes());
+    }
+    record::decode(&resealed)
+}
+
+proptest! {
+    #[test]
+    fn every_v2_record_passes_the_v2_differential_against_the_reference(
+        seed in proptest::collection::vec(any::<u8>(), 0..256)
+    ) {
+        if let Ok(arb) = ArbV2Record::arbitrary_take_rest(Unstructured::new(&seed)) {
+            check_v2_differential(&arb.to_record().encode(), record::decode);
+        }
+    }
+}
+
+#[test]
+fn the_v2_differential_catches_a_decoder_that_ignores_the_checksum() {
+    let arb = ArbV2Record::arbitrary_take_rest(Unstructured::new(&[7; 64]))
+        .expect("a record from fixed bytes");
+    let bytes = arb.to_record().encode();
+    let caught = catch_unwind(AssertUnwindSafe(|| {
+        check_v2_differential(&bytes, checksum_blind);
+    }));
+    assert!(caught.is_err(), "a checksum-blind decoder passed");
 }

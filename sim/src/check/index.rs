@@ -100,6 +100,14 @@ impl<'a> Checker<'a> {
                     history.keys.len()
                 ));
             }
+            if let Some(Err(error)) = &op.result
+                && ErrorClass::of(error) == ErrorClass::Unclassified
+            {
+                checker.unexplained.push(format!(
+                    "op {} answered {error:?}, an error the oracle cannot classify",
+                    op.id
+                ));
+            }
             if let (Some(claim), SpecOp::Complete { .. }) = (op.claim, &op.op) {
                 checker.completions.entry(claim).or_default().push(op);
             }

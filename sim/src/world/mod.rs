@@ -16,8 +16,8 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use atmostonce::{DedupCache, DurabilityError};
-use atmostonce_verify::oracle::SpecOp;
 use atmostonce_verify::oracle::record::{self, Record};
+use atmostonce_verify::oracle::{SpecOp, naming};
 
 use crate::config::{Config, Draw};
 use crate::history::{Event, FaultEvent, History, KeyId, OpId, Process};
@@ -328,11 +328,18 @@ impl<E: Env> World<E> {
 /// in, the configuration hashed in, and A1's dedup window.
 pub(crate) fn new_history(config: &Config) -> Result<History, String> {
     let keys = key_names(config.shape.keys);
-    let protocol = atmostonce::core::Protocol::new(NAMESPACE, actors::cache_options(config), true)
-        .map_err(|error| format!("invalid configuration: {error}"))?;
+    if config.hash_bits == 0 || config.hash_bits > naming::MAX_HASH_BITS {
+        return Err(format!(
+            "invalid configuration: hash_bits is {}; it must be between 1 and {}",
+            config.hash_bits,
+            naming::MAX_HASH_BITS
+        ));
+    }
+    // The oracle's stream naming (`docs/spec.md`, "Streams"), never the
+    // engine's: S6 and the collision excuse must not share a naming bug.
     let streams = keys
         .iter()
-        .map(|key| protocol.stream_key_for(key))
+        .map(|key| naming::stream_name_with_hash_bits(NAMESPACE, key, config.hash_bits))
         .collect();
     let mut history = History::new(keys, streams);
     history.hash_in(config);

@@ -26,8 +26,16 @@
 //!
 //! The search is pure, total and bounded: it never panics, and it gives up
 //! after [`MAX_SEARCH_STEPS`] configurations rather than run unbounded.
+//!
+//! It is generic over the specification ([`SearchOp`]): [`linearize`]
+//! searches a seed-API history ([`HistoryOp`] over [`SpecState`]),
+//! [`linearize_checked`] any history, such as a fenced key's
+//! ([`super::fenced::FencedHistoryOp`]). A history the search cannot
+//! explain (an answer before its invocation, an error the oracle cannot
+//! classify) is an [`Unexplained`] error, never a verdict.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
 
 use super::expiry::is_expired;
 use super::spec::{ErrorClass, Judgement, SpecAnswer, SpecOp, SpecState};
@@ -38,6 +46,33 @@ use atmostonce::DurabilityError;
 /// key's history in the simulator's standard scenario needs a few hundred;
 /// a million bounds a pathological one to well under a second.
 pub const MAX_SEARCH_STEPS: u64 = 1_000_000;
+
+/// What placing one operation on a state gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step<S> {
+    /// The answer fits; the state afterwards is one of these.
+    Next(Vec<S>),
+    /// The specification never gives this answer from this state.
+    Refused,
+    /// The oracle cannot judge the answer: an internal error.
+    Unexplained(String),
+}
+
+/// One operation of a history as the search sees it: its real-time span
+/// and how it may move the key's state.
+pub trait SearchOp {
+    /// The specification's state of one key.
+    type State: Clone + Eq + Hash;
+    /// When it was invoked.
+    fn invoked_at(&self) -> u64;
+    /// When it answered; `None` when it never did.
+    fn answered_at(&self) -> Option<u64>;
+    /// True when no placement of it changes the key's state, whatever the
+    /// state.
+    fn read_only(&self) -> bool;
+    /// The states that may follow from `state`.
+    fn next_states(&self, state: &Self::State) -> Step<Self::State>;
+}
 
 /// One operation of a key's history, as the search sees it. Positions are
 /// in any unit of real time (microseconds, logical ticks) shared by the
@@ -103,14 +138,27 @@ impl<'a> HistoryOp<'a> {
             expiry_clock: None,
         }
     }
+}
 
-    /// True when no placement of this operation changes the key's state,
-    /// whatever the state.
+impl SearchOp for HistoryOp<'_> {
+    type State = SpecState;
+
+    fn invoked_at(&self) -> u64 {
+        self.invoked_at
+    }
+
+    fn answered_at(&self) -> Option<u64> {
+        self.answered_at
+    }
+
     fn read_only(&self) -> bool {
         match (self.op, self.answer) {
             (SpecOp::Lookup, _) => true,
             (_, None) => false,
-            (_, Some(Err(error))) => ErrorClass::of(error) != ErrorClass::Indeterminate,
+            (_, Some(Err(error))) => matches!(
+                ErrorClass::of(error),
+                ErrorClass::NoEffect | ErrorClass::Collision
+            ),
             (SpecOp::Claim { .. }, Some(Ok(SpecAnswer::Decision(decision)))) => {
                 *decision != DedupDecision::Claimed
             }
@@ -118,9 +166,7 @@ impl<'a> HistoryOp<'a> {
         }
     }
 
-    /// The states that may follow from `state`; `None` when the answer is
-    /// one the specification never gives from `state`.
-    fn next_states(&self, state: &SpecState) -> Option<Vec<SpecState>> {
+    fn next_states(&self, state: &SpecState) -> Step<SpecState> {
         if let (SpecOp::Expire, Some(clock), Some(timestamp_millis)) =
             (self.op, self.expiry_clock, state.timestamp_millis())
             && !is_expired(timestamp_millis, clock.ttl_ms, clock.now_millis)
@@ -128,22 +174,23 @@ impl<'a> HistoryOp<'a> {
             // The entry had not expired at the sweep's clock: the expiry
             // could not have taken effect on it.
             return match self.answer {
-                Some(Ok(_)) => None,
-                Some(Err(_)) | None => Some(vec![state.clone()]),
+                Some(Ok(_)) => Step::Refused,
+                Some(Err(_)) | None => Step::Next(vec![state.clone()]),
             };
         }
         match self.answer {
             None => {
                 let (next, _) = state.apply(self.op);
                 if next == *state {
-                    Some(vec![next])
+                    Step::Next(vec![next])
                 } else {
-                    Some(vec![state.clone(), next])
+                    Step::Next(vec![state.clone(), next])
                 }
             }
             Some(answer) => match state.judge(self.op, answer, self.stream_shared) {
-                Judgement::Admissible(states) => Some(states),
-                Judgement::Inadmissible { .. } => None,
+                Judgement::Admissible(states) => Step::Next(states),
+                Judgement::Inadmissible { .. } => Step::Refused,
+                Judgement::Unexplained { reason } => Step::Unexplained(reason),
             },
         }
     }
@@ -152,7 +199,7 @@ impl<'a> HistoryOp<'a> {
 /// The verdict on one key's history. Operations are named by their index
 /// in the slice given to [`linearize`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Linearization {
+pub enum Linearization<S = SpecState> {
     /// A linearization exists.
     Linearizable,
     /// None exists. `blocked` is the operation the deepest attempt could
@@ -164,30 +211,66 @@ pub enum Linearization {
         /// The operations left that overlap it in real time.
         concurrent: Vec<usize>,
         /// The key's state in the deepest attempt.
-        state: SpecState,
+        state: S,
     },
     /// The search visited [`MAX_SEARCH_STEPS`] configurations without a
     /// verdict. Never a pass: callers report it.
     GaveUp,
 }
 
-/// Searches for a linearization of one key's operations (in any order),
-/// starting from [`SpecState::Absent`].
+/// The search met a history it cannot explain: an internal error of the
+/// harness (or of what the caller handed it), never a verdict on the
+/// engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unexplained {
+    /// The operation concerned (its index in the caller's slice), when one.
+    pub op: Option<usize>,
+    /// What could not be explained.
+    pub reason: String,
+}
+
+/// Searches for a linearization of one key's seed-API operations (in any
+/// order), starting from [`SpecState::Absent`].
+///
+/// A history the search cannot explain ([`linearize_checked`]'s error) is
+/// answered [`Linearization::GaveUp`], which is never a pass; callers that
+/// want the reason call [`linearize_checked`].
 #[must_use]
 pub fn linearize(ops: &[HistoryOp<'_>]) -> Linearization {
-    let mut sorted: Vec<Placed<'_>> = ops
-        .iter()
-        .enumerate()
-        .map(|(index, op)| Placed {
+    linearize_checked(ops, SpecState::Absent).unwrap_or(Linearization::GaveUp)
+}
+
+/// Searches for a linearization of one key's operations (in any order),
+/// starting from `initial`.
+///
+/// # Errors
+/// [`Unexplained`] when an operation answered before it was invoked, the
+/// oracle cannot judge an answer, or the search reaches a configuration it
+/// cannot account for.
+pub fn linearize_checked<O: SearchOp>(
+    ops: &[O],
+    initial: O::State,
+) -> Result<Linearization<O::State>, Unexplained> {
+    let mut sorted: Vec<Placed<'_, O>> = Vec::with_capacity(ops.len());
+    for (index, op) in ops.iter().enumerate() {
+        let call = op.invoked_at();
+        let ret = match op.answered_at() {
+            Some(at) if at < call => {
+                return Err(Unexplained {
+                    op: Some(index),
+                    reason: format!("answered at {at}, before its invocation at {call}"),
+                });
+            }
+            Some(at) => at,
+            None => u64::MAX,
+        };
+        sorted.push(Placed {
             index,
-            call: op.invoked_at,
-            // An answer before the invocation is a caller's mistake; read
-            // it as an answer at the invocation, which keeps the scans'
-            // ordering assumption true.
-            ret: op.answered_at.map_or(u64::MAX, |at| at.max(op.invoked_at)),
-            op: *op,
-        })
-        .collect();
+            call,
+            ret,
+            op,
+        });
+    }
     sorted.sort_by_key(|op| (op.call, op.index));
     let mut search = Search {
         ops: sorted,
@@ -197,17 +280,17 @@ pub fn linearize(ops: &[HistoryOp<'_>]) -> Linearization {
         steps: 0,
         deepest: None,
     };
-    search.run()
+    search.run(initial)
 }
 
 /// An operation in the search's order (by invocation).
-struct Placed<'a> {
+struct Placed<'a, O> {
     /// Its index in the caller's slice.
     index: usize,
     call: u64,
     /// `u64::MAX` when it never answered.
     ret: u64,
-    op: HistoryOp<'a>,
+    op: &'a O,
 }
 
 /// The set of operations already placed.
@@ -223,9 +306,15 @@ impl Bits {
             .get(index / 64)
             .is_some_and(|word| word & (1 << (index % 64)) != 0)
     }
-    fn set(&mut self, index: usize) {
-        if let Some(word) = self.0.get_mut(index / 64) {
-            *word |= 1 << (index % 64);
+    /// Sets `index`; false when it is out of range.
+    #[must_use]
+    fn set(&mut self, index: usize) -> bool {
+        match self.0.get_mut(index / 64) {
+            Some(word) => {
+                *word |= 1 << (index % 64);
+                true
+            }
+            None => false,
         }
     }
     fn count(&self) -> u32 {
@@ -235,19 +324,27 @@ impl Bits {
     fn first_clear(&self, len: usize) -> usize {
         self.0
             .iter()
-            .position(|word| *word != u64::MAX)
-            .map_or(len, |word| {
-                (word * 64 + self.0[word].trailing_ones() as usize).min(len)
+            .enumerate()
+            .find(|(_, word)| **word != u64::MAX)
+            .map_or(len, |(at, word)| {
+                (at * 64 + word.trailing_ones() as usize).min(len)
             })
     }
 }
 
-struct Search<'a> {
+fn internal(reason: impl Into<String>) -> Unexplained {
+    Unexplained {
+        op: None,
+        reason: reason.into(),
+    }
+}
+
+struct Search<'a, O: SearchOp> {
     /// Sorted by invocation.
-    ops: Vec<Placed<'a>>,
+    ops: Vec<Placed<'a, O>>,
     /// Interned states: configurations hold an index into this.
-    states: Vec<SpecState>,
-    state_ids: HashMap<SpecState, usize>,
+    states: Vec<O::State>,
+    state_ids: HashMap<O::State, usize>,
     /// Configurations already explored.
     seen: HashSet<(Bits, usize)>,
     steps: u64,
@@ -255,8 +352,8 @@ struct Search<'a> {
     deepest: Option<(u32, Bits, usize)>,
 }
 
-impl Search<'_> {
-    fn intern(&mut self, state: SpecState) -> usize {
+impl<O: SearchOp> Search<'_, O> {
+    fn intern(&mut self, state: O::State) -> usize {
         if let Some(id) = self.state_ids.get(&state) {
             return *id;
         }
@@ -266,8 +363,16 @@ impl Search<'_> {
         id
     }
 
-    fn state(&self, id: usize) -> SpecState {
-        self.states.get(id).cloned().unwrap_or_default()
+    fn state(&self, id: usize) -> Result<&O::State, Unexplained> {
+        self.states
+            .get(id)
+            .ok_or_else(|| internal(format!("state {id} was never interned")))
+    }
+
+    fn placed(&self, index: usize) -> Result<&Placed<'_, O>, Unexplained> {
+        self.ops
+            .get(index)
+            .ok_or_else(|| internal(format!("operation {index} is out of range")))
     }
 
     /// The earliest answer among operations not yet placed. Operations are
@@ -308,21 +413,33 @@ impl Search<'_> {
     }
 
     /// Places every enabled operation that fits without changing the state.
-    fn close(&self, done: &mut Bits, state: usize) {
-        let Some(current) = self.states.get(state) else {
-            return;
-        };
+    fn close(&self, done: &mut Bits, state: usize) -> Result<(), Unexplained> {
+        let current = self.state(state)?;
         loop {
-            let greedy = self.candidates(done).into_iter().find(|index| {
-                let op = &self.ops[*index].op;
-                op.read_only()
-                    && op
-                        .next_states(current)
-                        .is_some_and(|next| next.len() == 1 && next[0] == *current)
-            });
+            let mut greedy = None;
+            for index in self.candidates(done) {
+                let placed = self.placed(index)?;
+                if !placed.op.read_only() {
+                    continue;
+                }
+                match placed.op.next_states(current) {
+                    Step::Next(next) if next.len() == 1 && next[0] == *current => {
+                        greedy = Some(index);
+                        break;
+                    }
+                    Step::Unexplained(reason) => {
+                        return Err(Unexplained {
+                            op: Some(placed.index),
+                            reason,
+                        });
+                    }
+                    Step::Next(_) | Step::Refused => {}
+                }
+            }
             match greedy {
-                Some(index) => done.set(index),
-                None => return,
+                Some(index) if done.set(index) => {}
+                Some(index) => return Err(internal(format!("bit {index} is out of range"))),
+                None => return Ok(()),
             }
         }
     }
@@ -331,20 +448,21 @@ impl Search<'_> {
     /// answered may never have taken effect).
     fn finished(&self, done: &Bits) -> bool {
         let len = self.ops.len();
-        (done.first_clear(len)..len).all(|index| done.get(index) || self.ops[index].ret == u64::MAX)
+        (done.first_clear(len)..len)
+            .all(|index| done.get(index) || self.ops.get(index).is_none_or(|op| op.ret == u64::MAX))
     }
 
-    fn run(&mut self) -> Linearization {
-        let initial = self.intern(SpecState::Absent);
+    fn run(&mut self, initial: O::State) -> Result<Linearization<O::State>, Unexplained> {
+        let initial = self.intern(initial);
         let mut stack: Vec<(Bits, usize)> = vec![(Bits::new(self.ops.len()), initial)];
         while let Some((mut done, state)) = stack.pop() {
             self.steps += 1;
             if self.steps > MAX_SEARCH_STEPS {
-                return Linearization::GaveUp;
+                return Ok(Linearization::GaveUp);
             }
-            self.close(&mut done, state);
+            self.close(&mut done, state)?;
             if self.finished(&done) {
-                return Linearization::Linearizable;
+                return Ok(Linearization::Linearizable);
             }
             let depth = done.count();
             if self.deepest.as_ref().is_none_or(|(most, ..)| depth > *most) {
@@ -353,15 +471,25 @@ impl Search<'_> {
             if !self.seen.insert((done.clone(), state)) {
                 continue;
             }
-            let current = self.state(state);
+            let current = self.state(state)?.clone();
             for index in self.candidates(&done).into_iter().rev() {
-                let Some(nexts) = self.ops[index].op.next_states(&current) else {
-                    continue;
+                let placed = self.placed(index)?;
+                let nexts = match placed.op.next_states(&current) {
+                    Step::Next(nexts) => nexts,
+                    Step::Refused => continue,
+                    Step::Unexplained(reason) => {
+                        return Err(Unexplained {
+                            op: Some(placed.index),
+                            reason,
+                        });
+                    }
                 };
                 for next in nexts.into_iter().rev() {
                     let next = self.intern(next);
                     let mut child = done.clone();
-                    child.set(index);
+                    if !child.set(index) {
+                        return Err(internal(format!("bit {index} is out of range")));
+                    }
                     stack.push((child, next));
                 }
             }
@@ -370,16 +498,21 @@ impl Search<'_> {
     }
 
     /// The report on the deepest configuration of a failed search.
-    fn blocked(&self) -> Linearization {
+    fn blocked(&self) -> Result<Linearization<O::State>, Unexplained> {
         let Some((_, done, state)) = &self.deepest else {
-            return Linearization::GaveUp;
+            return Err(internal(
+                "the search ended without visiting a configuration",
+            ));
         };
-        let pending: Vec<&Placed<'_>> = (0..self.ops.len())
-            .filter(|index| !done.get(*index))
-            .map(|index| &self.ops[index])
+        let pending: Vec<&Placed<'_, O>> = self
+            .ops
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| !done.get(*index))
+            .map(|(_, op)| op)
             .collect();
         let Some(blocked) = pending.iter().min_by_key(|op| (op.ret, op.call, op.index)) else {
-            return Linearization::GaveUp;
+            return Err(internal("the search failed with every operation placed"));
         };
         let concurrent = pending
             .iter()
@@ -387,11 +520,11 @@ impl Search<'_> {
             .filter(|op| op.call <= blocked.ret && op.ret >= blocked.call)
             .map(|op| op.index)
             .collect();
-        Linearization::NotLinearizable {
+        Ok(Linearization::NotLinearizable {
             blocked: blocked.index,
             concurrent,
-            state: self.state(*state),
-        }
+            state: self.state(*state)?.clone(),
+        })
     }
 }
 

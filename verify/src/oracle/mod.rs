@@ -9,6 +9,7 @@
 //! [`record`] reads and writes record bytes from `docs/record-format.md`.
 
 pub mod expiry;
+pub mod fenced;
 pub mod linear;
 pub mod naming;
 pub mod record;

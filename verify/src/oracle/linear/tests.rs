@@ -74,10 +74,6 @@ fn two_granted_claims_without_a_release_between_are_rejected() {
     let granted = decision(DedupDecision::Claimed);
     let ops = [op((0, 10), &c1, &granted), op((20, 30), &c2, &granted)];
     assert_eq!(blocked(&ops), Some(1));
-    // An answer recorded before its invocation (a caller's mistake) is
-    // read as given at the invocation, not as a reason to panic or pass.
-    let garbled = [op((20, 5), &c1, &granted), op((30, 40), &c2, &granted)];
-    assert_eq!(blocked(&garbled), Some(1));
 }
 
 #[test]
@@ -336,4 +332,15 @@ fn a_search_beyond_its_step_budget_gives_up_rather_than_pass() {
     let mut ops: Vec<HistoryOp<'_>> = claims.iter().map(|c| op((0, 10), c, &failed)).collect();
     ops.push(op((20, 30), &lookup, &phantom));
     assert_eq!(linearize(&ops), Linearization::GaveUp);
+}
+
+#[test]
+fn an_answer_before_its_invocation_is_reported_not_repaired() {
+    let (c, answer) = (claim(1), decision(DedupDecision::Claimed));
+    let history = [op((5, 4), &c, &answer)];
+    assert_eq!(
+        linearize_checked(&history, SpecState::Absent).map_err(|e| e.op),
+        Err(Some(0))
+    );
+    assert_eq!(linearize(&history), Linearization::GaveUp);
 }
