@@ -3,18 +3,20 @@
 //! The real engine (`atmostonce::DedupCache`, `DedupSweeper`) runs under
 //! madsim against a fault-injecting store; every operation, delivery and
 //! fault goes into a [`history::History`] that [`check::check`] judges
-//! against the invariants of DESIGN.md section 5. The same seed and
+//! against the invariants of `docs/spec.md` ("Invariants"). The same seed and
 //! configuration always give the same trace hash.
 //!
-//! The crate builds two ways:
-//! - with `--cfg madsim` (`cargo sim`, see `.cargo/config.toml`): the
-//!   simulated world ([`runner`]) and the command line;
-//! - without it: live mode ([`live`]), the same workload as real tokio
+//! The crate builds two ways, and the tree says which code is in which:
+//! - shared by both builds (the top-level modules and `world/`): the
+//!   history, the checker, the configuration, the workload and its actors
+//!   (producers, sweeper, probe, clock jumps), the report formats and the
+//!   command line's parser;
+//! - [`madsim`], only with `--cfg madsim` (`cargo sim`, see
+//!   `.cargo/config.toml`): the simulated surroundings, the fault-injecting
+//!   store, one simulated run, the seed runner and the simulation modes;
+//! - [`live`], only without it: live mode, the same workload as real tokio
 //!   tasks against a real store (memory, haematite in a child process,
 //!   PostgreSQL) with real faults, checked by the same checker.
-//!
-//! The history, the checker, the configuration, the workload's tasks and
-//! the report formats are shared by both.
 //!
 //! The checker judges any history, however it was recorded:
 //!
@@ -55,11 +57,12 @@ pub mod report;
 pub mod timeline;
 pub mod workload;
 
+mod world;
+
 #[cfg(not(madsim))]
 pub mod live;
 #[cfg(madsim)]
-pub mod runner;
-mod world;
+pub mod madsim;
 
 #[cfg(madsim)]
-pub use runner::{run_seed, run_seeds};
+pub use crate::madsim::runner::{self, run_seed, run_seeds};

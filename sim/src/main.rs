@@ -1,8 +1,5 @@
 //! The simulator's command line. See `cargo sim -- --help`.
 
-#[cfg(madsim)]
-mod app;
-
 use atmostonce_sim::cli::{self, Mode};
 
 fn main() {
@@ -31,7 +28,7 @@ fn dispatch(cli: &cli::Cli) -> i32 {
             eprintln!("{}", cli::madsim_build_notice());
             2
         }
-        _ => app::run(cli),
+        _ => atmostonce_sim::madsim::app::run(cli),
     }
 }
 

@@ -41,7 +41,7 @@ fn colour(op: &OpRecord) -> (&'static str, &'static str) {
             ErrorClass::Indeterminate => ("#ff7f0e", "indeterminate error"),
             ErrorClass::NoEffect => ("#ffdd57", "refused, no effect (conflict)"),
             ErrorClass::Collision => ("#8c564b", "DedupCollision"),
-            ErrorClass::Unclassified => ("#e377c2", "an error the oracle cannot classify"),
+            ErrorClass::Unclassified => ("#d62728", "error the oracle cannot classify"),
         },
     }
 }

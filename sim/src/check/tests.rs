@@ -1,5 +1,8 @@
 use super::*;
 use crate::history::receipt_for;
+use crate::history::{Event, FaultEvent, OpId, Process};
+use atmostonce::{DedupDecision, DurabilityError, ProcessingReceipt};
+use atmostonce_verify::oracle::{SpecAnswer, SpecOp};
 
 /// A history of one key ("k0") written by hand, one op at a time.
 struct Script {
@@ -285,4 +288,24 @@ fn a_redelivery_inside_the_dedup_window_violates_a1_even_after_an_expiry() {
     // The same redelivery after the window is a new window: fine.
     script.history.dedup_window_us = Some(100_000);
     assert!(script.verdict().passed());
+}
+
+#[test]
+fn an_operation_on_a_key_the_history_does_not_have_is_an_internal_error_not_a_pass() {
+    let mut history = History::new(vec!["k0".into()], vec!["ns:0".into()]);
+    let op = history.invoke(
+        Process::Producer(0),
+        0,
+        7,
+        SpecOp::Claim { now_millis: 1 },
+        None,
+        10,
+    );
+    history.respond(op, Ok(SpecAnswer::Decision(DedupDecision::Claimed)), 20);
+    let verdict = check(&history, CheckOptions::default());
+    assert_eq!(
+        verdict.invariants(),
+        vec![Invariant::Internal],
+        "{verdict:?}"
+    );
 }

@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{LiveOptions, PostgresTarget, report, run};
+use super::options::{LiveOptions, PostgresTarget};
+use super::report;
+use super::run::run;
 use crate::check::CheckOptions;
 use crate::cli::{LiveArgs, LiveFault, StoreKind};
 use crate::config::Shape;

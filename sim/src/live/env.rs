@@ -13,7 +13,7 @@ use atmostonce::{
 };
 use atmostonce_verify::oracle::SpecAnswer;
 
-use super::faults::lock;
+use super::lock::lock;
 use crate::config::{Draw, SplitMix};
 use crate::history::{FaultEvent, OpId, Process};
 use crate::workload::NAMESPACE;

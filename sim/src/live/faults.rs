@@ -3,7 +3,7 @@
 //! store's connections, until the quiet phase begins.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use atmostonce::DurableStore;
@@ -11,9 +11,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::env::{LiveWorld, Losses, fingerprint};
+use super::lock::lock;
 use super::plant::WipeableStore;
 use super::postgres::PgControl;
-use super::server::{HaematiteServer, RemoteStore};
+use super::remote::RemoteStore;
+use super::server::HaematiteServer;
 use crate::config::Draw;
 use crate::history::{Event, FaultEvent, Process};
 use crate::workload::NAMESPACE;
@@ -28,13 +30,6 @@ pub(crate) const PRODUCER_DOWN_MS: (u64, u64) = (10, 500);
 /// server that cannot answer a scan for a minute is an internal error.
 const READ_BACK_ATTEMPTS: u32 = 600;
 const READ_BACK_RETRY: Duration = Duration::from_millis(100);
-
-/// Locks a mutex of live mode. Its holders only make plain assignments,
-/// which cannot panic half way, so a poisoned lock (a panic elsewhere on
-/// that thread) still guards consistent state.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// Sleeps `ms`, or less if the faults are switched off meanwhile; false
 /// when they were.

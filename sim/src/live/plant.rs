@@ -6,8 +6,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use atmostonce::codec::{DedupEntry, DedupRecord};
 use atmostonce::{DurableStore, MemoryStore, ScannedEntry, StoreFuture, StoredEntry};
+use atmostonce_verify::oracle::record::{self, Record};
 
 use crate::cli::Plant;
 
@@ -18,7 +18,10 @@ const DROP_EVERY: u64 = 4;
 
 /// True when `payload` is a claim: an active entry without a receipt.
 fn is_claim(payload: &[u8]) -> bool {
-    matches!(DedupRecord::decode(payload), Ok(DedupRecord::Active(entry)) if entry.receipt().is_none())
+    matches!(
+        record::decode(payload),
+        Ok(Record::V1Entry { receipt: None, .. })
+    )
 }
 
 /// The store under test with a store-side plant.
@@ -53,23 +56,24 @@ impl PlantedStore {
         if !matches!(self.plant, Plant::ForgeReceipts | Plant::SwapReceipts) {
             return entry;
         }
-        let Ok(DedupRecord::Active(stored)) = DedupRecord::decode(&entry.payload) else {
+        let Ok(Record::V1Entry {
+            key,
+            receipt: Some(_),
+            timestamp_millis,
+        }) = record::decode(&entry.payload)
+        else {
             return entry;
         };
-        if stored.receipt().is_none() {
-            return entry;
-        }
-        let key = stored.idempotency_key();
         let receipt = if self.plant == Plant::ForgeReceipts {
             format!("{key}|p999|c999999")
         } else {
             format!("{key}-elsewhere|p999|c999999")
         };
-        entry.payload = DedupRecord::Active(DedupEntry::new(
+        entry.payload = Record::V1Entry {
             key,
-            Some(receipt.into_bytes()),
-            stored.timestamp_millis(),
-        ))
+            receipt: Some(receipt.into_bytes()),
+            timestamp_millis,
+        }
         .encode();
         entry
     }

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use atmostonce_verify::oracle::SpecOp;
 use serde_json::{Value, json};
 
-use super::LiveRun;
+use super::run::LiveRun;
 use crate::history::{History, Process, op_name};
 use crate::report::{key_timeline, notes_line, violations_json, violations_text};
 

@@ -5,30 +5,23 @@
 //! Runtime-agnostic: an [`Env`] supplies the clock, sleeping, randomness and
 //! each caller's store. The simulation (madsim build) implements it with
 //! madsim's simulated clock, RNG and the fault-injecting store
-//! (`store.rs`, `tasks.rs`); live mode (ordinary build, `crate::live`) with
+//! (`crate::madsim`); live mode (ordinary build, `crate::live`) with
 //! tokio, the wall clock and a real store. The producers, the sweeper, the
 //! probe and the clock jumps (`actors.rs`) are the same code in both.
 
 pub(crate) mod actors;
-#[cfg(madsim)]
-mod store;
-#[cfg(madsim)]
-mod tasks;
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use atmostonce::codec::DedupRecord;
 use atmostonce::{DedupCache, DurabilityError};
-use atmostonce_verify::oracle::SpecOp;
+use atmostonce_verify::oracle::record::{self, Record};
+use atmostonce_verify::oracle::{SpecOp, naming};
 
 use crate::config::{Config, Draw};
 use crate::history::{Event, FaultEvent, History, KeyId, OpId, Process};
 use crate::workload::{NAMESPACE, key_names};
-
-#[cfg(madsim)]
-pub(crate) use tasks::{sim_rng, simulate, sleep_ms};
 
 /// What the tasks of a run need from their surroundings.
 pub(crate) trait Env: Send + Sync + Sized + 'static {
@@ -312,10 +305,12 @@ impl<E: Env> World<E> {
         if caller != Process::Sweeper {
             return None;
         }
-        let Ok(DedupRecord::Tombstone(tombstone)) = DedupRecord::decode(payload) else {
+        // Decoded by the oracle's reference decoder (`docs/record-format.md`),
+        // never the engine's codec. The seed API's sweeper writes `LDT1`.
+        let Ok(Record::V1Tombstone { key, .. }) = record::decode(payload) else {
             return None;
         };
-        let key = self.key_id(tombstone.idempotency_key())?;
+        let key = self.key_id(&key)?;
         // A corrupted record can name a key that does not live in this
         // stream; tombstoning it is no expiry of that key.
         if self.stream_of(key) != Some(stream) {
@@ -333,11 +328,18 @@ impl<E: Env> World<E> {
 /// in, the configuration hashed in, and A1's dedup window.
 pub(crate) fn new_history(config: &Config) -> Result<History, String> {
     let keys = key_names(config.shape.keys);
-    let protocol = atmostonce::core::Protocol::new(NAMESPACE, actors::cache_options(config), true)
-        .map_err(|error| format!("invalid configuration: {error}"))?;
+    if config.hash_bits == 0 || config.hash_bits > naming::MAX_HASH_BITS {
+        return Err(format!(
+            "invalid configuration: hash_bits is {}; it must be between 1 and {}",
+            config.hash_bits,
+            naming::MAX_HASH_BITS
+        ));
+    }
+    // The oracle's stream naming (`docs/spec.md`, "Streams"), never the
+    // engine's: S6 and the collision excuse must not share a naming bug.
     let streams = keys
         .iter()
-        .map(|key| protocol.stream_key_for(key))
+        .map(|key| naming::stream_name_with_hash_bits(NAMESPACE, key, config.hash_bits))
         .collect();
     let mut history = History::new(keys, streams);
     history.hash_in(config);

@@ -17,16 +17,15 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use atmostonce::codec::DedupRecord;
 use atmostonce::{
     DurabilityError, DurableStore, ScannedEntry, StoreFuture, StoredEntry, StreamTable,
 };
-use atmostonce_verify::oracle::SpecAnswer;
+use atmostonce_verify::oracle::{SpecAnswer, record};
 
-use super::sim_rng;
-use super::tasks::SimWorld as World;
+use super::rng::sim_rng;
 use crate::config::Draw;
 use crate::history::{FaultEvent, OpId, Process};
+use crate::world::{Env, World};
 
 /// Most entries a stale read hides: a replica a few appends behind.
 const MAX_STALE_ENTRIES: u64 = 3;
@@ -63,7 +62,7 @@ impl StoreCore {
     /// A store crash: every stream loses its unflushed tail, readers of that
     /// tail are flagged dirty, appenders whose entry vanished are told, and
     /// the store stays down until [`restart`](StoreCore::restart).
-    pub(crate) fn crash(&self, world: &World) {
+    pub(crate) fn crash<E: Env>(&self, world: &World<E>) {
         let mut state = self.lock();
         let mut dropped = Vec::new();
         let lengths: Vec<(String, u64)> = state
@@ -97,13 +96,13 @@ impl StoreCore {
     }
 
     /// The store is back (with whatever was durable).
-    pub(crate) fn restart(&self, world: &World) {
+    pub(crate) fn restart<E: Env>(&self, world: &World<E>) {
         self.lock().down = false;
         world.history().event(world.fault(FaultEvent::StoreRestart));
     }
 
     /// Corrupts one random record (bit flip or truncation).
-    pub(crate) fn corrupt(&self, world: &World, rng: &mut impl Draw) {
+    pub(crate) fn corrupt<E: Env>(&self, world: &World<E>, rng: &mut impl Draw) {
         let mut state = self.lock();
         let slots: Vec<(String, u64)> = state
             .table
@@ -128,10 +127,13 @@ impl StoreCore {
         let Some(entry) = state.table.read_from(&stream, sequence, 1).pop() else {
             return;
         };
-        let Ok(record) = DedupRecord::decode(&entry.payload) else {
+        // Read by the oracle's reference decoder (`docs/record-format.md`),
+        // not the engine's codec: the bookkeeping of what was corrupted must
+        // not share a codec bug with the engine it judges.
+        let Ok(record) = record::decode(&entry.payload) else {
             return; // already corrupt
         };
-        let Some(key) = world.key_id(record.idempotency_key()) else {
+        let Some(key) = world.key_id(record.key()) else {
             return;
         };
         let mut payload = entry.payload;
@@ -161,9 +163,9 @@ impl StoreCore {
 }
 
 /// One caller's handle on the simulated store.
-pub(crate) struct FaultStore {
+pub(crate) struct FaultStore<E: Env> {
     core: Arc<StoreCore>,
-    world: Arc<World>,
+    world: Arc<World<E>>,
     caller: Process,
 }
 
@@ -202,8 +204,8 @@ enum Reply {
     Flush,
 }
 
-impl FaultStore {
-    pub(crate) fn new(core: Arc<StoreCore>, world: Arc<World>, caller: Process) -> FaultStore {
+impl<E: Env> FaultStore<E> {
+    pub(crate) fn new(core: Arc<StoreCore>, world: Arc<World<E>>, caller: Process) -> Self {
         FaultStore {
             core,
             world,
@@ -412,7 +414,7 @@ impl FaultStore {
     }
 }
 
-impl DurableStore for FaultStore {
+impl<E: Env> DurableStore for FaultStore<E> {
     fn append<'a>(
         &'a self,
         stream: &'a str,

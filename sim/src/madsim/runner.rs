@@ -8,10 +8,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
+use super::rng::{sim_rng, sleep_ms};
+use super::run::simulate;
 use crate::check::check;
 use crate::config::{Config, Draw, FaultSet, FaultSpec};
 use crate::outcome::{ConfigSource, InternalError, RunOptions, SeedRun, Summary};
-use crate::world::{sim_rng, simulate, sleep_ms};
 
 /// The result of one seed.
 pub type SeedResult = Result<SeedRun, InternalError>;

@@ -4,13 +4,13 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use atmostonce_sim::check::Invariant;
-use atmostonce_sim::cli::{Cli, Mode};
-use atmostonce_sim::config::FaultSpec;
-use atmostonce_sim::outcome::{ConfigSource, RunOptions, SeedRun, Summary};
-use atmostonce_sim::replay::{ReplayFile, read_regressions};
-use atmostonce_sim::runner::{self, SeedResult};
-use atmostonce_sim::{report, timeline};
+use super::runner::{self, SeedResult};
+use crate::check::Invariant;
+use crate::cli::{Cli, Mode};
+use crate::config::FaultSpec;
+use crate::outcome::{ConfigSource, RunOptions, SeedRun, Summary};
+use crate::replay::{ReplayFile, read_regressions};
+use crate::{report, timeline};
 
 /// Failures of a sweep reported in full; the rest get one line each.
 const FULL_REPORTS: usize = 3;
@@ -18,7 +18,8 @@ const FULL_REPORTS: usize = 3;
 /// How often the progress bar redraws.
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
-pub(crate) fn run(cli: &Cli) -> i32 {
+/// Runs the simulation mode `cli` asks for; returns the exit status.
+pub fn run(cli: &Cli) -> i32 {
     let result = match &cli.mode {
         Mode::Help => Ok(0),
         Mode::Seed(seed) => one_seed(cli, *seed),
@@ -322,7 +323,7 @@ fn regressions(cli: &Cli, path: &Path) -> Result<i32, String> {
                     entry.expect.to_string()
                 );
                 if status != "ok" {
-                    let check = atmostonce_sim::check::CheckOptions {
+                    let check = crate::check::CheckOptions {
                         strict_reads: entry.strict_reads,
                     };
                     print!("{}", report::seed_report(&run, &entry.source, check));

@@ -1,24 +1,22 @@
-//! The simulation's side of a run (madsim build only): the madsim
-//! [`Env`], the fault controllers that need madsim (killing and pausing
-//! nodes, crashing and corrupting the simulated store), and the run itself
-//! (main phase, quiet phase, probe).
+//! One simulated run (madsim build only): the fault controllers that need
+//! madsim (killing and pausing nodes, crashing and corrupting the simulated
+//! store) and the run itself (main phase, quiet phase, probe), in the
+//! [`Simulated`] surroundings of `env.rs`.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use atmostonce::{DedupCache, DurabilityError};
 use madsim::runtime::Handle;
 use madsim::task::NodeId;
-use madsim::time::Instant;
 
-use super::actors::{
-    cache_options, draw_offset, jump_clocks, pick_producer, probe, producer, sweeper,
-};
-use super::store::{FaultStore, StoreCore};
-use super::{Env, World};
+use super::env::{SimWorld, Simulated};
+use super::rng::{sim_rng, sleep_ms};
+use super::store::StoreCore;
 use crate::config::{Config, Draw, Fault};
 use crate::history::{Event, FaultEvent, History, Process};
-use crate::workload::{NAMESPACE, budgets};
+use crate::workload::budgets;
+use crate::world::actors::{draw_offset, jump_clocks, pick_producer, probe, producer, sweeper};
+use crate::world::{World, new_history};
 
 /// Simulated time the main phase may take before the run is declared stuck.
 /// The standard scenario needs about 10 s; ten minutes is far past any
@@ -33,64 +31,6 @@ const PRODUCER_DOWN_MS: (u64, u64) = (10, 500);
 
 /// How long a crashed store stays down before it restarts.
 const STORE_DOWN_MS: (u64, u64) = (5, 100);
-
-impl Draw for madsim::rand::GlobalRng {
-    fn next_u64(&mut self) -> u64 {
-        madsim::rand::RngCore::next_u64(self)
-    }
-}
-
-/// The simulation's RNG (seeded by madsim from the run's seed).
-pub(crate) fn sim_rng() -> madsim::rand::GlobalRng {
-    madsim::rand::thread_rng()
-}
-
-/// Sleeps `ms` simulated milliseconds.
-pub(crate) async fn sleep_ms(ms: u64) {
-    madsim::time::sleep(Duration::from_millis(ms)).await;
-}
-
-/// The simulated surroundings: madsim's clock, RNG and sleep, and the
-/// fault-injecting store every caller gets a handle on.
-#[derive(Debug)]
-pub(crate) struct Simulated {
-    start: Instant,
-    core: Arc<StoreCore>,
-}
-
-/// The world of a simulated run.
-pub(crate) type SimWorld = World<Simulated>;
-
-impl Env for Simulated {
-    type Rng = madsim::rand::GlobalRng;
-
-    fn rng(&self) -> Self::Rng {
-        sim_rng()
-    }
-
-    fn elapsed_us(&self) -> u64 {
-        u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX)
-    }
-
-    fn wall_millis(&self) -> u64 {
-        // madsim simulates the system clock too.
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |elapsed| {
-                u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
-            })
-    }
-
-    fn sleep_ms(&self, ms: u64) -> impl std::future::Future<Output = ()> + Send {
-        sleep_ms(ms)
-    }
-
-    fn cache_for(world: &Arc<SimWorld>, process: Process) -> Result<DedupCache, DurabilityError> {
-        let store = FaultStore::new(world.env.core.clone(), world.clone(), process);
-        DedupCache::with_options(Arc::new(store), NAMESPACE, cache_options(&world.config))
-    }
-}
-
 /// Kills a random producer now and then; restarts it after a while.
 async fn crash_producers(world: Arc<SimWorld>, handle: Handle, nodes: Vec<NodeId>) {
     let mut rng = sim_rng();
@@ -182,16 +122,13 @@ async fn corrupt_records(world: Arc<SimWorld>, core: Arc<StoreCore>) {
 
 /// Runs one simulated run of `config` and returns its history.
 pub(crate) async fn simulate(config: Config) -> Result<History, String> {
-    let history = super::new_history(&config)?;
+    let history = new_history(&config)?;
     let mut rng = sim_rng();
     let offsets_ms = (0..=config.shape.producers)
         .map(|_| draw_offset(&config, &mut rng))
         .collect();
     let core = Arc::new(StoreCore::default());
-    let env = Simulated {
-        start: Instant::now(),
-        core: core.clone(),
-    };
+    let env = Simulated::new(core.clone());
     let budgets = budgets(&config);
     let world = Arc::new(World::new(
         config.clone(),
