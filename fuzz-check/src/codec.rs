@@ -11,7 +11,7 @@
 use std::fmt;
 
 use arbitrary::{Arbitrary, Unstructured};
-use atmostonce::codec::RecordKind;
+use atmostonce::codec::{self as engine, FencedRecord, RecordKind};
 use atmostonce::{DedupEntry, DedupRecord, EnvelopeError, Tombstone};
 use atmostonce_verify::oracle::record::{self, ClaimId, Record, ReleaseReason};
 
@@ -126,6 +126,54 @@ pub fn to_reference(record: &DedupRecord) -> Record {
             timestamp_millis: tombstone.timestamp_millis(),
         },
     }
+}
+
+/// The engine's version-aware record (what `FencedRecord::decode` reads) as
+/// the reference decoder's plain values.
+#[must_use]
+pub fn fenced_to_reference(record: &FencedRecord) -> Record {
+    match record {
+        FencedRecord::Entry(entry) => to_reference(&DedupRecord::Active(entry.clone())),
+        FencedRecord::Tombstone(tombstone) => {
+            to_reference(&DedupRecord::Tombstone(tombstone.clone()))
+        }
+        FencedRecord::Claim(claim) => Record::Claim {
+            key: claim.idempotency_key().to_owned(),
+            claim_id: ClaimId(*claim.claim_id().as_bytes()),
+            fence: claim.fence(),
+            claimed_at_millis: claim.claimed_at_millis(),
+            lease_expires_millis: claim.lease_expires_millis(),
+            fingerprint: claim.fingerprint().map(<[u8]>::to_vec),
+        },
+        FencedRecord::Completion(completion) => Record::Completion {
+            key: completion.idempotency_key().to_owned(),
+            claim_id: ClaimId(*completion.claim_id().as_bytes()),
+            fence: completion.fence(),
+            completed_at_millis: completion.completed_at_millis(),
+            receipt: completion.receipt().as_bytes().to_vec(),
+            fingerprint: completion.fingerprint().map(<[u8]>::to_vec),
+        },
+        FencedRecord::Release(release) => Record::Release {
+            key: release.idempotency_key().to_owned(),
+            claim_id: release
+                .claim_id()
+                .map_or(ClaimId::ZERO, |id| ClaimId(*id.as_bytes())),
+            fence: release.fence(),
+            released_at_millis: release.released_at_millis(),
+            reason: match release.reason() {
+                engine::ReleaseReason::Released => ReleaseReason::Holder,
+                engine::ReleaseReason::Expired => ReleaseReason::Expired,
+            },
+        },
+    }
+}
+
+/// The engine's version-aware decoder, answering in the reference's values.
+///
+/// # Errors
+/// The engine's rejection.
+pub fn engine_fenced_decode(bytes: &[u8]) -> Result<Record, EnvelopeError> {
+    FencedRecord::decode(bytes).map(|record| fenced_to_reference(&record))
 }
 
 /// The differential (S8): the engine's answer on `bytes` and the reference
@@ -355,6 +403,9 @@ pub fn decode_within_input_size(bytes: &[u8]) -> Result<DedupRecord, EnvelopeErr
 pub fn check_decode(bytes: &[u8]) -> Result<DedupRecord, EnvelopeError> {
     let decoded = decode_within_input_size(bytes);
     check_differential(bytes, &decoded);
+    // The version-aware decoder against the reference, on every input; on a
+    // version-2 record also with every bit flipped and every truncation.
+    check_v2_differential(bytes, engine_fenced_decode);
     let entry = DedupEntry::deserialize(bytes);
     match &decoded {
         Ok(record) => {
@@ -424,6 +475,13 @@ fn check_rejection_reason(bytes: &[u8], error: &EnvelopeError) {
         }
         EnvelopeError::WrongRecordKind { .. } => {
             panic!("DedupRecord::decode accepts both kinds, yet answered {error:?}")
+        }
+        EnvelopeError::InvalidMarker { .. }
+        | EnvelopeError::ChecksumMismatch { .. }
+        | EnvelopeError::ZeroClaimId { .. }
+        | EnvelopeError::InvalidReleaseReason { .. }
+        | EnvelopeError::LeaseBeforeClaim { .. } => {
+            panic!("DedupRecord::decode reads version 1 only, yet answered {error:?}")
         }
     }
 }
