@@ -15,7 +15,7 @@ use atmostonce::core::{
     ClaimOp, CompleteOp, DedupDecision, LookupOp, Operation, Protocol, ReleaseOp, Step, StoreReply,
     StoreRequest, SweepOp,
 };
-use atmostonce::{DedupOptions, DedupRecord, DurabilityError, ProcessingReceipt, StreamTable};
+use atmostonce::{DedupOptions, DurabilityError, ProcessingReceipt, StreamTable};
 use atmostonce_verify::oracle::{SpecAnswer, SpecOp};
 
 use crate::history::{
@@ -493,8 +493,9 @@ impl Run {
             (_, StoreReply::Append(Err(error))) => Err(error.clone()),
             (_, other) => unreachable!("an append is answered by an append reply, not {other:?}"),
         };
-        let key = match DedupRecord::decode(payload) {
-            Ok(DedupRecord::Tombstone(tombstone)) => tombstone.idempotency_key().to_owned(),
+        // Read by the oracle's reference decoder, never the engine's codec.
+        let key = match atmostonce_verify::oracle::record::decode(payload) {
+            Ok(atmostonce_verify::oracle::record::Record::V1Tombstone { key, .. }) => key,
             other => panic!("a sweep appended something other than a tombstone: {other:?}"),
         };
         self.events.push(Event {

@@ -503,7 +503,7 @@ impl Config {
         /// Slack for the last sweep's own store calls.
         const QUIET_MARGIN_MS: u64 = 500;
         self.ttl_ms
-            + atmostonce::limits::CLOCK_SKEW_GRACE_MS
+            + atmostonce_verify::oracle::expiry::CLOCK_SKEW_GRACE_MS
             + self.max_skew_ms
             + 2 * self.sweep_interval_ms
             + QUIET_MARGIN_MS

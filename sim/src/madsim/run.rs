@@ -80,7 +80,7 @@ async fn pause_producers(world: Arc<SimWorld>, handle: Handle, nodes: Vec<NodeId
         }
         let process = Process::Producer(index);
         let pause_ms = config.ttl_ms
-            + atmostonce::limits::CLOCK_SKEW_GRACE_MS
+            + atmostonce_verify::oracle::expiry::CLOCK_SKEW_GRACE_MS
             + config.max_skew_ms
             + config.sweep_interval_ms
             + rng.range(100, 1_000);

@@ -344,7 +344,7 @@ pub(crate) fn new_history(config: &Config) -> Result<History, String> {
     let mut history = History::new(keys, streams);
     history.hash_in(config);
     history.dedup_window_us = Some(
-        (config.ttl_ms + atmostonce::limits::CLOCK_SKEW_GRACE_MS)
+        (config.ttl_ms + atmostonce_verify::oracle::expiry::CLOCK_SKEW_GRACE_MS)
             .saturating_sub(config.max_skew_ms)
             * 1000,
     );
