@@ -1,0 +1,374 @@
+//! The one fault-injecting store table (`docs/spec.md`, fault model).
+//!
+//! # Usage
+//!
+//! ```
+//! use atmostonce::core::{StoreReply, StoreRequest};
+//! use atmostonce_verify::table::{Call, CallFault, FaultTable};
+//!
+//! let mut table = FaultTable::new();
+//! let append = StoreRequest::Append { stream: "s".into(), payload: vec![1], expected_seq: 0 };
+//! // Served plainly, or with a fault the caller's RNG chose:
+//! let reply = table.serve_with(Call::new(0, Some(7)), &append, CallFault::ErrorApplied);
+//! assert!(matches!(reply, StoreReply::Append(Err(_))));
+//! assert_eq!(table.len("s"), 1); // applied, though the caller saw an error
+//! table.crash(); // nothing was flushed: the append is gone
+//! assert_eq!(table.len("s"), 0);
+//! ```
+//!
+//! - [`FaultTable::serve`] answers a request with no fault, as caller 0.
+//! - [`FaultTable::serve_with`] answers for a [`Call`] (caller session and
+//!   the operation to attribute it to) with a chosen [`CallFault`].
+//! - [`FaultTable::crash`] drops every stream back to its flushed prefix;
+//!   a caller whose unflushed appends were dropped gets an error from its
+//!   next flush (its session is then renewed).
+//! - [`FaultTable::corrupt`] damages one stored record ([`Corruption`]).
+//! - [`FaultTable::calls`] lists every call served, with its operation.
+//!
+//! The table is deterministic: ordered collections, no randomness and no
+//! clock of its own (timestamps come from [`FaultTable::set_now_millis`]).
+
+use std::collections::BTreeMap;
+
+use atmostonce::core::{StoreReply, StoreRequest};
+use atmostonce::{DurabilityError, ScannedEntry, StoredEntry};
+
+/// Who makes a call: the caller's session and the operation it serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Call {
+    /// The caller (a producer, a sweeper) whose session the call belongs to.
+    pub caller: u32,
+    /// The operation the call is attributed to, if any.
+    pub op: Option<u64>,
+}
+
+impl Call {
+    /// A call by `caller` on behalf of operation `op`.
+    pub fn new(caller: u32, op: Option<u64>) -> Self {
+        Self { caller, op }
+    }
+}
+
+/// The fault to apply to one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallFault {
+    /// Serve the call faithfully.
+    None,
+    /// An indeterminate failure that took effect: an append is applied (a
+    /// flush is performed) but the caller sees an error.
+    ErrorApplied,
+    /// An indeterminate failure that did not take effect: nothing changes
+    /// and the caller sees an error.
+    ErrorLost,
+    /// A read or scan served from the durable (flushed) view instead of the
+    /// latest one.
+    StaleDurable,
+    /// A read or scan served as if the last `n` entries of each stream were
+    /// not there yet (a recorded older view).
+    StaleBy(usize),
+}
+
+/// Damage to one stored record.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Corruption {
+    /// Flip bit `bit % 8` of byte `byte % len`.
+    BitFlip {
+        /// Which byte (taken modulo the payload length).
+        byte: usize,
+        /// Which bit of it (taken modulo 8).
+        bit: u8,
+    },
+    /// Keep only the first `len` bytes.
+    Truncate {
+        /// Bytes kept.
+        len: usize,
+    },
+    /// Replace the payload.
+    Overwrite(Vec<u8>),
+}
+
+/// The kind of a served call, for attribution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallKind {
+    /// A read.
+    Read,
+    /// An append.
+    Append,
+    /// A scan.
+    Scan,
+    /// A flush.
+    Flush,
+}
+
+/// One served call: who made it, what it was, which fault it got, and,
+/// for an append that landed, the sequence it landed at.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CallRecord {
+    /// Who made the call.
+    pub call: Call,
+    /// What kind of call.
+    pub kind: CallKind,
+    /// The stream (or scan prefix); empty for a flush.
+    pub stream: String,
+    /// The fault applied.
+    pub fault: CallFault,
+    /// For an append that landed, where.
+    pub landed_at: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+struct Stream {
+    entries: Vec<StoredEntry>,
+    /// How many leading entries are flushed (survive a crash).
+    durable_len: usize,
+    /// Who appended each entry (parallel to `entries`).
+    appended_by: Vec<u32>,
+}
+
+/// One caller's session: whether a crash dropped appends it made since
+/// its last successful flush.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+struct Session {
+    lost_appends: bool,
+}
+
+/// A synchronous store of streams with the whole fault model.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct FaultTable {
+    streams: BTreeMap<String, Stream>,
+    sessions: BTreeMap<u32, Session>,
+    now_millis: u64,
+    calls: Vec<CallRecord>,
+}
+
+/// The message of every injected indeterminate failure.
+const INJECTED: &str = "injected indeterminate store failure";
+
+impl FaultTable {
+    /// An empty table at time 0.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Set the store clock that stamps accepted entries.
+    pub fn set_now_millis(&mut self, now_millis: u64) {
+        self.now_millis = now_millis;
+    }
+
+    /// The stream's current length (flushed or not).
+    pub fn len(&self, stream: &str) -> usize {
+        self.streams.get(stream).map_or(0, |s| s.entries.len())
+    }
+
+    /// The stream's flushed length.
+    pub fn durable_len(&self, stream: &str) -> usize {
+        self.streams.get(stream).map_or(0, |s| s.durable_len)
+    }
+
+    /// The stream's current entries.
+    pub fn entries(&self, stream: &str) -> &[StoredEntry] {
+        self.streams.get(stream).map_or(&[], |s| &s.entries)
+    }
+
+    /// The names of every non-empty stream, in order.
+    pub fn stream_names(&self) -> impl Iterator<Item = &str> {
+        self.streams
+            .iter()
+            .filter(|(_, s)| !s.entries.is_empty())
+            .map(|(n, _)| n.as_str())
+    }
+
+    /// Every call served so far, in order.
+    pub fn calls(&self) -> &[CallRecord] {
+        &self.calls
+    }
+
+    /// Serve with no fault, as caller 0, attributed to no operation.
+    pub fn serve(&mut self, request: &StoreRequest) -> StoreReply {
+        self.serve_with(Call::new(0, None), request, CallFault::None)
+    }
+
+    /// Serve `request` for `call` with `fault`.
+    pub fn serve_with(
+        &mut self,
+        call: Call,
+        request: &StoreRequest,
+        fault: CallFault,
+    ) -> StoreReply {
+        let (kind, stream) = match request {
+            StoreRequest::Read { stream, .. } => (CallKind::Read, stream.clone()),
+            StoreRequest::Append { stream, .. } => (CallKind::Append, stream.clone()),
+            StoreRequest::Scan { prefix } => (CallKind::Scan, prefix.clone()),
+            StoreRequest::Flush => (CallKind::Flush, String::new()),
+        };
+        let mut landed_at = None;
+        let reply = match request {
+            StoreRequest::Read {
+                stream,
+                offset,
+                limit,
+            } => StoreReply::Read(match fault {
+                CallFault::ErrorApplied | CallFault::ErrorLost => Err(injected()),
+                _ => Ok(self.read(stream, *offset, *limit, fault)),
+            }),
+            StoreRequest::Scan { prefix } => StoreReply::Scan(match fault {
+                CallFault::ErrorApplied | CallFault::ErrorLost => Err(injected()),
+                _ => Ok(self.scan(prefix, fault)),
+            }),
+            StoreRequest::Append {
+                stream,
+                payload,
+                expected_seq,
+            } => {
+                let result = match fault {
+                    CallFault::ErrorLost => Err(injected()),
+                    _ => self.append(call.caller, stream, payload, *expected_seq),
+                };
+                landed_at = result.as_ref().ok().copied();
+                StoreReply::Append(match (fault, result) {
+                    (CallFault::ErrorApplied, _) => Err(injected()),
+                    (_, result) => result,
+                })
+            }
+            StoreRequest::Flush => StoreReply::Flush(match fault {
+                CallFault::ErrorLost => Err(injected()),
+                CallFault::ErrorApplied => {
+                    // The flush itself is performed; the caller hears an error.
+                    let _ = self.flush(call.caller);
+                    Err(injected())
+                }
+                _ => self.flush(call.caller),
+            }),
+        };
+        self.calls.push(CallRecord {
+            call,
+            kind,
+            stream,
+            fault,
+            landed_at,
+        });
+        reply
+    }
+
+    /// Crash the store: every stream drops back to its flushed prefix, and
+    /// each caller whose appends were dropped is marked so that its next
+    /// flush fails.
+    pub fn crash(&mut self) {
+        for stream in self.streams.values_mut() {
+            for &caller in &stream.appended_by[stream.durable_len..] {
+                self.sessions.entry(caller).or_default().lost_appends = true;
+            }
+            stream.entries.truncate(stream.durable_len);
+            stream.appended_by.truncate(stream.durable_len);
+        }
+    }
+
+    /// Damage the entry at `sequence` of `stream`. Returns whether there was
+    /// such an entry.
+    pub fn corrupt(&mut self, stream: &str, sequence: u64, corruption: &Corruption) -> bool {
+        let Some(entry) = self.streams.get_mut(stream).and_then(|s| {
+            usize::try_from(sequence)
+                .ok()
+                .and_then(|i| s.entries.get_mut(i))
+        }) else {
+            return false;
+        };
+        let payload = &mut entry.payload;
+        match corruption {
+            Corruption::BitFlip { byte, bit } => {
+                if payload.is_empty() {
+                    return false;
+                }
+                let index = byte % payload.len();
+                payload[index] ^= 1 << (bit % 8);
+            }
+            Corruption::Truncate { len } => payload.truncate(*len),
+            Corruption::Overwrite(bytes) => payload.clone_from(bytes),
+        }
+        true
+    }
+
+    fn read(&self, stream: &str, offset: u64, limit: usize, fault: CallFault) -> Vec<StoredEntry> {
+        let Some(s) = self.streams.get(stream) else {
+            return Vec::new();
+        };
+        let visible = visible_len(s, fault);
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(visible);
+        s.entries[start..visible]
+            .iter()
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    fn scan(&self, prefix: &str, fault: CallFault) -> Vec<ScannedEntry> {
+        self.streams
+            .range(prefix.to_string()..)
+            .take_while(|(name, _)| name.starts_with(prefix))
+            .flat_map(|(name, s)| {
+                s.entries[..visible_len(s, fault)]
+                    .iter()
+                    .map(|entry| ScannedEntry {
+                        stream: name.clone(),
+                        entry: entry.clone(),
+                    })
+            })
+            .collect()
+    }
+
+    fn append(
+        &mut self,
+        caller: u32,
+        stream: &str,
+        payload: &[u8],
+        expected_seq: u64,
+    ) -> Result<u64, DurabilityError> {
+        let now_millis = self.now_millis;
+        let s = self.streams.entry(stream.to_string()).or_default();
+        let actual = s.entries.len() as u64;
+        if actual != expected_seq {
+            return Err(DurabilityError::SequenceConflict {
+                expected: expected_seq,
+                actual,
+            });
+        }
+        s.entries.push(StoredEntry {
+            payload: payload.to_vec(),
+            sequence: actual,
+            timestamp: now_millis,
+        });
+        s.appended_by.push(caller);
+        Ok(actual)
+    }
+
+    fn flush(&mut self, caller: u32) -> Result<(), DurabilityError> {
+        let session = self.sessions.entry(caller).or_default();
+        if session.lost_appends {
+            // The session is renewed: the caller has now heard of the loss.
+            session.lost_appends = false;
+            return Err(DurabilityError::StoreError(
+                "flush failed: a store crash dropped appends of this session that were not flushed"
+                    .into(),
+            ));
+        }
+        for stream in self.streams.values_mut() {
+            stream.durable_len = stream.entries.len();
+        }
+        Ok(())
+    }
+}
+
+fn visible_len(s: &Stream, fault: CallFault) -> usize {
+    match fault {
+        CallFault::StaleDurable => s.durable_len,
+        CallFault::StaleBy(n) => s.entries.len().saturating_sub(n),
+        _ => s.entries.len(),
+    }
+}
+
+fn injected() -> DurabilityError {
+    DurabilityError::StoreError(INJECTED.into())
+}
+
+#[cfg(test)]
+mod tests;
