@@ -150,6 +150,20 @@ impl FaultTable {
         Self::default()
     }
 
+    /// A table holding the same streams as the engine's `table` (all of it
+    /// flushed), for checkers that read a store's final state.
+    pub fn copy_of(table: &atmostonce::StreamTable) -> Self {
+        let mut copy = Self::new();
+        for (name, len) in table.stream_lengths() {
+            for entry in table.read_from(name, 0, usize::try_from(len).unwrap_or(usize::MAX)) {
+                copy.set_now_millis(entry.timestamp);
+                let _ = copy.append(0, name, &entry.payload, entry.sequence);
+            }
+        }
+        let _ = copy.flush(0);
+        copy
+    }
+
     /// Set the store clock that stamps accepted entries.
     pub fn set_now_millis(&mut self, now_millis: u64) {
         self.now_millis = now_millis;
@@ -176,6 +190,36 @@ impl FaultTable {
             .iter()
             .filter(|(_, s)| !s.entries.is_empty())
             .map(|(n, _)| n.as_str())
+    }
+
+    /// The current entries of `stream` from `offset`, at most `limit`
+    /// (a look that is not a served call: no fault, no attribution).
+    pub fn read_from(&self, stream: &str, offset: u64, limit: usize) -> Vec<StoredEntry> {
+        self.read(stream, offset, limit, CallFault::None)
+    }
+
+    /// What a read served with `fault` would return, without serving it.
+    pub fn read_view(
+        &self,
+        stream: &str,
+        offset: u64,
+        limit: usize,
+        fault: CallFault,
+    ) -> Vec<StoredEntry> {
+        self.read(stream, offset, limit, fault)
+    }
+
+    /// What a scan served with `fault` would return, without serving it.
+    pub fn scan_view(&self, prefix: &str, fault: CallFault) -> Vec<ScannedEntry> {
+        self.scan(prefix, fault)
+    }
+
+    /// Every non-empty stream with its current length, in name order.
+    pub fn stream_lengths(&self) -> impl Iterator<Item = (&str, usize)> {
+        self.streams
+            .iter()
+            .filter(|(_, s)| !s.entries.is_empty())
+            .map(|(n, s)| (n.as_str(), s.entries.len()))
     }
 
     /// Every call served so far, in order.
