@@ -32,7 +32,6 @@
 
 use std::collections::BTreeMap;
 
-use atmostonce::StreamTable;
 use atmostonce::core::{DedupDecision, Protocol};
 pub use atmostonce_verify::catalogue::{Excused, Invariant, KnownCause, Verdict, Violation};
 use atmostonce_verify::oracle::expiry::is_expired;
@@ -42,6 +41,7 @@ use atmostonce_verify::oracle::linear::{
 use atmostonce_verify::oracle::naming::hash_widths_naming;
 use atmostonce_verify::oracle::record::{Record, decode};
 use atmostonce_verify::oracle::{ErrorClass, SpecAnswer, SpecOp, SpecState};
+use atmostonce_verify::table::FaultTable as StreamTable;
 
 use atmostonce::DurabilityError;
 

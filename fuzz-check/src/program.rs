@@ -15,8 +15,10 @@ use atmostonce::core::{
     ClaimOp, CompleteOp, DedupDecision, LookupOp, Operation, Protocol, ReleaseOp, Step, StoreReply,
     StoreRequest, SweepOp,
 };
-use atmostonce::{DedupOptions, DurabilityError, ProcessingReceipt, StreamTable};
+use atmostonce::{DedupOptions, DurabilityError, ProcessingReceipt};
+use atmostonce_verify::oracle::record::{Record, decode};
 use atmostonce_verify::oracle::{SpecAnswer, SpecOp};
+use atmostonce_verify::table::{Call, CallFault, FaultTable};
 
 use crate::history::{
     Event, Exemption, History, Verdict, Violation, stream_holds_other_key, verify,
@@ -377,15 +379,11 @@ enum AppendFate {
 struct Run {
     protocol: Protocol,
     ttl_ms: u64,
-    table: StreamTable,
+    table: FaultTable,
     slots: [Option<Running>; SLOTS],
     events: Vec<Event>,
     tick: u64,
     now_millis: u64,
-}
-
-fn injected(what: &str) -> DurabilityError {
-    DurabilityError::StoreError(format!("injected fault: the {what} failed"))
 }
 
 impl Run {
@@ -393,7 +391,7 @@ impl Run {
         Run {
             protocol: program.protocol(),
             ttl_ms: program.ttl_ms(),
-            table: StreamTable::new(),
+            table: FaultTable::new(),
             slots: Default::default(),
             events: Vec::new(),
             tick: 0,
@@ -493,9 +491,10 @@ impl Run {
             (_, StoreReply::Append(Err(error))) => Err(error.clone()),
             (_, other) => unreachable!("an append is answered by an append reply, not {other:?}"),
         };
-        // Read by the oracle's reference decoder, never the engine's codec.
-        let key = match atmostonce_verify::oracle::record::decode(payload) {
-            Ok(atmostonce_verify::oracle::record::Record::V1Tombstone { key, .. }) => key,
+        let key = match decode(payload) {
+            Ok(record @ (Record::V1Tombstone { .. } | Record::Release { .. })) => {
+                record.key().to_owned()
+            }
             other => panic!("a sweep appended something other than a tombstone: {other:?}"),
         };
         self.events.push(Event {
@@ -579,86 +578,54 @@ impl Run {
         request: &StoreRequest,
         fault: Fault,
     ) -> (StoreReply, bool, Option<AppendFate>) {
-        let stale_lag = match fault {
-            Fault::Stale { lag } => Some(1 + u64::from(lag) % MAX_STALE_LAG),
-            _ => None,
+        let call_fault = match fault {
+            Fault::None => CallFault::None,
+            Fault::Indeterminate { applied: true } => CallFault::ErrorApplied,
+            Fault::Indeterminate { applied: false } => CallFault::ErrorLost,
+            Fault::Stale { lag } => {
+                // Bounded by MAX_STALE_LAG, so the conversion cannot fail.
+                let lag = 1 + u64::from(lag) % MAX_STALE_LAG;
+                CallFault::StaleBy(usize::try_from(lag).unwrap_or(usize::MAX))
+            }
         };
-        let fails = matches!(fault, Fault::Indeterminate { .. });
-        match request {
+        let stale = match request {
             StoreRequest::Read {
                 stream,
                 offset,
                 limit,
             } => {
-                if fails {
-                    return (StoreReply::Read(Err(injected("read"))), false, None);
-                }
-                let fresh = self.table.read_from(stream, *offset, *limit);
-                let Some(lag) = stale_lag else {
-                    return (StoreReply::Read(Ok(fresh)), false, None);
-                };
-                let visible = self.table.len(stream).saturating_sub(lag);
-                let served: Vec<_> = fresh
-                    .iter()
-                    .filter(|entry| entry.sequence < visible)
-                    .cloned()
-                    .collect();
-                let stale = served != fresh;
-                (StoreReply::Read(Ok(served)), stale, None)
+                matches!(call_fault, CallFault::StaleBy(_))
+                    && self.table.read_view(stream, *offset, *limit, call_fault)
+                        != self.table.read_from(stream, *offset, *limit)
             }
             StoreRequest::Scan { prefix } => {
-                if fails {
-                    return (StoreReply::Scan(Err(injected("scan"))), false, None);
-                }
-                let fresh = self.table.scan(prefix);
-                let Some(lag) = stale_lag else {
-                    return (StoreReply::Scan(Ok(fresh)), false, None);
-                };
-                let served: Vec<_> = fresh
-                    .iter()
-                    .filter(|scanned| {
-                        scanned.entry.sequence < self.table.len(&scanned.stream).saturating_sub(lag)
-                    })
-                    .cloned()
-                    .collect();
-                let stale = served != fresh;
-                (StoreReply::Scan(Ok(served)), stale, None)
+                matches!(call_fault, CallFault::StaleBy(_))
+                    && self.table.scan_view(prefix, call_fault)
+                        != self.table.scan_view(prefix, CallFault::None)
             }
-            StoreRequest::Append {
-                stream,
-                payload,
-                expected_seq,
-            } => {
-                let tick = self.tick;
-                let (reply, fate) = match fault {
-                    Fault::Indeterminate { applied: true } => {
-                        match self.table.append(stream, payload, *expected_seq, tick) {
-                            Ok(_) => (Err(injected("append")), AppendFate::AppliedAnsweredError),
-                            Err(_) => {
-                                (Err(injected("append")), AppendFate::NotAppliedAnsweredError)
-                            }
-                        }
-                    }
-                    Fault::Indeterminate { applied: false } => {
-                        (Err(injected("append")), AppendFate::NotAppliedAnsweredError)
-                    }
-                    Fault::None | Fault::Stale { .. } => {
-                        match self.table.append(stream, payload, *expected_seq, tick) {
-                            Ok(sequence) => (Ok(sequence), AppendFate::Applied),
-                            Err(error) => (Err(error), AppendFate::Conflict),
-                        }
-                    }
-                };
-                (StoreReply::Append(reply), false, Some(fate))
-            }
-            StoreRequest::Flush => {
-                let reply = if fails {
-                    Err(injected("flush"))
-                } else {
-                    Ok(())
-                };
-                (StoreReply::Flush(reply), false, None)
-            }
-        }
+            _ => false,
+        };
+        self.table.set_now_millis(self.tick);
+        let calls_before = self.table.calls().len();
+        let reply = self
+            .table
+            .serve_with(Call::new(0, None), request, call_fault);
+        let landed = self
+            .table
+            .calls()
+            .get(calls_before)
+            .and_then(|call| call.landed_at)
+            .is_some();
+        let fate = match (request, &reply) {
+            (StoreRequest::Append { .. }, StoreReply::Append(Ok(_))) => Some(AppendFate::Applied),
+            (
+                StoreRequest::Append { .. },
+                StoreReply::Append(Err(DurabilityError::SequenceConflict { .. })),
+            ) => Some(AppendFate::Conflict),
+            (StoreRequest::Append { .. }, _) if landed => Some(AppendFate::AppliedAnsweredError),
+            (StoreRequest::Append { .. }, _) => Some(AppendFate::NotAppliedAnsweredError),
+            _ => None,
+        };
+        (reply, stale, fate)
     }
 }

@@ -65,7 +65,11 @@ fn judge(events: Vec<Event>, table: &StreamTable) -> Result<Verdict, Invariant> 
         ttl_ms: TTL_MS,
         events,
     };
-    verify(&history, table).map_err(|violation| violation.invariant)
+    verify(
+        &history,
+        &atmostonce_verify::table::FaultTable::copy_of(table),
+    )
+    .map_err(|violation| violation.invariant)
 }
 
 #[test]

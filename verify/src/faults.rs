@@ -1,61 +1,66 @@
-//! The one fault vocabulary: every fault of the fault model, what it does,
-//! which tools inject it, and the one `--faults` list grammar.
+//! The one fault vocabulary (`docs/spec.md`, fault model) and the one
+//! `--faults` list grammar, shared by the simulator, live mode, the model
+//! and the fuzzer.
 //!
-//! Grammar: an optional leading `swarm` (each seed draws a subset), `all`
-//! or `none`, then comma-separated names, each optionally prefixed by `+`
-//! (add) or `-` (remove). `indeterminate` stands for
-//! `error-applied,error-lost`; the model's older names `crash` and
-//! `collision` stand for `producer-crash` and `collisions`.
+//! Grammar: a comma-separated list. An optional first word chooses the
+//! start: `swarm` (each seed draws a random subset of the pool), `all`
+//! (every fault the tool supports except `pause`, which drops the timing
+//! assumption A1), `none` (no fault) or `standard` (the same as `all`).
+//! Then each item is a fault name, optionally prefixed by `+` (add, the
+//! default) or `-` (remove). Group names: `indeterminate` stands for
+//! `error-applied,error-lost`. Aliases from the model's vocabulary:
+//! `crash` is `producer-crash`, `collision` is `collisions`. An unknown word
+//! is an error that names it and lists the valid ones.
 
 use std::collections::BTreeSet;
 use std::fmt;
 
-/// A tool of the harness that can inject faults.
+/// A tool that injects faults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Tool {
-    /// The madsim simulator.
+    /// The deterministic simulator (`sim`, madsim).
     Simulator,
-    /// Live mode against real stores.
+    /// Live mode (`sim --live`).
     Live,
-    /// The stateright model.
+    /// The stateright model (`model`).
     Model,
-    /// The `cache_ops` fuzz program.
+    /// The fuzzer (`fuzz`, `fuzz-check`).
     Fuzz,
 }
 
-/// A fault of the fault model.
+/// One fault of the fault model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Fault {
-    /// Many producers on a few hot keys.
+    /// Producers pick keys from a few hot ones, so claims race.
     Contention,
-    /// Store calls delayed by random extra amounts.
+    /// Store calls are delayed and reordered.
     Latency,
-    /// A call takes effect but answers an indeterminate error.
+    /// A store call takes effect but answers with an error.
     ErrorApplied,
-    /// A call answers an indeterminate error without taking effect.
+    /// A store call answers with an error without taking effect.
     ErrorLost,
-    /// A read or scan served from an older snapshot.
+    /// Reads and scans served from an older view.
     StaleReads,
-    /// A producer killed at any await point, restarted with no memory.
+    /// Producers killed at any await point, restarted with no memory.
     ProducerCrash,
     /// The store crashes, dropping unflushed appends.
     StoreCrash,
-    /// Actor clocks offset from each other and jumping.
+    /// Clocks offset from each other and jumping.
     ClockSkew,
-    /// Stored record bytes bit-flipped, truncated or overwritten.
+    /// Stored records bit-flipped, truncated or overwritten.
     Corruption,
-    /// A tiny hash space: keys share streams.
+    /// Keys share streams (a tiny hash space or a forced collision).
     Collisions,
-    /// Small read batches: reads take many calls.
+    /// Small read batches, so reads take many calls.
     LongStreams,
-    /// A producer paused longer than the TTL (breaks A1's assumption).
+    /// A producer paused longer than the TTL (drops A1's assumption).
     Pause,
-    /// A delivery fails and the claim is released.
+    /// A delivery fails, so the producer releases its claim.
     DeliveryFailure,
 }
 
 impl Fault {
-    /// Every fault, in a fixed order.
+    /// Every fault, in a fixed order (the simulator's order first).
     pub const ALL: [Fault; 13] = [
         Fault::Contention,
         Fault::Latency,
@@ -72,7 +77,7 @@ impl Fault {
         Fault::DeliveryFailure,
     ];
 
-    /// The name `--faults` uses.
+    /// The name used by `--faults` and in files.
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {
@@ -92,46 +97,51 @@ impl Fault {
         }
     }
 
-    /// One line saying what the fault does.
+    /// One line on what it does.
     #[must_use]
-    pub fn description(self) -> &'static str {
+    pub fn meaning(self) -> &'static str {
         match self {
             Fault::Contention => "producers pick keys from a few hot ones, so claims race",
-            Fault::Latency => "store calls get random extra delay before and after they act",
+            Fault::Latency => {
+                "store calls get extra delay before and after they act, so they reorder"
+            }
             Fault::ErrorApplied => "an append or flush takes effect but answers StoreError",
             Fault::ErrorLost => "a store call answers StoreError without taking effect",
-            Fault::StaleReads => "a read or scan hides the newest 1-3 entries of a stream",
+            Fault::StaleReads => "a read or scan is served from an older view of the stream",
             Fault::ProducerCrash => "a producer is killed at any await point and restarts empty",
             Fault::StoreCrash => "the store crashes, drops unflushed appends, restarts",
-            Fault::ClockSkew => "actor clocks are offset from each other and jump",
-            Fault::Corruption => "a stored record gets a bit flip, truncation or overwrite",
-            Fault::Collisions => "1-3 hash bits, so keys share streams",
-            Fault::LongStreams => "read batches of 1-4 records, so reads take many calls",
-            Fault::Pause => "a producer is paused longer than the TTL (breaks A1's assumption)",
-            Fault::DeliveryFailure => "a delivery fails and the producer releases its claim",
+            Fault::ClockSkew => "clocks are offset from each other and jump",
+            Fault::Corruption => "a stored record gets a bit flip, is truncated or overwritten",
+            Fault::Collisions => "keys share streams",
+            Fault::LongStreams => "read batches of a few records, so reads take many calls",
+            Fault::Pause => "a producer is paused longer than the TTL (drops A1's assumption)",
+            Fault::DeliveryFailure => "a delivery fails, so the producer releases its claim",
         }
     }
 
-    /// The tools that inject this fault (the simulator's and the model's
-    /// `--faults` lists and the fuzz program; live mode's column is not yet
-    /// checked against `sim/src/live/`).
+    /// The tools that can inject this fault today.
     #[must_use]
     pub fn tools(self) -> &'static [Tool] {
         use Tool::{Fuzz, Live, Model, Simulator};
         match self {
-            Fault::Contention | Fault::ProducerCrash | Fault::Pause => &[Simulator, Live, Model],
-            Fault::Latency | Fault::ClockSkew => &[Simulator, Live],
+            Fault::Contention | Fault::Latency | Fault::LongStreams => &[Simulator, Live],
             Fault::ErrorApplied | Fault::ErrorLost => &[Simulator, Live, Model, Fuzz],
-            Fault::StaleReads => &[Simulator, Live, Fuzz],
-            Fault::StoreCrash => &[Simulator, Live, Model],
-            Fault::Corruption => &[Simulator, Live],
-            Fault::Collisions => &[Simulator, Live, Model, Fuzz],
-            Fault::LongStreams => &[Simulator, Live, Fuzz],
-            Fault::DeliveryFailure => &[Simulator, Live, Model],
+            Fault::StaleReads | Fault::Corruption => &[Simulator, Live, Fuzz],
+            Fault::ProducerCrash | Fault::Pause => &[Simulator, Live, Model],
+            Fault::StoreCrash => &[Simulator, Live, Model, Fuzz],
+            Fault::ClockSkew => &[Simulator, Live],
+            Fault::Collisions => &[Simulator, Live, Model],
+            Fault::DeliveryFailure => &[Model],
         }
     }
 
-    /// The fault a name (or an older alias) stands for.
+    /// True when `tool` can inject this fault.
+    #[must_use]
+    pub fn supported_by(self, tool: Tool) -> bool {
+        self.tools().contains(&tool)
+    }
+
+    /// Parses one fault name (or an alias from the model's vocabulary).
     #[must_use]
     pub fn parse(name: &str) -> Option<Fault> {
         match name {
@@ -148,75 +158,128 @@ impl fmt::Display for Fault {
     }
 }
 
-/// What a `--faults` list asked for.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct FaultSpec {
-    /// Each seed draws a random subset of `set` (`swarm`).
-    pub swarm: bool,
-    /// The faults.
-    pub set: BTreeSet<Fault>,
+/// A set of faults, printed as a comma-separated list (`none` when empty).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct FaultSet(pub BTreeSet<Fault>);
+
+impl FaultSet {
+    /// Every fault `tool` supports except `pause`.
+    #[must_use]
+    pub fn all_for(tool: Tool) -> FaultSet {
+        FaultSet(
+            Fault::ALL
+                .into_iter()
+                .filter(|fault| *fault != Fault::Pause && fault.supported_by(tool))
+                .collect(),
+        )
+    }
+
+    /// True when `fault` is in the set.
+    #[must_use]
+    pub fn has(&self, fault: Fault) -> bool {
+        self.0.contains(&fault)
+    }
 }
 
-/// `all` and `swarm`: every fault except [`Fault::Pause`], which drops
-/// A1's timing assumption and must be asked for.
-#[must_use]
-pub fn all_but_pause() -> BTreeSet<Fault> {
-    Fault::ALL
-        .into_iter()
-        .filter(|fault| *fault != Fault::Pause)
-        .collect()
+impl fmt::Display for FaultSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("none");
+        }
+        let names: Vec<&str> = self.0.iter().map(|fault| fault.name()).collect();
+        f.write_str(&names.join(","))
+    }
+}
+
+/// What a `--faults` value asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultSpec {
+    /// True for `swarm`: each seed enables a random subset of `set`.
+    pub swarm: bool,
+    /// The faults (or, with `swarm`, the pool).
+    pub set: FaultSet,
 }
 
 impl FaultSpec {
-    /// Parses a `--faults` list (see the module's grammar). An unknown word
-    /// is an error naming it and listing the valid ones.
-    pub fn parse(text: &str) -> Result<FaultSpec, String> {
-        let mut parts = text.split(',').map(str::trim).filter(|p| !p.is_empty());
+    /// Parses a `--faults` value for `tool` (see the module comment). A
+    /// fault `tool` cannot inject is an error naming the tools that can.
+    pub fn parse(text: &str, tool: Tool) -> Result<FaultSpec, String> {
+        let mut parts = text
+            .split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .peekable();
         let mut spec = FaultSpec {
             swarm: false,
-            set: BTreeSet::new(),
+            set: FaultSet::default(),
         };
-        let mut rest = Vec::new();
-        match parts.next() {
+        match parts.peek().copied() {
             Some("swarm") => {
-                spec.swarm = true;
-                spec.set = all_but_pause();
-            }
-            Some("all") => spec.set = all_but_pause(),
-            // The simulator's `none` keeps its workload's natural contention.
-            Some("none") => {
-                spec.set.insert(Fault::Contention);
-            }
-            Some(first) => rest.push(first),
-            None => return Err("--faults needs a value: swarm, all, none or a list".into()),
-        }
-        rest.extend(parts);
-        for part in rest {
-            let (remove, name) = match part.strip_prefix('-') {
-                Some(name) => (true, name),
-                None => (false, part.strip_prefix('+').unwrap_or(part)),
-            };
-            let faults = if name == "indeterminate" {
-                vec![Fault::ErrorApplied, Fault::ErrorLost]
-            } else {
-                vec![Fault::parse(name).ok_or_else(|| {
-                    let known: Vec<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
-                    format!(
-                        "unknown fault {name:?}; known faults: {}, indeterminate (or swarm, all, none first)",
-                        known.join(", ")
-                    )
-                })?]
-            };
-            for fault in faults {
-                if remove {
-                    spec.set.remove(&fault);
-                } else {
-                    spec.set.insert(fault);
+                spec = FaultSpec {
+                    swarm: true,
+                    set: FaultSet::all_for(tool),
                 }
             }
+            Some("all" | "standard") => spec.set = FaultSet::all_for(tool),
+            Some("none") => {}
+            Some(_) => return parse_items(parts, spec, tool),
+            None => {
+                return Err(format!(
+                    "--faults needs a value: swarm, all, none or a list of {}",
+                    known()
+                ));
+            }
         }
-        Ok(spec)
+        parts.next();
+        parse_items(parts, spec, tool)
     }
+}
+
+fn parse_items<'a>(
+    parts: impl Iterator<Item = &'a str>,
+    mut spec: FaultSpec,
+    tool: Tool,
+) -> Result<FaultSpec, String> {
+    for part in parts {
+        let (remove, name) = match part.strip_prefix('-') {
+            Some(name) => (true, name),
+            None => (false, part.strip_prefix('+').unwrap_or(part)),
+        };
+        let faults = if name == "indeterminate" {
+            vec![Fault::ErrorApplied, Fault::ErrorLost]
+        } else {
+            vec![Fault::parse(name).ok_or_else(|| {
+                format!(
+                    "unknown fault {name:?}; the faults are {}, or swarm/all/none/indeterminate",
+                    known()
+                )
+            })?]
+        };
+        for fault in faults {
+            if remove {
+                spec.set.0.remove(&fault);
+            } else if fault.supported_by(tool) {
+                spec.set.0.insert(fault);
+            } else {
+                let tools: Vec<String> = fault
+                    .tools()
+                    .iter()
+                    .map(|t| format!("{t:?}").to_lowercase())
+                    .collect();
+                return Err(format!(
+                    "fault {:?} is not supported by {}; it is supported by {}",
+                    fault.name(),
+                    format!("{tool:?}").to_lowercase(),
+                    tools.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(spec)
+}
+
+fn known() -> String {
+    Fault::ALL.map(Fault::name).join(", ")
 }
 
 #[cfg(test)]
@@ -224,34 +287,69 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_name_parses_back_to_its_fault() {
+    fn every_fault_name_parses_back_to_itself() {
         for fault in Fault::ALL {
             assert_eq!(Fault::parse(fault.name()), Some(fault));
         }
     }
 
     #[test]
-    fn swarm_minus_a_fault_leaves_it_out() {
-        let spec = FaultSpec::parse("swarm,-error-applied,-store-crash").unwrap();
+    fn swarm_minus_a_fault_is_a_swarm_pool_without_it() {
+        let spec = FaultSpec::parse("swarm,-latency", Tool::Simulator).unwrap();
         assert!(spec.swarm);
-        assert!(!spec.set.contains(&Fault::ErrorApplied));
-        assert!(!spec.set.contains(&Fault::StoreCrash));
-        assert!(spec.set.contains(&Fault::ErrorLost));
-        assert!(!spec.set.contains(&Fault::Pause));
+        assert!(!spec.set.has(Fault::Latency));
+        assert!(spec.set.has(Fault::StoreCrash));
+        assert!(!spec.set.has(Fault::Pause));
     }
 
     #[test]
-    fn the_models_names_parse_too() {
-        let spec = FaultSpec::parse("crash,store-crash,indeterminate,collision").unwrap();
-        assert!(spec.set.contains(&Fault::ProducerCrash));
-        assert!(spec.set.contains(&Fault::ErrorLost));
-        assert!(spec.set.contains(&Fault::Collisions));
+    fn indeterminate_stands_for_both_error_faults_and_model_aliases_parse() {
+        let spec = FaultSpec::parse("crash,indeterminate,collision", Tool::Model).unwrap();
+        let want = [
+            Fault::ProducerCrash,
+            Fault::ErrorApplied,
+            Fault::ErrorLost,
+            Fault::Collisions,
+        ];
+        assert_eq!(spec.set, FaultSet(want.into_iter().collect()));
+        assert!(
+            !FaultSpec::parse("all,-indeterminate", Tool::Model)
+                .unwrap()
+                .set
+                .has(Fault::ErrorLost)
+        );
     }
 
     #[test]
-    fn an_unknown_word_is_named_with_the_valid_ones() {
-        let error = FaultSpec::parse("all,-bogus").unwrap_err();
-        assert!(error.contains("\"bogus\""));
-        assert!(error.contains("stale-reads"));
+    fn none_plus_a_fault_is_exactly_that_fault() {
+        let spec = FaultSpec::parse("none,+pause", Tool::Simulator).unwrap();
+        assert_eq!(spec.set.to_string(), "pause");
+        assert_eq!(
+            FaultSpec::parse("none", Tool::Fuzz)
+                .unwrap()
+                .set
+                .to_string(),
+            "none"
+        );
+    }
+
+    #[test]
+    fn an_unknown_word_is_named_and_the_valid_ones_listed() {
+        let error = FaultSpec::parse("all,+gremlins", Tool::Simulator).unwrap_err();
+        assert!(error.contains("\"gremlins\""), "{error}");
+        assert!(
+            error.contains("store-crash") && error.contains("delivery-failure"),
+            "{error}"
+        );
+        assert!(FaultSpec::parse("", Tool::Simulator).is_err());
+    }
+
+    #[test]
+    fn a_fault_the_tool_cannot_inject_is_refused_with_the_tools_that_can() {
+        let error = FaultSpec::parse("latency", Tool::Model).unwrap_err();
+        assert!(
+            error.contains("latency") && error.contains("simulator"),
+            "{error}"
+        );
     }
 }

@@ -1,222 +1,360 @@
-//! [`FaultTable`]: the one fault-injecting store table of the harness.
+//! The one fault-injecting store table (`docs/spec.md`, fault model).
 //!
 //! # Usage
 //!
 //! ```
 //! use atmostonce::core::{StoreReply, StoreRequest};
-//! use atmostonce_verify::table::{CallFault, Caller, FaultTable};
+//! use atmostonce_verify::table::{Call, CallFault, FaultTable};
 //!
 //! let mut table = FaultTable::new();
-//! let producer = Caller(0);
-//! let append = StoreRequest::Append { stream: "s".into(), payload: b"x".to_vec(), expected_seq: 0 };
-//! // A fault-free call, stamped with the caller's clock.
-//! assert_eq!(table.serve(producer, &append, 7), StoreReply::Append(Ok(0)));
-//! // The store crashes before any flush: the append is gone, and the
-//! // caller's next flush fails once.
-//! table.crash();
-//! assert_eq!(table.len("s"), 0);
-//! assert!(matches!(table.serve(producer, &StoreRequest::Flush, 8), StoreReply::Flush(Err(_))));
-//! // An append that takes effect but answers an indeterminate error.
-//! let reply = table.serve_with(producer, &append, CallFault::ErrorApplied, 9);
+//! let append = StoreRequest::Append { stream: "s".into(), payload: vec![1], expected_seq: 0 };
+//! // Served plainly, or with a fault the caller's RNG chose:
+//! let reply = table.serve_with(Call::new(0, Some(7)), &append, CallFault::ErrorApplied);
 //! assert!(matches!(reply, StoreReply::Append(Err(_))));
-//! assert_eq!(table.len("s"), 1);
+//! assert_eq!(table.len("s"), 1); // applied, though the caller saw an error
+//! table.crash(); // nothing was flushed: the append is gone
+//! assert_eq!(table.len("s"), 0);
 //! ```
 //!
-//! The caller's RNG chooses the fault of each call ([`CallFault`]); the
-//! table has no randomness, no clock and only ordered collections, so it
-//! is a value (`Clone + Eq + Hash`) the model can keep in its state.
-//! The durability model is the store contract of `docs/spec.md`: an
-//! applied append is volatile until a flush succeeds; a crash truncates
-//! every stream to its durable length.
+//! - [`FaultTable::serve`] answers a request with no fault, as caller 0.
+//! - [`FaultTable::serve_with`] answers for a [`Call`] (caller session and
+//!   the operation to attribute it to) with a chosen [`CallFault`].
+//! - [`FaultTable::crash`] drops every stream back to its flushed prefix;
+//!   a caller whose unflushed appends were dropped gets an error from its
+//!   next flush (its session is then renewed).
+//! - [`FaultTable::corrupt`] damages one stored record ([`Corruption`]).
+//! - [`FaultTable::calls`] lists every call served, with its operation.
+//!
+//! The table is deterministic: ordered collections, no randomness and no
+//! clock of its own (timestamps come from [`FaultTable::set_now_millis`]).
 
 use std::collections::BTreeMap;
 
 use atmostonce::core::{StoreReply, StoreRequest};
 use atmostonce::{DurabilityError, ScannedEntry, StoredEntry};
 
-#[cfg(test)]
-mod tests;
-
-/// Who makes a call (a producer, the sweeper, a probe), as the driver
-/// numbers them: sessions and attribution are per caller.
+/// Who makes a call: the caller's session and the operation it serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Caller(pub u32);
+pub struct Call {
+    /// The caller (a producer, a sweeper) whose session the call belongs to.
+    pub caller: u32,
+    /// The operation the call is attributed to, if any.
+    pub op: Option<u64>,
+}
 
-/// What the store does to one call.
+impl Call {
+    /// A call by `caller` on behalf of operation `op`.
+    pub fn new(caller: u32, op: Option<u64>) -> Self {
+        Self { caller, op }
+    }
+}
+
+/// The fault to apply to one call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CallFault {
-    /// Serve it correctly.
+    /// Serve the call faithfully.
     None,
-    /// Take effect (an append that fits, a flush), then answer with an
-    /// indeterminate `StoreError`; a read or scan just fails.
+    /// An indeterminate failure that took effect: an append is applied (a
+    /// flush is performed) but the caller sees an error.
     ErrorApplied,
-    /// Answer with an indeterminate `StoreError` without taking effect.
+    /// An indeterminate failure that did not take effect: nothing changes
+    /// and the caller sees an error.
     ErrorLost,
-    /// Serve a read or scan with each stream missing its newest `hidden`
-    /// entries (a replica behind); other calls are served correctly.
-    Stale {
-        /// How many of each stream's newest entries are hidden.
-        hidden: u64,
+    /// A read or scan served from the durable (flushed) view instead of the
+    /// latest one.
+    StaleDurable,
+    /// A read or scan served as if the last `n` entries of each stream were
+    /// not there yet (a recorded older view).
+    StaleBy(usize),
+}
+
+/// Damage to one stored record.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Corruption {
+    /// Flip bit `bit % 8` of byte `byte % len`.
+    BitFlip {
+        /// Which byte (taken modulo the payload length).
+        byte: usize,
+        /// Which bit of it (taken modulo 8).
+        bit: u8,
     },
+    /// Keep only the first `len` bytes.
+    Truncate {
+        /// Bytes kept.
+        len: usize,
+    },
+    /// Replace the payload.
+    Overwrite(Vec<u8>),
 }
 
-/// A caller's session: a flush after a crash dropped the caller's
-/// unflushed appends fails once (as `fsync` reports an earlier write-back
-/// error), so "flush makes acknowledged appends durable" is never a lie.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-struct Session {
-    unflushed: bool,
-    lost: bool,
+/// The kind of a served call, for attribution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallKind {
+    /// A read.
+    Read,
+    /// An append.
+    Append,
+    /// A scan.
+    Scan,
+    /// A flush.
+    Flush,
 }
 
-/// One stream: its entries, how many are durable, and which caller
-/// appended each entry not yet durable.
+/// One served call: who made it, what it was, which fault it got, and,
+/// for an append that landed, the sequence it landed at.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CallRecord {
+    /// Who made the call.
+    pub call: Call,
+    /// What kind of call.
+    pub kind: CallKind,
+    /// The stream (or scan prefix); empty for a flush.
+    pub stream: String,
+    /// The fault applied.
+    pub fault: CallFault,
+    /// For an append that landed, where.
+    pub landed_at: Option<u64>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 struct Stream {
     entries: Vec<StoredEntry>,
-    durable: u64,
+    /// How many leading entries are flushed (survive a crash).
+    durable_len: usize,
+    /// Who appended each entry (parallel to `entries`).
+    appended_by: Vec<u32>,
 }
 
-/// The streams of a store with the fault model of the harness.
+/// One caller's session: whether a crash dropped appends it made since
+/// its last successful flush.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+struct Session {
+    lost_appends: bool,
+}
+
+/// A synchronous store of streams with the whole fault model.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct FaultTable {
     streams: BTreeMap<String, Stream>,
-    sessions: BTreeMap<Caller, Session>,
-    /// `(stream, sequence)` of each applied append, with its caller.
-    appended_by: BTreeMap<(String, u64), Caller>,
+    sessions: BTreeMap<u32, Session>,
+    now_millis: u64,
+    calls: Vec<CallRecord>,
 }
 
-fn indeterminate(what: &str) -> DurabilityError {
-    DurabilityError::StoreError(format!(
-        "injected fault: the {what} failed (outcome unknown)"
-    ))
-}
+/// The message of every injected indeterminate failure.
+const INJECTED: &str = "injected indeterminate store failure";
 
 impl FaultTable {
-    /// An empty table.
-    #[must_use]
-    pub fn new() -> FaultTable {
-        FaultTable::default()
+    /// An empty table at time 0.
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    /// Entries of `stream` (0 when never written).
-    #[must_use]
-    pub fn len(&self, stream: &str) -> u64 {
-        self.streams
-            .get(stream)
-            .map_or(0, |s| s.entries.len() as u64)
+    /// A table holding the same streams as the engine's `table` (all of it
+    /// flushed), for checkers that read a store's final state.
+    pub fn copy_of(table: &atmostonce::StreamTable) -> Self {
+        let mut copy = Self::new();
+        for (name, len) in table.stream_lengths() {
+            for entry in table.read_from(name, 0, usize::try_from(len).unwrap_or(usize::MAX)) {
+                copy.set_now_millis(entry.timestamp);
+                let _ = copy.append(0, name, &entry.payload, entry.sequence);
+            }
+        }
+        let _ = copy.flush(0);
+        copy
     }
 
-    /// Durable entries of `stream`.
-    #[must_use]
-    pub fn durable_len(&self, stream: &str) -> u64 {
-        self.streams.get(stream).map_or(0, |s| s.durable)
+    /// Set the store clock that stamps accepted entries.
+    pub fn set_now_millis(&mut self, now_millis: u64) {
+        self.now_millis = now_millis;
     }
 
-    /// The entries of `stream`, as stored now.
-    #[must_use]
+    /// The stream's current length (flushed or not).
+    pub fn len(&self, stream: &str) -> usize {
+        self.streams.get(stream).map_or(0, |s| s.entries.len())
+    }
+
+    /// The stream's flushed length.
+    pub fn durable_len(&self, stream: &str) -> usize {
+        self.streams.get(stream).map_or(0, |s| s.durable_len)
+    }
+
+    /// The stream's current entries.
     pub fn entries(&self, stream: &str) -> &[StoredEntry] {
         self.streams.get(stream).map_or(&[], |s| &s.entries)
     }
 
-    /// Every stream's name and length, in name order.
-    pub fn stream_lengths(&self) -> impl Iterator<Item = (&str, u64)> {
+    /// The names of every non-empty stream, in order.
+    pub fn stream_names(&self) -> impl Iterator<Item = &str> {
         self.streams
             .iter()
-            .map(|(name, s)| (name.as_str(), s.entries.len() as u64))
+            .filter(|(_, s)| !s.entries.is_empty())
+            .map(|(n, _)| n.as_str())
     }
 
-    /// The caller whose append put entry `sequence` of `stream` there.
-    #[must_use]
-    pub fn appended_by(&self, stream: &str, sequence: u64) -> Option<Caller> {
-        self.appended_by
-            .get(&(stream.to_owned(), sequence))
-            .copied()
+    /// The current entries of `stream` from `offset`, at most `limit`
+    /// (a look that is not a served call: no fault, no attribution).
+    pub fn read_from(&self, stream: &str, offset: u64, limit: usize) -> Vec<StoredEntry> {
+        self.read(stream, offset, limit, CallFault::None)
     }
 
-    /// True when a crash would drop something.
-    #[must_use]
-    pub fn has_unflushed(&self) -> bool {
+    /// What a read served with `fault` would return, without serving it.
+    pub fn read_view(
+        &self,
+        stream: &str,
+        offset: u64,
+        limit: usize,
+        fault: CallFault,
+    ) -> Vec<StoredEntry> {
+        self.read(stream, offset, limit, fault)
+    }
+
+    /// What a scan served with `fault` would return, without serving it.
+    pub fn scan_view(&self, prefix: &str, fault: CallFault) -> Vec<ScannedEntry> {
+        self.scan(prefix, fault)
+    }
+
+    /// Every non-empty stream with its current length, in name order.
+    pub fn stream_lengths(&self) -> impl Iterator<Item = (&str, usize)> {
         self.streams
-            .values()
-            .any(|s| s.durable < s.entries.len() as u64)
+            .iter()
+            .filter(|(_, s)| !s.entries.is_empty())
+            .map(|(n, s)| (n.as_str(), s.entries.len()))
     }
 
-    /// Serves `request` for `caller` without a fault; `now_millis` stamps
-    /// an appended entry.
-    pub fn serve(&mut self, caller: Caller, request: &StoreRequest, now_millis: u64) -> StoreReply {
-        self.serve_with(caller, request, CallFault::None, now_millis)
+    /// Every call served so far, in order.
+    pub fn calls(&self) -> &[CallRecord] {
+        &self.calls
     }
 
-    /// Serves `request` for `caller` with `fault`.
+    /// Serve with no fault, as caller 0, attributed to no operation.
+    pub fn serve(&mut self, request: &StoreRequest) -> StoreReply {
+        self.serve_with(Call::new(0, None), request, CallFault::None)
+    }
+
+    /// Serve `request` for `call` with `fault`.
     pub fn serve_with(
         &mut self,
-        caller: Caller,
+        call: Call,
         request: &StoreRequest,
         fault: CallFault,
-        now_millis: u64,
     ) -> StoreReply {
-        let hidden = match fault {
-            CallFault::Stale { hidden } => hidden,
-            _ => 0,
+        let (kind, stream) = match request {
+            StoreRequest::Read { stream, .. } => (CallKind::Read, stream.clone()),
+            StoreRequest::Append { stream, .. } => (CallKind::Append, stream.clone()),
+            StoreRequest::Scan { prefix } => (CallKind::Scan, prefix.clone()),
+            StoreRequest::Flush => (CallKind::Flush, String::new()),
         };
-        match request {
+        let mut landed_at = None;
+        let reply = match request {
             StoreRequest::Read {
                 stream,
                 offset,
                 limit,
             } => StoreReply::Read(match fault {
-                CallFault::ErrorApplied | CallFault::ErrorLost => Err(indeterminate("read")),
-                _ => Ok(self.read(stream, *offset, *limit, hidden)),
+                CallFault::ErrorApplied | CallFault::ErrorLost => Err(injected()),
+                _ => Ok(self.read(stream, *offset, *limit, fault)),
             }),
             StoreRequest::Scan { prefix } => StoreReply::Scan(match fault {
-                CallFault::ErrorApplied | CallFault::ErrorLost => Err(indeterminate("scan")),
-                _ => Ok(self.scan(prefix, hidden)),
+                CallFault::ErrorApplied | CallFault::ErrorLost => Err(injected()),
+                _ => Ok(self.scan(prefix, fault)),
             }),
             StoreRequest::Append {
                 stream,
                 payload,
                 expected_seq,
-            } => StoreReply::Append(match fault {
-                CallFault::ErrorLost => Err(indeterminate("append")),
-                CallFault::ErrorApplied => self
-                    .append(caller, stream, payload, *expected_seq, now_millis)
-                    .and(Err(indeterminate("append"))),
-                _ => self.append(caller, stream, payload, *expected_seq, now_millis),
-            }),
+            } => {
+                let result = match fault {
+                    CallFault::ErrorLost => Err(injected()),
+                    _ => self.append(call.caller, stream, payload, *expected_seq),
+                };
+                landed_at = result.as_ref().ok().copied();
+                StoreReply::Append(match (fault, result) {
+                    (CallFault::ErrorApplied, _) => Err(injected()),
+                    (_, result) => result,
+                })
+            }
             StoreRequest::Flush => StoreReply::Flush(match fault {
-                CallFault::ErrorLost => Err(indeterminate("flush")),
-                CallFault::ErrorApplied => self.flush(caller).and(Err(indeterminate("flush"))),
-                _ => self.flush(caller),
+                CallFault::ErrorLost => Err(injected()),
+                CallFault::ErrorApplied => {
+                    // The flush itself is performed; the caller hears an error.
+                    let _ = self.flush(call.caller);
+                    Err(injected())
+                }
+                _ => self.flush(call.caller),
             }),
+        };
+        self.calls.push(CallRecord {
+            call,
+            kind,
+            stream,
+            fault,
+            landed_at,
+        });
+        reply
+    }
+
+    /// Crash the store: every stream drops back to its flushed prefix, and
+    /// each caller whose appends were dropped is marked so that its next
+    /// flush fails.
+    pub fn crash(&mut self) {
+        for stream in self.streams.values_mut() {
+            for &caller in &stream.appended_by[stream.durable_len..] {
+                self.sessions.entry(caller).or_default().lost_appends = true;
+            }
+            stream.entries.truncate(stream.durable_len);
+            stream.appended_by.truncate(stream.durable_len);
         }
     }
 
-    fn read(&self, stream: &str, offset: u64, limit: usize, hidden: u64) -> Vec<StoredEntry> {
-        let visible = self.len(stream).saturating_sub(hidden);
-        self.entries(stream)
+    /// Damage the entry at `sequence` of `stream`. Returns whether there was
+    /// such an entry.
+    pub fn corrupt(&mut self, stream: &str, sequence: u64, corruption: &Corruption) -> bool {
+        let Some(entry) = self.streams.get_mut(stream).and_then(|s| {
+            usize::try_from(sequence)
+                .ok()
+                .and_then(|i| s.entries.get_mut(i))
+        }) else {
+            return false;
+        };
+        let payload = &mut entry.payload;
+        match corruption {
+            Corruption::BitFlip { byte, bit } => {
+                if payload.is_empty() {
+                    return false;
+                }
+                let index = byte % payload.len();
+                payload[index] ^= 1 << (bit % 8);
+            }
+            Corruption::Truncate { len } => payload.truncate(*len),
+            Corruption::Overwrite(bytes) => payload.clone_from(bytes),
+        }
+        true
+    }
+
+    fn read(&self, stream: &str, offset: u64, limit: usize, fault: CallFault) -> Vec<StoredEntry> {
+        let Some(s) = self.streams.get(stream) else {
+            return Vec::new();
+        };
+        let visible = visible_len(s, fault);
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(visible);
+        s.entries[start..visible]
             .iter()
-            .filter(|e| e.sequence >= offset && e.sequence < visible)
             .take(limit)
             .cloned()
             .collect()
     }
 
-    fn scan(&self, prefix: &str, hidden: u64) -> Vec<ScannedEntry> {
+    fn scan(&self, prefix: &str, fault: CallFault) -> Vec<ScannedEntry> {
         self.streams
-            .range::<str, _>((
-                std::ops::Bound::Included(prefix),
-                std::ops::Bound::Unbounded,
-            ))
+            .range(prefix.to_string()..)
             .take_while(|(name, _)| name.starts_with(prefix))
             .flat_map(|(name, s)| {
-                let visible = (s.entries.len() as u64).saturating_sub(hidden);
-                s.entries
+                s.entries[..visible_len(s, fault)]
                     .iter()
-                    .filter(move |e| e.sequence < visible)
-                    .map(move |e| ScannedEntry {
+                    .map(|entry| ScannedEntry {
                         stream: name.clone(),
-                        entry: e.clone(),
+                        entry: entry.clone(),
                     })
             })
             .collect()
@@ -224,125 +362,57 @@ impl FaultTable {
 
     fn append(
         &mut self,
-        caller: Caller,
+        caller: u32,
         stream: &str,
         payload: &[u8],
         expected_seq: u64,
-        now_millis: u64,
     ) -> Result<u64, DurabilityError> {
-        let actual = self.len(stream);
+        let now_millis = self.now_millis;
+        let s = self.streams.entry(stream.to_string()).or_default();
+        let actual = s.entries.len() as u64;
         if actual != expected_seq {
             return Err(DurabilityError::SequenceConflict {
                 expected: expected_seq,
                 actual,
             });
         }
-        let slot = self.streams.entry(stream.to_owned()).or_default();
-        slot.entries.push(StoredEntry {
+        s.entries.push(StoredEntry {
             payload: payload.to_vec(),
-            sequence: expected_seq,
+            sequence: actual,
             timestamp: now_millis,
         });
-        self.appended_by
-            .insert((stream.to_owned(), expected_seq), caller);
-        self.sessions.entry(caller).or_default().unflushed = true;
-        Ok(expected_seq)
+        s.appended_by.push(caller);
+        Ok(actual)
     }
 
-    fn flush(&mut self, caller: Caller) -> Result<(), DurabilityError> {
+    fn flush(&mut self, caller: u32) -> Result<(), DurabilityError> {
         let session = self.sessions.entry(caller).or_default();
-        if session.lost {
-            session.lost = false;
+        if session.lost_appends {
+            // The session is renewed: the caller has now heard of the loss.
+            session.lost_appends = false;
             return Err(DurabilityError::StoreError(
-                "the store restarted and lost appends of this caller that were not yet flushed"
+                "flush failed: a store crash dropped appends of this session that were not flushed"
                     .into(),
             ));
         }
-        for s in self.streams.values_mut() {
-            s.durable = s.entries.len() as u64;
-        }
-        for session in self.sessions.values_mut() {
-            session.unflushed = false;
+        for stream in self.streams.values_mut() {
+            stream.durable_len = stream.entries.len();
         }
         Ok(())
     }
+}
 
-    /// A store crash: every stream loses its entries past its durable
-    /// length; a caller whose appends were dropped fails its next flush.
-    /// Returns the dropped `(stream, sequence, caller)` slots, in order.
-    pub fn crash(&mut self) -> Vec<(String, u64, Option<Caller>)> {
-        let mut dropped = Vec::new();
-        for (name, s) in &mut self.streams {
-            let keep = usize::try_from(s.durable).unwrap_or(usize::MAX);
-            for entry in s.entries.iter().skip(keep) {
-                let by = self
-                    .appended_by
-                    .get(&(name.clone(), entry.sequence))
-                    .copied();
-                dropped.push((name.clone(), entry.sequence, by));
-            }
-            s.entries.truncate(keep);
-        }
-        self.streams.retain(|_, s| !s.entries.is_empty());
-        for (stream, sequence, _) in &dropped {
-            self.appended_by.remove(&(stream.clone(), *sequence));
-        }
-        for session in self.sessions.values_mut() {
-            session.lost |= session.unflushed;
-            session.unflushed = false;
-        }
-        dropped
-    }
-
-    /// Replaces the payload of entry `sequence` of `stream` (record
-    /// corruption: an overwrite). False when there is no such entry.
-    pub fn overwrite(&mut self, stream: &str, sequence: u64, payload: Vec<u8>) -> bool {
-        let slot = self
-            .streams
-            .get_mut(stream)
-            .and_then(|s| s.entries.get_mut(usize::try_from(sequence).ok()?));
-        match slot {
-            Some(entry) => {
-                entry.payload = payload;
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Flips bit `bit` (modulo the payload's bits) of an entry's payload.
-    /// False when there is no such entry or it is empty.
-    pub fn flip_bit(&mut self, stream: &str, sequence: u64, bit: u64) -> bool {
-        let Some(mut payload) = self.payload(stream, sequence) else {
-            return false;
-        };
-        let bits = payload.len() as u64 * 8;
-        if bits == 0 {
-            return false;
-        }
-        let bit = bit % bits;
-        let byte = usize::try_from(bit / 8).unwrap_or(0);
-        if let Some(b) = payload.get_mut(byte) {
-            *b ^= 1 << (bit % 8);
-        }
-        self.overwrite(stream, sequence, payload)
-    }
-
-    /// Truncates an entry's payload to `len` bytes. False when there is no
-    /// such entry or it is not longer than `len`.
-    pub fn truncate_record(&mut self, stream: &str, sequence: u64, len: usize) -> bool {
-        let Some(mut payload) = self.payload(stream, sequence) else {
-            return false;
-        };
-        if payload.len() <= len {
-            return false;
-        }
-        payload.truncate(len);
-        self.overwrite(stream, sequence, payload)
-    }
-
-    fn payload(&self, stream: &str, sequence: u64) -> Option<Vec<u8>> {
-        let index = usize::try_from(sequence).ok()?;
-        self.entries(stream).get(index).map(|e| e.payload.clone())
+fn visible_len(s: &Stream, fault: CallFault) -> usize {
+    match fault {
+        CallFault::StaleDurable => s.durable_len,
+        CallFault::StaleBy(n) => s.entries.len().saturating_sub(n),
+        _ => s.entries.len(),
     }
 }
+
+fn injected() -> DurabilityError {
+    DurabilityError::StoreError(INJECTED.into())
+}
+
+#[cfg(test)]
+mod tests;

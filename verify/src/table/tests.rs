@@ -1,9 +1,9 @@
 use super::*;
 
-fn append(stream: &str, expected_seq: u64) -> StoreRequest {
+fn append(stream: &str, byte: u8, expected_seq: u64) -> StoreRequest {
     StoreRequest::Append {
         stream: stream.into(),
-        payload: vec![0xAB, 0xCD],
+        payload: vec![byte],
         expected_seq,
     }
 }
@@ -12,90 +12,188 @@ fn read(stream: &str) -> StoreRequest {
     StoreRequest::Read {
         stream: stream.into(),
         offset: 0,
-        limit: 100,
+        limit: usize::MAX,
     }
 }
 
-const P: Caller = Caller(0);
-const Q: Caller = Caller(1);
-
-#[test]
-fn a_crash_drops_exactly_the_unflushed_appends() {
-    let mut t = FaultTable::new();
-    t.serve(P, &append("s", 0), 1);
-    t.serve(P, &StoreRequest::Flush, 2);
-    t.serve(P, &append("s", 1), 3);
-    let dropped = t.crash();
-    assert_eq!(t.len("s"), 1);
-    assert_eq!(dropped, vec![("s".to_owned(), 1, Some(P))]);
+fn read_len(reply: StoreReply) -> usize {
+    match reply {
+        StoreReply::Read(Ok(entries)) => entries.len(),
+        other => panic!("expected a read, got {other:?}"),
+    }
 }
 
 #[test]
-fn a_flush_after_a_crash_dropped_the_callers_appends_fails_once() {
-    let mut t = FaultTable::new();
-    t.serve(P, &append("s", 0), 1);
-    t.crash();
+fn a_faithful_append_lands_at_the_expected_sequence_and_a_wrong_one_conflicts() {
+    let mut table = FaultTable::new();
+    assert_eq!(table.serve(&append("s", 1, 0)), StoreReply::Append(Ok(0)));
+    assert_eq!(
+        table.serve(&append("s", 2, 0)),
+        StoreReply::Append(Err(DurabilityError::SequenceConflict {
+            expected: 0,
+            actual: 1
+        }))
+    );
+    assert_eq!(read_len(table.serve(&read("s"))), 1);
+}
+
+#[test]
+fn an_error_applied_append_lands_though_the_caller_sees_an_error() {
+    let mut table = FaultTable::new();
+    let reply = table.serve_with(
+        Call::new(1, Some(3)),
+        &append("s", 1, 0),
+        CallFault::ErrorApplied,
+    );
     assert!(matches!(
-        t.serve(P, &StoreRequest::Flush, 2),
+        reply,
+        StoreReply::Append(Err(DurabilityError::StoreError(_)))
+    ));
+    assert_eq!(table.len("s"), 1);
+    assert_eq!(table.calls()[0].landed_at, Some(0));
+}
+
+#[test]
+fn an_error_lost_append_does_not_land() {
+    let mut table = FaultTable::new();
+    let reply = table.serve_with(Call::new(1, None), &append("s", 1, 0), CallFault::ErrorLost);
+    assert!(matches!(reply, StoreReply::Append(Err(_))));
+    assert_eq!(table.len("s"), 0);
+}
+
+#[test]
+fn a_stale_durable_read_does_not_see_unflushed_appends() {
+    let mut table = FaultTable::new();
+    table.serve(&append("s", 1, 0));
+    table.serve(&StoreRequest::Flush);
+    table.serve(&append("s", 2, 1));
+    assert_eq!(
+        read_len(table.serve_with(Call::new(0, None), &read("s"), CallFault::StaleDurable)),
+        1
+    );
+    assert_eq!(read_len(table.serve(&read("s"))), 2);
+}
+
+#[test]
+fn a_read_stale_by_one_misses_the_last_entry_of_each_scanned_stream() {
+    let mut table = FaultTable::new();
+    table.serve(&append("a", 1, 0));
+    table.serve(&append("a", 2, 1));
+    table.serve(&append("b", 3, 0));
+    let scan = StoreRequest::Scan {
+        prefix: String::new(),
+    };
+    match table.serve_with(Call::new(0, None), &scan, CallFault::StaleBy(1)) {
+        StoreReply::Scan(Ok(entries)) => assert_eq!(entries.len(), 1),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        read_len(table.serve_with(Call::new(0, None), &read("a"), CallFault::StaleBy(1))),
+        1
+    );
+}
+
+#[test]
+fn a_crash_drops_exactly_the_unflushed_appends_of_each_stream() {
+    let mut table = FaultTable::new();
+    table.serve(&append("a", 1, 0));
+    table.serve(&StoreRequest::Flush);
+    table.serve(&append("a", 2, 1));
+    table.serve(&append("b", 3, 0));
+    table.crash();
+    assert_eq!(table.len("a"), 1);
+    assert_eq!(table.len("b"), 0);
+    assert_eq!(table.entries("a")[0].payload, vec![1]);
+}
+
+#[test]
+fn a_flush_after_a_crash_that_dropped_the_callers_appends_fails_once() {
+    let mut table = FaultTable::new();
+    let flush = StoreRequest::Flush;
+    table.serve_with(Call::new(1, None), &append("s", 1, 0), CallFault::None);
+    table.crash();
+    assert!(matches!(
+        table.serve_with(Call::new(1, None), &flush, CallFault::None),
         StoreReply::Flush(Err(_))
     ));
+    // Another caller, whose appends were not dropped, flushes fine.
     assert_eq!(
-        t.serve(P, &StoreRequest::Flush, 3),
+        table.serve_with(Call::new(2, None), &flush, CallFault::None),
         StoreReply::Flush(Ok(()))
     );
+    // The session is renewed after the caller heard of the loss.
     assert_eq!(
-        t.serve(Q, &StoreRequest::Flush, 4),
+        table.serve_with(Call::new(1, None), &flush, CallFault::None),
         StoreReply::Flush(Ok(()))
     );
 }
 
 #[test]
-fn an_error_applied_append_lands_and_an_error_lost_one_does_not() {
-    let mut t = FaultTable::new();
-    let r = t.serve_with(P, &append("s", 0), CallFault::ErrorApplied, 1);
-    assert!(matches!(
-        r,
-        StoreReply::Append(Err(DurabilityError::StoreError(_)))
-    ));
-    assert_eq!(t.len("s"), 1);
-    let r = t.serve_with(P, &append("s", 1), CallFault::ErrorLost, 2);
-    assert!(matches!(
-        r,
-        StoreReply::Append(Err(DurabilityError::StoreError(_)))
-    ));
-    assert_eq!(t.len("s"), 1);
+fn an_error_lost_flush_leaves_appends_to_be_dropped_by_a_crash() {
+    let mut table = FaultTable::new();
+    table.serve(&append("s", 1, 0));
+    table.serve_with(
+        Call::new(0, None),
+        &StoreRequest::Flush,
+        CallFault::ErrorLost,
+    );
+    table.crash();
+    assert_eq!(table.len("s"), 0);
+    let mut table = FaultTable::new();
+    table.serve(&append("s", 1, 0));
+    table.serve_with(
+        Call::new(0, None),
+        &StoreRequest::Flush,
+        CallFault::ErrorApplied,
+    );
+    table.crash();
+    assert_eq!(table.len("s"), 1);
 }
 
 #[test]
-fn a_stale_read_hides_the_newest_entries() {
-    let mut t = FaultTable::new();
-    for seq in 0..3 {
-        t.serve(P, &append("s", seq), seq);
-    }
-    let StoreReply::Read(Ok(entries)) =
-        t.serve_with(P, &read("s"), CallFault::Stale { hidden: 2 }, 9)
-    else {
-        panic!("a read answers a read");
+fn corruption_flips_truncates_or_overwrites_one_record() {
+    let mut table = FaultTable::new();
+    table.serve(&StoreRequest::Append {
+        stream: "s".into(),
+        payload: vec![0, 0, 0],
+        expected_seq: 0,
+    });
+    assert!(table.corrupt("s", 0, &Corruption::BitFlip { byte: 4, bit: 9 }));
+    assert_eq!(table.entries("s")[0].payload, vec![0, 2, 0]);
+    assert!(table.corrupt("s", 0, &Corruption::Truncate { len: 2 }));
+    assert_eq!(table.entries("s")[0].payload, vec![0, 2]);
+    assert!(table.corrupt("s", 0, &Corruption::Overwrite(vec![9])));
+    assert_eq!(table.entries("s")[0].payload, vec![9]);
+    assert!(!table.corrupt("s", 1, &Corruption::Truncate { len: 0 }));
+    assert!(!table.corrupt("t", 0, &Corruption::Truncate { len: 0 }));
+}
+
+#[test]
+fn every_call_is_attributed_to_its_operation() {
+    let mut table = FaultTable::new();
+    table.serve_with(Call::new(4, Some(11)), &append("s", 1, 0), CallFault::None);
+    table.serve_with(Call::new(4, Some(12)), &read("s"), CallFault::StaleDurable);
+    let calls = table.calls();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(
+        (calls[0].call.op, calls[0].kind, calls[0].landed_at),
+        (Some(11), CallKind::Append, Some(0))
+    );
+    assert_eq!(
+        (calls[1].call.op, calls[1].kind, calls[1].fault),
+        (Some(12), CallKind::Read, CallFault::StaleDurable)
+    );
+}
+
+#[test]
+fn a_read_past_the_end_or_with_a_huge_offset_is_empty_and_does_not_panic() {
+    let mut table = FaultTable::new();
+    table.serve(&append("s", 1, 0));
+    let req = StoreRequest::Read {
+        stream: "s".into(),
+        offset: u64::MAX,
+        limit: 5,
     };
-    assert_eq!(entries.len(), 1);
-}
-
-#[test]
-fn corruption_changes_the_stored_bytes() {
-    let mut t = FaultTable::new();
-    t.serve(P, &append("s", 0), 1);
-    assert!(t.flip_bit("s", 0, 0));
-    assert_eq!(t.entries("s")[0].payload, vec![0xAA, 0xCD]);
-    assert!(t.truncate_record("s", 0, 1));
-    assert_eq!(t.entries("s")[0].payload, vec![0xAA]);
-    assert!(!t.flip_bit("s", 5, 0));
-}
-
-#[test]
-fn every_append_is_attributed_to_its_caller() {
-    let mut t = FaultTable::new();
-    t.serve(P, &append("s", 0), 1);
-    t.serve(Q, &append("s", 1), 2);
-    assert_eq!(t.appended_by("s", 0), Some(P));
-    assert_eq!(t.appended_by("s", 1), Some(Q));
+    assert_eq!(read_len(table.serve(&req)), 0);
+    assert_eq!(read_len(table.serve(&read("missing"))), 0);
 }
