@@ -16,6 +16,7 @@ use atmostonce::core::{
     StoreRequest, SweepOp,
 };
 use atmostonce::{DedupOptions, DurabilityError, ProcessingReceipt};
+use atmostonce_verify::oracle::naming::stream_name_with_hash_bits;
 use atmostonce_verify::oracle::record::{Record, decode};
 use atmostonce_verify::oracle::{SpecAnswer, SpecOp};
 use atmostonce_verify::table::{Call, CallFault, FaultTable};
@@ -217,14 +218,18 @@ impl Program {
         Program::arbitrary_take_rest(Unstructured::new(data)).ok()
     }
 
+    fn hash_bits(&self) -> u8 {
+        match self.config.hash {
+            HashWidth::Full => 64,
+            HashWidth::OneBit => 1,
+            HashWidth::TwoBits => 2,
+        }
+    }
+
     fn protocol(&self) -> Protocol {
         let options = DedupOptions {
             read_batch: 1 + usize::from(self.config.read_batch % 4),
-            hash_bits: match self.config.hash {
-                HashWidth::Full => 64,
-                HashWidth::OneBit => 1,
-                HashWidth::TwoBits => 2,
-            },
+            hash_bits: self.hash_bits(),
         };
         match Protocol::new(NAMESPACE, options, self.config.flush_appends) {
             Ok(protocol) => protocol,
@@ -378,6 +383,9 @@ enum AppendFate {
 
 struct Run {
     protocol: Protocol,
+    /// The key-hash width the program's protocol uses: the history names
+    /// each operation's stream by the oracle, not by the engine.
+    hash_bits: u8,
     ttl_ms: u64,
     table: FaultTable,
     slots: [Option<Running>; SLOTS],
@@ -390,6 +398,7 @@ impl Run {
     fn new(program: &Program) -> Run {
         Run {
             protocol: program.protocol(),
+            hash_bits: program.hash_bits(),
             ttl_ms: program.ttl_ms(),
             table: FaultTable::new(),
             slots: Default::default(),
@@ -414,9 +423,10 @@ impl Run {
             OpKind::Release => self.protocol.release(key, now).map(Machine::Release),
             OpKind::Sweep => Ok(Machine::Sweep(self.protocol.sweep(now, self.ttl_ms))),
         };
-        let target = kind
-            .spec_op(now)
-            .map(|op| (key.to_owned(), self.protocol.stream_key_for(key), op));
+        let target = kind.spec_op(now).map(|op| {
+            let stream = stream_name_with_hash_bits(NAMESPACE, key, self.hash_bits);
+            (key.to_owned(), stream, op)
+        });
         match machine {
             Ok(machine) => {
                 self.slots[slot] = Some(Running {
