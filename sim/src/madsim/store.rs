@@ -40,7 +40,7 @@ const MAX_STALE_ENTRIES: u64 = 3;
 /// enough that concurrent operations interleave between their calls.
 const BASE_DELAY_MS: u64 = 1;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     /// The streams, their durable prefixes, the fault semantics and who
     /// appended each unflushed entry.
@@ -51,6 +51,21 @@ struct State {
     /// Reads of unflushed slots since the last flush: `(stream, sequence,
     /// reader)`; a crash that drops the slot makes the reader's answer dirty.
     dirty: Vec<(String, u64, OpId)>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        let mut table = FaultTable::new();
+        // Calls are attributed here, from each reply: the table's log of
+        // every call would only grow.
+        table.record_calls(false);
+        State {
+            table,
+            epoch: 0,
+            down: false,
+            dirty: Vec::new(),
+        }
+    }
 }
 
 /// The store shared by every handle.
@@ -335,10 +350,10 @@ impl<E: Env> FaultStore<E> {
             }
             _ => None,
         };
-        let reply = state.table.serve_with(call, request, fault);
+        let (reply, landed_at) = state.table.serve_landed(call, request, fault);
         match (request, &reply) {
             (StoreRequest::Append { stream, .. }, _) => {
-                if let (Some(op), Some(sequence)) = (op, landed_at(&state.table)) {
+                if let (Some(op), Some(sequence)) = (op, landed_at) {
                     self.world.history().applied(op, (stream.clone(), sequence));
                 }
             }
@@ -386,11 +401,6 @@ impl<E: Env> FaultStore<E> {
         }
         history.event(self.world.fault(FaultEvent::StaleRead { op, hidden }));
     }
-}
-
-/// Where the table's last served call, an append, landed (if it did).
-fn landed_at(table: &FaultTable) -> Option<u64> {
-    table.calls().last().and_then(|record| record.landed_at)
 }
 
 /// An injected indeterminate failure, in the words the caller hears.

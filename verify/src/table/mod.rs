@@ -153,6 +153,8 @@ pub struct FaultTable {
     sessions: BTreeMap<u32, Session>,
     now_millis: u64,
     calls: Vec<CallRecord>,
+    /// True when served calls are not recorded ([`FaultTable::record_calls`]).
+    calls_unrecorded: bool,
 }
 
 /// The message of every injected indeterminate failure.
@@ -253,11 +255,30 @@ impl FaultTable {
         request: &StoreRequest,
         fault: CallFault,
     ) -> StoreReply {
+        self.serve_landed(call, request, fault).0
+    }
+
+    /// Record each served call in [`calls`](FaultTable::calls) (the
+    /// default) or not: a caller that attributes calls itself, from
+    /// [`serve_landed`](FaultTable::serve_landed), keeps the table's memory
+    /// flat over a long run.
+    pub fn record_calls(&mut self, on: bool) {
+        self.calls_unrecorded = !on;
+    }
+
+    /// [`serve_with`](FaultTable::serve_with), also returning where an
+    /// append landed, if it did (even when the caller hears an error).
+    pub fn serve_landed(
+        &mut self,
+        call: Call,
+        request: &StoreRequest,
+        fault: CallFault,
+    ) -> (StoreReply, Option<u64>) {
         let (kind, stream) = match request {
-            StoreRequest::Read { stream, .. } => (CallKind::Read, stream.clone()),
-            StoreRequest::Append { stream, .. } => (CallKind::Append, stream.clone()),
-            StoreRequest::Scan { prefix } => (CallKind::Scan, prefix.clone()),
-            StoreRequest::Flush => (CallKind::Flush, String::new()),
+            StoreRequest::Read { stream, .. } => (CallKind::Read, stream.as_str()),
+            StoreRequest::Append { stream, .. } => (CallKind::Append, stream.as_str()),
+            StoreRequest::Scan { prefix } => (CallKind::Scan, prefix.as_str()),
+            StoreRequest::Flush => (CallKind::Flush, ""),
         };
         let mut landed_at = None;
         let reply = match request {
@@ -298,14 +319,16 @@ impl FaultTable {
                 _ => self.flush(call.caller),
             }),
         };
-        self.calls.push(CallRecord {
-            call,
-            kind,
-            stream,
-            fault,
-            landed_at,
-        });
-        reply
+        if !self.calls_unrecorded {
+            self.calls.push(CallRecord {
+                call,
+                kind,
+                stream: stream.to_owned(),
+                fault,
+                landed_at,
+            });
+        }
+        (reply, landed_at)
     }
 
     /// Crash the store: every stream drops back to its flushed prefix, and

@@ -222,3 +222,20 @@ fn a_reconnecting_crash_names_each_dropped_entry_and_its_operation_and_fails_no_
         );
     }
 }
+
+#[test]
+fn an_unrecorded_table_still_says_where_an_error_applied_append_landed() {
+    let mut table = FaultTable::new();
+    table.record_calls(false);
+    let (reply, landed) = table.serve_landed(
+        Call::new(1, Some(2)),
+        &append("s", 1, 0),
+        CallFault::ErrorApplied,
+    );
+    assert!(matches!(reply, StoreReply::Append(Err(_))));
+    assert_eq!(landed, Some(0));
+    let (_, conflicted) =
+        table.serve_landed(Call::new(1, None), &append("s", 2, 0), CallFault::None);
+    assert_eq!(conflicted, None);
+    assert!(table.calls().is_empty());
+}
