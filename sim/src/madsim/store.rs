@@ -343,11 +343,17 @@ impl<E: Env> FaultStore<E> {
             CallFault::None
         };
         state.table.set_now_millis(self.world.true_millis());
-        // A stale scan is flagged only if it hid something.
+        // A stale scan is flagged only if it hid something: if it shows
+        // fewer entries than the streams it covers hold.
         let scan_len_unhidden = match request {
-            StoreRequest::Scan { prefix } if hidden > 0 => {
-                Some(state.table.scan_view(prefix, CallFault::None).len())
-            }
+            StoreRequest::Scan { prefix } if hidden > 0 => Some(
+                state
+                    .table
+                    .stream_lengths()
+                    .filter(|(name, _)| name.starts_with(prefix.as_str()))
+                    .map(|(_, len)| len)
+                    .sum::<usize>(),
+            ),
             _ => None,
         };
         let (reply, landed_at) = state.table.serve_landed(call, request, fault);
