@@ -141,6 +141,7 @@ pub fn verify(history: &History, table: &StreamTable) -> Result<Verdict, Violati
                         violation: strict.clone(),
                     })
                     .collect(),
+                notes: (),
             });
         }
     }

@@ -57,6 +57,7 @@ pub mod report;
 pub mod timeline;
 pub mod workload;
 
+mod served;
 mod world;
 
 #[cfg(not(madsim))]

@@ -1,5 +1,5 @@
-//! Shared test support: a scripted fault injector around the real
-//! `MemoryStore`, a tiny executor, and (in `backend`) the checks every
+//! Shared test support: a scripted fault injector on the verification
+//! layer's fault table, a tiny executor, and (in `backend`) the checks every
 //! durable store backend's tests run.
 
 #![allow(dead_code)]
@@ -15,9 +15,11 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use atmostonce::core::{StoreReply, StoreRequest};
 use atmostonce::{
-    DurabilityError, DurableStore, MemoryStore, ScannedEntry, StoreFuture, StoredEntry, StreamTable,
+    DurabilityError, DurableStore, ScannedEntry, StoreFuture, StoredEntry, StreamTable,
 };
+use atmostonce_verify::table::{Call, CallFault, FaultTable};
 
 /// Runs a future to completion on the current thread.
 pub fn run<F: Future>(future: F) -> F::Output {
@@ -33,10 +35,11 @@ pub enum AppendFault {
     LostWithError,
 }
 
-/// A `MemoryStore` that fails scripted appends and reads, counts calls, and
-/// claims (or not) that acknowledged appends are durable.
+/// The verification layer's fault table (`atmostonce_verify::table`) as a
+/// store that fails scripted appends and reads, counts calls, and claims
+/// (or not) that acknowledged appends are durable.
 pub struct ScriptedStore {
-    pub inner: MemoryStore,
+    table: Mutex<FaultTable>,
     pub durable_on_ack: bool,
     append_faults: Mutex<VecDeque<Option<AppendFault>>>,
     read_failures: Mutex<VecDeque<bool>>,
@@ -48,7 +51,7 @@ pub struct ScriptedStore {
 impl ScriptedStore {
     pub fn new(durable_on_ack: bool) -> ScriptedStore {
         ScriptedStore {
-            inner: MemoryStore::new(),
+            table: Mutex::new(FaultTable::new()),
             durable_on_ack,
             append_faults: Mutex::new(VecDeque::new()),
             read_failures: Mutex::new(VecDeque::new()),
@@ -74,9 +77,31 @@ impl ScriptedStore {
             .extend(failures.iter().copied());
     }
 
+    /// The streams as they are now, as the engine's `StreamTable`.
     pub fn snapshot(&self) -> StreamTable {
-        self.inner.snapshot()
+        let table = self.table.lock().unwrap();
+        let mut snapshot = StreamTable::new();
+        for (name, _) in table.stream_lengths() {
+            for entry in table.entries(name) {
+                snapshot
+                    .append(name, &entry.payload, entry.sequence, entry.timestamp)
+                    .expect("a copy appends each entry at its own sequence");
+            }
+        }
+        snapshot
     }
+
+    /// Serves `request` with `fault`, stamped with the wall clock.
+    fn serve(&self, request: StoreRequest, fault: CallFault) -> StoreReply {
+        let mut table = self.table.lock().unwrap();
+        table.set_now_millis(atmostonce::wall_clock_millis());
+        table.serve_with(Call::new(0, None), &request, fault)
+    }
+}
+
+/// A reply of another kind than the request's: a bug of this file.
+fn mismatch(reply: StoreReply) -> DurabilityError {
+    DurabilityError::StoreError(format!("scripted store: reply of the wrong kind {reply:?}"))
 }
 
 impl DurableStore for ScriptedStore {
@@ -87,21 +112,20 @@ impl DurableStore for ScriptedStore {
         expected_seq: u64,
     ) -> StoreFuture<'a, u64> {
         self.appends.fetch_add(1, Ordering::SeqCst);
-        let fault = self.append_faults.lock().unwrap().pop_front().flatten();
-        Box::pin(async move {
-            match fault {
-                None => self.inner.append(stream, payload, expected_seq).await,
-                Some(AppendFault::AppliedThenError) => {
-                    self.inner.append(stream, payload, expected_seq).await?;
-                    Err(DurabilityError::StoreError(
-                        "scripted: applied, then the connection dropped".into(),
-                    ))
-                }
-                Some(AppendFault::LostWithError) => {
-                    Err(DurabilityError::StoreError("scripted: request lost".into()))
-                }
-            }
-        })
+        let fault = match self.append_faults.lock().unwrap().pop_front().flatten() {
+            None => CallFault::None,
+            Some(AppendFault::AppliedThenError) => CallFault::ErrorApplied,
+            Some(AppendFault::LostWithError) => CallFault::ErrorLost,
+        };
+        let request = StoreRequest::Append {
+            stream: stream.to_owned(),
+            payload: payload.to_vec(),
+            expected_seq,
+        };
+        Box::pin(std::future::ready(match self.serve(request, fault) {
+            StoreReply::Append(result) => result,
+            other => Err(mismatch(other)),
+        }))
     }
 
     fn read_from<'a>(
@@ -117,23 +141,42 @@ impl DurableStore for ScriptedStore {
             .unwrap()
             .pop_front()
             .unwrap_or(false);
-        if fail {
-            return Box::pin(async {
-                Err(DurabilityError::StoreError(
-                    "scripted: read timed out".into(),
-                ))
-            });
-        }
-        self.inner.read_from(stream, offset, limit)
+        let fault = if fail {
+            CallFault::ErrorLost
+        } else {
+            CallFault::None
+        };
+        let request = StoreRequest::Read {
+            stream: stream.to_owned(),
+            offset,
+            limit,
+        };
+        Box::pin(std::future::ready(match self.serve(request, fault) {
+            StoreReply::Read(result) => result,
+            other => Err(mismatch(other)),
+        }))
     }
 
     fn scan<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<ScannedEntry>> {
-        self.inner.scan(prefix)
+        let request = StoreRequest::Scan {
+            prefix: prefix.to_owned(),
+        };
+        Box::pin(std::future::ready(
+            match self.serve(request, CallFault::None) {
+                StoreReply::Scan(result) => result,
+                other => Err(mismatch(other)),
+            },
+        ))
     }
 
     fn flush(&self) -> StoreFuture<'_, ()> {
         self.flushes.fetch_add(1, Ordering::SeqCst);
-        self.inner.flush()
+        Box::pin(std::future::ready(
+            match self.serve(StoreRequest::Flush, CallFault::None) {
+                StoreReply::Flush(result) => result,
+                other => Err(mismatch(other)),
+            },
+        ))
     }
 
     fn acknowledged_appends_are_durable(&self) -> bool {

@@ -192,22 +192,26 @@ impl FromStr for Invariant {
 }
 
 /// One violated invariant: which, for which key, which operations, and why.
+///
+/// Each tool names keys and operations its own way: by default a key is its
+/// text and an operation its index in the tool's history; the simulator
+/// uses its compact key and operation ids (`Violation<KeyId, OpId>`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Violation {
+pub struct Violation<K = String, O = usize> {
     /// The invariant.
     pub invariant: Invariant,
     /// The key (or stream) concerned, when the violation is about one.
-    pub key: Option<String>,
+    pub key: Option<K>,
     /// The operations involved, by their index in the tool's history.
-    pub ops: Vec<usize>,
+    pub ops: Vec<O>,
     /// What was seen, in a sentence.
     pub message: String,
 }
 
-impl Violation {
+impl<K, O> Violation<K, O> {
     /// A violation of `invariant` for `key`, with a message.
     #[must_use]
-    pub fn new(invariant: Invariant, key: Option<String>, message: impl Into<String>) -> Self {
+    pub fn new(invariant: Invariant, key: Option<K>, message: impl Into<String>) -> Self {
         Violation {
             invariant,
             key,
@@ -218,13 +222,13 @@ impl Violation {
 
     /// The same violation, naming the operations involved.
     #[must_use]
-    pub fn with_ops(mut self, ops: Vec<usize>) -> Self {
+    pub fn with_ops(mut self, ops: Vec<O>) -> Self {
         self.ops = ops;
         self
     }
 }
 
-impl fmt::Display for Violation {
+impl<K: fmt::Debug, O> fmt::Display for Violation<K, O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ({})", self.invariant, self.invariant.meaning())?;
         if let Some(key) = &self.key {
@@ -306,23 +310,38 @@ impl fmt::Display for KnownCause {
 
 /// A violation that a known cause explains.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Excused {
+pub struct Excused<K = String, O = usize> {
     /// The cause.
     pub cause: KnownCause,
     /// The violation it explains.
-    pub violation: Violation,
+    pub violation: Violation<K, O>,
 }
 
 /// A tool's verdict on one run.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Verdict {
+///
+/// `N` is what a tool reports beside its violations, its own notes (the
+/// simulator's exempted answers); by default nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict<K = String, O = usize, N = ()> {
     /// Violations no known cause explains: the run failed if any.
-    pub violations: Vec<Violation>,
+    pub violations: Vec<Violation<K, O>>,
     /// Violations explained by a documented cause, reported and counted.
-    pub excused: Vec<Excused>,
+    pub excused: Vec<Excused<K, O>>,
+    /// The tool's own notes on what it exempted or counted.
+    pub notes: N,
 }
 
-impl Verdict {
+impl<K, O, N: Default> Default for Verdict<K, O, N> {
+    fn default() -> Self {
+        Verdict {
+            violations: Vec::new(),
+            excused: Vec::new(),
+            notes: N::default(),
+        }
+    }
+}
+
+impl<K, O, N> Verdict<K, O, N> {
     /// True when no violation is left unexplained.
     #[must_use]
     pub fn passed(&self) -> bool {
@@ -339,17 +358,24 @@ impl Verdict {
 
     /// The first violation: the one a report leads with.
     #[must_use]
-    pub fn first(&self) -> Option<&Violation> {
+    pub fn first(&self) -> Option<&Violation<K, O>> {
         self.violations.first()
+    }
+
+    /// The distinct invariants violated, in report order.
+    #[must_use]
+    pub fn invariants(&self) -> Vec<Invariant> {
+        let mut invariants: Vec<Invariant> = self.violations.iter().map(|v| v.invariant).collect();
+        invariants.sort_unstable();
+        invariants.dedup();
+        invariants
     }
 
     /// `pass`, or the invariants violated, comma-separated and in report
     /// order (`S1,S7`).
     #[must_use]
     pub fn names(&self) -> String {
-        let mut names: Vec<Invariant> = self.violations.iter().map(|v| v.invariant).collect();
-        names.sort();
-        names.dedup();
+        let names = self.invariants();
         if names.is_empty() {
             "pass".to_owned()
         } else {
@@ -377,16 +403,22 @@ mod tests {
 
     #[test]
     fn a_verdict_names_each_violated_invariant_once_in_report_order() {
-        let verdict = Verdict {
+        let verdict: Verdict = Verdict {
             violations: vec![
                 Violation::new(Invariant::S7, None, "x"),
                 Violation::new(Invariant::S1, Some("k".into()), "y"),
                 Violation::new(Invariant::S7, None, "z"),
             ],
-            excused: Vec::new(),
+            ..Verdict::default()
         };
         assert!(!verdict.passed());
         assert_eq!(verdict.names(), "S1,S7");
-        assert_eq!(Verdict::default().names(), "pass");
+        assert_eq!(Verdict::<String>::default().names(), "pass");
+        // A tool with its own key and operation ids and notes.
+        let mut ids: Verdict<u16, u32, u32> = Verdict::default();
+        ids.violations
+            .push(Violation::new(Invariant::A1, Some(3), "twice").with_ops(vec![4, 9]));
+        ids.notes += 1;
+        assert_eq!((ids.names(), ids.notes), ("A1".to_owned(), 1));
     }
 }

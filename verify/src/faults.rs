@@ -30,6 +30,11 @@ pub enum Tool {
 
 /// One fault of the fault model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "kebab-case")
+)]
 pub enum Fault {
     /// Producers pick keys from a few hot ones, so claims race.
     Contention,
@@ -160,6 +165,7 @@ impl fmt::Display for Fault {
 
 /// A set of faults, printed as a comma-separated list (`none` when empty).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct FaultSet(pub BTreeSet<Fault>);
 
 impl FaultSet {

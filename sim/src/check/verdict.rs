@@ -2,22 +2,18 @@
 //! `atmostonce_verify::catalogue::Invariant`), the notes on what it
 //! exempted or excused, and the verdict.
 
-use atmostonce_verify::catalogue::Invariant;
+use atmostonce_verify::catalogue;
 
 use crate::history::{KeyId, OpId};
 
-/// One violated invariant: which, for which key, which operations, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Violation {
-    /// The invariant.
-    pub invariant: Invariant,
-    /// The key, when the violation is about one.
-    pub key: Option<KeyId>,
-    /// The operations involved, in invocation order.
-    pub ops: Vec<OpId>,
-    /// What happened, in a sentence.
-    pub message: String,
-}
+/// One violated invariant: the catalogue's violation, naming the key and
+/// the operations (in invocation order) by the history's ids.
+pub type Violation = catalogue::Violation<KeyId, OpId>;
+
+/// The checker's verdict on a history: the catalogue's verdict, with every
+/// violation found (at most one per invariant and key) and the simulator's
+/// [`Notes`] on what it exempted or excused.
+pub type Verdict = catalogue::Verdict<KeyId, OpId, Notes>;
 
 /// Observations that are not violations but must not go unreported.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -41,46 +37,4 @@ pub struct CheckOptions {
     /// Hold read-only answers to S2, S4 and S7 even when their read was
     /// stale or dirty.
     pub strict_reads: bool,
-}
-
-/// The checker's verdict on a history.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Verdict {
-    /// Every violation found (at most one per invariant and key).
-    pub violations: Vec<Violation>,
-    /// What was exempted or excused, counted.
-    pub notes: Notes,
-}
-
-impl Verdict {
-    /// True when no invariant is violated.
-    #[must_use]
-    pub fn passed(&self) -> bool {
-        self.violations.is_empty()
-    }
-
-    /// The first violation: the one a report leads with.
-    #[must_use]
-    pub fn first(&self) -> Option<&Violation> {
-        self.violations.first()
-    }
-
-    /// `pass`, or the invariants violated, comma-separated (`S1,S7`).
-    #[must_use]
-    pub fn names(&self) -> String {
-        if self.passed() {
-            return "pass".to_owned();
-        }
-        let names: Vec<String> = self.invariants().iter().map(ToString::to_string).collect();
-        names.join(",")
-    }
-
-    /// The distinct invariants violated.
-    #[must_use]
-    pub fn invariants(&self) -> Vec<Invariant> {
-        let mut invariants: Vec<Invariant> = self.violations.iter().map(|v| v.invariant).collect();
-        invariants.sort_unstable();
-        invariants.dedup();
-        invariants
-    }
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 mod live;
 
 use crate::check::CheckOptions;
-use crate::config::{Api, Fault, FaultSpec, Shape};
+use crate::config::{Api, FaultSpec, Shape};
 use crate::outcome::ConfigSource;
 pub use live::{
     LIVE_DEFAULT_DURATION_MS, LIVE_DEFAULT_KEYS, LIVE_DEFAULT_PRODUCERS, LIVE_DEFAULT_THINK_MS,
@@ -284,8 +284,7 @@ pub fn parse(args: &[String]) -> Result<Cli, String> {
 /// The `--help` text.
 #[must_use]
 pub fn help() -> String {
-    let faults: Vec<String> = Fault::ALL
-        .iter()
+    let faults: Vec<String> = crate::config::simulator_faults()
         .map(|fault| format!("      {:<15} {}", fault.name(), fault.meaning()))
         .collect();
     let faults = faults.join("\n");

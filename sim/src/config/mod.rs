@@ -2,146 +2,21 @@
 //! workload's shape and timing. A [`Config`] is fully explicit, so a replay
 //! file can pin one; in a sweep each seed draws its own from a [`FaultSpec`].
 
-use std::collections::BTreeSet;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// A fault the simulator can inject. Each is switchable; in swarm mode each
-/// seed enables a random subset, with random rates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Fault {
-    /// Many producers on a few hot keys (natural sequence conflicts).
-    Contention,
-    /// Store calls delayed by random extra amounts (requests overtake).
-    Latency,
-    /// An append (or flush) that takes effect but answers with an error.
-    ErrorApplied,
-    /// A store call that does not take effect and answers with an error.
-    ErrorLost,
-    /// A read or scan served from an older snapshot of the stream.
-    StaleReads,
-    /// Producers killed at any await point and restarted with no memory.
-    ProducerCrash,
-    /// The store crashes (dropping unflushed appends) and restarts.
-    StoreCrash,
-    /// Producer and sweeper clocks offset from each other, and jumping.
-    ClockSkew,
-    /// Record bytes bit-flipped or truncated in the store.
-    Corruption,
-    /// A tiny hash space: keys share streams.
-    Collisions,
-    /// Small read batches: every stream read takes many calls.
-    LongStreams,
-    /// Producers paused longer than the TTL (breaks A1's assumption).
-    Pause,
-}
+use atmostonce_verify::faults::Tool;
+/// The faults, their names and meanings, and sets of them: the one fault
+/// vocabulary of the harness (`atmostonce_verify::faults`).
+pub use atmostonce_verify::faults::{Fault, FaultSet};
 
-impl Fault {
-    /// Every fault, in a fixed order.
-    pub const ALL: [Fault; 12] = [
-        Fault::Contention,
-        Fault::Latency,
-        Fault::ErrorApplied,
-        Fault::ErrorLost,
-        Fault::StaleReads,
-        Fault::ProducerCrash,
-        Fault::StoreCrash,
-        Fault::ClockSkew,
-        Fault::Corruption,
-        Fault::Collisions,
-        Fault::LongStreams,
-        Fault::Pause,
-    ];
-
-    /// The name used on the command line and in files.
-    #[must_use]
-    pub fn name(self) -> &'static str {
-        match self {
-            Fault::Contention => "contention",
-            Fault::Latency => "latency",
-            Fault::ErrorApplied => "error-applied",
-            Fault::ErrorLost => "error-lost",
-            Fault::StaleReads => "stale-reads",
-            Fault::ProducerCrash => "producer-crash",
-            Fault::StoreCrash => "store-crash",
-            Fault::ClockSkew => "clock-skew",
-            Fault::Corruption => "corruption",
-            Fault::Collisions => "collisions",
-            Fault::LongStreams => "long-streams",
-            Fault::Pause => "pause",
-        }
-    }
-
-    /// One line on what it does.
-    #[must_use]
-    pub fn meaning(self) -> &'static str {
-        match self {
-            Fault::Contention => "producers pick keys from a few hot ones, so claims race",
-            Fault::Latency => "store calls get random extra delay before and after they act",
-            Fault::ErrorApplied => "an append or flush takes effect but answers StoreError",
-            Fault::ErrorLost => "a store call answers StoreError without taking effect",
-            Fault::StaleReads => "a read or scan hides the newest 1-3 entries of a stream",
-            Fault::ProducerCrash => {
-                "a producer node is killed at any await point and restarts empty"
-            }
-            Fault::StoreCrash => {
-                "the store crashes, drops unflushed appends, restarts after a while"
-            }
-            Fault::ClockSkew => "node clocks are offset from each other and jump",
-            Fault::Corruption => "a stored record gets a bit flip or is truncated",
-            Fault::Collisions => "1-3 hash bits, so keys share streams",
-            Fault::LongStreams => "read batches of 1-4 records, so reads take many calls",
-            Fault::Pause => "a producer is paused longer than the TTL (breaks A1's assumption)",
-        }
-    }
-
-    /// Parses a fault name.
-    #[must_use]
-    pub fn parse(name: &str) -> Option<Fault> {
-        Fault::ALL.into_iter().find(|fault| fault.name() == name)
-    }
-}
-
-impl fmt::Display for Fault {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// A set of faults, printed as a comma-separated list.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct FaultSet(pub BTreeSet<Fault>);
-
-impl FaultSet {
-    /// Every fault except [`Fault::Pause`], which breaks A1's assumption and
-    /// is only ever enabled by name.
-    #[must_use]
-    pub fn all_but_pause() -> FaultSet {
-        FaultSet(
-            Fault::ALL
-                .into_iter()
-                .filter(|fault| *fault != Fault::Pause)
-                .collect(),
-        )
-    }
-
-    /// True when `fault` is in the set.
-    #[must_use]
-    pub fn has(&self, fault: Fault) -> bool {
-        self.0.contains(&fault)
-    }
-}
-
-impl fmt::Display for FaultSet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
-            return f.write_str("(none)");
-        }
-        let names: Vec<&str> = self.0.iter().map(|fault| fault.name()).collect();
-        f.write_str(&names.join(","))
-    }
+/// The faults the simulator injects, in the fixed order in which
+/// [`Config::draw`] draws one coin each (the vocabulary's order).
+pub fn simulator_faults() -> impl Iterator<Item = Fault> {
+    Fault::ALL
+        .into_iter()
+        .filter(|fault| fault.supported_by(Tool::Simulator))
 }
 
 /// What `--faults` asked for.
@@ -154,66 +29,43 @@ pub enum FaultSpec {
 }
 
 impl FaultSpec {
-    /// Parses `swarm`, `all`, `none` or a comma-separated list of fault
-    /// names, each optionally prefixed by `-` (remove) or `+` (add), after
-    /// an optional leading `swarm`/`all`/`none`. `indeterminate` stands for
-    /// `error-applied,error-lost`.
+    /// Parses a `--faults` value by the vocabulary's one grammar
+    /// (`atmostonce_verify::faults::FaultSpec::parse`): `swarm`, `all` (or
+    /// `standard`), `none` or a comma-separated list of fault names, each
+    /// optionally prefixed by `-` (remove) or `+` (add), after an optional
+    /// leading `swarm`/`all`/`none`; `indeterminate` stands for
+    /// `error-applied,error-lost`. A fault the simulator cannot inject is
+    /// refused with the tools that can.
+    ///
+    /// The simulator's `none` keeps contention: it is the workload's shape
+    /// (a few hot keys) more than a fault, so `none` is "no fault, the
+    /// usual races"; `none,-contention` (or `-contention`) is no fault at
+    /// all.
     pub fn parse(text: &str) -> Result<FaultSpec, String> {
-        let mut parts = text
+        let mut parts: Vec<&str> = text
             .split(',')
             .map(str::trim)
-            .filter(|part| !part.is_empty());
-        let mut swarm = false;
-        let mut set = FaultSet::default();
-        let mut rest: Vec<&str> = Vec::new();
-        match parts.next() {
-            Some("swarm") => {
-                swarm = true;
-                set = FaultSet::all_but_pause();
-            }
-            Some("all") => set = FaultSet::all_but_pause(),
-            Some("none") => {
-                set.0.insert(Fault::Contention);
-            }
-            Some(first) => rest.push(first),
-            None => return Err("--faults needs a value: swarm, all, none or a list".into()),
+            .filter(|part| !part.is_empty())
+            .collect();
+        if parts.first() == Some(&"none") {
+            parts.insert(1, "+contention");
         }
-        rest.extend(parts);
-        for part in rest {
-            let (remove, name) = match part.strip_prefix('-') {
-                Some(name) => (true, name),
-                None => (false, part.strip_prefix('+').unwrap_or(part)),
-            };
-            let faults: Vec<Fault> = if name == "indeterminate" {
-                vec![Fault::ErrorApplied, Fault::ErrorLost]
-            } else {
-                vec![Fault::parse(name).ok_or_else(|| {
-                    let known: Vec<&str> = Fault::ALL.iter().map(|fault| fault.name()).collect();
-                    format!("unknown fault {name:?}; known faults: {}", known.join(", "))
-                })?]
-            };
-            for fault in faults {
-                if remove {
-                    set.0.remove(&fault);
-                } else {
-                    set.0.insert(fault);
-                }
-            }
-        }
-        Ok(if swarm {
-            FaultSpec::Swarm(set)
+        let text = parts.join(",");
+        let spec = atmostonce_verify::faults::FaultSpec::parse(&text, Tool::Simulator)?;
+        Ok(if spec.swarm {
+            FaultSpec::Swarm(spec.set)
         } else {
-            FaultSpec::Exact(set)
+            FaultSpec::Exact(spec.set)
         })
     }
 }
 
 impl fmt::Display for FaultSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let all = FaultSet::all_for(Tool::Simulator);
         match self {
-            FaultSpec::Swarm(set) if *set == FaultSet::all_but_pause() => f.write_str("swarm"),
+            FaultSpec::Swarm(set) if *set == all => f.write_str("swarm"),
             FaultSpec::Swarm(set) => {
-                let all = FaultSet::all_but_pause();
                 let mut text = String::from("swarm");
                 for fault in all.0.difference(&set.0) {
                     text.push_str(&format!(",-{fault}"));
@@ -397,14 +249,15 @@ impl Config {
     /// shrink candidate) can consume the same draws and follow the very
     /// schedule of the run its configuration was drawn in.
     pub fn draw(api: Api, shape: Shape, spec: &FaultSpec, rng: &mut impl Draw) -> Config {
-        let coins: Vec<bool> = Fault::ALL.iter().map(|_| rng.chance(500)).collect();
+        let coins: Vec<(Fault, bool)> = simulator_faults()
+            .map(|fault| (fault, rng.chance(500)))
+            .collect();
         let faults = match spec {
             FaultSpec::Exact(set) => set.clone(),
             FaultSpec::Swarm(pool) => FaultSet(
-                Fault::ALL
+                coins
                     .iter()
-                    .zip(&coins)
-                    .filter(|(fault, coin)| **coin && pool.has(**fault))
+                    .filter(|(fault, coin)| *coin && pool.has(*fault))
                     .map(|(fault, _)| *fault)
                     .collect(),
             ),
@@ -473,6 +326,20 @@ impl Config {
 
     /// Checks the bounds a hand-written (replay) configuration must keep.
     pub fn validate(&self) -> Result<(), String> {
+        if let Some(fault) = self
+            .faults
+            .0
+            .iter()
+            .find(|fault| !fault.supported_by(Tool::Simulator))
+        {
+            return Err(format!(
+                "fault {fault} is not one the simulator injects; its faults are {}",
+                simulator_faults()
+                    .map(Fault::name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         let shape = self.shape;
         if shape.producers == 0 || shape.producers > MAX_PRODUCERS {
             return Err(format!("producers must be 1..={MAX_PRODUCERS}"));

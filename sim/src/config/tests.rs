@@ -1,4 +1,6 @@
 mod fault_lists {
+    use std::collections::BTreeSet;
+
     use crate::config::*;
 
     #[test]

@@ -2,14 +2,22 @@
 //! test can show the checker catches each: a store that acknowledges
 //! appends it never applied, reads that show receipts nobody stored, and a
 //! memory store that forgets everything when it "crashes".
+//!
+//! [`PlantedStore`]'s plants are bugs of a store layered over the real
+//! backend under test, not faults of the fault model; `wipe-on-crash` is
+//! the fault model's crash on the one fault table ([`FaultTable`]) with
+//! the flush made a lie.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use atmostonce::{DurableStore, MemoryStore, ScannedEntry, StoreFuture, StoredEntry};
+use atmostonce::core::{StoreReply, StoreRequest};
+use atmostonce::{DurableStore, ScannedEntry, StoreFuture, StoredEntry};
 use atmostonce_verify::oracle::record::{self, Record};
+use atmostonce_verify::table::FaultTable;
 
 use crate::cli::Plant;
+use crate::served::{ServeRequest, Served};
 
 /// One claim append in this many is acknowledged without being applied
 /// (`drop-appends`): often enough that a short run grants claims twice on
@@ -120,64 +128,54 @@ impl DurableStore for PlantedStore {
     }
 }
 
-/// A memory store that a "crash" empties (`wipe-on-crash`), while it keeps
-/// claiming, as `MemoryStore` does, that acknowledged appends are durable.
+/// A memory store that a "crash" empties (`wipe-on-crash`): a
+/// [`FaultTable`] whose flushes are never performed (they answer `Ok`), so
+/// every append stays volatile and a crash of the table drops them all,
+/// while it claims, as `MemoryStore` does, that acknowledged appends are
+/// durable.
+pub(crate) type WipeableStore = Served<WipeableTable>;
+
+/// The table of a [`WipeableStore`].
 #[derive(Debug, Default)]
-pub(crate) struct WipeableStore {
-    current: RwLock<Arc<MemoryStore>>,
+pub(crate) struct WipeableTable {
+    table: Mutex<FaultTable>,
 }
 
-impl WipeableStore {
-    fn store(&self) -> Arc<MemoryStore> {
-        // Replacing the Arc cannot panic half way: a poisoned lock still
-        // holds a whole store.
-        self.current
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+impl WipeableTable {
+    /// Serves `request` at once, stamped with the wall clock.
+    fn serve_now(&self, request: &StoreRequest) -> StoreReply {
+        // No code panics while holding the lock, and every table call
+        // mutates after its checks: a poisoned lock still holds a whole table.
+        let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        match request {
+            // The planted lie: nothing is ever made durable.
+            StoreRequest::Flush => StoreReply::Flush(Ok(())),
+            _ => {
+                table.set_now_millis(atmostonce::wall_clock_millis());
+                table.serve(request)
+            }
+        }
     }
 
-    /// The crash: every stream is gone.
+    /// The crash: every stream is gone (nothing was ever flushed).
     pub(crate) fn wipe(&self) {
-        *self
-            .current
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(MemoryStore::new());
+        self.table
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .crash_reconnecting();
     }
 }
 
-impl DurableStore for WipeableStore {
-    fn append<'a>(
-        &'a self,
-        stream: &'a str,
-        payload: &'a [u8],
-        expected_seq: u64,
-    ) -> StoreFuture<'a, u64> {
-        let store = self.store();
-        Box::pin(async move { store.append(stream, payload, expected_seq).await })
-    }
-
-    fn read_from<'a>(
-        &'a self,
-        stream: &'a str,
-        offset: u64,
-        limit: usize,
-    ) -> StoreFuture<'a, Vec<StoredEntry>> {
-        let store = self.store();
-        Box::pin(async move { store.read_from(stream, offset, limit).await })
-    }
-
-    fn scan<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<ScannedEntry>> {
-        let store = self.store();
-        Box::pin(async move { store.scan(prefix).await })
-    }
-
-    fn flush(&self) -> StoreFuture<'_, ()> {
-        let store = self.store();
-        Box::pin(async move { store.flush().await })
+impl ServeRequest for WipeableTable {
+    fn serve(&self, request: StoreRequest) -> StoreFuture<'_, StoreReply> {
+        Box::pin(std::future::ready(Ok(self.serve_now(&request))))
     }
 
     fn acknowledged_appends_are_durable(&self) -> bool {
         true
+    }
+
+    fn name(&self) -> &'static str {
+        "the wipe-on-crash store"
     }
 }

@@ -1,16 +1,18 @@
 //! Live mode's client of its haematite server (`server.rs`): a
-//! [`DurableStore`] over a small pool of loopback connections, each call
-//! one request and one response in the frames of `wire.rs`.
+//! `DurableStore` (as `Served`) over a small pool of loopback connections, each call
+//! one [`StoreRequest`] and one [`StoreReply`] in the frames of `wire.rs`.
 
 use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use atmostonce::{DurabilityError, DurableStore, ScannedEntry, StoreFuture, StoredEntry};
+use atmostonce::core::{StoreReply, StoreRequest};
+use atmostonce::{DurabilityError, StoreFuture};
 use tokio::net::TcpStream;
 
 use super::lock::lock;
-use super::wire::{Request, Response, read_frame, write_frame};
+use super::wire::{Response, decode, encode, read_frame, write_frame};
+use crate::served::{ServeRequest, Served};
 
 /// Longest a store call waits on the server. A call past it is an
 /// indeterminate error whose effect could still come later, which the
@@ -31,13 +33,17 @@ struct Pool {
     idle: Vec<(u64, TcpStream)>,
 }
 
-/// A [`DurableStore`] served by a [`HaematiteServer`].
+/// A [`DurableStore`](atmostonce::DurableStore) served by a
+/// [`HaematiteServer`](super::server::HaematiteServer).
+pub(crate) type RemoteStore = Served<RemoteClient>;
+
+/// The client of a haematite server: one request, one reply per call.
 #[derive(Debug, Default)]
-pub(crate) struct RemoteStore {
+pub(crate) struct RemoteClient {
     pool: Mutex<Pool>,
 }
 
-impl RemoteStore {
+impl RemoteClient {
     fn lock(&self) -> MutexGuard<'_, Pool> {
         lock(&self.pool)
     }
@@ -52,7 +58,7 @@ impl RemoteStore {
         pool.idle.clear();
     }
 
-    async fn call(&self, request: Request) -> Result<Response, DurabilityError> {
+    async fn call(&self, request: StoreRequest) -> Result<StoreReply, DurabilityError> {
         let (generation, addr, idle) = {
             let mut pool = self.lock();
             let Some((generation, addr)) = pool.server else {
@@ -71,7 +77,7 @@ impl RemoteStore {
                     socket
                 }
             };
-            write_frame(&mut socket, &request.encode()).await?;
+            write_frame(&mut socket, &encode(&request)?).await?;
             let frame = read_frame(&mut socket).await?;
             Ok::<_, std::io::Error>((socket, frame))
         };
@@ -88,96 +94,36 @@ impl RemoteStore {
                 )));
             }
         };
-        let response = Response::decode(&frame).ok_or_else(|| {
-            DurabilityError::StoreError(
-                "the haematite server sent an answer it cannot decode".into(),
-            )
-        })?;
+        let reply = decode::<Response>(&frame)
+            .map_err(|error| {
+                format!("the haematite server sent an answer this client cannot decode: {error}")
+            })
+            .and_then(|response| {
+                response.map_err(|error| format!("the haematite server refused a call: {error}"))
+            })
+            .map_err(DurabilityError::StoreError)?;
         let mut pool = self.lock();
         if pool.server.map(|(current, _)| current) == Some(generation)
             && pool.idle.len() < MAX_IDLE_CONNECTIONS
         {
             pool.idle.push((generation, socket));
         }
-        Ok(response)
+        Ok(reply)
     }
 }
 
-fn mismatch(response: Response) -> DurabilityError {
-    match response {
-        Response::Conflict { expected, actual } => {
-            DurabilityError::SequenceConflict { expected, actual }
-        }
-        Response::Failed(message) => DurabilityError::StoreError(message),
-        other => DurabilityError::StoreError(format!(
-            "the haematite server answered with the wrong kind of reply: {other:?}"
-        )),
-    }
-}
-
-impl DurableStore for RemoteStore {
-    fn append<'a>(
-        &'a self,
-        stream: &'a str,
-        payload: &'a [u8],
-        expected_seq: u64,
-    ) -> StoreFuture<'a, u64> {
-        Box::pin(async move {
-            let request = Request::Append {
-                stream: stream.to_owned(),
-                payload: payload.to_vec(),
-                expected_seq,
-            };
-            match self.call(request).await? {
-                Response::Appended(sequence) => Ok(sequence),
-                other => Err(mismatch(other)),
-            }
-        })
-    }
-
-    fn read_from<'a>(
-        &'a self,
-        stream: &'a str,
-        offset: u64,
-        limit: usize,
-    ) -> StoreFuture<'a, Vec<StoredEntry>> {
-        Box::pin(async move {
-            let request = Request::Read {
-                stream: stream.to_owned(),
-                offset,
-                limit: limit as u64,
-            };
-            match self.call(request).await? {
-                Response::Entries(entries) => Ok(entries),
-                other => Err(mismatch(other)),
-            }
-        })
-    }
-
-    fn scan<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<ScannedEntry>> {
-        Box::pin(async move {
-            let request = Request::Scan {
-                prefix: prefix.to_owned(),
-            };
-            match self.call(request).await? {
-                Response::Scanned(entries) => Ok(entries),
-                other => Err(mismatch(other)),
-            }
-        })
-    }
-
-    fn flush(&self) -> StoreFuture<'_, ()> {
-        Box::pin(async move {
-            match self.call(Request::Flush).await? {
-                Response::Flushed => Ok(()),
-                other => Err(mismatch(other)),
-            }
-        })
+impl ServeRequest for RemoteClient {
+    fn serve(&self, request: StoreRequest) -> StoreFuture<'_, StoreReply> {
+        Box::pin(self.call(request))
     }
 
     /// The server is a `HaematiteStore`, whose acknowledged appends are
     /// durable on return (its docs; `tests/haematite_crash.rs`).
     fn acknowledged_appends_are_durable(&self) -> bool {
         true
+    }
+
+    fn name(&self) -> &'static str {
+        "the haematite server"
     }
 }

@@ -8,7 +8,7 @@
 //! request and one response at a time per connection, in the frames of
 //! [`wire`]. It exits when its standard input closes, so it never outlives
 //! the run that started it. The run's side is [`RemoteStore`], a
-//! [`DurableStore`] over a small pool of connections, and
+//! [`DurableStore`](atmostonce::DurableStore) over a small pool of connections, and
 //! [`HaematiteServer`], which starts, kills and restarts the child.
 
 use std::io::{BufRead, BufReader, Read};
@@ -18,10 +18,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use atmostonce::{DurableStore, HaematiteStore};
+use atmostonce::HaematiteStore;
+use atmostonce::core::StoreRequest;
 use tokio::net::{TcpListener, TcpStream};
 
-use super::wire::{Request, Response, read_frame, write_frame};
+use super::wire::{Response, decode, encode, read_frame, write_frame};
 
 /// The child's side: serves the database at `path` until standard input
 /// closes. Returns the process's exit status.
@@ -82,39 +83,12 @@ async fn connection(mut socket: TcpStream, store: &HaematiteStore) -> std::io::R
     socket.set_nodelay(true)?;
     loop {
         let frame = read_frame(&mut socket).await?;
-        let response = match Request::decode(&frame) {
-            None => Response::Failed("live-server: a request it cannot decode".into()),
-            Some(request) => answer(store, request).await,
+        let response: Response = match decode::<StoreRequest>(&frame) {
+            Err(error) => Err(format!("live-server: a request it cannot decode: {error}")),
+            Ok(request) => Ok(atmostonce::execute(store, &request).await),
         };
-        write_frame(&mut socket, &response.encode()).await?;
+        write_frame(&mut socket, &encode(&response)?).await?;
     }
-}
-
-async fn answer(store: &HaematiteStore, request: Request) -> Response {
-    let result = match request {
-        Request::Append {
-            stream,
-            payload,
-            expected_seq,
-        } => store
-            .append(&stream, &payload, expected_seq)
-            .await
-            .map(Response::Appended),
-        Request::Read {
-            stream,
-            offset,
-            limit,
-        } => {
-            let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-            store
-                .read_from(&stream, offset, limit)
-                .await
-                .map(Response::Entries)
-        }
-        Request::Scan { prefix } => store.scan(&prefix).await.map(Response::Scanned),
-        Request::Flush => store.flush().await.map(|()| Response::Flushed),
-    };
-    result.unwrap_or_else(|error| Response::from_error(&error))
 }
 
 /// Longest wait for the child to say where it listens: opening a database

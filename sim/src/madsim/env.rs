@@ -11,6 +11,7 @@ use madsim::time::Instant;
 use super::rng::{sim_rng, sleep_ms};
 use super::store::{FaultStore, StoreCore};
 use crate::history::Process;
+use crate::served::Served;
 use crate::workload::NAMESPACE;
 use crate::world::actors::cache_options;
 use crate::world::{Env, World};
@@ -61,7 +62,11 @@ impl Env for Simulated {
     }
 
     fn cache_for(world: &Arc<SimWorld>, process: Process) -> Result<DedupCache, DurabilityError> {
-        let store = FaultStore::new(world.env.core.clone(), world.clone(), process);
+        let store = Served(FaultStore::new(
+            world.env.core.clone(),
+            world.clone(),
+            process,
+        ));
         DedupCache::with_options(Arc::new(store), NAMESPACE, cache_options(&world.config))
     }
 }

@@ -1,6 +1,12 @@
-//! The simulated store: a [`StreamTable`] behind a fault-injecting
-//! [`DurableStore`] that delays, fails, serves stale snapshots, crashes
-//! (dropping unflushed appends) and corrupts, as the seed decides.
+//! The simulated store: the verification layer's [`FaultTable`] behind a
+//! [`DurableStore`] that delays every call, draws from the seed which fault
+//! the table applies to it (an indeterminate error applied or lost, a stale
+//! view), and crashes and corrupts the table when the run says so.
+//!
+//! The table holds the streams, their durable prefixes, the meaning of each
+//! fault and who appended each unflushed entry; this file holds only what is
+//! the simulation's: delays, the draws, awaiting, the store being down, and
+//! the words the caller hears.
 //!
 //! Each caller (producer, sweeper, probe) gets its own handle, so the store
 //! can attribute every append and read to the operation that made it: the
@@ -13,18 +19,18 @@
 //! connection: a call started before the crash fails with `StoreError`
 //! (not applied if it had not acted yet, applied if it had).
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use atmostonce::{
-    DurabilityError, DurableStore, ScannedEntry, StoreFuture, StoredEntry, StreamTable,
-};
+use atmostonce::core::{StoreReply, StoreRequest};
+use atmostonce::{DurabilityError, StoreFuture};
 use atmostonce_verify::oracle::{SpecAnswer, record};
+use atmostonce_verify::table::{Call, CallFault, Corruption, FaultTable};
 
 use super::rng::sim_rng;
 use crate::config::Draw;
 use crate::history::{FaultEvent, OpId, Process};
+use crate::served::ServeRequest;
 use crate::world::{Env, World};
 
 /// Most entries a stale read hides: a replica a few appends behind.
@@ -34,16 +40,32 @@ const MAX_STALE_ENTRIES: u64 = 3;
 /// enough that concurrent operations interleave between their calls.
 const BASE_DELAY_MS: u64 = 1;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
-    table: StreamTable,
-    durable: BTreeMap<String, u64>,
+    /// The streams, their durable prefixes, the fault semantics and who
+    /// appended each unflushed entry.
+    table: FaultTable,
+    /// Crashes so far: a call that began in an earlier epoch was cut off.
     epoch: u64,
     down: bool,
-    /// Unflushed slots and the operation whose append put them there.
-    owners: BTreeMap<(String, u64), OpId>,
-    /// Reads of unflushed slots: `(stream, sequence, reader)`.
+    /// Reads of unflushed slots since the last flush: `(stream, sequence,
+    /// reader)`; a crash that drops the slot makes the reader's answer dirty.
     dirty: Vec<(String, u64, OpId)>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        let mut table = FaultTable::new();
+        // Calls are attributed here, from each reply: the table's log of
+        // every call would only grow.
+        table.record_calls(false);
+        State {
+            table,
+            epoch: 0,
+            down: false,
+            dirty: Vec::new(),
+        }
+    }
 }
 
 /// The store shared by every handle.
@@ -61,37 +83,32 @@ impl StoreCore {
 
     /// A store crash: every stream loses its unflushed tail, readers of that
     /// tail are flagged dirty, appenders whose entry vanished are told, and
-    /// the store stays down until [`restart`](StoreCore::restart).
+    /// the store stays down until [`restart`](StoreCore::restart). Every
+    /// connection is reset, so the loss is heard only by the calls in flight.
     pub(crate) fn crash<E: Env>(&self, world: &World<E>) {
         let mut state = self.lock();
-        let mut dropped = Vec::new();
-        let lengths: Vec<(String, u64)> = state
-            .table
-            .stream_lengths()
-            .map(|(name, len)| (name.to_owned(), len))
-            .collect();
-        for (stream, len) in lengths {
-            let durable = state.durable.get(&stream).copied().unwrap_or(0);
-            if len > durable {
-                state.table.truncate(&stream, durable);
-                dropped.extend((durable..len).map(|sequence| (stream.clone(), sequence)));
-            }
-        }
+        let dropped = state.table.crash_reconnecting();
         let mut history = world.history();
-        for slot in &dropped {
-            if let Some(op) = state.owners.get(slot) {
-                history.dropped(*op);
+        for entry in &dropped {
+            if let Some(op) = entry.appended_by.op.and_then(|op| OpId::try_from(op).ok()) {
+                history.dropped(op);
             }
         }
         for (stream, sequence, reader) in &state.dirty {
-            if dropped.iter().any(|(s, q)| s == stream && q == sequence) {
+            if dropped
+                .iter()
+                .any(|entry| entry.stream == *stream && entry.sequence == *sequence)
+            {
                 history.flag_dirty(*reader);
             }
         }
-        state.owners.clear();
         state.dirty.clear();
         state.epoch += 1;
         state.down = true;
+        let dropped = dropped
+            .into_iter()
+            .map(|entry| (entry.stream, entry.sequence))
+            .collect();
         history.event(world.fault(FaultEvent::StoreCrash { dropped }));
     }
 
@@ -104,21 +121,20 @@ impl StoreCore {
     /// Corrupts one random record (bit flip or truncation).
     pub(crate) fn corrupt<E: Env>(&self, world: &World<E>, rng: &mut impl Draw) {
         let mut state = self.lock();
-        let slots: Vec<(String, u64)> = state
+        let total: u64 = state
             .table
             .stream_lengths()
-            .map(|(name, len)| (name.to_owned(), len))
-            .collect();
-        let total: u64 = slots.iter().map(|(_, len)| len).sum();
+            .map(|(_, len)| len as u64)
+            .sum();
         if total == 0 {
             return;
         }
         let mut pick = rng.range(0, total - 1);
-        let Some((stream, sequence)) = slots.iter().find_map(|(stream, len)| {
-            if pick < *len {
-                Some((stream.clone(), pick))
+        let Some((stream, sequence)) = state.table.stream_lengths().find_map(|(stream, len)| {
+            if pick < len as u64 {
+                Some((stream.to_owned(), pick))
             } else {
-                pick -= len;
+                pick -= len as u64;
                 None
             }
         }) else {
@@ -136,18 +152,23 @@ impl StoreCore {
         let Some(key) = world.key_id(record.key()) else {
             return;
         };
-        let mut payload = entry.payload;
-        let how = if rng.chance(500) && !payload.is_empty() {
-            let len = usize::try_from(rng.range(0, payload.len() as u64 - 1)).unwrap_or(0);
-            payload.truncate(len);
-            format!("truncated to {len} bytes")
+        let len = entry.payload.len() as u64;
+        let (corruption, how) = if rng.chance(500) && len > 0 {
+            let kept = usize::try_from(rng.range(0, len - 1)).unwrap_or(0);
+            (
+                Corruption::Truncate { len: kept },
+                format!("truncated to {kept} bytes"),
+            )
         } else {
-            let bit = rng.range(0, payload.len() as u64 * 8 - 1);
+            let bit = rng.range(0, len * 8 - 1);
             let byte = usize::try_from(bit / 8).unwrap_or(0);
-            payload[byte] ^= 1 << (bit % 8);
-            format!("bit {bit} flipped")
+            let corruption = Corruption::BitFlip {
+                byte,
+                bit: u8::try_from(bit % 8).unwrap_or(0),
+            };
+            (corruption, format!("bit {bit} flipped"))
         };
-        state.table.overwrite(&stream, sequence, payload);
+        state.table.corrupt(&stream, sequence, &corruption);
         world.history().event(world.fault(FaultEvent::Corruption {
             key,
             stream,
@@ -169,39 +190,24 @@ pub(crate) struct FaultStore<E: Env> {
     caller: Process,
 }
 
-enum Call<'a> {
-    Append {
-        stream: &'a str,
-        payload: &'a [u8],
-        expected_seq: u64,
-    },
-    Read {
-        stream: &'a str,
-        offset: u64,
-        limit: usize,
-    },
-    Scan {
-        prefix: &'a str,
-    },
-    Flush,
-}
-
-impl Call<'_> {
-    fn name(&self) -> &'static str {
-        match self {
-            Call::Append { .. } => "append",
-            Call::Read { .. } => "read",
-            Call::Scan { .. } => "scan",
-            Call::Flush => "flush",
-        }
+/// The name of a request's kind, for the history's fault events.
+fn call_name(request: &StoreRequest) -> &'static str {
+    match request {
+        StoreRequest::Append { .. } => "append",
+        StoreRequest::Read { .. } => "read",
+        StoreRequest::Scan { .. } => "scan",
+        StoreRequest::Flush => "flush",
     }
 }
 
-enum Reply {
-    Append(Result<u64, DurabilityError>),
-    Read(Vec<StoredEntry>),
-    Scan(Vec<ScannedEntry>),
-    Flush,
+/// The table's session of a caller (every producer incarnation of one node
+/// shares it: a crash resets connections, see [`StoreCore::crash`]).
+fn session_of(caller: Process) -> u32 {
+    match caller {
+        Process::Producer(index) => u32::from(index),
+        Process::Sweeper => u32::from(u16::MAX) + 1,
+        Process::Probe => u32::from(u16::MAX) + 2,
+    }
 }
 
 impl<E: Env> FaultStore<E> {
@@ -227,46 +233,38 @@ impl<E: Env> FaultStore<E> {
 
     /// The sweeper's tombstone appends are the `expire` operations of the
     /// history: one per key, from invocation to answer.
-    fn expire_op(&self, call: &Call<'_>) -> Option<OpId> {
-        let Call::Append {
+    fn expire_op(&self, request: &StoreRequest) -> Option<OpId> {
+        let StoreRequest::Append {
             stream, payload, ..
-        } = call
+        } = request
         else {
             return None;
         };
         self.world.expire_invocation(self.caller, stream, payload)
     }
 
-    async fn call(&self, call: Call<'_>) -> Result<Reply, DurabilityError> {
-        let expire = self.expire_op(&call);
+    async fn call(&self, request: StoreRequest) -> Result<StoreReply, DurabilityError> {
+        let expire = self.expire_op(&request);
         let op = expire.or_else(|| self.world.current_op(self.caller));
         let epoch = self.core.lock().epoch;
         let delay_ms = BASE_DELAY_MS + self.extra_delay_ms();
         madsim::time::sleep(Duration::from_millis(delay_ms)).await;
-        let result = self.act(&call, op, epoch);
-        let result = match result {
-            Ok(reply) => {
-                let extra_ms = self.extra_delay_ms();
-                if extra_ms > 0 {
-                    madsim::time::sleep(Duration::from_millis(extra_ms)).await;
-                    if self.core.lock().epoch != epoch {
-                        self.record_error(op, &call, true);
-                        Err(DurabilityError::StoreError(
-                            "connection reset: the store crashed before it answered".into(),
-                        ))
-                    } else {
-                        Ok(reply)
-                    }
-                } else {
-                    Ok(reply)
+        let mut result = self.act(&request, op, epoch);
+        if result.is_ok() {
+            let extra_ms = self.extra_delay_ms();
+            if extra_ms > 0 {
+                madsim::time::sleep(Duration::from_millis(extra_ms)).await;
+                if self.core.lock().epoch != epoch {
+                    self.record_error(op, &request, true);
+                    result = Err(DurabilityError::StoreError(
+                        "connection reset: the store crashed before it answered".into(),
+                    ));
                 }
             }
-            Err(error) => Err(error),
-        };
+        }
         if let Some(expire) = expire {
             let answer = match &result {
-                Ok(Reply::Append(Ok(_))) => Ok(SpecAnswer::Done),
-                Ok(Reply::Append(Err(error))) | Err(error) => Err(error.clone()),
+                Ok(StoreReply::Append(Err(error))) | Err(error) => Err(error.clone()),
                 Ok(_) => Ok(SpecAnswer::Done),
             };
             let now_us = self.world.now_us();
@@ -275,118 +273,129 @@ impl<E: Env> FaultStore<E> {
         result
     }
 
-    fn record_error(&self, op: Option<OpId>, call: &Call<'_>, applied: bool) {
+    fn record_error(&self, op: Option<OpId>, request: &StoreRequest, applied: bool) {
         let event = self.world.fault(FaultEvent::StoreCallError {
             op,
-            call: call.name(),
+            call: call_name(request),
             applied,
         });
         self.world.history().event(event);
     }
 
-    /// The call takes effect (or fails) at one instant.
-    fn act(&self, call: &Call<'_>, op: Option<OpId>, epoch: u64) -> Result<Reply, DurabilityError> {
+    /// The call takes effect (or fails) at one instant: this draws the
+    /// fault from the seed and the table serves the call with it.
+    fn act(
+        &self,
+        request: &StoreRequest,
+        op: Option<OpId>,
+        epoch: u64,
+    ) -> Result<StoreReply, DurabilityError> {
         let config = &self.world.config;
         let faults_on = self.world.faults_on();
         let mut state = self.core.lock();
         if state.down || state.epoch != epoch {
             drop(state);
-            self.record_error(op, call, false);
-            return Err(DurabilityError::StoreError(
-                "connection reset: the store crashed".into(),
-            ));
+            self.record_error(op, request, false);
+            return Err(injected("connection reset: the store crashed"));
         }
         let mut rng = sim_rng();
+        let call = Call::new(session_of(self.caller), op.map(u64::from));
         if faults_on && config.error_lost_pm > 0 && rng.chance(config.error_lost_pm) {
+            state.table.serve_with(call, request, CallFault::ErrorLost);
             drop(state);
-            self.record_error(op, call, false);
-            return Err(DurabilityError::StoreError(
-                "timeout: the request was lost".into(),
-            ));
+            self.record_error(op, request, false);
+            return Err(injected("timeout: the request was lost"));
         }
-        let now_ms = self.world.true_millis();
-        let stale = |rng: &mut madsim::rand::GlobalRng| {
+        // Stale reads hide the newest 1-3 entries; the draw happens for
+        // reads and scans only, before the call is served.
+        let mut stale = || {
             if faults_on && config.stale_pm > 0 && rng.chance(config.stale_pm) {
                 rng.range(1, MAX_STALE_ENTRIES)
             } else {
                 0
             }
         };
-        let reply = match *call {
-            Call::Append {
-                stream,
-                payload,
-                expected_seq,
-            } => {
-                let result = state.table.append(stream, payload, expected_seq, now_ms);
-                if let (Ok(sequence), Some(op)) = (&result, op) {
-                    state.owners.insert((stream.to_owned(), *sequence), op);
-                    self.world
-                        .history()
-                        .applied(op, (stream.to_owned(), *sequence));
-                }
-                Reply::Append(result)
-            }
-            Call::Read {
-                stream,
-                offset,
-                limit,
-            } => {
-                let len = state.table.len(stream);
-                let hidden = stale(&mut rng).min(len);
-                let visible = len - hidden;
-                let mut entries = state.table.read_from(stream, offset, limit);
-                entries.retain(|entry| entry.sequence < visible);
-                let window_end = offset.saturating_add(limit as u64);
-                if hidden > 0 && offset < len && window_end > visible {
-                    self.flag_stale(op, hidden);
-                }
-                self.note_dirty_reads(&mut state, stream, &entries, op);
-                Reply::Read(entries)
-            }
-            Call::Scan { prefix } => {
-                let hidden = stale(&mut rng);
-                let mut entries = state.table.scan(prefix);
-                if hidden > 0 {
-                    let lengths: BTreeMap<String, u64> = state
-                        .table
-                        .stream_lengths()
-                        .map(|(name, len)| (name.to_owned(), len))
-                        .collect();
-                    let before = entries.len();
-                    entries.retain(|scanned| {
-                        let len = lengths.get(&scanned.stream).copied().unwrap_or(0);
-                        scanned.entry.sequence + hidden < len
-                    });
-                    if entries.len() < before {
-                        self.flag_stale(op, hidden);
-                    }
-                }
-                Reply::Scan(entries)
-            }
-            Call::Flush => {
-                let lengths: Vec<(String, u64)> = state
-                    .table
-                    .stream_lengths()
-                    .map(|(name, len)| (name.to_owned(), len))
-                    .collect();
-                state.durable = lengths.into_iter().collect();
-                state.owners.clear();
-                state.dirty.clear();
-                Reply::Flush
-            }
+        let hidden = match request {
+            StoreRequest::Read { stream, .. } => stale().min(state.table.len(stream) as u64),
+            StoreRequest::Scan { .. } => stale(),
+            StoreRequest::Append { .. } | StoreRequest::Flush => 0,
         };
-        drop(state);
-        let takes_effect = matches!(call, Call::Flush) || matches!(reply, Reply::Append(Ok(_)));
-        if faults_on
+        // An error-applied fault is drawn only for a call that takes effect:
+        // a flush, or an append that lands.
+        let takes_effect = match request {
+            StoreRequest::Append {
+                stream,
+                expected_seq,
+                ..
+            } => state.table.append_would_land(stream, *expected_seq),
+            StoreRequest::Flush => true,
+            StoreRequest::Read { .. } | StoreRequest::Scan { .. } => false,
+        };
+        let error_applied = faults_on
             && takes_effect
             && config.error_applied_pm > 0
-            && rng.chance(config.error_applied_pm)
-        {
-            self.record_error(op, call, true);
-            return Err(DurabilityError::StoreError(
-                "timeout: no answer (the request was applied)".into(),
-            ));
+            && rng.chance(config.error_applied_pm);
+        let fault = if error_applied {
+            CallFault::ErrorApplied
+        } else if hidden > 0 {
+            CallFault::StaleBy(usize::try_from(hidden).unwrap_or(usize::MAX))
+        } else {
+            CallFault::None
+        };
+        state.table.set_now_millis(self.world.true_millis());
+        // A stale scan is flagged only if it hid something: if it shows
+        // fewer entries than the streams it covers hold.
+        let scan_len_unhidden = match request {
+            StoreRequest::Scan { prefix } if hidden > 0 => Some(
+                state
+                    .table
+                    .stream_lengths()
+                    .filter(|(name, _)| name.starts_with(prefix.as_str()))
+                    .map(|(_, len)| len)
+                    .sum::<usize>(),
+            ),
+            _ => None,
+        };
+        let (reply, landed_at) = state.table.serve_landed(call, request, fault);
+        match (request, &reply) {
+            (StoreRequest::Append { stream, .. }, _) => {
+                if let (Some(op), Some(sequence)) = (op, landed_at) {
+                    self.world.history().applied(op, (stream.clone(), sequence));
+                }
+            }
+            (
+                StoreRequest::Read {
+                    stream,
+                    offset,
+                    limit,
+                },
+                StoreReply::Read(Ok(entries)),
+            ) => {
+                let len = state.table.len(stream) as u64;
+                let visible = len - hidden;
+                let window_end = offset.saturating_add(*limit as u64);
+                if hidden > 0 && *offset < len && window_end > visible {
+                    self.flag_stale(op, hidden);
+                }
+                if let Some(op) = op {
+                    let durable = state.table.durable_len(stream) as u64;
+                    for entry in entries.iter().filter(|entry| entry.sequence >= durable) {
+                        state.dirty.push((stream.clone(), entry.sequence, op));
+                    }
+                }
+            }
+            (StoreRequest::Scan { .. }, StoreReply::Scan(Ok(entries)))
+                if scan_len_unhidden.is_some_and(|all| entries.len() < all) =>
+            {
+                self.flag_stale(op, hidden);
+            }
+            (StoreRequest::Flush, _) => state.dirty.clear(),
+            _ => {}
+        }
+        drop(state);
+        if error_applied {
+            self.record_error(op, request, true);
+            return Err(injected("timeout: no answer (the request was applied)"));
         }
         Ok(reply)
     }
@@ -398,81 +407,16 @@ impl<E: Env> FaultStore<E> {
         }
         history.event(self.world.fault(FaultEvent::StaleRead { op, hidden }));
     }
-
-    fn note_dirty_reads(
-        &self,
-        state: &mut State,
-        stream: &str,
-        entries: &[StoredEntry],
-        op: Option<OpId>,
-    ) {
-        let Some(op) = op else { return };
-        let durable = state.durable.get(stream).copied().unwrap_or(0);
-        for entry in entries.iter().filter(|entry| entry.sequence >= durable) {
-            state.dirty.push((stream.to_owned(), entry.sequence, op));
-        }
-    }
 }
 
-impl<E: Env> DurableStore for FaultStore<E> {
-    fn append<'a>(
-        &'a self,
-        stream: &'a str,
-        payload: &'a [u8],
-        expected_seq: u64,
-    ) -> StoreFuture<'a, u64> {
-        Box::pin(async move {
-            match self
-                .call(Call::Append {
-                    stream,
-                    payload,
-                    expected_seq,
-                })
-                .await?
-            {
-                Reply::Append(result) => result,
-                _ => Err(mismatch()),
-            }
-        })
-    }
+/// An injected indeterminate failure, in the words the caller hears.
+fn injected(message: &str) -> DurabilityError {
+    DurabilityError::StoreError(message.into())
+}
 
-    fn read_from<'a>(
-        &'a self,
-        stream: &'a str,
-        offset: u64,
-        limit: usize,
-    ) -> StoreFuture<'a, Vec<StoredEntry>> {
-        Box::pin(async move {
-            match self
-                .call(Call::Read {
-                    stream,
-                    offset,
-                    limit,
-                })
-                .await?
-            {
-                Reply::Read(entries) => Ok(entries),
-                _ => Err(mismatch()),
-            }
-        })
-    }
-
-    fn scan<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<ScannedEntry>> {
-        Box::pin(async move {
-            match self.call(Call::Scan { prefix }).await? {
-                Reply::Scan(entries) => Ok(entries),
-                _ => Err(mismatch()),
-            }
-        })
-    }
-
-    fn flush(&self) -> StoreFuture<'_, ()> {
-        Box::pin(async move {
-            match self.call(Call::Flush).await? {
-                Reply::Flush => Ok(()),
-                _ => Err(mismatch()),
-            }
-        })
+impl<E: Env> ServeRequest for FaultStore<E> {
+    fn serve(&self, request: StoreRequest) -> StoreFuture<'_, StoreReply> {
+        Box::pin(self.call(request))
     }
 
     /// Acknowledged appends are volatile until a flush: the engine must
@@ -480,9 +424,8 @@ impl<E: Env> DurableStore for FaultStore<E> {
     fn acknowledged_appends_are_durable(&self) -> bool {
         false
     }
-}
 
-/// A reply of the wrong kind: a bug of this file, surfaced as an error.
-fn mismatch() -> DurabilityError {
-    DurabilityError::StoreError("simulated store bug: reply of the wrong kind".into())
+    fn name(&self) -> &'static str {
+        "the simulated store"
+    }
 }

@@ -22,6 +22,9 @@
 //! - [`FaultTable::crash`] drops every stream back to its flushed prefix;
 //!   a caller whose unflushed appends were dropped gets an error from its
 //!   next flush (its session is then renewed).
+//! - [`FaultTable::crash_reconnecting`] is a crash after which every caller
+//!   reconnects (no flush fails later); it lists the dropped entries with
+//!   the calls that appended them.
 //! - [`FaultTable::corrupt`] damages one stored record ([`Corruption`]).
 //! - [`FaultTable::calls`] lists every call served, with its operation.
 //!
@@ -116,13 +119,24 @@ pub struct CallRecord {
     pub landed_at: Option<u64>,
 }
 
+/// An entry a crash dropped, and the call that had appended it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DroppedEntry {
+    /// The stream.
+    pub stream: String,
+    /// The entry's sequence.
+    pub sequence: u64,
+    /// Who appended it, for which operation.
+    pub appended_by: Call,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 struct Stream {
     entries: Vec<StoredEntry>,
     /// How many leading entries are flushed (survive a crash).
     durable_len: usize,
-    /// Who appended each entry (parallel to `entries`).
-    appended_by: Vec<u32>,
+    /// Who appended each entry, for which operation (parallel to `entries`).
+    appended_by: Vec<Call>,
 }
 
 /// One caller's session: whether a crash dropped appends it made since
@@ -139,6 +153,8 @@ pub struct FaultTable {
     sessions: BTreeMap<u32, Session>,
     now_millis: u64,
     calls: Vec<CallRecord>,
+    /// True when served calls are not recorded ([`FaultTable::record_calls`]).
+    calls_unrecorded: bool,
 }
 
 /// The message of every injected indeterminate failure.
@@ -157,7 +173,7 @@ impl FaultTable {
         for (name, len) in table.stream_lengths() {
             for entry in table.read_from(name, 0, usize::try_from(len).unwrap_or(usize::MAX)) {
                 copy.set_now_millis(entry.timestamp);
-                let _ = copy.append(0, name, &entry.payload, entry.sequence);
+                let _ = copy.append(Call::new(0, None), name, &entry.payload, entry.sequence);
             }
         }
         let _ = copy.flush(0);
@@ -239,11 +255,30 @@ impl FaultTable {
         request: &StoreRequest,
         fault: CallFault,
     ) -> StoreReply {
+        self.serve_landed(call, request, fault).0
+    }
+
+    /// Record each served call in [`calls`](FaultTable::calls) (the
+    /// default) or not: a caller that attributes calls itself, from
+    /// [`serve_landed`](FaultTable::serve_landed), keeps the table's memory
+    /// flat over a long run.
+    pub fn record_calls(&mut self, on: bool) {
+        self.calls_unrecorded = !on;
+    }
+
+    /// [`serve_with`](FaultTable::serve_with), also returning where an
+    /// append landed, if it did (even when the caller hears an error).
+    pub fn serve_landed(
+        &mut self,
+        call: Call,
+        request: &StoreRequest,
+        fault: CallFault,
+    ) -> (StoreReply, Option<u64>) {
         let (kind, stream) = match request {
-            StoreRequest::Read { stream, .. } => (CallKind::Read, stream.clone()),
-            StoreRequest::Append { stream, .. } => (CallKind::Append, stream.clone()),
-            StoreRequest::Scan { prefix } => (CallKind::Scan, prefix.clone()),
-            StoreRequest::Flush => (CallKind::Flush, String::new()),
+            StoreRequest::Read { stream, .. } => (CallKind::Read, stream.as_str()),
+            StoreRequest::Append { stream, .. } => (CallKind::Append, stream.as_str()),
+            StoreRequest::Scan { prefix } => (CallKind::Scan, prefix.as_str()),
+            StoreRequest::Flush => (CallKind::Flush, ""),
         };
         let mut landed_at = None;
         let reply = match request {
@@ -266,7 +301,7 @@ impl FaultTable {
             } => {
                 let result = match fault {
                     CallFault::ErrorLost => Err(injected()),
-                    _ => self.append(call.caller, stream, payload, *expected_seq),
+                    _ => self.append(call, stream, payload, *expected_seq),
                 };
                 landed_at = result.as_ref().ok().copied();
                 StoreReply::Append(match (fault, result) {
@@ -284,27 +319,63 @@ impl FaultTable {
                 _ => self.flush(call.caller),
             }),
         };
-        self.calls.push(CallRecord {
-            call,
-            kind,
-            stream,
-            fault,
-            landed_at,
-        });
-        reply
+        if !self.calls_unrecorded {
+            self.calls.push(CallRecord {
+                call,
+                kind,
+                stream: stream.to_owned(),
+                fault,
+                landed_at,
+            });
+        }
+        (reply, landed_at)
     }
 
     /// Crash the store: every stream drops back to its flushed prefix, and
     /// each caller whose appends were dropped is marked so that its next
     /// flush fails.
     pub fn crash(&mut self) {
-        for stream in self.streams.values_mut() {
-            for &caller in &stream.appended_by[stream.durable_len..] {
-                self.sessions.entry(caller).or_default().lost_appends = true;
-            }
-            stream.entries.truncate(stream.durable_len);
-            stream.appended_by.truncate(stream.durable_len);
+        for dropped in self.drop_unflushed() {
+            self.sessions
+                .entry(dropped.appended_by.caller)
+                .or_default()
+                .lost_appends = true;
         }
+    }
+
+    /// Crash the store as one that resets every connection: every stream
+    /// drops back to its flushed prefix, and every caller reconnects, so no
+    /// later flush fails for what was lost (only the calls the crash
+    /// interrupted can tell the caller). Returns the dropped entries, in
+    /// stream then sequence order, each with the call that appended it.
+    pub fn crash_reconnecting(&mut self) -> Vec<DroppedEntry> {
+        let dropped = self.drop_unflushed();
+        self.sessions.clear();
+        dropped
+    }
+
+    /// True when an append at `expected_seq` to `stream` would land now (the
+    /// stream holds exactly that many entries), so a caller can choose a
+    /// fault only for calls that take effect.
+    pub fn append_would_land(&self, stream: &str, expected_seq: u64) -> bool {
+        self.len(stream) as u64 == expected_seq
+    }
+
+    fn drop_unflushed(&mut self) -> Vec<DroppedEntry> {
+        let mut dropped = Vec::new();
+        for (name, stream) in &mut self.streams {
+            let from = stream.durable_len;
+            for (offset, &appended_by) in stream.appended_by[from..].iter().enumerate() {
+                dropped.push(DroppedEntry {
+                    stream: name.clone(),
+                    sequence: (from + offset) as u64,
+                    appended_by,
+                });
+            }
+            stream.entries.truncate(from);
+            stream.appended_by.truncate(from);
+        }
+        dropped
     }
 
     /// Damage the entry at `sequence` of `stream`. Returns whether there was
@@ -362,7 +433,7 @@ impl FaultTable {
 
     fn append(
         &mut self,
-        caller: u32,
+        call: Call,
         stream: &str,
         payload: &[u8],
         expected_seq: u64,
@@ -381,7 +452,7 @@ impl FaultTable {
             sequence: actual,
             timestamp: now_millis,
         });
-        s.appended_by.push(caller);
+        s.appended_by.push(call);
         Ok(actual)
     }
 

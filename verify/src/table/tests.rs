@@ -197,3 +197,45 @@ fn a_read_past_the_end_or_with_a_huge_offset_is_empty_and_does_not_panic() {
     assert_eq!(read_len(table.serve(&req)), 0);
     assert_eq!(read_len(table.serve(&read("missing"))), 0);
 }
+
+#[test]
+fn a_reconnecting_crash_names_each_dropped_entry_and_its_operation_and_fails_no_flush() {
+    let mut table = FaultTable::new();
+    let flush = StoreRequest::Flush;
+    table.serve_with(Call::new(1, Some(10)), &append("a", 1, 0), CallFault::None);
+    table.serve_with(Call::new(1, Some(10)), &flush, CallFault::None);
+    table.serve_with(Call::new(1, Some(11)), &append("a", 2, 1), CallFault::None);
+    table.serve_with(Call::new(2, Some(12)), &append("b", 3, 0), CallFault::None);
+    assert!(table.append_would_land("a", 2) && !table.append_would_land("a", 1));
+    let dropped = table.crash_reconnecting();
+    let seen: Vec<(&str, u64, Option<u64>)> = dropped
+        .iter()
+        .map(|d| (d.stream.as_str(), d.sequence, d.appended_by.op))
+        .collect();
+    assert_eq!(seen, [("a", 1, Some(11)), ("b", 0, Some(12))]);
+    assert_eq!((table.len("a"), table.len("b")), (1, 0));
+    // Every caller reconnected: its next flush succeeds.
+    for caller in [1, 2] {
+        assert_eq!(
+            table.serve_with(Call::new(caller, None), &flush, CallFault::None),
+            StoreReply::Flush(Ok(()))
+        );
+    }
+}
+
+#[test]
+fn an_unrecorded_table_still_says_where_an_error_applied_append_landed() {
+    let mut table = FaultTable::new();
+    table.record_calls(false);
+    let (reply, landed) = table.serve_landed(
+        Call::new(1, Some(2)),
+        &append("s", 1, 0),
+        CallFault::ErrorApplied,
+    );
+    assert!(matches!(reply, StoreReply::Append(Err(_))));
+    assert_eq!(landed, Some(0));
+    let (_, conflicted) =
+        table.serve_landed(Call::new(1, None), &append("s", 2, 0), CallFault::None);
+    assert_eq!(conflicted, None);
+    assert!(table.calls().is_empty());
+}

@@ -1,0 +1,109 @@
+//! A store that answers whole requests, as a [`DurableStore`] (both
+//! builds): the engine's own vocabulary, a [`StoreRequest`] in and a
+//! [`StoreReply`] out, is what the simulated store, live mode's wire client
+//! and its `wipe-on-crash` plant serve; [`Served`] turns each store method
+//! into one request and checks the reply is of the request's kind.
+
+use atmostonce::core::{StoreReply, StoreRequest};
+use atmostonce::{DurabilityError, DurableStore, ScannedEntry, StoreFuture, StoredEntry};
+
+/// Something that serves one store request at a time.
+pub(crate) trait ServeRequest: Send + Sync {
+    /// Serves `request`. An `Err` is a failure of the call as a whole (the
+    /// connection, an injected fault); a reply carries the store's own
+    /// answer, success or error, for that kind of request.
+    fn serve(&self, request: StoreRequest) -> StoreFuture<'_, StoreReply>;
+
+    /// Whether an acknowledged append is durable without a flush.
+    fn acknowledged_appends_are_durable(&self) -> bool;
+
+    /// Who the server is, for the error of a reply of the wrong kind.
+    fn name(&self) -> &'static str;
+}
+
+/// A [`ServeRequest`] as a [`DurableStore`] (and, through `Deref`, the
+/// server itself, for what else it offers).
+#[derive(Debug, Default)]
+pub(crate) struct Served<S>(pub(crate) S);
+
+impl<S> std::ops::Deref for Served<S> {
+    type Target = S;
+
+    fn deref(&self) -> &S {
+        &self.0
+    }
+}
+
+impl<S: ServeRequest> Served<S> {
+    fn mismatch(&self, reply: &StoreReply) -> DurabilityError {
+        DurabilityError::StoreError(format!(
+            "{} answered with a reply of the wrong kind: {reply:?}",
+            self.0.name()
+        ))
+    }
+}
+
+impl<S: ServeRequest> DurableStore for Served<S> {
+    fn append<'a>(
+        &'a self,
+        stream: &'a str,
+        payload: &'a [u8],
+        expected_seq: u64,
+    ) -> StoreFuture<'a, u64> {
+        let request = StoreRequest::Append {
+            stream: stream.to_owned(),
+            payload: payload.to_vec(),
+            expected_seq,
+        };
+        Box::pin(async move {
+            match self.0.serve(request).await? {
+                StoreReply::Append(result) => result,
+                other => Err(self.mismatch(&other)),
+            }
+        })
+    }
+
+    fn read_from<'a>(
+        &'a self,
+        stream: &'a str,
+        offset: u64,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<StoredEntry>> {
+        let request = StoreRequest::Read {
+            stream: stream.to_owned(),
+            offset,
+            limit,
+        };
+        Box::pin(async move {
+            match self.0.serve(request).await? {
+                StoreReply::Read(result) => result,
+                other => Err(self.mismatch(&other)),
+            }
+        })
+    }
+
+    fn scan<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<ScannedEntry>> {
+        let request = StoreRequest::Scan {
+            prefix: prefix.to_owned(),
+        };
+        Box::pin(async move {
+            match self.0.serve(request).await? {
+                StoreReply::Scan(result) => result,
+                other => Err(self.mismatch(&other)),
+            }
+        })
+    }
+
+    fn flush(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            match self.0.serve(StoreRequest::Flush).await? {
+                StoreReply::Flush(result) => result,
+                other => Err(self.mismatch(&other)),
+            }
+        })
+    }
+
+    fn acknowledged_appends_are_durable(&self) -> bool {
+        self.0.acknowledged_appends_are_durable()
+    }
+}
