@@ -339,7 +339,7 @@ fn an_expired_claim_is_taken_over_and_a_live_one_is_not() {
 fn a_namespace_written_by_the_seed_api_is_served_by_the_fenced_api() {
     run(async {
         let store = Arc::new(MemoryStore::new());
-        let seed = DedupCache::new(store.clone(), "orders").unwrap();
+        let seed = DedupCache::new(store.clone(), "orders");
         assert_eq!(
             seed.claim_or_get("held", 100).await.unwrap(),
             DedupDecision::Claimed
