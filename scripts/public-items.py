@@ -65,7 +65,10 @@ def strip(text):
             j = i + 1
             while j < n and text[j] != '"':
                 j += 2 if text[j] == "\\" else 1
-            out.append('""' + "\n" * text.count("\n", i, j))
+            # The contents stay (a `cfg` names its feature in one), without
+            # the characters that delimit statements.
+            body = re.sub(r"[{}\[\];,#]", " ", text[i + 1:j])
+            out.append('"' + body + '"')
             i = j + 1
         elif c == "'" and re.match(r"'(\\.|[^\\'])'", text[i:i + 4] + "    "):
             m = re.match(r"'(\\.|[^\\'])'", text[i:])
