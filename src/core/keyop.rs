@@ -200,7 +200,8 @@ impl<R: Rule> KeyOp<R> {
             Plan::Append(record) => {
                 debug_assert!(
                     !matches!(view.state, KeyState::Completed { .. }),
-                    "a receipt is never replaced: no single-key operation appends over one                      (only the sweeper's expiry does)"
+                    "a receipt is never replaced: no single-key operation appends over one \
+                     (only the sweeper's expiry does)"
                 );
                 debug_assert_eq!(
                     record.idempotency_key(),

@@ -41,7 +41,8 @@ pub(crate) struct StreamView {
 pub(crate) fn next_sequence(target: &Target, sequence: u64) -> Result<u64, DurabilityError> {
     sequence.checked_add(1).ok_or_else(|| {
         DurabilityError::StoreError(format!(
-            "store returned sequence {sequence} of stream {:?}, the last one a stream can              have; no append can follow it",
+            "store returned sequence {sequence} of stream {:?}, the last one a stream can \
+             have; no append can follow it",
             target.stream
         ))
     })
