@@ -35,7 +35,7 @@ fn receipt() -> ProcessingReceipt {
 }
 
 fn fresh_cache() -> DedupCache {
-    DedupCache::new(Arc::new(MemoryStore::new()), "orders").expect("valid namespace")
+    DedupCache::new(Arc::new(MemoryStore::new()), "orders")
 }
 
 fn fresh_fenced_cache() -> FencedCache {
@@ -93,8 +93,12 @@ impl Bare {
         Bare {
             store: Arc::new(MemoryStore::new()),
             stream: fresh_cache().stream_key_for(KEY),
-            claim: DedupEntry::new(KEY, None, NOW_MILLIS).serialize(),
-            completion: DedupEntry::new(KEY, Some(receipt.into_bytes()), NOW_MILLIS).serialize(),
+            claim: DedupEntry::new(KEY, None, NOW_MILLIS)
+                .serialize()
+                .expect("within the limits"),
+            completion: DedupEntry::new(KEY, Some(receipt.into_bytes()), NOW_MILLIS)
+                .serialize()
+                .expect("within the limits"),
         }
     }
 
@@ -126,7 +130,9 @@ fn churned_table(records: u64) -> StreamTable {
         let payload = if from_end % 2 == 1 {
             Tombstone::new(KEY, sequence).serialize()
         } else {
-            DedupEntry::new(KEY, None, sequence).serialize()
+            DedupEntry::new(KEY, None, sequence)
+                .serialize()
+                .expect("within the limits")
         };
         table
             .append(&stream, &payload, sequence, 0)
@@ -137,7 +143,6 @@ fn churned_table(records: u64) -> StreamTable {
 
 fn cache_on(table: &StreamTable) -> DedupCache {
     DedupCache::new(Arc::new(MemoryStore::from_table(table.clone())), "orders")
-        .expect("valid namespace")
 }
 
 fn benches(c: &mut Criterion) {

@@ -186,7 +186,7 @@ fn haematite_workloads(dir: &std::path::Path) -> (Engine, HaematiteBare) {
     let store = HaematiteStore::open(dir.join("engine")).expect("a haematite store");
     let engine = Engine {
         runtime: tokio_runtime(),
-        cache: DedupCache::new(Arc::new(store), "bench").unwrap(),
+        cache: DedupCache::new(Arc::new(store), "bench"),
     };
     // The configuration `HaematiteStore::open` creates with.
     let config = haematite::DatabaseConfig {
@@ -219,16 +219,13 @@ fn postgres_workloads() -> (Engine, PostgresBaseline) {
     );
     let runtime = tokio_runtime();
     let table = format!("bench_{}", std::process::id());
-    let options = PostgresOptions {
-        table: table.clone(),
-        ..PostgresOptions::default()
-    };
+    let options = PostgresOptions::default().with_table(table.clone());
     let store = runtime
         .block_on(PostgresStore::connect_with_options(&url, options))
         .expect("a PostgreSQL store at ATMOSTONCE_POSTGRES_URL");
     let engine = Engine {
         runtime: Arc::clone(&runtime),
-        cache: DedupCache::new(Arc::new(store), "bench").unwrap(),
+        cache: DedupCache::new(Arc::new(store), "bench"),
     };
     let baseline_table = format!("bench_baseline_{}", std::process::id());
     let manager = Manager::from_config(

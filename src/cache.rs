@@ -5,20 +5,28 @@ use std::sync::Arc;
 use crate::DurabilityError;
 use crate::clock::wall_clock_millis;
 use crate::codec::ProcessingReceipt;
-use crate::core::{DedupDecision, Protocol};
+use crate::core::{AppendDurability, DedupDecision, Protocol};
 use crate::driver::drive;
+use crate::hash::key_hash;
 use crate::limits::DEFAULT_READ_BATCH;
 use crate::store::DurableStore;
 
 /// Tuning for a [`DedupCache`]. The defaults are right for production.
+///
+/// ```
+/// use atmostonce::DedupOptions;
+///
+/// let options = DedupOptions::default().with_read_batch(64);
+/// assert_eq!(options.read_batch, 64);
+/// ```
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DedupOptions {
     /// Records fetched per store read (1..=[`MAX_READ_BATCH`](crate::limits::MAX_READ_BATCH)).
     pub read_batch: usize,
-    /// Bits of the key hash kept in stream names (1..=64). Anything below
-    /// 64 makes distinct keys share streams on purpose; it exists to test
-    /// collision handling and must not be used in production.
-    pub hash_bits: u8,
+    /// Bits of the key hash kept in stream names (1..=64); only the harness
+    /// narrows it (feature `testing`), to make keys collide on purpose.
+    pub(crate) hash_bits: u8,
 }
 
 impl Default for DedupOptions {
@@ -27,6 +35,32 @@ impl Default for DedupOptions {
             read_batch: DEFAULT_READ_BATCH,
             hash_bits: 64,
         }
+    }
+}
+
+impl DedupOptions {
+    /// Sets the read batch.
+    #[must_use]
+    pub fn with_read_batch(mut self, read_batch: usize) -> Self {
+        self.read_batch = read_batch;
+        self
+    }
+
+    /// Keeps only the low `hash_bits` bits of the key hash in stream names
+    /// (1..=64), so that distinct keys share streams on purpose: a test of
+    /// collision handling, never for production. Feature `testing`.
+    #[cfg(feature = "testing")]
+    #[must_use]
+    pub fn with_hash_bits(mut self, hash_bits: u8) -> Self {
+        self.hash_bits = hash_bits;
+        self
+    }
+
+    /// The bits of the key hash kept in stream names. Feature `testing`.
+    #[cfg(feature = "testing")]
+    #[must_use]
+    pub fn hash_bits(&self) -> u8 {
+        self.hash_bits
     }
 }
 
@@ -57,62 +91,90 @@ impl<S: DurableStore + 'static> IntoStore for Arc<S> {
 #[derive(Clone)]
 pub struct DedupCache {
     store: Arc<dyn DurableStore>,
-    protocol: Arc<Protocol>,
+    namespace: Arc<str>,
+    /// The validated protocol, or why the namespace or options were refused
+    /// (reported by every operation: [`DedupCache::new`] cannot fail).
+    protocol: Arc<Result<Protocol, DurabilityError>>,
 }
 
 impl std::fmt::Debug for DedupCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DedupCache")
+            .field("namespace", &self.namespace)
             .field("protocol", &self.protocol)
             .finish_non_exhaustive()
     }
 }
 
 impl DedupCache {
-    /// A cache named `namespace` over `store`, with default options.
-    ///
-    /// Fails with [`DurabilityError::ConfigError`] when the namespace is
-    /// empty or contains `:`, and with [`DurabilityError::LimitExceeded`]
-    /// when it is longer than [`MAX_NAMESPACE_BYTES`](crate::limits::MAX_NAMESPACE_BYTES).
-    pub fn new(
+    /// A cache named `namespace` over `store`, with default options: the
+    /// seed's signature, which cannot fail. A namespace that is empty,
+    /// contains `:` or is longer than
+    /// [`MAX_NAMESPACE_BYTES`](crate::limits::MAX_NAMESPACE_BYTES) makes every
+    /// operation fail with the error [`DedupCache::try_new`] would have
+    /// returned, before anything is read or written.
+    pub fn new(store: impl IntoStore, namespace: impl Into<String>) -> DedupCache {
+        DedupCache::build(
+            store.into_store(),
+            namespace.into(),
+            DedupOptions::default(),
+        )
+    }
+
+    /// [`DedupCache::new`] that validates up front: fails with
+    /// [`DurabilityError::ConfigError`] when the namespace is empty or
+    /// contains `:`, and with [`DurabilityError::LimitExceeded`] when it is
+    /// longer than [`MAX_NAMESPACE_BYTES`](crate::limits::MAX_NAMESPACE_BYTES).
+    pub fn try_new(
         store: impl IntoStore,
         namespace: impl Into<String>,
     ) -> Result<DedupCache, DurabilityError> {
         DedupCache::with_options(store, namespace, DedupOptions::default())
     }
 
-    /// A cache with explicit [`DedupOptions`].
+    /// A cache with explicit [`DedupOptions`], validated up front as by
+    /// [`DedupCache::try_new`] (and `read_batch` out of range is a
+    /// [`DurabilityError::ConfigError`]).
     pub fn with_options(
         store: impl IntoStore,
         namespace: impl Into<String>,
         options: DedupOptions,
     ) -> Result<DedupCache, DurabilityError> {
-        let store = store.into_store();
-        let flush_appends = !store.acknowledged_appends_are_durable();
-        let protocol = Protocol::new(namespace, options, flush_appends)?;
-        Ok(DedupCache {
-            store,
-            protocol: Arc::new(protocol),
-        })
+        let cache = DedupCache::build(store.into_store(), namespace.into(), options);
+        cache.protocol()?;
+        Ok(cache)
     }
 
-    /// The namespace.
+    fn build(store: Arc<dyn DurableStore>, namespace: String, options: DedupOptions) -> Self {
+        let durability = AppendDurability::of(&*store);
+        let protocol = Protocol::new(namespace.as_str(), options, durability);
+        DedupCache {
+            store,
+            namespace: namespace.into(),
+            protocol: Arc::new(protocol),
+        }
+    }
+
+    /// The namespace, as given (even one every operation refuses).
     #[must_use]
     pub fn namespace(&self) -> &str {
-        self.protocol.namespace()
+        &self.namespace
     }
 
     /// The stream that holds `key`: `"{namespace}:{key_hash(key)}"`.
     #[must_use]
     pub fn stream_key_for(&self, key: &str) -> String {
-        self.protocol.stream_key_for(key)
+        match &*self.protocol {
+            Ok(protocol) => protocol.stream_key_for(key),
+            Err(_) => format!("{}:{}", self.namespace, key_hash(key)),
+        }
     }
 
     /// The protocol (namespace, hashing, I/O policy) whose operations this
-    /// cache drives; the model checker and fuzzer drive the same ones.
-    #[must_use]
-    pub fn protocol(&self) -> &Protocol {
-        &self.protocol
+    /// cache drives (the model checker and fuzzer drive the same ones), or
+    /// the configuration error every operation of this cache fails with.
+    pub fn protocol(&self) -> Result<&Protocol, DurabilityError> {
+        self.protocol.as_ref().as_ref().map_err(Clone::clone)
     }
 
     /// The store under the cache.
@@ -124,7 +186,7 @@ impl DedupCache {
     /// The key's state, read without writing: `None` when absent (never
     /// claimed, released or expired), else `InFlight` or `Completed`.
     pub async fn lookup(&self, key: &str) -> Result<Option<DedupDecision>, DurabilityError> {
-        drive(&*self.store, self.protocol.lookup(key)?).await
+        drive(&*self.store, self.protocol()?.lookup(key)?).await
     }
 
     /// Claims `key` if it is absent (`Claimed`: deliver now), or reports who
@@ -135,17 +197,17 @@ impl DedupCache {
         key: &str,
         now_millis: u64,
     ) -> Result<DedupDecision, DurabilityError> {
-        drive(&*self.store, self.protocol.claim(key, now_millis)?).await
+        drive(&*self.store, self.protocol()?.claim(key, now_millis)?).await
     }
 
     /// [`complete_receipt_at`](DedupCache::complete_receipt_at) stamped with
-    /// the system clock.
+    /// the system clock; takes the receipt by value, as the seed's did.
     pub async fn complete_receipt(
         &self,
         key: &str,
-        receipt: &ProcessingReceipt,
+        receipt: ProcessingReceipt,
     ) -> Result<(), DurabilityError> {
-        self.complete_receipt_at(key, receipt, wall_clock_millis())
+        self.complete_receipt_at(key, &receipt, wall_clock_millis())
             .await
     }
 
@@ -161,7 +223,7 @@ impl DedupCache {
     ) -> Result<(), DurabilityError> {
         drive(
             &*self.store,
-            self.protocol.complete(key, receipt, timestamp_millis)?,
+            self.protocol()?.complete(key, receipt, timestamp_millis)?,
         )
         .await
     }
@@ -182,6 +244,10 @@ impl DedupCache {
         key: &str,
         timestamp_millis: u64,
     ) -> Result<(), DurabilityError> {
-        drive(&*self.store, self.protocol.release(key, timestamp_millis)?).await
+        drive(
+            &*self.store,
+            self.protocol()?.release(key, timestamp_millis)?,
+        )
+        .await
     }
 }

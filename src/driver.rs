@@ -2,6 +2,7 @@
 
 use crate::DurabilityError;
 use crate::core::{Operation, Step, StoreReply, StoreRequest};
+use crate::limits::MAX_DRIVER_STEPS;
 use crate::store::DurableStore;
 
 /// Performs one request against `store`.
@@ -22,12 +23,23 @@ pub async fn execute(store: &dyn DurableStore, request: &StoreRequest) -> StoreR
     }
 }
 
-/// Runs `operation` to its end against `store`.
+/// Runs `operation` to its end against `store`, in at most
+/// [`MAX_DRIVER_STEPS`] store calls; past that, the operation ends with a
+/// [`DurabilityError::StoreError`] (its writes so far may have landed).
 pub async fn drive<O: Operation>(
     store: &dyn DurableStore,
-    mut operation: O,
+    operation: O,
 ) -> Result<O::Output, DurabilityError> {
-    loop {
+    drive_bounded(store, operation, MAX_DRIVER_STEPS).await
+}
+
+/// [`drive`] with a bound of `max_steps` store calls.
+async fn drive_bounded<O: Operation>(
+    store: &dyn DurableStore,
+    mut operation: O,
+    max_steps: u64,
+) -> Result<O::Output, DurabilityError> {
+    for _ in 0..max_steps {
         match operation.poll() {
             Step::Done(result) => return result,
             Step::Request(request) => {
@@ -35,5 +47,80 @@ pub async fn drive<O: Operation>(
                 operation.feed(reply);
             }
         }
+    }
+    match operation.poll() {
+        Step::Done(result) => result,
+        Step::Request(request) => Err(DurabilityError::StoreError(format!(
+            "the operation made {max_steps} store calls without ending (the limit; the store \
+             keeps answering in a way that never settles it, or the engine has a bug) and was \
+             stopped before {request:?}; what it wrote so far may or may not have landed"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::DedupEntry;
+    use crate::core::{AppendDurability, Protocol};
+    use crate::store::{ScannedEntry, StoreFuture, StoredEntry};
+    use crate::{DedupOptions, DedupRecord};
+
+    /// A store whose every stream is endless: each read returns a full batch
+    /// of the key's in-flight entries, however far the reader has got.
+    struct EndlessStore;
+
+    impl DurableStore for EndlessStore {
+        fn append<'a>(&'a self, _: &'a str, _: &'a [u8], _: u64) -> StoreFuture<'a, u64> {
+            Box::pin(async { Err(DurabilityError::StoreError("read-only".into())) })
+        }
+
+        fn read_from<'a>(
+            &'a self,
+            _: &'a str,
+            offset: u64,
+            limit: usize,
+        ) -> StoreFuture<'a, Vec<StoredEntry>> {
+            let payload = DedupRecord::Active(DedupEntry::new("k", None, 1)).encode();
+            let entries = (offset..)
+                .take(limit)
+                .map(|sequence| StoredEntry {
+                    payload: payload.clone(),
+                    sequence,
+                    timestamp: 0,
+                })
+                .collect();
+            Box::pin(async move { Ok(entries) })
+        }
+
+        fn scan<'a>(&'a self, _: &'a str) -> StoreFuture<'a, Vec<ScannedEntry>> {
+            Box::pin(async { Ok(Vec::new()) })
+        }
+
+        fn flush(&self) -> StoreFuture<'_, ()> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    fn lookup() -> crate::core::LookupOp {
+        let options = DedupOptions::default().with_read_batch(2);
+        let protocol = Protocol::new("ns", options, AppendDurability::Durable).unwrap();
+        protocol.lookup("k").unwrap()
+    }
+
+    #[test]
+    fn an_operation_that_never_ends_is_stopped_at_the_step_bound_with_an_error() {
+        let result = futures::executor::block_on(drive_bounded(&EndlessStore, lookup(), 50));
+        let Err(DurabilityError::StoreError(message)) = result else {
+            panic!("expected the step bound's error, got {result:?}");
+        };
+        assert!(message.contains("50 store calls"), "{message}");
+    }
+
+    #[test]
+    fn an_operation_that_ends_within_the_bound_gives_its_result() {
+        let store = crate::MemoryStore::new();
+        let result = futures::executor::block_on(drive_bounded(&store, lookup(), 1));
+        assert_eq!(result, Ok(None));
     }
 }

@@ -8,6 +8,7 @@ use crate::codec::EnvelopeError;
 /// (the append did not happen). A [`DurabilityError::StoreError`] is
 /// *indeterminate*: the append it answers may or may not have happened, and
 /// the engine re-reads the stream before it decides anything from it.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum DurabilityError {
     /// An append expected the stream to hold `expected` entries, but it holds

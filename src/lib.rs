@@ -11,7 +11,7 @@
 //! use atmostonce::{DedupCache, DedupDecision, MemoryStore, ProcessingReceipt};
 //!
 //! # futures::executor::block_on(async {
-//! let cache = DedupCache::new(Arc::new(MemoryStore::new()), "orders")?;
+//! let cache = DedupCache::new(Arc::new(MemoryStore::new()), "orders");
 //! let now_millis = 1_700_000_000_000;
 //!
 //! // The first delivery of message "order-17" claims its key ...
@@ -41,6 +41,30 @@
 //! operation as a deterministic state machine without I/O; [`DedupCache`]
 //! and [`DedupSweeper`] drive those machines against a [`DurableStore`].
 //! The crate depends on no async runtime.
+//!
+//! # Where things are
+//!
+//! - The crate root: the seed-compatible API, with the seed's call shapes
+//!   ([`DedupCache`], [`DedupSweeper`], [`DedupDecision`], the version-1
+//!   records [`DedupEntry`] and [`Tombstone`], [`key_hash`]).
+//! - [`fenced`]: the fenced API, for new code.
+//! - [`store`]: the storage contract [`DurableStore`] and the stores
+//!   ([`MemoryStore`], `HaematiteStore` with feature `haematite`, the
+//!   default, `PostgresStore` with feature `postgres`); [`conformance`]: the
+//!   checks every store must pass.
+//! - [`core`] and [`codec`]: the operations as state machines and the record
+//!   format, for drivers of their own (the model checker and the fuzzer are
+//!   two); [`limits`]: every bound.
+//!
+//! # Features
+//!
+//! - `haematite` (default), `postgres`: the durable stores.
+//! - `serde`: serde derives on the store vocabulary, for carrying store calls
+//!   over a wire.
+//! - `testing`: knobs for the verification harness (narrow key hashes that
+//!   make keys collide, the driver loop at the root, phase names, rewriting a
+//!   [`StreamTable`] to model crashes and corruption). **Not covered by
+//!   semver, for the harness only**: never enable it in production.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -60,11 +84,16 @@ mod sweeper;
 
 pub use cache::{DedupCache, DedupOptions, IntoStore};
 pub use clock::wall_clock_millis;
-pub use codec::{DedupEntry, DedupRecord, EnvelopeError, ProcessingReceipt, Tombstone};
+pub use codec::{
+    DedupEntry, DedupRecord, EncodeError, EnvelopeError, ProcessingReceipt, Tombstone,
+};
 pub use core::{DedupDecision, DedupSweepReport};
+#[cfg(feature = "testing")]
 pub use driver::{drive, execute};
 pub use error::DurabilityError;
-pub use hash::{fnv1a64, key_hash, key_hash_bits};
+#[cfg(feature = "testing")]
+pub use hash::key_hash_bits;
+pub use hash::{fnv1a64, key_hash};
 pub use store::{DurableStore, MemoryStore, ScannedEntry, StoreFuture, StoredEntry, StreamTable};
 #[cfg(feature = "haematite")]
 pub use store::{HaematiteOptions, HaematiteStore};

@@ -65,3 +65,14 @@ pub const MAX_CLAIM_ID_DRAWS: u32 = 2;
 /// holder that needs longer should renew; a longer lease would keep a key
 /// blocked for that long after its holder crashed.
 pub const MAX_LEASE_MS: u64 = 7 * 24 * 60 * 60 * 1000;
+
+/// Store calls the driver makes for one operation before it stops it with an
+/// error. No correct operation comes near it: a single-key operation reads
+/// its stream a bounded number of times (at most [`MAX_CONFLICT_ROUNDS`] +
+/// [`MAX_RESOLVE_READS`] rounds, or [`MAX_CLAIM_ATTEMPTS`] appends), each in
+/// batches of at least one entry, and a sweep makes one call per key it
+/// expires plus two. 2^24 (about 16.8 million) calls is more than a stream or
+/// namespace a single scan can return into memory; a store that keeps an
+/// operation going past it (an endless stream) or an engine bug is reported
+/// instead of hanging the caller.
+pub const MAX_DRIVER_STEPS: u64 = 1 << 24;

@@ -55,7 +55,7 @@ impl DedupSweeper {
         let ttl_ms = u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX);
         drive(
             &**self.cache.store(),
-            self.cache.protocol().sweep(now_millis, ttl_ms),
+            self.cache.protocol()?.sweep(now_millis, ttl_ms),
         )
         .await
     }

@@ -255,6 +255,30 @@ fn a_retried_release_is_ok_and_appends_nothing() {
 }
 
 #[test]
+fn a_release_carries_the_fence_of_the_claim_it_ends() {
+    run(async {
+        let store = Arc::new(MemoryStore::new());
+        let cache = cache_on(&store);
+        let stream = cache.stream_key_for("k");
+        // The second grant lands at sequence 2, so its fence is 2.
+        for now_millis in [0, 10] {
+            let token = granted(cache.claim("k", now_millis).await.unwrap());
+            cache.release(&token, now_millis + 1).await.unwrap();
+            let entries = store.read_from(&stream, 0, 100).await.unwrap();
+            let last = entries
+                .last()
+                .expect("the release is the stream's last record");
+            match FencedRecord::decode(&last.payload) {
+                Ok(FencedRecord::Release(release)) => {
+                    assert_eq!(release.fence(), token.fence(), "{release:?}");
+                }
+                other => panic!("expected the release, found {other:?}"),
+            }
+        }
+    });
+}
+
+#[test]
 fn the_fence_strictly_grows_across_grants_and_a_renewal_keeps_it() {
     run(async {
         let store = Arc::new(MemoryStore::new());
@@ -339,7 +363,7 @@ fn an_expired_claim_is_taken_over_and_a_live_one_is_not() {
 fn a_namespace_written_by_the_seed_api_is_served_by_the_fenced_api() {
     run(async {
         let store = Arc::new(MemoryStore::new());
-        let seed = DedupCache::new(store.clone(), "orders").unwrap();
+        let seed = DedupCache::new(store.clone(), "orders");
         assert_eq!(
             seed.claim_or_get("held", 100).await.unwrap(),
             DedupDecision::Claimed

@@ -48,15 +48,12 @@ fn main() {
 }
 
 fn options(per_append: bool) -> HaematiteOptions {
-    HaematiteOptions {
-        buffered_commit_bytes: if per_append {
-            None
-        } else {
-            // Small, so that the kill also lands between tree commits.
-            NonZeroU64::new(16 * 1024)
-        },
-        ..HaematiteOptions::default()
-    }
+    HaematiteOptions::default().with_buffered_commit_bytes(if per_append {
+        None
+    } else {
+        // Small, so that the kill also lands between tree commits.
+        NonZeroU64::new(16 * 1024)
+    })
 }
 
 fn stream_name(index: usize) -> String {

@@ -18,13 +18,13 @@ fn config_error(result: Result<DedupCache, DurabilityError>) -> String {
 
 #[test]
 fn an_empty_namespace_is_refused() {
-    let message = config_error(DedupCache::new(Arc::new(MemoryStore::new()), ""));
+    let message = config_error(DedupCache::try_new(Arc::new(MemoryStore::new()), ""));
     assert!(message.contains("empty"), "{message}");
 }
 
 #[test]
 fn a_namespace_containing_a_colon_is_refused_with_the_reason() {
-    let message = config_error(DedupCache::new(Arc::new(MemoryStore::new()), "a:b"));
+    let message = config_error(DedupCache::try_new(Arc::new(MemoryStore::new()), "a:b"));
     assert!(
         message.contains("\"a:b\"") && message.contains("':'"),
         "{message}"
@@ -35,7 +35,7 @@ fn a_namespace_containing_a_colon_is_refused_with_the_reason() {
 fn a_namespace_over_the_limit_is_refused_with_its_size() {
     let namespace = "n".repeat(MAX_NAMESPACE_BYTES + 1);
     assert_eq!(
-        DedupCache::new(Arc::new(MemoryStore::new()), namespace).err(),
+        DedupCache::try_new(Arc::new(MemoryStore::new()), namespace).err(),
         Some(DurabilityError::LimitExceeded {
             what: "namespace",
             max_bytes: MAX_NAMESPACE_BYTES,
@@ -45,25 +45,39 @@ fn a_namespace_over_the_limit_is_refused_with_its_size() {
 }
 
 #[test]
+fn the_seed_constructor_reports_an_invalid_namespace_at_every_operation_and_writes_nothing() {
+    let store = Arc::new(MemoryStore::new());
+    let cache = DedupCache::new(store.clone(), "a:b");
+    let expected = DedupCache::try_new(store.clone(), "a:b").err();
+    assert!(matches!(expected, Some(DurabilityError::ConfigError(_))));
+    let receipt = ProcessingReceipt::new(b"r".to_vec());
+    assert_eq!(run(cache.claim_or_get("k", 1)).err(), expected);
+    assert_eq!(run(cache.lookup("k")).err(), expected);
+    assert_eq!(
+        run(cache.complete_receipt_at("k", &receipt, 2)).err(),
+        expected
+    );
+    assert_eq!(run(cache.complete_receipt("k", receipt)).err(), expected);
+    assert_eq!(run(cache.release_claim_at("k", 3)).err(), expected);
+    let sweeper = atmostonce::DedupSweeper::new(
+        &cache,
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(1),
+    );
+    assert_eq!(run(sweeper.sweep_once(5_000)).err(), expected);
+    assert_eq!(cache.protocol().err(), expected);
+    assert_eq!(cache.namespace(), "a:b");
+    assert!(store.snapshot().is_empty());
+}
+
+#[test]
 fn out_of_range_options_are_refused() {
     let store = Arc::new(MemoryStore::new());
     for options in [
-        DedupOptions {
-            read_batch: 0,
-            ..DedupOptions::default()
-        },
-        DedupOptions {
-            read_batch: atmostonce::limits::MAX_READ_BATCH + 1,
-            ..DedupOptions::default()
-        },
-        DedupOptions {
-            hash_bits: 0,
-            ..DedupOptions::default()
-        },
-        DedupOptions {
-            hash_bits: 65,
-            ..DedupOptions::default()
-        },
+        DedupOptions::default().with_read_batch(0),
+        DedupOptions::default().with_read_batch(atmostonce::limits::MAX_READ_BATCH + 1),
+        DedupOptions::default().with_hash_bits(0),
+        DedupOptions::default().with_hash_bits(65),
     ] {
         let message = config_error(DedupCache::with_options(store.clone(), "ns", options));
         assert!(message.contains("must be between"), "{message}");
@@ -73,7 +87,7 @@ fn out_of_range_options_are_refused() {
 #[test]
 fn an_empty_key_is_refused_by_every_operation_and_nothing_is_written() {
     let store = Arc::new(MemoryStore::new());
-    let cache = DedupCache::new(store.clone(), "ns").unwrap();
+    let cache = DedupCache::new(store.clone(), "ns");
     let receipt = ProcessingReceipt::new(b"r".to_vec());
     assert!(matches!(
         run(cache.claim_or_get("", 1)),
@@ -97,7 +111,7 @@ fn an_empty_key_is_refused_by_every_operation_and_nothing_is_written() {
 #[test]
 fn a_key_over_the_limit_is_refused_with_its_size_and_nothing_is_written() {
     let store = Arc::new(MemoryStore::new());
-    let cache = DedupCache::new(store.clone(), "ns").unwrap();
+    let cache = DedupCache::new(store.clone(), "ns");
     let at_limit = "k".repeat(MAX_KEY_BYTES);
     run(cache.claim_or_get(&at_limit, 1)).unwrap();
     let over = "k".repeat(MAX_KEY_BYTES + 1);
@@ -122,7 +136,7 @@ fn a_key_over_the_limit_is_refused_with_its_size_and_nothing_is_written() {
 #[test]
 fn a_receipt_over_the_limit_is_refused_with_its_size_and_the_claim_is_kept() {
     let store = Arc::new(MemoryStore::new());
-    let cache = DedupCache::new(store.clone(), "ns").unwrap();
+    let cache = DedupCache::new(store.clone(), "ns");
     run(cache.claim_or_get("k", 1)).unwrap();
     let huge = ProcessingReceipt::new(vec![0u8; MAX_RECEIPT_BYTES + 1]);
     assert_eq!(

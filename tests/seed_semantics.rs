@@ -14,7 +14,7 @@ use common::{AppendFault, ScriptedStore, run};
 
 fn cache() -> (Arc<MemoryStore>, DedupCache) {
     let store = Arc::new(MemoryStore::new());
-    let cache = DedupCache::new(store.clone(), "orders").unwrap();
+    let cache = DedupCache::new(store.clone(), "orders");
     (store, cache)
 }
 
@@ -233,9 +233,9 @@ fn releasing_an_absent_or_released_key_is_a_no_op() {
 fn a_claim_that_loses_its_append_race_returns_the_winners_in_flight_decision() {
     let (_, cache) = cache();
     let mut table = StreamTable::new();
-    let mut loser = cache.protocol().claim("k", 10).unwrap();
+    let mut loser = cache.protocol().unwrap().claim("k", 10).unwrap();
     assert_eq!(run_until_append(&mut loser, &mut table), Some(0));
-    let mut winner = cache.protocol().claim("k", 11).unwrap();
+    let mut winner = cache.protocol().unwrap().claim("k", 11).unwrap();
     assert_eq!(finish(&mut winner, &mut table), Ok(DedupDecision::Claimed));
     assert_eq!(finish(&mut loser, &mut table), Ok(DedupDecision::InFlight));
     assert_eq!(table.len(&cache.stream_key_for("k")), 1);
@@ -245,7 +245,7 @@ fn a_claim_that_loses_its_append_race_returns_the_winners_in_flight_decision() {
 fn a_claim_that_loses_its_race_to_a_completion_returns_the_receipt() {
     let (_, cache) = cache();
     let mut table = StreamTable::new();
-    let protocol = cache.protocol();
+    let protocol = cache.protocol().unwrap();
     finish(&mut protocol.claim("k", 1).unwrap(), &mut table).unwrap();
     finish(&mut protocol.release("k", 2).unwrap(), &mut table).unwrap();
     let mut loser = protocol.claim("k", 3).unwrap();
@@ -268,7 +268,7 @@ fn a_claim_that_loses_its_race_to_a_release_reports_the_conflict() {
     // race is reported as an error and nothing is appended.
     let (_, cache) = cache();
     let mut table = StreamTable::new();
-    let protocol = cache.protocol();
+    let protocol = cache.protocol().unwrap();
     finish(&mut protocol.claim("k", 1).unwrap(), &mut table).unwrap();
     finish(&mut protocol.release("k", 2).unwrap(), &mut table).unwrap();
     let mut loser = protocol.claim("k", 3).unwrap();
@@ -289,7 +289,7 @@ fn a_claim_that_loses_its_race_to_a_release_reports_the_conflict() {
 fn a_release_that_loses_its_race_to_a_completion_succeeds_and_keeps_the_receipt() {
     let (_, cache) = cache();
     let mut table = StreamTable::new();
-    let protocol = cache.protocol();
+    let protocol = cache.protocol().unwrap();
     finish(&mut protocol.claim("k", 1).unwrap(), &mut table).unwrap();
     let mut release = protocol.release("k", 2).unwrap();
     assert_eq!(run_until_append(&mut release, &mut table), Some(1));
@@ -310,7 +310,7 @@ fn a_release_that_loses_its_race_to_a_completion_succeeds_and_keeps_the_receipt(
 fn a_release_that_loses_its_race_to_a_fresh_claim_leaves_it_alone_and_reports_the_conflict() {
     let (_, cache) = cache();
     let mut table = StreamTable::new();
-    let protocol = cache.protocol();
+    let protocol = cache.protocol().unwrap();
     finish(&mut protocol.claim("k", 1).unwrap(), &mut table).unwrap();
     let mut release = protocol.release("k", 2).unwrap();
     assert_eq!(run_until_append(&mut release, &mut table), Some(1));
@@ -334,7 +334,7 @@ fn a_release_that_loses_its_race_to_a_fresh_claim_leaves_it_alone_and_reports_th
 fn a_completion_that_loses_its_race_to_the_same_completion_succeeds_without_a_second_append() {
     let (_, cache) = cache();
     let mut table = StreamTable::new();
-    let protocol = cache.protocol();
+    let protocol = cache.protocol().unwrap();
     finish(&mut protocol.claim("k", 1).unwrap(), &mut table).unwrap();
     let mut first = protocol.complete("k", &receipt(b"r"), 2).unwrap();
     assert_eq!(run_until_append(&mut first, &mut table), Some(1));
@@ -361,10 +361,7 @@ fn colliding_keys() -> (String, String) {
 #[test]
 fn a_stream_holding_another_keys_records_answers_every_operation_with_a_collision() {
     let store = Arc::new(MemoryStore::new());
-    let options = DedupOptions {
-        hash_bits: 1,
-        ..DedupOptions::default()
-    };
+    let options = DedupOptions::default().with_hash_bits(1);
     let cache = DedupCache::with_options(store.clone(), "orders", options).unwrap();
     let (a, b) = colliding_keys();
     assert_eq!(cache.stream_key_for(&a), cache.stream_key_for(&b));
@@ -393,7 +390,7 @@ fn a_stream_holding_another_keys_records_answers_every_operation_with_a_collisio
 #[test]
 fn a_corrupt_record_is_reported_with_its_stream_and_sequence_and_nothing_is_written() {
     let store = Arc::new(MemoryStore::new());
-    let cache = DedupCache::new(store.clone(), "orders").unwrap();
+    let cache = DedupCache::new(store.clone(), "orders");
     let stream = cache.stream_key_for("k");
     run(store.append(&stream, b"LDE1 not a record", 0)).unwrap();
     match run(cache.claim_or_get("k", 1)) {
@@ -410,7 +407,7 @@ fn a_corrupt_record_is_reported_with_its_stream_and_sequence_and_nothing_is_writ
 #[test]
 fn a_claim_append_applied_but_answered_with_an_error_is_resolved_as_claimed() {
     let store = Arc::new(ScriptedStore::new(true));
-    let cache = DedupCache::new(store.clone(), "orders").unwrap();
+    let cache = DedupCache::new(store.clone(), "orders");
     store.script_appends(&[Some(AppendFault::AppliedThenError)]);
     assert_eq!(
         run(cache.claim_or_get("k", 7)).unwrap(),
@@ -422,7 +419,7 @@ fn a_claim_append_applied_but_answered_with_an_error_is_resolved_as_claimed() {
 #[test]
 fn a_claim_append_lost_with_an_error_returns_the_error_and_writes_nothing() {
     let store = Arc::new(ScriptedStore::new(true));
-    let cache = DedupCache::new(store.clone(), "orders").unwrap();
+    let cache = DedupCache::new(store.clone(), "orders");
     store.script_appends(&[Some(AppendFault::LostWithError)]);
     assert!(matches!(
         run(cache.claim_or_get("k", 7)),
@@ -438,7 +435,7 @@ fn a_claim_append_lost_with_an_error_returns_the_error_and_writes_nothing() {
 #[test]
 fn an_indeterminate_append_whose_re_reads_all_fail_returns_the_append_error() {
     let (_, cache) = cache();
-    let mut claim = cache.protocol().claim("k", 7).unwrap();
+    let mut claim = cache.protocol().unwrap().claim("k", 7).unwrap();
     let mut table = StreamTable::new();
     assert_eq!(run_until_append(&mut claim, &mut table), Some(0));
     claim.feed(StoreReply::Append(Err(DurabilityError::StoreError(
@@ -462,7 +459,7 @@ fn an_indeterminate_append_whose_re_reads_all_fail_returns_the_append_error() {
 #[test]
 fn an_indeterminate_append_is_resolved_by_a_later_successful_re_read() {
     let store = Arc::new(ScriptedStore::new(true));
-    let cache = DedupCache::new(store.clone(), "orders").unwrap();
+    let cache = DedupCache::new(store.clone(), "orders");
     store.script_appends(&[Some(AppendFault::AppliedThenError)]);
     // The first read decides; the first re-read fails; the second resolves.
     store.script_reads(&[false, true, false]);
@@ -476,7 +473,7 @@ fn an_indeterminate_append_is_resolved_by_a_later_successful_re_read() {
 #[test]
 fn the_engine_flushes_before_acknowledging_when_appends_are_not_durable_on_return() {
     let store = Arc::new(ScriptedStore::new(false));
-    let cache = DedupCache::new(store.clone(), "orders").unwrap();
+    let cache = DedupCache::new(store.clone(), "orders");
     run(cache.claim_or_get("k", 1)).unwrap();
     run(cache.complete_receipt_at("k", &receipt(b"r"), 2)).unwrap();
     assert_eq!(store.flushes.load(std::sync::atomic::Ordering::SeqCst), 2);
@@ -491,7 +488,7 @@ fn the_engine_flushes_before_acknowledging_when_appends_are_not_durable_on_retur
 #[test]
 fn the_engine_skips_flushes_when_the_store_says_appends_are_durable_on_return() {
     let store = Arc::new(ScriptedStore::new(true));
-    let cache = DedupCache::new(store.clone(), "orders").unwrap();
+    let cache = DedupCache::new(store.clone(), "orders");
     run(cache.claim_or_get("k", 1)).unwrap();
     run(cache.complete_receipt_at("k", &receipt(b"r"), 2)).unwrap();
     assert_eq!(store.flushes.load(std::sync::atomic::Ordering::SeqCst), 0);
@@ -500,10 +497,7 @@ fn the_engine_skips_flushes_when_the_store_says_appends_are_durable_on_return() 
 #[test]
 fn long_streams_read_in_small_batches_give_the_same_answers() {
     let store = Arc::new(MemoryStore::new());
-    let options = DedupOptions {
-        read_batch: 2,
-        ..DedupOptions::default()
-    };
+    let options = DedupOptions::default().with_read_batch(2);
     let cache = DedupCache::with_options(store.clone(), "orders", options).unwrap();
     for round in 0..7 {
         assert_eq!(
@@ -575,8 +569,8 @@ fn the_sweeper_expires_a_stuck_claim_whose_holder_crashed() {
 #[test]
 fn the_sweeper_leaves_tombstoned_keys_and_other_namespaces_alone() {
     let store = Arc::new(MemoryStore::new());
-    let orders = DedupCache::new(store.clone(), "orders").unwrap();
-    let other = DedupCache::new(store.clone(), "orders2").unwrap();
+    let orders = DedupCache::new(store.clone(), "orders");
+    let other = DedupCache::new(store.clone(), "orders2");
     run(orders.claim_or_get("released", 1)).unwrap();
     run(orders.release_claim_at("released", 2)).unwrap();
     run(other.claim_or_get("foreign", 1)).unwrap();
@@ -599,7 +593,7 @@ fn the_sweeper_leaves_tombstoned_keys_and_other_namespaces_alone() {
 fn a_sweep_that_loses_a_race_stops_with_the_conflict_and_never_expires_the_newer_state() {
     let (_, cache) = cache();
     let mut table = StreamTable::new();
-    let protocol = cache.protocol();
+    let protocol = cache.protocol().unwrap();
     finish(&mut protocol.claim("k", 1).unwrap(), &mut table).unwrap();
     let mut sweep = protocol.sweep(10_000, 10);
     assert_eq!(run_until_append(&mut sweep, &mut table), Some(1));
@@ -624,13 +618,13 @@ fn a_sweep_that_loses_a_race_stops_with_the_conflict_and_never_expires_the_newer
 #[test]
 fn an_operation_fed_the_wrong_kind_of_answer_ends_with_an_error_instead_of_panicking() {
     let (_, cache) = cache();
-    let mut claim = cache.protocol().claim("k", 1).unwrap();
+    let mut claim = cache.protocol().unwrap().claim("k", 1).unwrap();
     claim.feed(StoreReply::Flush(Ok(())));
     assert!(matches!(
         claim.poll(),
         Step::Done(Err(DurabilityError::StoreError(_)))
     ));
-    let mut sweep = cache.protocol().sweep(1, 1);
+    let mut sweep = cache.protocol().unwrap().sweep(1, 1);
     sweep.feed(StoreReply::Append(Ok(0)));
     assert!(matches!(
         sweep.poll(),
@@ -641,9 +635,11 @@ fn an_operation_fed_the_wrong_kind_of_answer_ends_with_an_error_instead_of_panic
 #[test]
 fn a_store_that_answers_out_of_order_is_reported_not_trusted() {
     let (_, cache) = cache();
-    let mut claim = cache.protocol().claim("k", 1).unwrap();
+    let mut claim = cache.protocol().unwrap().claim("k", 1).unwrap();
     let bogus = atmostonce::StoredEntry {
-        payload: atmostonce::DedupEntry::new("k", None, 1).serialize(),
+        payload: atmostonce::DedupEntry::new("k", None, 1)
+            .serialize()
+            .unwrap(),
         sequence: 5,
         timestamp: 0,
     };
@@ -658,7 +654,7 @@ fn a_store_that_answers_out_of_order_is_reported_not_trusted() {
 fn an_indeterminate_claim_append_that_finds_another_claim_in_its_slot_lost_the_race() {
     let (_, cache) = cache();
     let mut table = StreamTable::new();
-    let protocol = cache.protocol();
+    let protocol = cache.protocol().unwrap();
     let mut unlucky = protocol.claim("k", 10).unwrap();
     assert_eq!(run_until_append(&mut unlucky, &mut table), Some(0));
     finish(&mut protocol.claim("k", 11).unwrap(), &mut table).unwrap();
@@ -680,7 +676,7 @@ fn the_seed_treats_an_identical_record_in_its_slot_as_its_own_append() {
     // S1 violation; the test pins the seed behaviour the harness measures.
     let (_, cache) = cache();
     let mut table = StreamTable::new();
-    let protocol = cache.protocol();
+    let protocol = cache.protocol().unwrap();
     let mut unlucky = protocol.claim("k", 10).unwrap();
     assert_eq!(run_until_append(&mut unlucky, &mut table), Some(0));
     assert_eq!(

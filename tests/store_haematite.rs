@@ -15,10 +15,7 @@ use atmostonce::{DedupCache, DurabilityError, DurableStore, HaematiteStore, conf
 fn both_commit_policies() -> [HaematiteOptions; 2] {
     [
         HaematiteOptions::default(),
-        HaematiteOptions {
-            buffered_commit_bytes: None,
-            ..HaematiteOptions::default()
-        },
+        HaematiteOptions::default().with_buffered_commit_bytes(None),
     ]
 }
 
@@ -99,26 +96,17 @@ fn an_ephemeral_store_removes_its_directory_when_dropped() {
 
 #[test]
 fn invalid_options_are_refused_with_a_config_error() {
-    let zero_workers = HaematiteOptions {
-        worker_threads: 0,
-        ..HaematiteOptions::default()
-    };
+    let zero_workers = HaematiteOptions::default().with_worker_threads(0);
     assert!(matches!(
         HaematiteStore::ephemeral_with_options(zero_workers),
         Err(DurabilityError::ConfigError(_))
     ));
-    let zero_shards = HaematiteOptions {
-        shard_count: 0,
-        ..HaematiteOptions::default()
-    };
+    let zero_shards = HaematiteOptions::default().with_shard_count(0);
     assert!(matches!(
         HaematiteStore::ephemeral_with_options(zero_shards),
         Err(DurabilityError::ConfigError(_))
     ));
-    let zero_cache = HaematiteOptions {
-        node_cache_bytes: 0,
-        ..HaematiteOptions::default()
-    };
+    let zero_cache = HaematiteOptions::default().with_node_cache_bytes(0);
     assert!(matches!(
         HaematiteStore::ephemeral_with_options(zero_cache),
         Err(DurabilityError::ConfigError(_))
@@ -127,10 +115,9 @@ fn invalid_options_are_refused_with_a_config_error() {
 
 #[test]
 fn the_store_runs_under_an_executor_other_than_tokio() {
-    let store = HaematiteStore::ephemeral_with_options(HaematiteOptions {
-        buffered_commit_bytes: NonZeroU64::new(1),
-        ..HaematiteOptions::default()
-    })
+    let store = HaematiteStore::ephemeral_with_options(
+        HaematiteOptions::default().with_buffered_commit_bytes(NonZeroU64::new(1)),
+    )
     .unwrap();
     futures::executor::block_on(async {
         assert_eq!(store.append("s", b"a", 0).await, Ok(0));
@@ -156,7 +143,7 @@ fn entries_carry_a_millisecond_timestamp_from_the_store_clock() {
 }
 
 fn cache(namespace: &str) -> DedupCache {
-    DedupCache::new(Arc::new(HaematiteStore::ephemeral().unwrap()), namespace).unwrap()
+    DedupCache::new(Arc::new(HaematiteStore::ephemeral().unwrap()), namespace)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -44,10 +44,7 @@ fn fresh_table() -> String {
 }
 
 async fn connect_to(url: &str, table: &str) -> PostgresStore {
-    let options = PostgresOptions {
-        table: table.to_owned(),
-        ..PostgresOptions::default()
-    };
+    let options = PostgresOptions::default().with_table(table.to_owned());
     PostgresStore::connect_with_options(url, options)
         .await
         .unwrap_or_else(|error| {
@@ -245,11 +242,9 @@ async fn stream_is_whole_and_writable(store: &PostgresStore, stream: &str, seque
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_append_that_times_out_is_an_indeterminate_store_error() {
-    let options = PostgresOptions {
-        table: fresh_table(),
-        call_timeout: Duration::from_millis(500),
-        ..PostgresOptions::default()
-    };
+    let options = PostgresOptions::default()
+        .with_table(fresh_table())
+        .with_call_timeout(Duration::from_millis(500));
     let store = PostgresStore::connect_with_options(&server_url(), options)
         .await
         .unwrap();
@@ -293,10 +288,7 @@ async fn a_connection_dropped_during_an_append_is_an_indeterminate_store_error()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_server_is_a_store_error_naming_the_problem() {
     // Port 1 on the loopback has no PostgreSQL server.
-    let options = PostgresOptions {
-        call_timeout: Duration::from_secs(2),
-        ..PostgresOptions::default()
-    };
+    let options = PostgresOptions::default().with_call_timeout(Duration::from_secs(2));
     match PostgresStore::connect_with_options("postgres://nobody@127.0.0.1:1/none", options).await {
         Err(DurabilityError::StoreError(message)) => {
             assert!(message.contains("could not get a connection"), "{message}");
@@ -308,10 +300,7 @@ async fn an_unreachable_server_is_a_store_error_naming_the_problem() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_options_are_refused_before_connecting() {
     for table in ["Robert'); DROP TABLE students;--", "", "UPPER"] {
-        let options = PostgresOptions {
-            table: table.to_owned(),
-            ..PostgresOptions::default()
-        };
+        let options = PostgresOptions::default().with_table(table.to_owned());
         assert!(matches!(
             PostgresStore::connect_with_options(&server_url(), options).await,
             Err(DurabilityError::ConfigError(_))
@@ -322,11 +311,9 @@ async fn bad_options_are_refused_before_connecting() {
         Err(DurabilityError::ConfigError(_))
     ));
     for call_timeout in [Duration::ZERO, Duration::MAX] {
-        let options = PostgresOptions {
-            table: fresh_table(),
-            call_timeout,
-            ..PostgresOptions::default()
-        };
+        let options = PostgresOptions::default()
+            .with_table(fresh_table())
+            .with_call_timeout(call_timeout);
         assert!(matches!(
             PostgresStore::connect_with_options(&server_url(), options).await,
             Err(DurabilityError::ConfigError(_))
@@ -351,7 +338,7 @@ fn the_store_serves_callers_on_any_executor() {
 }
 
 async fn cache() -> DedupCache {
-    DedupCache::new(Arc::new(store().await), "orders").unwrap()
+    DedupCache::new(Arc::new(store().await), "orders")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

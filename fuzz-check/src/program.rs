@@ -12,8 +12,8 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use atmostonce::core::{
-    ClaimOp, CompleteOp, DedupDecision, LookupOp, Operation, Protocol, ReleaseOp, Step, StoreReply,
-    StoreRequest, SweepOp,
+    AppendDurability, ClaimOp, CompleteOp, DedupDecision, LookupOp, Operation, Protocol, ReleaseOp,
+    Step, StoreReply, StoreRequest, SweepOp,
 };
 use atmostonce::{DedupOptions, DurabilityError, ProcessingReceipt};
 use atmostonce_verify::oracle::naming::stream_name_with_hash_bits;
@@ -227,11 +227,15 @@ impl Program {
     }
 
     fn protocol(&self) -> Protocol {
-        let options = DedupOptions {
-            read_batch: 1 + usize::from(self.config.read_batch % 4),
-            hash_bits: self.hash_bits(),
+        let options = DedupOptions::default()
+            .with_read_batch(1 + usize::from(self.config.read_batch % 4))
+            .with_hash_bits(self.hash_bits());
+        let durability = if self.config.flush_appends {
+            AppendDurability::NeedsFlush
+        } else {
+            AppendDurability::Durable
         };
-        match Protocol::new(NAMESPACE, options, self.config.flush_appends) {
+        match Protocol::new(NAMESPACE, options, durability) {
             Ok(protocol) => protocol,
             // The namespace is a valid constant and both options are
             // clamped into their documented ranges above.

@@ -1,7 +1,7 @@
 //! The checker must be able to fail: hand-made histories and stores that
 //! break each invariant are reported, with the invariant named.
 
-use atmostonce::core::Protocol;
+use atmostonce::core::{AppendDurability, Protocol};
 use atmostonce::{
     DedupDecision, DedupEntry, DedupOptions, DurabilityError, ProcessingReceipt, StreamTable,
     Tombstone,
@@ -15,7 +15,8 @@ const KEY: &str = "k";
 const TTL_MS: u64 = 100;
 
 fn protocol() -> Protocol {
-    Protocol::new("check", DedupOptions::default(), false).expect("a valid protocol")
+    Protocol::new("check", DedupOptions::default(), AppendDurability::Durable)
+        .expect("a valid protocol")
 }
 
 fn event(tick: u64, op: SpecOp, observed: Result<SpecAnswer, DurabilityError>) -> Event {
@@ -56,7 +57,9 @@ fn table(records: &[Vec<u8>]) -> StreamTable {
 }
 
 fn claim_record() -> Vec<u8> {
-    DedupEntry::new(KEY, None, 1).serialize()
+    DedupEntry::new(KEY, None, 1)
+        .serialize()
+        .expect("within the limits")
 }
 
 fn judge(events: Vec<Event>, table: &StreamTable) -> Result<Verdict, Invariant> {
@@ -133,7 +136,9 @@ fn an_expiry_before_the_ttl_has_passed_is_not_linearizable() {
 
 #[test]
 fn a_completed_entry_tombstoned_before_it_expired_breaks_receipt_stability() {
-    let completed = DedupEntry::new(KEY, Some(b"r".to_vec()), 1).serialize();
+    let completed = DedupEntry::new(KEY, Some(b"r".to_vec()), 1)
+        .serialize()
+        .expect("within the limits");
     let store = table(&[
         claim_record(),
         completed,
@@ -166,7 +171,9 @@ fn records_of_two_keys_in_one_stream_break_collision_safety() {
     store
         .append(
             &stream,
-            &DedupEntry::new("other", None, 1).serialize(),
+            &DedupEntry::new("other", None, 1)
+                .serialize()
+                .expect("within the limits"),
             1,
             0,
         )

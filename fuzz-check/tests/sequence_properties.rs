@@ -45,10 +45,9 @@ fn setup() -> impl Strategy<Value = Setup> {
 /// Runs the steps one after another; returns the history and the store's streams.
 async fn run_sequence(setup: &Setup, steps: &[(usize, OpKind, u64)]) -> (History, StreamTable) {
     let store = Arc::new(MemoryStore::new());
-    let options = DedupOptions {
-        read_batch: setup.read_batch,
-        hash_bits: setup.hash_bits,
-    };
+    let options = DedupOptions::default()
+        .with_read_batch(setup.read_batch)
+        .with_hash_bits(setup.hash_bits);
     let cache = DedupCache::with_options(store.clone(), "props", options).expect("a valid cache");
     let sweeper = DedupSweeper::new(
         &cache,
@@ -128,7 +127,7 @@ async fn run_sequence(setup: &Setup, steps: &[(usize, OpKind, u64)]) -> (History
         });
     }
     let history = History {
-        protocol: cache.protocol().clone(),
+        protocol: cache.protocol().expect("a valid cache").clone(),
         ttl_ms: setup.ttl_ms,
         events,
     };

@@ -127,12 +127,18 @@ impl Fresh {
 #[cfg(test)]
 mod tests {
     use atmostonce::DedupOptions;
+    use atmostonce::core::AppendDurability;
 
     use super::*;
 
     #[test]
     fn fresh_operations_are_the_ones_the_protocol_builds() {
-        let protocol = Protocol::new("model", DedupOptions::default(), true).unwrap();
+        let protocol = Protocol::new(
+            "model",
+            DedupOptions::default(),
+            AppendDurability::NeedsFlush,
+        )
+        .unwrap();
         let keys = ["k0".to_owned(), "k1".to_owned()];
         let fresh = Fresh::new(&protocol, &keys, 2);
         for (key, name) in (0u8..).zip(&keys) {
@@ -164,7 +170,12 @@ mod tests {
 
     #[test]
     fn operations_past_the_bounds_are_not_made() {
-        let protocol = Protocol::new("model", DedupOptions::default(), true).unwrap();
+        let protocol = Protocol::new(
+            "model",
+            DedupOptions::default(),
+            AppendDurability::NeedsFlush,
+        )
+        .unwrap();
         let fresh = Fresh::new(&protocol, &["k0".to_owned(), "k1".to_owned()], 2);
         assert_eq!(fresh.claim(0, 3), None, "past the last tick");
         assert_eq!(fresh.release(0, 3), None);

@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use atmostonce::core::Protocol;
+use atmostonce::core::{AppendDurability, Protocol};
 use atmostonce::{DedupOptions, ProcessingReceipt};
 use atmostonce_verify::oracle::naming;
 
@@ -70,21 +70,19 @@ impl DedupModel {
     pub fn new(config: Config) -> Result<DedupModel, String> {
         config.validate()?;
         let collide = config.faults.contains(Fault::Collision);
-        let options = DedupOptions {
-            hash_bits: if collide { COLLISION_HASH_BITS } else { 64 },
-            ..DedupOptions::default()
-        };
+        let options =
+            DedupOptions::default().with_hash_bits(if collide { COLLISION_HASH_BITS } else { 64 });
         // The model's store is not durable on acknowledgement, so the
         // engine flushes after appending, as DedupCache does on such stores.
-        let protocol = Protocol::new(NAMESPACE, options, true).map_err(|e| e.to_string())?;
-        debug_assert!(protocol.io().flush_appends);
+        let protocol = Protocol::new(NAMESPACE, options, AppendDurability::NeedsFlush)
+            .map_err(|e| e.to_string())?;
         let key_names = key_names(config.keys, collide);
         // Which stream holds each key is the specification's naming, not
         // the engine's: an engine that appends elsewhere is caught (its
         // append is to a stream the model does not know).
         let mut stream_names: Vec<String> = key_names
             .iter()
-            .map(|k| spec_stream_name(k, options.hash_bits))
+            .map(|k| spec_stream_name(k, options.hash_bits()))
             .collect();
         stream_names.sort();
         stream_names.dedup();
@@ -92,7 +90,7 @@ impl DedupModel {
             .iter()
             .map(|k| {
                 stream_names
-                    .binary_search(&spec_stream_name(k, options.hash_bits))
+                    .binary_search(&spec_stream_name(k, options.hash_bits()))
                     .map_err(|_| format!("internal: key {k:?} has no stream"))
             })
             .collect::<Result<Vec<usize>, String>>()?;

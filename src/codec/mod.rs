@@ -73,6 +73,7 @@ pub enum RecordKind {
 }
 
 /// A field of a record, as named in decode errors.
+#[non_exhaustive]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RecordField {
@@ -140,6 +141,7 @@ impl fmt::Display for RecordField {
 }
 
 /// Why a byte string is not a valid record.
+#[non_exhaustive]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum EnvelopeError {
@@ -246,6 +248,26 @@ pub enum EnvelopeError {
         expected: RecordKind,
         /// The kind the bytes hold.
         found: RecordKind,
+    },
+}
+
+/// Why a record was not encoded: it breaks one of the engine's limits, so
+/// no engine writes it (`DedupEntry::serialize`).
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
+pub enum EncodeError {
+    /// The record's idempotency key is empty.
+    #[error("the idempotency key is empty; a record always names its key")]
+    EmptyKey,
+    /// A field is longer than its limit (see [`crate::limits`]).
+    #[error("the record's {field} is {actual_bytes} bytes, over the limit of {max_bytes} bytes")]
+    TooLong {
+        /// The field: [`RecordField::Key`] or [`RecordField::Receipt`].
+        field: RecordField,
+        /// The limit, in bytes.
+        max_bytes: usize,
+        /// The field's length, in bytes.
+        actual_bytes: usize,
     },
 }
 

@@ -19,7 +19,7 @@
 //! use atmostonce::{DedupEntry, DedupRecord};
 //!
 //! let entry = DedupEntry::new("k", None, 42);
-//! let bytes = entry.serialize();
+//! let bytes = entry.serialize().unwrap();
 //! assert_eq!(
 //!     bytes,
 //!     [b'L', b'D', b'E', b'1', 0, 0, 0, 0, 0, 0, 0, 1, b'k', 0, 0, 0, 0, 0, 0, 0, 0, 42]
@@ -28,9 +28,10 @@
 //! ```
 
 use super::{
-    EnvelopeError, MAGIC_LEN, OPTION_NONE, OPTION_SOME, Reader, RecordField, RecordKind, U64_LEN,
-    put_bytes,
+    EncodeError, EnvelopeError, MAGIC_LEN, OPTION_NONE, OPTION_SOME, Reader, RecordField,
+    RecordKind, U64_LEN, put_bytes,
 };
+use crate::limits::{MAX_KEY_BYTES, MAX_RECEIPT_BYTES};
 
 /// Magic of a version-1 active entry.
 pub const ACTIVE_MAGIC_V1: [u8; 4] = *b"LDE1";
@@ -74,9 +75,41 @@ impl DedupEntry {
         self.timestamp_millis
     }
 
-    /// The version-1 encoding (`LDE1`).
-    #[must_use]
-    pub fn serialize(&self) -> Vec<u8> {
+    /// The version-1 encoding (`LDE1`), the seed's call: refuses an entry
+    /// no engine writes (an empty key, a key over
+    /// [`MAX_KEY_BYTES`], a receipt over [`MAX_RECEIPT_BYTES`]) with an
+    /// [`EncodeError`]. [`DedupRecord::encode`] encodes any entry, as the
+    /// codec's canonical form.
+    pub fn serialize(&self) -> Result<Vec<u8>, EncodeError> {
+        if self.idempotency_key.is_empty() {
+            return Err(EncodeError::EmptyKey);
+        }
+        let too_long = |field, max_bytes, actual_bytes| EncodeError::TooLong {
+            field,
+            max_bytes,
+            actual_bytes,
+        };
+        if self.idempotency_key.len() > MAX_KEY_BYTES {
+            return Err(too_long(
+                RecordField::Key,
+                MAX_KEY_BYTES,
+                self.idempotency_key.len(),
+            ));
+        }
+        if let Some(receipt) = &self.receipt
+            && receipt.len() > MAX_RECEIPT_BYTES
+        {
+            return Err(too_long(
+                RecordField::Receipt,
+                MAX_RECEIPT_BYTES,
+                receipt.len(),
+            ));
+        }
+        Ok(self.encode())
+    }
+
+    /// The version-1 encoding of any entry, limits or not.
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let receipt_len = self.receipt.as_ref().map_or(0, |r| U64_LEN + r.len());
         let mut out = Vec::with_capacity(
             MAGIC_LEN + U64_LEN + self.idempotency_key.len() + 1 + receipt_len + U64_LEN,
@@ -189,7 +222,7 @@ impl DedupRecord {
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
         match self {
-            DedupRecord::Active(entry) => entry.serialize(),
+            DedupRecord::Active(entry) => entry.encode(),
             DedupRecord::Tombstone(tombstone) => tombstone.serialize(),
         }
     }
@@ -253,7 +286,7 @@ mod tests {
 
     #[test]
     fn the_design_example_encodes_byte_for_byte() {
-        let bytes = DedupEntry::new("k", None, 42).serialize();
+        let bytes = DedupEntry::new("k", None, 42).encode();
         let expected: Vec<u8> = vec![
             0x4c, 0x44, 0x45, 0x31, 0, 0, 0, 0, 0, 0, 0, 1, 0x6b, 0x00, 0, 0, 0, 0, 0, 0, 0, 0x2a,
         ];
@@ -266,7 +299,7 @@ mod tests {
 
     #[test]
     fn an_entry_with_a_receipt_encodes_its_length_prefixed_bytes() {
-        let bytes = DedupEntry::new("ab", Some(b"xyz".to_vec()), 7).serialize();
+        let bytes = DedupEntry::new("ab", Some(b"xyz".to_vec()), 7).encode();
         let expected = concat(&[b"LDE1", &be(2), b"ab", &[1], &be(3), b"xyz", &be(7)]);
         assert_eq!(bytes, expected);
         assert_eq!(
@@ -287,9 +320,43 @@ mod tests {
     }
 
     #[test]
+    fn serialize_is_the_encoding_of_an_entry_within_the_limits() {
+        let at_limits = DedupEntry::new(
+            "k".repeat(MAX_KEY_BYTES),
+            Some(vec![7; MAX_RECEIPT_BYTES]),
+            9,
+        );
+        assert_eq!(at_limits.serialize(), Ok(at_limits.encode()));
+    }
+
+    #[test]
+    fn serialize_refuses_an_entry_no_engine_writes() {
+        assert_eq!(
+            DedupEntry::new("", None, 1).serialize(),
+            Err(EncodeError::EmptyKey)
+        );
+        assert_eq!(
+            DedupEntry::new("k".repeat(MAX_KEY_BYTES + 1), None, 1).serialize(),
+            Err(EncodeError::TooLong {
+                field: RecordField::Key,
+                max_bytes: MAX_KEY_BYTES,
+                actual_bytes: MAX_KEY_BYTES + 1,
+            })
+        );
+        assert_eq!(
+            DedupEntry::new("k", Some(vec![0; MAX_RECEIPT_BYTES + 1]), 1).serialize(),
+            Err(EncodeError::TooLong {
+                field: RecordField::Receipt,
+                max_bytes: MAX_RECEIPT_BYTES,
+                actual_bytes: MAX_RECEIPT_BYTES + 1,
+            })
+        );
+    }
+
+    #[test]
     fn an_empty_receipt_is_distinct_from_no_receipt() {
-        let with_empty = DedupEntry::new("k", Some(Vec::new()), 1).serialize();
-        let without = DedupEntry::new("k", None, 1).serialize();
+        let with_empty = DedupEntry::new("k", Some(Vec::new()), 1).encode();
+        let without = DedupEntry::new("k", None, 1).encode();
         assert_ne!(with_empty, without);
         assert_eq!(
             DedupEntry::deserialize(&with_empty).unwrap().receipt(),

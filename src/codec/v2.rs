@@ -233,7 +233,8 @@ impl CompletionRecord {
     }
 }
 
-/// Why a key was released.
+/// Why a key was released: a byte of the version-2 format, so exhaustive
+/// (a new reason would be a new record version).
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ReleaseReason {
@@ -374,7 +375,7 @@ impl FencedRecord {
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
         let (magic, key) = match self {
-            FencedRecord::Entry(entry) => return entry.serialize(),
+            FencedRecord::Entry(entry) => return entry.encode(),
             FencedRecord::Tombstone(tombstone) => return tombstone.serialize(),
             FencedRecord::Claim(claim) => (CLAIM_MAGIC_V2, &claim.key),
             FencedRecord::Completion(completion) => (COMPLETION_MAGIC_V2, &completion.key),

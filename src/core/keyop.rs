@@ -2,7 +2,7 @@
 
 use super::read::{ReadProgress, StreamRead, StreamView};
 use super::rules::{LostRace, Plan, Rule};
-use super::{IoPolicy, Operation, Step, StoreReply, StoreRequest, Target, misfed};
+use super::{IoPolicy, KeyState, Operation, Step, StoreReply, StoreRequest, Target, misfed};
 use crate::DurabilityError;
 use crate::codec::DedupRecord;
 use crate::limits::MAX_RESOLVE_READS;
@@ -141,7 +141,10 @@ impl<R: Rule> KeyOp<R> {
         }
     }
 
-    /// A short name of the phase the operation is in, for traces.
+    /// A short name of the phase the operation is in, for traces. Feature
+    /// `testing`: a driver decides on [`PhaseKind`](crate::core::PhaseKind)-like
+    /// values, never on this text.
+    #[cfg(feature = "testing")]
     #[must_use]
     pub fn phase_name(&self) -> &'static str {
         self.phase_kind().name()
@@ -150,7 +153,8 @@ impl<R: Rule> KeyOp<R> {
     fn after_read(&mut self, purpose: Purpose, view: StreamView) -> Phase<R::Output> {
         match purpose {
             Purpose::Decide => {
-                self.follow(self.rule.decide(&self.target, &view.state), view.next_seq)
+                let plan = self.rule.decide(&self.target, &view.state);
+                self.follow(&view, plan)
             }
             Purpose::AfterRace { expected, actual } => {
                 let race = LostRace {
@@ -158,18 +162,22 @@ impl<R: Rule> KeyOp<R> {
                     actual,
                     round: self.lost_races,
                 };
-                self.follow(
-                    self.rule.after_lost_race(&self.target, &view.state, race),
-                    view.next_seq,
-                )
+                let plan = self.rule.after_lost_race(&self.target, &view.state, race);
+                self.follow(&view, plan)
             }
             Purpose::Resolve {
                 record,
                 expected_seq,
                 error,
                 ..
-            } => match view.probed {
-                Some(found) if found == record => self.landed(),
+            } => match &view.probed {
+                Some(found) if *found == record => {
+                    debug_assert!(
+                        view.next_seq > expected_seq,
+                        "an append found by its re-read lies inside the stream read"
+                    );
+                    self.landed()
+                }
                 None => Phase::Done(Err(error)),
                 Some(_) => {
                     self.lost_races += 1;
@@ -178,27 +186,38 @@ impl<R: Rule> KeyOp<R> {
                         actual: view.next_seq,
                         round: self.lost_races,
                     };
-                    self.follow(
-                        self.rule.after_lost_race(&self.target, &view.state, race),
-                        view.next_seq,
-                    )
+                    let plan = self.rule.after_lost_race(&self.target, &view.state, race);
+                    self.follow(&view, plan)
                 }
             },
         }
     }
 
-    fn follow(&self, plan: Plan<R::Output>, next_seq: u64) -> Phase<R::Output> {
+    /// The phase `plan`, decided on `view`, leads to.
+    fn follow(&self, view: &StreamView, plan: Plan<R::Output>) -> Phase<R::Output> {
         match plan {
             Plan::Finish(result) => Phase::Done(result),
-            Plan::Append(record) => Phase::Appending {
-                record,
-                expected_seq: next_seq,
-            },
+            Plan::Append(record) => {
+                debug_assert!(
+                    !matches!(view.state, KeyState::Completed { .. }),
+                    "a receipt is never replaced: no single-key operation appends over one \
+                     (only the sweeper's expiry does)"
+                );
+                debug_assert_eq!(
+                    record.idempotency_key(),
+                    self.target.key,
+                    "an operation writes only its own key's records"
+                );
+                Phase::Appending {
+                    record,
+                    expected_seq: view.next_seq,
+                }
+            }
         }
     }
 
     fn landed(&self) -> Phase<R::Output> {
-        if self.io.flush_appends {
+        if self.io.flush_appends() {
             Phase::Flushing
         } else {
             Phase::Done(Ok(self.rule.landed()))

@@ -13,10 +13,10 @@
 //! it in its state.
 //!
 //! ```
-//! use atmostonce::core::{Operation, Protocol, Step, StoreReply, StoreRequest};
+//! use atmostonce::core::{AppendDurability, Operation, Protocol, Step, StoreReply, StoreRequest};
 //! use atmostonce::{DedupDecision, DedupOptions, StreamTable};
 //!
-//! let protocol = Protocol::new("orders", DedupOptions::default(), false).unwrap();
+//! let protocol = Protocol::new("orders", DedupOptions::default(), AppendDurability::Durable).unwrap();
 //! let mut table = StreamTable::new();
 //! let mut claim = protocol.claim("order-17", 1_000).unwrap();
 //! let decision = loop {
@@ -46,7 +46,7 @@ use std::hash::Hash;
 use crate::codec::{DedupRecord, ProcessingReceipt};
 use crate::hash::key_hash_bits;
 use crate::limits::{MAX_KEY_BYTES, MAX_NAMESPACE_BYTES, MAX_READ_BATCH, MAX_RECEIPT_BYTES};
-use crate::store::{ScannedEntry, StoredEntry};
+use crate::store::{DurableStore, ScannedEntry, StoredEntry};
 use crate::{DedupOptions, DurabilityError};
 
 pub use keyop::{KeyOp, PhaseKind};
@@ -204,13 +204,45 @@ pub struct Target {
     pub stream: String,
 }
 
+/// Whether a store's acknowledged appends are already durable, which decides
+/// whether an operation flushes after appending, before it answers
+/// (`docs/spec.md`, "Storage contract").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AppendDurability {
+    /// An append that returned `Ok` is durable: no flush is needed.
+    Durable,
+    /// A store crash may drop acknowledged appends until a `flush()`
+    /// succeeds: every operation flushes before it acknowledges a write.
+    NeedsFlush,
+}
+
+impl AppendDurability {
+    /// What `store` declares ([`DurableStore::acknowledged_appends_are_durable`](crate::DurableStore::acknowledged_appends_are_durable)).
+    #[must_use]
+    pub fn of(store: &dyn DurableStore) -> AppendDurability {
+        if store.acknowledged_appends_are_durable() {
+            AppendDurability::Durable
+        } else {
+            AppendDurability::NeedsFlush
+        }
+    }
+}
+
 /// How an operation talks to the store.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct IoPolicy {
     /// Entries per `read_from`.
     pub read_batch: usize,
     /// Whether to `flush` after an append before acknowledging it.
-    pub flush_appends: bool,
+    pub durability: AppendDurability,
+}
+
+impl IoPolicy {
+    /// True when operations flush after appending.
+    pub(crate) fn flush_appends(self) -> bool {
+        self.durability == AppendDurability::NeedsFlush
+    }
 }
 
 /// The parameters of one cache (namespace, hashing, I/O policy) and the
@@ -223,13 +255,13 @@ pub struct Protocol {
 }
 
 impl Protocol {
-    /// Validates the namespace and options. `flush_appends` says whether
+    /// Validates the namespace and options. `durability` says whether
     /// operations flush after appending (needed unless the store's
     /// acknowledged appends are already durable).
     pub fn new(
         namespace: impl Into<String>,
         options: DedupOptions,
-        flush_appends: bool,
+        durability: AppendDurability,
     ) -> Result<Protocol, DurabilityError> {
         let namespace = namespace.into();
         if namespace.is_empty() {
@@ -268,7 +300,7 @@ impl Protocol {
             hash_bits: options.hash_bits,
             io: IoPolicy {
                 read_batch: options.read_batch,
-                flush_appends,
+                durability,
             },
         })
     }
@@ -448,7 +480,12 @@ mod tests {
 
     #[test]
     fn is_done_agrees_with_poll_at_every_step_of_every_operation() {
-        let protocol = Protocol::new("orders", DedupOptions::default(), true).unwrap();
+        let protocol = Protocol::new(
+            "orders",
+            DedupOptions::default(),
+            AppendDurability::NeedsFlush,
+        )
+        .unwrap();
         let receipt = ProcessingReceipt::new(b"r".to_vec());
         for appends in [Appends::Normal, Appends::FirstFails, Appends::FirstRaced] {
             let mut table = StreamTable::new();

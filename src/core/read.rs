@@ -35,6 +35,19 @@ pub(crate) struct StreamView {
     pub probed: Option<DedupRecord>,
 }
 
+/// The sequence after `sequence`, an entry the store returned for
+/// `target`'s stream: an error, not an overflow, when the store claims the
+/// last representable sequence (no append could ever follow it).
+pub(crate) fn next_sequence(target: &Target, sequence: u64) -> Result<u64, DurabilityError> {
+    sequence.checked_add(1).ok_or_else(|| {
+        DurabilityError::StoreError(format!(
+            "store returned sequence {sequence} of stream {:?}, the last one a stream can \
+             have; no append can follow it",
+            target.stream
+        ))
+    })
+}
+
 pub(crate) enum ReadProgress {
     More,
     Finished(StreamView),
@@ -109,10 +122,14 @@ impl StreamRead {
                 probe.record = Some(record.clone());
             }
             self.head = Some(record);
-            let previous = self.next_seq;
-            self.next_seq += 1;
-            debug_assert!(self.next_seq > previous, "a stream read only moves forward");
+            self.next_seq = next_sequence(target, entry.sequence)?;
         }
+        debug_assert!(
+            self.probe
+                .as_ref()
+                .is_none_or(|probe| probe.record.is_none() || probe.sequence < self.next_seq),
+            "a probed record is one the read has passed"
+        );
         if full_batch {
             return Ok(ReadProgress::More);
         }

@@ -7,6 +7,7 @@ use crate::limits::CLOCK_SKEW_GRACE_MS;
 use crate::store::ScannedEntry;
 
 /// What one sweep saw and did.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct DedupSweepReport {
     /// Records the scan returned (every record of every stream of the
@@ -70,9 +71,10 @@ impl SweepOp {
         self.now_millis
     }
 
-    /// True when an entry stamped `timestamp_millis` has expired at `now_millis`.
-    #[must_use]
-    pub fn is_expired(timestamp_millis: u64, ttl_ms: u64, now_millis: u64) -> bool {
+    /// True when an entry stamped `timestamp_millis` has expired at
+    /// `now_millis` (`docs/spec.md`, "Expiry"). Private: the harness judges
+    /// expiry by the oracle's own rule, never by this one.
+    fn is_expired(timestamp_millis: u64, ttl_ms: u64, now_millis: u64) -> bool {
         now_millis
             > timestamp_millis
                 .saturating_add(ttl_ms)
@@ -117,10 +119,17 @@ impl SweepOp {
             })?;
             if let DedupRecord::Active(entry) = record {
                 if Self::is_expired(entry.timestamp_millis(), self.ttl_ms, self.now_millis) {
+                    let expected_seq = head.sequence.checked_add(1).ok_or_else(|| {
+                        DurabilityError::StoreError(format!(
+                            "scan returned sequence {} of stream {stream:?}, the last one a \
+                             stream can have; no tombstone can follow it",
+                            head.sequence
+                        ))
+                    })?;
                     expiries.push(Expiry {
                         stream: stream.clone(),
                         key: entry.idempotency_key().to_owned(),
-                        expected_seq: head.sequence + 1,
+                        expected_seq,
                     });
                 } else {
                     self.report.retained_entries += 1;
@@ -128,16 +137,29 @@ impl SweepOp {
             }
             index = last + 1;
         }
+        debug_assert!(
+            expiries.len() + self.report.retained_entries <= self.report.scanned_entries,
+            "a sweep judges each stream once, by one of the entries it scanned"
+        );
         Ok(expiries)
     }
 
     fn after_expiries(&self) -> Phase {
-        if self.report.expired_entries > 0 && self.io.flush_appends {
+        if self.report.expired_entries > 0 && self.io.flush_appends() {
             Phase::Flushing
         } else {
             Phase::Done(Ok(self.report))
         }
     }
+}
+
+/// The error a sweep ends with if its expiry index ever left its plan: an
+/// engine bug, reported instead of panicking.
+fn index_out_of_range(next: usize, planned: usize) -> DurabilityError {
+    DurabilityError::StoreError(format!(
+        "sweep error: expiry {next} of a plan of {planned} (an engine bug); tombstones already \
+         written stay written"
+    ))
 }
 
 impl Operation for SweepOp {
@@ -148,14 +170,15 @@ impl Operation for SweepOp {
             Phase::Scanning => Step::Request(StoreRequest::Scan {
                 prefix: self.prefix.clone(),
             }),
-            Phase::Expiring { expiries, next } => {
-                let expiry = &expiries[*next];
-                Step::Request(StoreRequest::Append {
+            Phase::Expiring { expiries, next } => match expiries.get(*next) {
+                Some(expiry) => Step::Request(StoreRequest::Append {
                     stream: expiry.stream.clone(),
                     payload: Tombstone::new(expiry.key.clone(), self.now_millis).serialize(),
                     expected_seq: expiry.expected_seq,
-                })
-            }
+                }),
+                // Unreachable (`feed` keeps `next` in range); ends, never panics.
+                None => Step::Done(Err(index_out_of_range(*next, expiries.len()))),
+            },
             Phase::Flushing => Step::Request(StoreRequest::Flush),
             Phase::Done(result) => Step::Done(result.clone()),
         }
@@ -177,21 +200,33 @@ impl Operation for SweepOp {
             },
             (Phase::Scanning, StoreReply::Scan(Err(error))) => Phase::Done(Err(error)),
             (Phase::Expiring { expiries, next }, StoreReply::Append(Ok(sequence))) => {
-                if sequence != expiries[next].expected_seq {
-                    Phase::Done(Err(DurabilityError::StoreError(format!(
-                        "store acknowledged sequence {sequence} of stream {:?} for an append \
-                         expected at {}",
-                        expiries[next].stream, expiries[next].expected_seq
-                    ))))
-                } else {
-                    self.report.expired_entries += 1;
-                    if next + 1 < expiries.len() {
-                        Phase::Expiring {
-                            expiries,
-                            next: next + 1,
+                debug_assert!(
+                    next < expiries.len(),
+                    "a sweep's expiry index stays in range"
+                );
+                match expiries.get(next) {
+                    None => Phase::Done(Err(index_out_of_range(next, expiries.len()))),
+                    Some(expiry) if sequence != expiry.expected_seq => {
+                        Phase::Done(Err(DurabilityError::StoreError(format!(
+                            "store acknowledged sequence {sequence} of stream {:?} for an \
+                             append expected at {}",
+                            expiry.stream, expiry.expected_seq
+                        ))))
+                    }
+                    Some(_) => {
+                        self.report.expired_entries += 1;
+                        debug_assert!(
+                            self.report.expired_entries == next + 1,
+                            "each landed tombstone is counted once, in order"
+                        );
+                        if next + 1 < expiries.len() {
+                            Phase::Expiring {
+                                expiries,
+                                next: next + 1,
+                            }
+                        } else {
+                            self.after_expiries()
                         }
-                    } else {
-                        self.after_expiries()
                     }
                 }
             }

@@ -34,6 +34,7 @@ use std::sync::Arc;
 use crate::DurabilityError;
 use crate::cache::IntoStore;
 use crate::codec::{ClaimId, ProcessingReceipt};
+use crate::core::AppendDurability;
 use crate::core::fenced::FencedProtocol;
 use crate::driver::drive;
 use crate::limits::MAX_CLAIM_ID_DRAWS;
@@ -97,8 +98,8 @@ impl FencedCache {
         options: FencedOptions,
     ) -> Result<FencedCache, DurabilityError> {
         let store = store.into_store();
-        let flush_appends = !store.acknowledged_appends_are_durable();
-        let protocol = FencedProtocol::new(namespace, options, flush_appends)?;
+        let durability = AppendDurability::of(&*store);
+        let protocol = FencedProtocol::new(namespace, options, durability)?;
         Ok(FencedCache {
             store,
             protocol: Arc::new(protocol),

@@ -90,6 +90,7 @@ pub const DEFAULT_BUFFERED_COMMIT_BYTES: u64 = 1 << 20;
 const LONG_WAIT_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 
 /// How a [`HaematiteStore`] creates and runs its database.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HaematiteOptions {
     /// Shards of a newly created database (1..=[`MAX_SHARD_COUNT`]). An
@@ -118,6 +119,36 @@ impl Default for HaematiteOptions {
     }
 }
 
+impl HaematiteOptions {
+    /// Sets the shard count of a newly created database.
+    #[must_use]
+    pub fn with_shard_count(mut self, shard_count: usize) -> Self {
+        self.shard_count = shard_count;
+        self
+    }
+
+    /// Sets the threads that run haematite's blocking calls.
+    #[must_use]
+    pub fn with_worker_threads(mut self, worker_threads: usize) -> Self {
+        self.worker_threads = worker_threads;
+        self
+    }
+
+    /// Sets the node cache's byte budget.
+    #[must_use]
+    pub fn with_node_cache_bytes(mut self, node_cache_bytes: usize) -> Self {
+        self.node_cache_bytes = node_cache_bytes;
+        self
+    }
+
+    /// Sets the buffered-commit threshold (`None`: commit every append).
+    #[must_use]
+    pub fn with_buffered_commit_bytes(mut self, buffered_commit_bytes: Option<NonZeroU64>) -> Self {
+        self.buffered_commit_bytes = buffered_commit_bytes;
+        self
+    }
+}
+
 /// A [`DurableStore`] in a haematite database on local disk.
 ///
 /// ```
@@ -130,7 +161,7 @@ impl Default for HaematiteOptions {
 /// # let path = dir.path().join("dedup");
 /// // Creates the database at `path`, or opens the one already there.
 /// let store = Arc::new(HaematiteStore::open(&path)?);
-/// let cache = DedupCache::new(store, "orders")?;
+/// let cache = DedupCache::new(store, "orders");
 /// # futures::executor::block_on(async {
 /// assert_eq!(cache.claim_or_get("order-17", 1_000).await?, DedupDecision::Claimed);
 /// # Ok::<(), atmostonce::DurabilityError>(())

@@ -95,7 +95,9 @@ impl StreamTable {
     }
 
     /// Drops every entry of `stream` at or after sequence `len` (a crash
-    /// losing unflushed appends, in the simulator and the model).
+    /// losing unflushed appends, in the simulator and the model). Feature
+    /// `testing`.
+    #[cfg(feature = "testing")]
     pub fn truncate(&mut self, stream: &str, len: u64) {
         if let Some(entries) = self.streams.get_mut(stream) {
             entries.truncate(usize::try_from(len).unwrap_or(usize::MAX));
@@ -106,7 +108,9 @@ impl StreamTable {
     }
 
     /// Replaces the payload of one entry (record corruption, in the simulator
-    /// and the fuzzer). Returns false when there is no such entry.
+    /// and the fuzzer). Returns false when there is no such entry. Feature
+    /// `testing`.
+    #[cfg(feature = "testing")]
     pub fn overwrite(&mut self, stream: &str, sequence: u64, payload: Vec<u8>) -> bool {
         let slot = self
             .streams

@@ -162,11 +162,10 @@ async fn setup(options: &LiveOptions) -> Result<Setup, String> {
                 std::process::id(),
                 atmostonce::wall_clock_millis()
             );
-            let store_options = PostgresOptions {
-                table: table.clone(),
-                pool_size: usize::from(options.config.shape.producers) + 4,
-                call_timeout: POSTGRES_CALL_TIMEOUT,
-            };
+            let store_options = PostgresOptions::default()
+                .with_table(table.clone())
+                .with_pool_size(usize::from(options.config.shape.producers) + 4)
+                .with_call_timeout(POSTGRES_CALL_TIMEOUT);
             let store = PostgresStore::connect_with_options(&control.url, store_options)
                 .await
                 .map_err(|error| format!("cannot use PostgreSQL at {}: {error}", target.url))?;

@@ -18,10 +18,9 @@ use crate::workload::{BACKOFF_MS, DELIVERY_MS, MAX_CLAIM_ATTEMPTS, MAX_FINISH_AT
 
 /// The engine options a run's caches use.
 pub(crate) fn cache_options(config: &Config) -> DedupOptions {
-    DedupOptions {
-        read_batch: config.read_batch,
-        hash_bits: config.hash_bits,
-    }
+    DedupOptions::default()
+        .with_read_batch(config.read_batch)
+        .with_hash_bits(config.hash_bits)
 }
 
 /// Who invokes an operation: a process and its incarnation.

@@ -28,7 +28,7 @@ fn the_all_zero_claim_id_is_not_an_id() {
 fn version_1_records_decode_through_the_fenced_decoder() {
     let entry = DedupEntry::new("k", Some(b"r".to_vec()), 5);
     assert_eq!(
-        FencedRecord::decode(&entry.serialize()),
+        FencedRecord::decode(&entry.encode()),
         Ok(FencedRecord::Entry(entry))
     );
     let tombstone = Tombstone::new("k", 6);

@@ -13,7 +13,7 @@ mod rules;
 mod sweep;
 mod token;
 
-use super::{Protocol, Target};
+use super::{AppendDurability, Protocol, Target};
 use crate::codec::{ClaimId, FencedRecord, ProcessingReceipt};
 use crate::limits::{
     CLOCK_SKEW_GRACE_MS, DEFAULT_READ_BATCH, MAX_FINGERPRINT_BYTES, MAX_LEASE_MS, MAX_RECEIPT_BYTES,
@@ -58,9 +58,9 @@ pub struct FencedOptions {
     pub receipt_ttl_ms: u64,
     /// Records fetched per store read, as in [`DedupOptions::read_batch`].
     pub read_batch: usize,
-    /// Bits of the key hash in stream names, as in
-    /// [`DedupOptions::hash_bits`]; below 64 only to test collisions.
-    pub hash_bits: u8,
+    /// Bits of the key hash in stream names (1..=64); only the harness
+    /// narrows it (feature `testing`), to make keys collide on purpose.
+    pub(crate) hash_bits: u8,
 }
 
 impl Default for FencedOptions {
@@ -96,11 +96,21 @@ impl FencedOptions {
         self
     }
 
-    /// Sets the hash bits (below 64 only to test collisions).
+    /// Keeps only the low `hash_bits` bits of the key hash in stream names
+    /// (1..=64), so that distinct keys share streams on purpose: a test of
+    /// collision handling, never for production. Feature `testing`.
+    #[cfg(feature = "testing")]
     #[must_use]
     pub fn with_hash_bits(mut self, hash_bits: u8) -> Self {
         self.hash_bits = hash_bits;
         self
+    }
+
+    /// The bits of the key hash kept in stream names. Feature `testing`.
+    #[cfg(feature = "testing")]
+    #[must_use]
+    pub fn hash_bits(&self) -> u8 {
+        self.hash_bits
     }
 }
 
@@ -246,12 +256,12 @@ pub struct FencedProtocol {
 }
 
 impl FencedProtocol {
-    /// Validates the namespace and options; `flush_appends` as in
+    /// Validates the namespace and options; `durability` as in
     /// [`Protocol::new`].
     pub fn new(
         namespace: impl Into<String>,
         options: FencedOptions,
-        flush_appends: bool,
+        durability: AppendDurability,
     ) -> Result<FencedProtocol, DurabilityError> {
         if options.lease_ms == 0 || options.lease_ms > MAX_LEASE_MS {
             return Err(DurabilityError::ConfigError(format!(
@@ -272,7 +282,7 @@ impl FencedProtocol {
             hash_bits: options.hash_bits,
         };
         Ok(FencedProtocol {
-            base: Protocol::new(namespace, seed_options, flush_appends)?,
+            base: Protocol::new(namespace, seed_options, durability)?,
             times: Times {
                 lease_ms: options.lease_ms,
                 receipt_ttl_ms: options.receipt_ttl_ms,

@@ -5,6 +5,7 @@ use std::mem::discriminant;
 use super::rules::{FencedPlan, FencedRule};
 use crate::DurabilityError;
 use crate::codec::FencedRecord;
+use crate::core::read::next_sequence;
 use crate::core::{IoPolicy, Operation, Step, StoreReply, StoreRequest, Target, misfed};
 use crate::limits::MAX_RESOLVE_READS;
 use crate::store::StoredEntry;
@@ -99,7 +100,10 @@ impl<R: FencedRule> FencedOp<R> {
         &self.rule
     }
 
-    /// A short name of the phase the operation is in, for traces.
+    /// A short name of the phase the operation is in, for traces. Feature
+    /// `testing`: a driver decides on [`PhaseKind`](crate::core::PhaseKind)-like
+    /// values, never on this text.
+    #[cfg(feature = "testing")]
     #[must_use]
     pub fn phase_name(&self) -> &'static str {
         match &self.phase {
@@ -149,10 +153,8 @@ impl<R: FencedRule> FencedOp<R> {
             if probe == Some(entry.sequence) {
                 view.probed = Some(record.clone());
             }
+            view.next_seq = next_sequence(&self.target, entry.sequence)?;
             view.head = Some((entry.sequence, record));
-            let previous = view.next_seq;
-            view.next_seq += 1;
-            debug_assert!(view.next_seq > previous, "a stream read only moves forward");
         }
         Ok(!full_batch)
     }
@@ -189,6 +191,17 @@ impl<R: FencedRule> FencedOp<R> {
                         "a receipt is never replaced"
                     );
                 }
+                if let Some(fence) = fence_of(&record) {
+                    debug_assert!(
+                        head.and_then(|(_, head)| fence_of(head))
+                            .is_none_or(|previous| fence >= previous),
+                        "a key's fence never decreases along its stream"
+                    );
+                    debug_assert!(
+                        fence <= view.next_seq,
+                        "a fence never exceeds the sequence its record lands at"
+                    );
+                }
                 self.appends += 1;
                 Phase::Appending {
                     record,
@@ -199,7 +212,7 @@ impl<R: FencedRule> FencedOp<R> {
     }
 
     fn read_done(&mut self, view: View, attempt: Option<Attempt>) -> Phase<R::Output> {
-        if self.io.flush_appends && view.next_seq > 0 {
+        if self.io.flush_appends() && view.next_seq > 0 {
             Phase::Settling { view, attempt }
         } else {
             self.decide(view, attempt)
@@ -211,6 +224,16 @@ impl<R: FencedRule> FencedOp<R> {
             view: View::empty(),
             attempt: Some(attempt),
         }
+    }
+}
+
+/// The fence a version-2 record carries (version-1 records carry none).
+fn fence_of(record: &FencedRecord) -> Option<u64> {
+    match record {
+        FencedRecord::Claim(claim) => Some(claim.fence()),
+        FencedRecord::Completion(completion) => Some(completion.fence()),
+        FencedRecord::Release(release) => Some(release.fence()),
+        FencedRecord::Entry(_) | FencedRecord::Tombstone(_) => None,
     }
 }
 
@@ -299,7 +322,7 @@ impl<R: FencedRule> Operation for FencedOp<R> {
                          expected at {expected_seq}",
                         self.target.stream
                     ))))
-                } else if self.io.flush_appends {
+                } else if self.io.flush_appends() {
                     Phase::Flushing { record, sequence }
                 } else {
                     Phase::Done(Ok(self.rule.landed(&record, sequence)))

@@ -7,6 +7,7 @@ use crate::core::{Operation, Protocol, Step, StoreReply, StoreRequest, misfed};
 use crate::store::ScannedEntry;
 
 /// Why the sweep left a key alone.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum SkipReason {
     /// The key moved on between the scan and the expiry's append (it was
@@ -27,6 +28,7 @@ pub enum SkipReason {
 }
 
 /// A key the sweep skipped.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SkippedKey {
     /// The stream.
@@ -38,6 +40,7 @@ pub struct SkippedKey {
 }
 
 /// What one fenced sweep saw and did.
+#[non_exhaustive]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct FencedSweepReport {
     /// Streams the scan returned.
@@ -156,6 +159,14 @@ impl FencedSweepOp {
             // A version-1 record has no claim id: its own sequence fences it.
             _ => (None, sequence),
         };
+        let Some(expected_seq) = sequence.checked_add(1) else {
+            let reason = SkipReason::StoreError(format!(
+                "scan returned sequence {sequence}, the last one a stream can have; no expiry \
+                 can follow it"
+            ));
+            self.skip(stream, Some(record.idempotency_key()), reason);
+            return None;
+        };
         Some(Expiry {
             stream: stream.to_owned(),
             record: ReleaseRecord::expired(
@@ -164,7 +175,7 @@ impl FencedSweepOp {
                 fence,
                 self.now_millis,
             ),
-            expected_seq: sequence + 1,
+            expected_seq,
             of_claim,
         })
     }
@@ -219,7 +230,7 @@ impl FencedSweepOp {
                 expiries,
                 next: next + 1,
             }
-        } else if self.protocol.io().flush_appends
+        } else if self.protocol.io().flush_appends()
             && self.report.expired_claims + self.report.expired_receipts > 0
         {
             Phase::Flushing
@@ -260,7 +271,7 @@ impl Operation for FencedSweepOp {
         self.phase = match (phase, reply) {
             (Phase::Done(result), _) => Phase::Done(result),
             (Phase::Scanning, StoreReply::Scan(Ok(entries))) => {
-                if self.protocol.io().flush_appends && !entries.is_empty() {
+                if self.protocol.io().flush_appends() && !entries.is_empty() {
                     Phase::Settling(entries)
                 } else {
                     self.start_expiring(entries)
@@ -270,6 +281,10 @@ impl Operation for FencedSweepOp {
             (Phase::Settling(entries), StoreReply::Flush(Ok(()))) => self.start_expiring(entries),
             (Phase::Settling(_), StoreReply::Flush(Err(error))) => Phase::Done(Err(error)),
             (Phase::Expiring { expiries, next }, StoreReply::Append(result)) => {
+                debug_assert!(
+                    next < expiries.len(),
+                    "a sweep's expiry index stays in range"
+                );
                 let Some(expiry) = expiries.get(next).cloned() else {
                     self.phase = Phase::Done(Ok(self.report.clone()));
                     return;

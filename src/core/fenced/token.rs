@@ -127,6 +127,7 @@ impl ClaimToken {
 }
 
 /// Why bytes are not a claim token.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum TokenError {
     /// Fewer bytes than the checksum alone.

@@ -74,17 +74,24 @@
 //! [`acknowledged_appends_are_durable`]: DurableStore::acknowledged_appends_are_durable
 //! [`flush`]: DurableStore::flush
 
+mod calls;
+mod pool;
+mod sql;
+
 use std::sync::Arc;
 use std::time::Duration;
 
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio::time::{Instant, timeout_at};
-
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
-use tokio_postgres::types::Type;
 
 use super::{DurableStore, ScannedEntry, StoreFuture, StoredEntry};
 use crate::DurabilityError;
+use calls::{append, read_with_retry, set_up};
+use pool::{Inner, connection, describe, query_error, settle};
+use sql::{Read, Statements, prefix_successor, stored_entry, validate_table_name};
+
+pub use calls::APPEND_ATTEMPTS;
 
 /// The table the store uses unless told otherwise.
 pub const DEFAULT_TABLE: &str = "atmostonce_entries";
@@ -108,21 +115,6 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// arithmetic far from overflow.
 pub const MAX_CALL_TIMEOUT: Duration = Duration::from_secs(3_600);
 
-/// Times an append runs its conditional insert. A retry happens only when
-/// the insert saw no predecessor but the stream's length, read just after,
-/// says the append was at the head: the predecessor committed in between.
-/// The retry's fresh snapshot sees it, so the second attempt decides; the
-/// third covers a server that answers oddly, then the append gives up.
-pub const APPEND_ATTEMPTS: u32 = 3;
-
-/// Times a read runs when its connection turns out to be closed (a restarted
-/// server, a terminated backend): once on the pooled connection, once on a
-/// fresh one. Reads change nothing, so a retry is always safe.
-const READ_ATTEMPTS: u32 = 2;
-
-/// PostgreSQL's limit on identifier length (`NAMEDATALEN - 1`).
-const MAX_TABLE_NAME_BYTES: usize = 63;
-
 /// Session settings the store relies on, passed at connection start-up:
 /// durable commits, and the isolation level the append statement is
 /// written for (a server default of REPEATABLE READ or SERIALIZABLE would
@@ -131,6 +123,7 @@ const SESSION_OPTIONS: &str =
     r"-c synchronous_commit=on -c default_transaction_isolation=read\ committed";
 
 /// How a [`PostgresStore`] connects and which table it uses.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostgresOptions {
     /// The table holding the streams: lowercase ASCII letters, digits and
@@ -155,6 +148,29 @@ impl Default for PostgresOptions {
     }
 }
 
+impl PostgresOptions {
+    /// Sets the table.
+    #[must_use]
+    pub fn with_table(mut self, table: impl Into<String>) -> Self {
+        self.table = table.into();
+        self
+    }
+
+    /// Sets the number of pooled connections.
+    #[must_use]
+    pub fn with_pool_size(mut self, pool_size: usize) -> Self {
+        self.pool_size = pool_size;
+        self
+    }
+
+    /// Sets the bound on one store call.
+    #[must_use]
+    pub fn with_call_timeout(mut self, call_timeout: Duration) -> Self {
+        self.call_timeout = call_timeout;
+        self
+    }
+}
+
 /// A [`DurableStore`] in a PostgreSQL table. Cloning is cheap and clones
 /// share the connection pool.
 ///
@@ -165,68 +181,12 @@ pub struct PostgresStore {
     inner: Arc<Inner>,
 }
 
-struct Inner {
-    pool: Pool,
-    runtime: tokio::runtime::Handle,
-    sql: Statements,
-    table: String,
-    call_timeout: Duration,
-}
-
 impl std::fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PostgresStore")
             .field("table", &self.inner.table)
             .field("call_timeout", &self.inner.call_timeout)
             .finish_non_exhaustive()
-    }
-}
-
-/// The store's SQL, with the table name filled in.
-struct Statements {
-    append: String,
-    length: String,
-    read: String,
-    scan_range: String,
-    scan_from: String,
-}
-
-impl Statements {
-    fn for_table(table: &str) -> Statements {
-        let t = format!("\"{table}\"");
-        Statements {
-            append: format!(
-                "INSERT INTO {t} (stream, sequence, payload, stored_ms) \
-                 SELECT $1, $2, $3, (extract(epoch FROM clock_timestamp()) * 1000)::bigint \
-                 WHERE $2 = 0 OR EXISTS \
-                   (SELECT 1 FROM {t} WHERE stream = $1 AND sequence = $2 - 1) \
-                 ON CONFLICT (stream, sequence) DO NOTHING"
-            ),
-            length: format!("SELECT COALESCE(MAX(sequence) + 1, 0) FROM {t} WHERE stream = $1"),
-            read: format!(
-                "SELECT sequence, payload, stored_ms FROM {t} \
-                 WHERE stream = $1 AND sequence >= $2 ORDER BY sequence LIMIT $3"
-            ),
-            scan_range: format!(
-                "SELECT stream, sequence, payload, stored_ms FROM {t} \
-                 WHERE stream >= $1 AND stream < $2 ORDER BY stream, sequence"
-            ),
-            scan_from: format!(
-                "SELECT stream, sequence, payload, stored_ms FROM {t} \
-                 WHERE stream >= $1 ORDER BY stream, sequence"
-            ),
-        }
-    }
-
-    fn create_table(table: &str) -> String {
-        format!(
-            "CREATE TABLE IF NOT EXISTS \"{table}\" (\
-               stream bytea NOT NULL, \
-               sequence bigint NOT NULL CHECK (sequence >= 0), \
-               payload bytea NOT NULL, \
-               stored_ms bigint NOT NULL, \
-               PRIMARY KEY (stream, sequence))"
-        )
     }
 }
 
@@ -428,298 +388,5 @@ impl DurableStore for PostgresStore {
 
     fn acknowledged_appends_are_durable(&self) -> bool {
         true
-    }
-}
-
-/// Checks that the server can be durable, and creates the table if it is
-/// missing. An advisory lock serialises the creation, so concurrent first
-/// uses from several processes do not race on the catalog (a bare
-/// `CREATE TABLE IF NOT EXISTS` can fail with a unique violation then).
-async fn set_up(inner: &Inner) -> Result<(), DurabilityError> {
-    let what = format!("set-up of table \"{}\"", inner.table);
-    let deadline = Instant::now() + inner.call_timeout;
-    let mut client = connection(inner, &what, deadline).await?;
-    let outcome = timeout_at(deadline, async {
-        let fsync: String = client.query_one("SHOW fsync", &[]).await?.try_get(0)?;
-        let transaction = client.transaction().await?;
-        transaction
-            .execute(
-                "SELECT pg_advisory_xact_lock(hashtext('atmostonce schema ' || $1::text))",
-                &[&inner.table],
-            )
-            .await?;
-        transaction
-            .batch_execute(&Statements::create_table(&inner.table))
-            .await?;
-        transaction.commit().await?;
-        Ok(fsync)
-    })
-    .await;
-    let fsync = settle(inner, client, outcome, &what)?;
-    if fsync != "on" {
-        return Err(DurabilityError::ConfigError(format!(
-            "the PostgreSQL server runs with fsync = {fsync}, so no commit is durable; \
-             atmostonce promises that acknowledged appends survive a crash and needs \
-             fsync = on"
-        )));
-    }
-    Ok(())
-}
-
-/// The conditional insert, then the stream's real length if it inserted
-/// nothing. The outer `Result` is the connection's, the inner the append's.
-async fn append(
-    inner: &Inner,
-    client: &Object,
-    stream: &[u8],
-    payload: &[u8],
-    expected_seq: u64,
-) -> Result<Result<u64, DurabilityError>, tokio_postgres::Error> {
-    let insert = client
-        .prepare_typed_cached(&inner.sql.append, &[Type::BYTEA, Type::INT8, Type::BYTEA])
-        .await?;
-    let length = client
-        .prepare_typed_cached(&inner.sql.length, &[Type::BYTEA])
-        .await?;
-    for _ in 0..APPEND_ATTEMPTS {
-        // A sequence beyond bigint's range is ahead of every stream: it
-        // conflicts without an insert.
-        if let Ok(sequence) = i64::try_from(expected_seq)
-            && client
-                .execute(&insert, &[&stream, &sequence, &payload])
-                .await?
-                == 1
-        {
-            return Ok(Ok(expected_seq));
-        }
-        let actual: i64 = client.query_one(&length, &[&stream]).await?.try_get(0)?;
-        // The CHECK constraint keeps sequences non-negative.
-        let actual = u64::try_from(actual).unwrap_or(0);
-        if actual != expected_seq {
-            return Ok(Err(DurabilityError::SequenceConflict {
-                expected: expected_seq,
-                actual,
-            }));
-        }
-    }
-    Ok(Err(DurabilityError::StoreError(format!(
-        "postgres: append to stream {:?} at sequence {expected_seq}: the conditional insert \
-         did nothing {APPEND_ATTEMPTS} times although the stream's length was {expected_seq} \
-         each time; nothing was appended, check table \"{}\" and its constraints",
-        String::from_utf8_lossy(stream),
-        inner.table
-    ))))
-}
-
-/// A read-only query.
-enum Read {
-    /// Up to `limit` entries of `stream` from `offset` (`None`: past the end).
-    Stream {
-        stream: Vec<u8>,
-        offset: Option<i64>,
-        limit: i64,
-    },
-    /// Every entry of the streams in `from..until` (`until` `None`: no end).
-    Prefix {
-        from: Vec<u8>,
-        until: Option<Vec<u8>>,
-    },
-}
-
-async fn read_rows(
-    inner: &Inner,
-    client: &Object,
-    query: &Read,
-) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
-    match query {
-        Read::Stream { offset: None, .. } => Ok(Vec::new()),
-        Read::Stream {
-            stream,
-            offset: Some(offset),
-            limit,
-        } => {
-            let statement = client
-                .prepare_typed_cached(&inner.sql.read, &[Type::BYTEA, Type::INT8, Type::INT8])
-                .await?;
-            client.query(&statement, &[stream, offset, limit]).await
-        }
-        Read::Prefix {
-            from,
-            until: Some(until),
-        } => {
-            let statement = client
-                .prepare_typed_cached(&inner.sql.scan_range, &[Type::BYTEA, Type::BYTEA])
-                .await?;
-            client.query(&statement, &[from, until]).await
-        }
-        Read::Prefix { from, until: None } => {
-            let statement = client
-                .prepare_typed_cached(&inner.sql.scan_from, &[Type::BYTEA])
-                .await?;
-            client.query(&statement, &[from]).await
-        }
-    }
-}
-
-/// Runs a read, once more on a fresh connection if the first attempt fails
-/// with a connection or server error (reads change nothing, so a retry is
-/// always safe; a server restart or a terminated backend then costs no
-/// error).
-async fn read_with_retry(
-    inner: &Inner,
-    query: &Read,
-    what: &str,
-) -> Result<Vec<tokio_postgres::Row>, DurabilityError> {
-    let deadline = Instant::now() + inner.call_timeout;
-    let mut attempt = 1;
-    loop {
-        let client = connection(inner, what, deadline).await?;
-        let outcome = timeout_at(deadline, read_rows(inner, &client, query)).await;
-        match outcome {
-            Ok(Err(_)) if attempt < READ_ATTEMPTS => attempt += 1,
-            outcome => return settle(inner, client, outcome, what),
-        }
-    }
-}
-
-/// A pooled connection by `deadline`, or an error saying why there is none.
-async fn connection(
-    inner: &Inner,
-    what: &str,
-    deadline: Instant,
-) -> Result<Object, DurabilityError> {
-    let no_connection_in_time = || {
-        format!(
-            "none was free or could be opened within {} ms; is the server up and \
-             reachable, and is the pool large enough?",
-            inner.call_timeout.as_millis()
-        )
-    };
-    let got = timeout_at(deadline, inner.pool.get()).await;
-    got.map_err(|_elapsed| no_connection_in_time())
-        .and_then(|got| {
-            got.map_err(|error| match &error {
-                deadpool_postgres::PoolError::Backend(error) => describe(error),
-                deadpool_postgres::PoolError::Timeout(_) => no_connection_in_time(),
-                other => describe(other),
-            })
-        })
-        .map_err(|why| {
-            DurabilityError::StoreError(format!(
-                "postgres: {what}: could not get a connection: {why}; nothing was sent"
-            ))
-        })
-}
-
-/// Turns what a bounded piece of work on `client` ended with into the call's
-/// answer. A connection whose work timed out is discarded, not returned to
-/// the pool: its request may still be in flight, and the next caller would
-/// queue behind it.
-fn settle<T>(
-    inner: &Inner,
-    client: Object,
-    outcome: Result<Result<T, tokio_postgres::Error>, tokio::time::error::Elapsed>,
-    what: &str,
-) -> Result<T, DurabilityError> {
-    match outcome {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) => Err(query_error(what, &error)),
-        Err(_elapsed) => {
-            drop(Object::take(client));
-            Err(DurabilityError::StoreError(format!(
-                "postgres: {what}: no answer within {} ms; the outcome is unknown, re-read \
-                 before deciding",
-                inner.call_timeout.as_millis()
-            )))
-        }
-    }
-}
-
-fn query_error(what: &str, error: &tokio_postgres::Error) -> DurabilityError {
-    DurabilityError::StoreError(format!(
-        "postgres: {what} failed: {}; the outcome is unknown, re-read before deciding",
-        describe(error)
-    ))
-}
-
-/// An error and its chain of causes, on one line.
-fn describe(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-/// The entry in `row`, whose columns from `first` are sequence, payload and
-/// stored_ms.
-fn stored_entry(
-    row: &tokio_postgres::Row,
-    first: usize,
-) -> Result<StoredEntry, tokio_postgres::Error> {
-    let sequence: i64 = row.try_get(first)?;
-    let payload: Vec<u8> = row.try_get(first + 1)?;
-    let stored_ms: i64 = row.try_get(first + 2)?;
-    Ok(StoredEntry {
-        payload,
-        // The CHECK constraint keeps sequences non-negative; a server clock
-        // before 1970 reads as 0.
-        sequence: u64::try_from(sequence).unwrap_or(0),
-        timestamp: u64::try_from(stored_ms).unwrap_or(0),
-    })
-}
-
-/// The smallest byte string above every string that starts with `prefix`,
-/// or `None` when there is none (an empty prefix, or one of 0xFF bytes,
-/// which UTF-8 never contains).
-fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut successor = prefix.to_vec();
-    while let Some(last) = successor.pop() {
-        if last < u8::MAX {
-            successor.push(last + 1);
-            return Some(successor);
-        }
-    }
-    None
-}
-
-fn validate_table_name(table: &str) -> Result<(), DurabilityError> {
-    let mut chars = table.chars();
-    let valid_start = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
-    let valid_rest = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if valid_start && valid_rest && table.len() <= MAX_TABLE_NAME_BYTES {
-        Ok(())
-    } else {
-        Err(DurabilityError::ConfigError(format!(
-            "postgres table name {table:?} is not allowed: use lowercase ASCII letters, digits \
-             and '_', starting with a letter or '_', at most {MAX_TABLE_NAME_BYTES} bytes"
-        )))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_prefix_successor_bounds_exactly_the_prefixed_strings() {
-        assert_eq!(prefix_successor(b"ab"), Some(b"ac".to_vec()));
-        assert_eq!(prefix_successor(b"a\xff"), Some(b"b".to_vec()));
-        assert_eq!(prefix_successor(b"\xff\xff"), None);
-        assert_eq!(prefix_successor(b""), None);
-    }
-
-    #[test]
-    fn table_names_that_would_need_quoting_are_refused() {
-        assert!(validate_table_name("atmostonce_entries").is_ok());
-        assert!(validate_table_name("_t2").is_ok());
-        for bad in ["", "Entries", "2t", "a-b", "a\"b", "a b", &"x".repeat(64)] {
-            assert!(validate_table_name(bad).is_err(), "{bad:?} was accepted");
-        }
     }
 }
