@@ -170,6 +170,7 @@ impl<R: FencedRule> FencedOp<R> {
             && discriminant(found) == discriminant(&attempt.record)
             && found.claim_id().is_some()
             && found.claim_id() == attempt.record.claim_id()
+            && R::resolves_as_own(found, &attempt.record)
         {
             return Phase::Done(Ok(self.rule.landed(found, attempt.sequence)));
         }

@@ -50,6 +50,16 @@ pub trait FencedRule: Clone + Eq + Hash + Debug {
     fn known_sequence(&self) -> Option<u64> {
         None
     }
+
+    /// Whether `found`, a record of the same kind and claim id at the
+    /// sequence an indeterminate append of `appended` was aimed at, is that
+    /// append. The claim id alone says so for a grant (each claim draws its
+    /// own) and for a release (two releases of one claim mean the same);
+    /// two completions or renewals with one token may differ.
+    fn resolves_as_own(found: &FencedRecord, appended: &FencedRecord) -> bool {
+        let _ = (found, appended);
+        true
+    }
 }
 
 fn mismatched(ours: Option<&[u8]>, theirs: Option<&[u8]>) -> bool {
@@ -222,6 +232,11 @@ impl FencedRule for FencedCompleteRule {
         Some(self.token.sequence)
     }
 
+    fn resolves_as_own(found: &FencedRecord, appended: &FencedRecord) -> bool {
+        matches!((found, appended), (FencedRecord::Completion(found), FencedRecord::Completion(ours))
+            if found.receipt() == ours.receipt())
+    }
+
     fn landed(&self, _record: &FencedRecord, _sequence: u64) {}
 }
 
@@ -309,6 +324,10 @@ impl FencedRule for FencedRenewRule {
 
     fn known_sequence(&self) -> Option<u64> {
         Some(self.token.sequence)
+    }
+
+    fn resolves_as_own(found: &FencedRecord, appended: &FencedRecord) -> bool {
+        found == appended
     }
 
     fn landed(&self, record: &FencedRecord, sequence: u64) -> ClaimToken {
