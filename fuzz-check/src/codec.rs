@@ -217,7 +217,8 @@ pub fn check_differential(bytes: &[u8], engine: &Result<DedupRecord, EnvelopeErr
 /// `engine` decodes bytes into the reference's plain values (`Err` for a
 /// rejection). Checks `bytes` itself and, when it is a version-2 record,
 /// that the engine rejects it with every single bit flipped, every
-/// truncation and one trailing byte, as the reference does.
+/// truncation and one trailing byte, as the reference does; a one-bit flip
+/// is rejected whatever the reference says.
 ///
 /// # Panics
 /// When the engine and the reference disagree.
@@ -237,6 +238,13 @@ pub fn check_v2_differential<E>(bytes: &[u8], engine: impl Fn(&[u8]) -> Result<R
     for bit in 0..bytes.len() * 8 {
         let mut flipped = bytes.to_vec();
         flipped[bit / 8] ^= 1 << (bit % 8);
+        // Not only agreement: the checksum rejects every one-bit flip
+        // (docs/record-format.md), so a decoder pair that both missed one
+        // is caught too.
+        assert!(
+            engine(&flipped).is_err(),
+            "a version-2 record with bit {bit} flipped decodes: {flipped:02x?}"
+        );
         agree(&flipped);
     }
     for len in 0..bytes.len() {

@@ -36,7 +36,7 @@ use atmostonce::core::{DedupDecision, Protocol};
 pub use atmostonce_verify::catalogue::{Excused, Invariant, KnownCause, Verdict, Violation};
 use atmostonce_verify::oracle::expiry::is_expired;
 use atmostonce_verify::oracle::linear::{
-    ExpiryClock, HistoryOp, Linearization, MAX_SEARCH_STEPS, linearize_checked,
+    ExpiryClock, HistoryOp, Linearization, MAX_SEARCH_STEPS, Unexplained, linearize_checked,
 };
 use atmostonce_verify::oracle::naming::hash_widths_naming;
 use atmostonce_verify::oracle::record::{Record, decode};
@@ -426,10 +426,46 @@ fn check_linearizable(key: &str, events: &[&Event], ttl_ms: u64) -> Result<(), V
             )
         })
         .collect();
-    let blocked = match linearize_checked(&history, SpecState::Absent) {
+    let shown: Vec<Shown> = events.iter().map(|event| show(event)).collect();
+    search_verdict(key, linearize_checked(&history, SpecState::Absent), &shown)
+}
+
+/// One event on a line of a report.
+fn show(event: &Event) -> Shown {
+    Shown {
+        invoked_tick: event.invoked_tick,
+        responded_tick: event.responded_tick,
+        line: format!(
+            "[{}..{}] {:?} -> {:?}",
+            event.invoked_tick, event.responded_tick, event.op, event.observed
+        ),
+    }
+}
+
+/// One operation of a key's history as a report shows it: its span in
+/// the run's logical time and a line describing it and its answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shown {
+    /// Logical time of the invocation.
+    pub invoked_tick: u64,
+    /// Logical time of the answer.
+    pub responded_tick: u64,
+    /// The operation and its answer.
+    pub line: String,
+}
+
+/// The violation a per-key linearizability search's result means, if any:
+/// S7 with the key's timeline, or [`Invariant::Internal`] when the search
+/// could not judge. `shown[i]` is operation `i` of the searched history.
+pub fn search_verdict<S>(
+    key: &str,
+    result: Result<Linearization<S>, Unexplained>,
+    shown: &[Shown],
+) -> Result<(), Violation> {
+    let blocked = match result {
         Ok(Linearization::Linearizable) => return Ok(()),
-        Ok(Linearization::NotLinearizable { blocked, .. }) => match events.get(blocked) {
-            Some(event) => format!("no order places {}", show(event)),
+        Ok(Linearization::NotLinearizable { blocked, .. }) => match shown.get(blocked) {
+            Some(op) => format!("no order places {}", op.line),
             None => {
                 return Err(violation(
                     Invariant::Internal,
@@ -452,9 +488,9 @@ fn check_linearizable(key: &str, events: &[&Event], ttl_ms: u64) -> Result<(), V
             ));
         }
     };
-    let mut ordered = events.to_vec();
-    ordered.sort_by_key(|e| (e.invoked_tick, e.responded_tick));
-    let timeline: Vec<String> = ordered.iter().map(|e| show(e)).collect();
+    let mut ordered: Vec<&Shown> = shown.iter().collect();
+    ordered.sort_by_key(|op| (op.invoked_tick, op.responded_tick));
+    let timeline: Vec<&str> = ordered.iter().map(|op| op.line.as_str()).collect();
     Err(violation(
         Invariant::S7,
         key,
@@ -463,12 +499,4 @@ fn check_linearizable(key: &str, events: &[&Event], ttl_ms: u64) -> Result<(), V
             timeline.join("\n  ")
         ),
     ))
-}
-
-/// One event on a line of a report.
-fn show(event: &Event) -> String {
-    format!(
-        "[{}..{}] {:?} -> {:?}",
-        event.invoked_tick, event.responded_tick, event.op, event.observed
-    )
 }

@@ -16,7 +16,8 @@
 //! |---|---|
 //! | `record_decode` | [`codec::check_decode`] |
 //! | `record_roundtrip` | [`codec::check_roundtrip`] of an [`codec::ArbRecord`] |
-//! | `cache_ops` | [`program::check_program`], judged by [`history::verify`] |
+//! | `cache_ops` | [`program::check_program`] (seed API), judged by [`history::verify`] |
+//! | `cache_ops_fenced` | [`fenced::check_fenced_program`] (fenced API), judged by [`fenced::verify_fenced`] |
 //!
 //! ```
 //! use atmostonce_fuzz_check::codec::check_decode;
@@ -34,5 +35,6 @@
 
 pub mod alloc;
 pub mod codec;
+pub mod fenced;
 pub mod history;
 pub mod program;

@@ -8,6 +8,7 @@ use atmostonce::{DedupEntry, DedupRecord, Tombstone};
 use atmostonce_fuzz_check::alloc::CountingAllocator;
 use atmostonce_fuzz_check::codec::{
     ArbV2Record, check_decode, check_roundtrip, check_v2_differential, engine_fenced_decode,
+    to_reference,
 };
 use atmostonce_verify::oracle::record::{self, Record, RecordError};
 use proptest::prelude::*;
@@ -122,4 +123,37 @@ fn the_v2_differential_catches_a_decoder_that_ignores_the_checksum() {
         check_v2_differential(&bytes, checksum_blind);
     }));
     assert!(caught.is_err(), "a checksum-blind decoder passed");
+}
+
+proptest! {
+    /// S8's claim for version 2 (`docs/record-format.md`, CRC32C over the
+    /// record): whichever bit of a valid record is flipped, the engine's
+    /// decoder and the reference both reject it.
+    #[test]
+    fn a_v2_record_with_any_one_bit_flipped_is_always_rejected(
+        seed in proptest::collection::vec(any::<u8>(), 0..256)
+    ) {
+        if let Ok(arb) = ArbV2Record::arbitrary_take_rest(Unstructured::new(&seed)) {
+            let bytes = arb.to_record().encode();
+            prop_assert!(FencedRecord::decode(&bytes).is_ok());
+            for bit in 0..bytes.len() * 8 {
+                let mut flipped = bytes.clone();
+                flipped[bit / 8] ^= 1 << (bit % 8);
+                prop_assert!(
+                    FencedRecord::decode(&flipped).is_err(),
+                    "bit {} flipped of {:02x?} still decodes", bit, bytes
+                );
+                prop_assert!(record::decode(&flipped).is_err(), "the reference accepts bit {}", bit);
+            }
+        }
+    }
+
+    /// Migration: every version-1 record still decodes through the
+    /// version-aware decoder the fenced API reads with, to the values the
+    /// format gives.
+    #[test]
+    fn a_v1_record_still_decodes_through_the_fenced_decoder(record in record()) {
+        let bytes = record.encode();
+        prop_assert_eq!(engine_fenced_decode(&bytes), Ok(to_reference(&record)));
+    }
 }

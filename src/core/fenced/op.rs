@@ -23,12 +23,17 @@ use crate::store::StoredEntry;
 ///   Records are never compared byte for byte.
 /// - At most [`FencedRule::MAX_APPENDS`] appends; then the last failure is
 ///   reported.
+/// - A read that ends before the rule's [`FencedRule::known_sequence`] (a
+///   token's own record) is stale: it is read again, up to
+///   [`MAX_RESOLVE_READS`] times, then reported as a store error.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FencedOp<R: FencedRule> {
     target: Target,
     io: IoPolicy,
     rule: R,
     appends: u32,
+    /// Reads that ended before the rule's known record, read again.
+    stale_rereads: u32,
     phase: Phase<R::Output>,
 }
 
@@ -81,6 +86,7 @@ impl<R: FencedRule> FencedOp<R> {
             io,
             rule,
             appends: 0,
+            stale_rereads: 0,
             phase: Phase::Reading {
                 view: View::empty(),
                 attempt: None,
@@ -166,8 +172,27 @@ impl<R: FencedRule> FencedOp<R> {
             && discriminant(found) == discriminant(&attempt.record)
             && found.claim_id().is_some()
             && found.claim_id() == attempt.record.claim_id()
+            && R::resolves_as_own(found, &attempt.record)
         {
             return Phase::Done(Ok(self.rule.landed(found, attempt.sequence)));
+        }
+        if let Some(known) = self.rule.known_sequence()
+            && view.next_seq <= known
+        {
+            // A view without the token's own record is older than the
+            // token: read again (the same bound as resolving an append).
+            if self.stale_rereads < MAX_RESOLVE_READS {
+                self.stale_rereads += 1;
+                return Phase::Reading {
+                    view: View::empty(),
+                    attempt,
+                };
+            }
+            return Phase::Done(Err(DurabilityError::StoreError(format!(
+                "{MAX_RESOLVE_READS} reads of stream {:?} in a row ended at {} records, before \
+                 the token's own record at {known}",
+                self.target.stream, view.next_seq
+            ))));
         }
         let head = view
             .head

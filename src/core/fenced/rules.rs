@@ -41,6 +41,25 @@ pub trait FencedRule: Clone + Eq + Hash + Debug {
 
     /// The result once `record`, this rule's own, is at `sequence`.
     fn landed(&self, record: &FencedRecord, sequence: u64) -> Self::Output;
+
+    /// The sequence of a record the operation knows is in the stream: a
+    /// token's own claim record, acknowledged (so durable) before the token
+    /// was handed out. A read that ends before it is stale, and is read
+    /// again instead of being decided on (`docs/spec.md`, "Fenced API": a
+    /// stale read never refuses the holder's own completion).
+    fn known_sequence(&self) -> Option<u64> {
+        None
+    }
+
+    /// Whether `found`, a record of the same kind and claim id at the
+    /// sequence an indeterminate append of `appended` was aimed at, is that
+    /// append. The claim id alone says so for a grant (each claim draws its
+    /// own) and for a release (two releases of one claim mean the same);
+    /// two completions or renewals with one token may differ.
+    fn resolves_as_own(found: &FencedRecord, appended: &FencedRecord) -> bool {
+        let _ = (found, appended);
+        true
+    }
 }
 
 fn mismatched(ours: Option<&[u8]>, theirs: Option<&[u8]>) -> bool {
@@ -209,6 +228,15 @@ impl FencedRule for FencedCompleteRule {
         }
     }
 
+    fn known_sequence(&self) -> Option<u64> {
+        Some(self.token.sequence)
+    }
+
+    fn resolves_as_own(found: &FencedRecord, appended: &FencedRecord) -> bool {
+        matches!((found, appended), (FencedRecord::Completion(found), FencedRecord::Completion(ours))
+            if found.receipt() == ours.receipt())
+    }
+
     fn landed(&self, _record: &FencedRecord, _sequence: u64) {}
 }
 
@@ -253,6 +281,10 @@ impl FencedRule for FencedReleaseRule {
         }
     }
 
+    fn known_sequence(&self) -> Option<u64> {
+        Some(self.token.sequence)
+    }
+
     fn landed(&self, _record: &FencedRecord, _sequence: u64) {}
 }
 
@@ -288,6 +320,14 @@ impl FencedRule for FencedRenewRule {
             ))),
             None => FencedPlan::Finish(Err(stale(&self.token))),
         }
+    }
+
+    fn known_sequence(&self) -> Option<u64> {
+        Some(self.token.sequence)
+    }
+
+    fn resolves_as_own(found: &FencedRecord, appended: &FencedRecord) -> bool {
+        found == appended
     }
 
     fn landed(&self, record: &FencedRecord, sequence: u64) -> ClaimToken {
