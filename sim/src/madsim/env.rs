@@ -5,14 +5,12 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use atmostonce::{DedupCache, DurabilityError};
+use atmostonce::DurableStore;
 use madsim::time::Instant;
 
 use super::rng::{sim_rng, sleep_ms};
 use super::store::{FaultStore, StoreCore};
 use crate::history::Process;
-use crate::workload::NAMESPACE;
-use crate::world::actors::cache_options;
 use crate::world::{Env, World};
 
 /// The simulated surroundings: madsim's clock, RNG and sleep, and the
@@ -60,8 +58,11 @@ impl Env for Simulated {
         sleep_ms(ms)
     }
 
-    fn cache_for(world: &Arc<SimWorld>, process: Process) -> Result<DedupCache, DurabilityError> {
-        let store = FaultStore::new(world.env.core.clone(), world.clone(), process);
-        DedupCache::with_options(Arc::new(store), NAMESPACE, cache_options(&world.config))
+    fn store_for(world: &Arc<SimWorld>, process: Process) -> Arc<dyn DurableStore> {
+        Arc::new(FaultStore::new(
+            world.env.core.clone(),
+            world.clone(),
+            process,
+        ))
     }
 }

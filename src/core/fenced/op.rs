@@ -18,7 +18,9 @@ use crate::store::StoredEntry;
 /// - An indeterminate append error re-reads (up to [`MAX_RESOLVE_READS`]
 ///   reads) and looks at the record at the sequence it appended at: if it is
 ///   of the same kind and carries the operation's claim id, the append was
-///   its own and landed; otherwise it decides again from what it read.
+///   its own and landed; otherwise it decides again from what it read. A
+///   re-read shorter than that sequence (a stale snapshot) decides nothing:
+///   it is read again, and counts against the same bound.
 ///   Records are never compared byte for byte.
 /// - At most [`FencedRule::MAX_APPENDS`] appends; then the last failure is
 ///   reported.
@@ -28,6 +30,11 @@ pub struct FencedOp<R: FencedRule> {
     io: IoPolicy,
     rule: R,
     appends: u32,
+    /// The first append error whose outcome was unknown. When the operation
+    /// gives up, it reports this error rather than a later one that would
+    /// say it took no effect (a lost race after an append that may have
+    /// landed is still an operation that may have taken effect).
+    uncertain: Option<DurabilityError>,
     phase: Phase<R::Output>,
 }
 
@@ -80,6 +87,7 @@ impl<R: FencedRule> FencedOp<R> {
             io,
             rule,
             appends: 0,
+            uncertain: None,
             phase: Phase::Reading {
                 view: View::empty(),
                 attempt: None,
@@ -159,6 +167,22 @@ impl<R: FencedRule> FencedOp<R> {
 
     /// After a finished read (and, where needed, its flush).
     fn decide(&mut self, view: View, attempt: Option<Attempt>) -> Phase<R::Output> {
+        // The failed append went to `sequence`, so the stream held that many
+        // records when it was sent. A re-read that shows fewer is older than
+        // the append (a stale snapshot) or follows a crash that also dropped
+        // records before it: it cannot say whether the append was ours, and
+        // deciding on it would refuse our own write. Read again, and when
+        // the bound is spent report the append's own error.
+        if let Some(mut attempt) = attempt.clone()
+            && view.next_seq < attempt.sequence
+        {
+            attempt.failed_reads += 1;
+            return if attempt.failed_reads < MAX_RESOLVE_READS {
+                Self::reread(attempt)
+            } else {
+                Phase::Done(Err(self.give_up(attempt.error)))
+            };
+        }
         if let Some(attempt) = &attempt
             && let Some(found) = &view.probed
             && discriminant(found) == discriminant(&attempt.record)
@@ -173,15 +197,17 @@ impl<R: FencedRule> FencedOp<R> {
             .map(|(sequence, record)| (*sequence, record));
         match self.rule.decide(&self.target, head, view.next_seq) {
             FencedPlan::Finish(result) => Phase::Done(result),
-            FencedPlan::Append(_) if self.appends >= R::MAX_APPENDS => Phase::Done(Err(attempt
-                .map_or_else(
+            FencedPlan::Append(_) if self.appends >= R::MAX_APPENDS => {
+                let error = attempt.map_or_else(
                     || {
                         DurabilityError::StoreError(
                             "operation driver error: no appends allowed".into(),
                         )
                     },
                     |attempt| attempt.error,
-                ))),
+                );
+                Phase::Done(Err(self.give_up(error)))
+            }
             FencedPlan::Append(record) => {
                 if let Some((_, FencedRecord::Completion(_))) = head {
                     debug_assert!(
@@ -204,6 +230,12 @@ impl<R: FencedRule> FencedOp<R> {
         } else {
             self.decide(view, attempt)
         }
+    }
+
+    /// The error an operation that gives up reports: the first uncertain
+    /// append's, if it had one, else `last`.
+    fn give_up(&self, last: DurabilityError) -> DurabilityError {
+        self.uncertain.clone().unwrap_or(last)
     }
 
     fn reread(attempt: Attempt) -> Phase<R::Output> {
@@ -277,8 +309,9 @@ impl<R: FencedRule> Operation for FencedOp<R> {
                 if attempt.failed_reads < MAX_RESOLVE_READS {
                     Self::reread(attempt)
                 } else {
-                    // The append's fate stays unknown: report its own error.
-                    Phase::Done(Err(attempt.error))
+                    // The append's fate stays unknown: report its own error
+                    // (or an earlier uncertain one).
+                    Phase::Done(Err(self.give_up(attempt.error)))
                 }
             }
             (Phase::Reading { .. }, StoreReply::Read(Err(error))) => Phase::Done(Err(error)),
@@ -311,12 +344,19 @@ impl<R: FencedRule> Operation for FencedOp<R> {
                     expected_seq,
                 },
                 StoreReply::Append(Err(error)),
-            ) => Self::reread(Attempt {
-                record,
-                sequence: expected_seq,
-                error,
-                failed_reads: 0,
-            }),
+            ) => {
+                if self.uncertain.is_none()
+                    && !matches!(error, DurabilityError::SequenceConflict { .. })
+                {
+                    self.uncertain = Some(error.clone());
+                }
+                Self::reread(Attempt {
+                    record,
+                    sequence: expected_seq,
+                    error,
+                    failed_reads: 0,
+                })
+            }
             (Phase::Flushing { record, sequence }, StoreReply::Flush(Ok(()))) => {
                 Phase::Done(Ok(self.rule.landed(&record, sequence)))
             }
