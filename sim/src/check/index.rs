@@ -169,9 +169,16 @@ impl<'a> Checker<'a> {
     /// then dropped) and wrote nothing that stayed. The fenced engine
     /// flushes before it decides on a read that may not be durable, so a
     /// dirty read excuses none of its answers.
+    ///
+    /// A fenced token call (complete, release, renew) is never excused: a
+    /// stale snapshot is a prefix of the stream, so it can neither show the
+    /// token's own later record nor justify refusing the token.
     pub(super) fn unreliable_read(&self, op: &OpRecord) -> bool {
-        let dirty = op.dirty_read && self.history.fenced.is_none();
-        (op.stale_read || dirty) && !op.granted() && op.write != WriteTruth::Applied
+        let fenced = self.history.fenced.is_some();
+        let token_call = fenced && !matches!(op.op, SpecOp::Claim { .. } | SpecOp::Lookup)
+            || op.name() == "renew";
+        let dirty = op.dirty_read && !fenced;
+        (op.stale_read || dirty) && !token_call && !op.granted() && op.write != WriteTruth::Applied
     }
 
     pub(super) fn shared(&self, key: KeyId) -> bool {

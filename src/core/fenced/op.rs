@@ -6,7 +6,7 @@ use super::rules::{FencedPlan, FencedRule};
 use crate::DurabilityError;
 use crate::codec::FencedRecord;
 use crate::core::{IoPolicy, Operation, Step, StoreReply, StoreRequest, Target, misfed};
-use crate::limits::MAX_RESOLVE_READS;
+use crate::limits::{MAX_RESOLVE_READS, MAX_SHORT_READS};
 use crate::store::StoredEntry;
 
 /// A fenced single-key operation: read the key's whole stream (every record
@@ -18,9 +18,10 @@ use crate::store::StoredEntry;
 /// - An indeterminate append error re-reads (up to [`MAX_RESOLVE_READS`]
 ///   reads) and looks at the record at the sequence it appended at: if it is
 ///   of the same kind and carries the operation's claim id, the append was
-///   its own and landed; otherwise it decides again from what it read. A
-///   re-read shorter than that sequence (a stale snapshot) decides nothing:
-///   it is read again, and counts against the same bound.
+///   its own and landed; otherwise it decides again from what it read.
+/// - A read shorter than the stream is known to be (the token's claim
+///   record, a failed append's sequence) is stale and decides nothing: it is
+///   read again, up to [`MAX_SHORT_READS`] reads.
 ///   Records are never compared byte for byte.
 /// - At most [`FencedRule::MAX_APPENDS`] appends; then the last failure is
 ///   reported.
@@ -35,6 +36,8 @@ pub struct FencedOp<R: FencedRule> {
     /// say it took no effect (a lost race after an append that may have
     /// landed is still an operation that may have taken effect).
     uncertain: Option<DurabilityError>,
+    /// Reads that showed fewer records than the stream is known to hold.
+    short_reads: u32,
     phase: Phase<R::Output>,
 }
 
@@ -88,6 +91,7 @@ impl<R: FencedRule> FencedOp<R> {
             rule,
             appends: 0,
             uncertain: None,
+            short_reads: 0,
             phase: Phase::Reading {
                 view: View::empty(),
                 attempt: None,
@@ -167,27 +171,44 @@ impl<R: FencedRule> FencedOp<R> {
 
     /// After a finished read (and, where needed, its flush).
     fn decide(&mut self, view: View, attempt: Option<Attempt>) -> Phase<R::Output> {
-        // The failed append went to `sequence`, so the stream held that many
-        // records when it was sent. A re-read that shows fewer is older than
-        // the append (a stale snapshot) or follows a crash that also dropped
-        // records before it: it cannot say whether the append was ours, and
-        // deciding on it would refuse our own write. Read again, and when
-        // the bound is spent report the append's own error.
-        if let Some(mut attempt) = attempt.clone()
-            && view.next_seq < attempt.sequence
-        {
-            attempt.failed_reads += 1;
-            return if attempt.failed_reads < MAX_RESOLVE_READS {
-                Self::reread(attempt)
+        // The stream is known to hold `known_len` records: the token's own
+        // claim was durable before the token was handed out, and a failed
+        // append went to the stream's length at the time. A read showing
+        // fewer is older than that (a stale snapshot): deciding on it would
+        // refuse the holder's own token or its own append. Read again, and
+        // when the bound is spent give up with an indeterminate error.
+        let known_len = attempt
+            .as_ref()
+            .map_or(0, |attempt| attempt.sequence)
+            .max(self.rule.known_len());
+        if view.next_seq < known_len {
+            self.short_reads += 1;
+            return if self.short_reads < MAX_SHORT_READS {
+                Phase::Reading {
+                    view: View::empty(),
+                    attempt,
+                }
             } else {
-                Phase::Done(Err(self.give_up(attempt.error)))
+                let error = DurabilityError::StoreError(format!(
+                    "the store served {MAX_SHORT_READS} reads of stream {:?} shorter than the \
+                     {known_len} records it is known to hold (stale snapshots); nothing was \
+                     decided",
+                    self.target.stream
+                ));
+                Phase::Done(Err(self.give_up(error)))
             };
         }
+        // A lost race never landed; an uncertain append landed when the
+        // record at its sequence is of its kind and claim id (and, for a
+        // completion, its receipt: the same claim's earlier completion with
+        // another receipt is not this one).
         if let Some(attempt) = &attempt
+            && !matches!(attempt.error, DurabilityError::SequenceConflict { .. })
             && let Some(found) = &view.probed
             && discriminant(found) == discriminant(&attempt.record)
             && found.claim_id().is_some()
             && found.claim_id() == attempt.record.claim_id()
+            && same_receipt(found, &attempt.record)
         {
             return Phase::Done(Ok(self.rule.landed(found, attempt.sequence)));
         }
@@ -243,6 +264,16 @@ impl<R: FencedRule> FencedOp<R> {
             view: View::empty(),
             attempt: Some(attempt),
         }
+    }
+}
+
+/// False only for two completions with different receipts.
+fn same_receipt(found: &FencedRecord, ours: &FencedRecord) -> bool {
+    match (found, ours) {
+        (FencedRecord::Completion(found), FencedRecord::Completion(ours)) => {
+            found.receipt() == ours.receipt()
+        }
+        _ => true,
     }
 }
 

@@ -41,6 +41,14 @@ pub trait FencedRule: Clone + Eq + Hash + Debug {
 
     /// The result once `record`, this rule's own, is at `sequence`.
     fn landed(&self, record: &FencedRecord, sequence: u64) -> Self::Output;
+
+    /// How many records the stream is known to hold before the operation
+    /// reads it: a token's claim record was made durable before the token
+    /// was handed out, so the stream holds at least `token.sequence + 1`.
+    /// A read showing fewer is stale and decides nothing.
+    fn known_len(&self) -> u64 {
+        0
+    }
 }
 
 fn mismatched(ours: Option<&[u8]>, theirs: Option<&[u8]>) -> bool {
@@ -180,6 +188,10 @@ impl FencedRule for FencedCompleteRule {
     type Output = ();
     const MAX_APPENDS: u32 = MAX_TOKEN_OP_ATTEMPTS;
 
+    fn known_len(&self) -> u64 {
+        self.token.sequence.saturating_add(1)
+    }
+
     fn decide(
         &self,
         target: &Target,
@@ -224,6 +236,10 @@ pub struct FencedReleaseRule {
 impl FencedRule for FencedReleaseRule {
     type Output = ();
     const MAX_APPENDS: u32 = MAX_TOKEN_OP_ATTEMPTS;
+
+    fn known_len(&self) -> u64 {
+        self.token.sequence.saturating_add(1)
+    }
 
     fn decide(
         &self,
@@ -270,6 +286,10 @@ pub struct FencedRenewRule {
 impl FencedRule for FencedRenewRule {
     type Output = ClaimToken;
     const MAX_APPENDS: u32 = MAX_TOKEN_OP_ATTEMPTS;
+
+    fn known_len(&self) -> u64 {
+        self.token.sequence.saturating_add(1)
+    }
 
     fn decide(
         &self,
