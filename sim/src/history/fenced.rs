@@ -100,7 +100,6 @@ pub fn seed_answer(answer: &FencedAnswer, op: &FencedOp) -> SpecAnswer {
 /// A claim's answer in the oracle's words. `Claim` is non-exhaustive: an
 /// answer the oracle has no word for is [`FencedError::Unclassified`], which
 /// the checker reports as an internal error.
-#[must_use]
 pub fn claim_answer(claim: &Claim) -> FencedResponse {
     match claim {
         Claim::Granted(token) => Ok(FencedAnswer::Granted(token_of(token))),
@@ -117,7 +116,6 @@ pub fn claim_answer(claim: &Claim) -> FencedResponse {
 
 /// A lookup's answer in the oracle's words (unknown statuses as for
 /// [`claim_answer`]).
-#[must_use]
 pub fn lookup_answer(status: &Option<KeyStatus>) -> FencedResponse {
     match status {
         None => Ok(FencedAnswer::Absent),
