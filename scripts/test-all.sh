@@ -39,15 +39,14 @@ cargo test --workspace --release --all-features
 # The madsim build (`--cfg madsim`, target/madsim) of the simulator: its own
 # tests (determinism, every fault's mark, A1's vacuity, shrinking, replay),
 # the regression file (the seed API's findings must still be found, the
-# passing seeds must still pass), and a short sweep of the CI gate's fault
-# set with the determinism check.
+# passing seeds of both APIs must still pass), and a short sweep of the CI
+# gate (the fenced API, every fault) with the determinism check.
 step "simulator: tests in the madsim build"
 cargo sim-test
 step "simulator: regression seeds (sim/regressions.toml)"
 cargo sim -- --regressions sim/regressions.toml
 step "simulator: seeds 0..1000 of the gate, each run twice (determinism)"
-cargo sim -- --seeds 0..1000 --check-determinism \
-    --faults swarm,-error-applied,-error-lost,-stale-reads,-corruption,-store-crash
+cargo sim -- --seeds 0..1000 --check-determinism --api fenced --faults swarm
 
 # --- fuzz corpora are replayed by the ordinary tests above ---
 # (fuzz-check/ is a workspace member: its tests replay fuzz/corpus/<target>/

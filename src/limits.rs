@@ -29,6 +29,13 @@ pub const MAX_READ_BATCH: usize = 4096;
 /// that fails this many reads in a row is down; retrying longer only hides it.
 pub const MAX_RESOLVE_READS: u32 = 3;
 
+/// Reads a fenced operation makes while the store keeps answering with
+/// fewer records than the stream is known to hold (stale snapshots), before
+/// it gives up with an indeterminate error. A stale snapshot is a transient
+/// of a replicated or cached store; one that persists this long is a store
+/// to report, not to wait on.
+pub const MAX_SHORT_READS: u32 = 4;
+
 /// Times a completion re-reads and decides again after losing an append race.
 /// Each lost race means another writer made progress on this key, so a few
 /// rounds settle it; more would only spin against a misbehaving store.

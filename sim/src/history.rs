@@ -5,10 +5,17 @@
 //! [`History`] from inside a simulation, and a live mode against real stores
 //! can fill one from real tasks and hand it to the same checker.
 
+mod fenced;
+
 use std::hash::{Hash, Hasher};
 
 use atmostonce::DurabilityError;
+use atmostonce_verify::oracle::fenced::{FencedOp, FencedParams, FencedResponse};
 use atmostonce_verify::oracle::{SpecAnswer, SpecOp};
+
+pub use fenced::{
+    FencedCall, claim_answer, classify, lookup_answer, seed_answer, seed_view, token_of,
+};
 
 /// An operation's index in [`History::ops`].
 pub type OpId = u32;
@@ -60,7 +67,8 @@ pub struct OpRecord {
     pub incarnation: u32,
     /// The key.
     pub key: KeyId,
-    /// The operation and its parameters, as the specification sees it.
+    /// The operation and its parameters, as the seed specification sees
+    /// it (for a fenced operation, its seed view: [`seed_view`]).
     pub op: SpecOp,
     /// Invocation time, microseconds since the run started.
     pub call_us: u64,
@@ -81,6 +89,9 @@ pub struct OpRecord {
     pub write: WriteTruth,
     /// For an expiry: the stream slot its tombstone went to.
     pub slot: Option<(String, u64)>,
+    /// For an operation of the fenced API: the operation and its answer in
+    /// the fenced specification's words.
+    pub fenced: Option<FencedCall>,
 }
 
 impl OpRecord {
@@ -93,10 +104,17 @@ impl OpRecord {
         )
     }
 
-    /// A short name: `claim`, `lookup`, `complete`, `release`, `expire`.
+    /// A short name: `claim`, `lookup`, `complete`, `release`, `renew`,
+    /// `expire`.
     #[must_use]
     pub fn name(&self) -> &'static str {
-        op_name(&self.op)
+        match &self.fenced {
+            Some(FencedCall {
+                op: FencedOp::Renew { .. },
+                ..
+            }) => "renew",
+            _ => op_name(&self.op),
+        }
     }
 
     /// The response time, or `u64::MAX` when it never answered.
@@ -257,6 +275,9 @@ pub struct History {
     /// sweeper's grace − the largest clock skew. A1 holds deliveries to one
     /// per such window. `None`: the recorder does not know it.
     pub dedup_window_us: Option<u64>,
+    /// The fenced cache's settings when the history is of the fenced API
+    /// (its rules judge it then); `None` for the seed API.
+    pub fenced: Option<FencedParams>,
     trace: TraceHash,
 }
 
@@ -381,15 +402,83 @@ impl History {
             dirty_read: false,
             write: WriteTruth::None,
             slot: None,
+            fenced: None,
         });
         id
     }
 
-    /// Records the response of operation `id`.
+    /// Records the invocation of a fenced operation (its seed view in
+    /// [`OpRecord::op`]) and returns its id.
+    pub fn invoke_fenced(
+        &mut self,
+        process: Process,
+        incarnation: u32,
+        key: KeyId,
+        op: FencedOp,
+        claim: Option<OpId>,
+        call_us: u64,
+    ) -> OpId {
+        let id = self.invoke(process, incarnation, key, seed_view(&op), claim, call_us);
+        self.trace.debug(&op);
+        if let Some(record) = self.ops.get_mut(id as usize) {
+            record.fenced = Some(FencedCall { op, answer: None });
+        }
+        id
+    }
+
+    /// Records the response of fenced operation `id`: the engine's error,
+    /// or its answer in the fenced specification's words.
+    pub fn respond_fenced(
+        &mut self,
+        id: OpId,
+        answer: Result<FencedResponse, DurabilityError>,
+        ret_us: u64,
+    ) {
+        let Some(FencedCall { op, .. }) =
+            self.ops.get(id as usize).and_then(|op| op.fenced.as_ref())
+        else {
+            return;
+        };
+        let classified = match &answer {
+            Ok(response) => response.clone(),
+            Err(error) => Err(classify(error)),
+        };
+        let seed = match answer {
+            Ok(Ok(answer)) => Ok(seed_answer(&answer, op)),
+            // An answer the oracle has no word for: the seed view keeps a
+            // plain `Done` and the fenced answer the unclassified error the
+            // checker reports.
+            Ok(Err(_)) => Ok(SpecAnswer::Done),
+            Err(error) => Err(error),
+        };
+        self.respond(id, seed, ret_us);
+        self.trace.debug(&classified);
+        if let Some(FencedCall { answer, .. }) = self
+            .ops
+            .get_mut(id as usize)
+            .and_then(|op| op.fenced.as_mut())
+        {
+            *answer = Some(classified);
+        }
+    }
+
+    /// Records the response of operation `id`. A fenced expiry (the
+    /// sweeper's release, answered by the store) gets its fenced answer
+    /// from it too.
     pub fn respond(&mut self, id: OpId, result: Result<SpecAnswer, DurabilityError>, ret_us: u64) {
         self.trace.u64(u64::from(id));
         self.trace.debug(&(&result, ret_us));
         if let Some(op) = self.ops.get_mut(id as usize) {
+            if let Some(FencedCall {
+                op: FencedOp::Expire { .. },
+                answer,
+            }) = &mut op.fenced
+            {
+                *answer = Some(match &result {
+                    Ok(_) => Ok(atmostonce_verify::oracle::fenced::FencedAnswer::Done),
+                    Err(error) => Err(classify(error)),
+                });
+            }
             op.ret_us = Some(ret_us);
             op.result = Some(result);
         }

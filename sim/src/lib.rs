@@ -40,7 +40,7 @@
 //!
 //! ```text
 //! use atmostonce_sim::{config::FaultSpec, outcome::{ConfigSource, RunOptions}, run_seeds};
-//! let source = ConfigSource::standard(FaultSpec::parse("none").unwrap());
+//! let source = ConfigSource::standard(Api::Fenced, FaultSpec::parse("none").unwrap());
 //! let summary = run_seeds(0..100, 2, &source, RunOptions::default(), true, |_| {});
 //! assert_eq!(summary.exit_code(), 0, "{}", atmostonce_sim::report::summary_line(&summary));
 //! ```

@@ -26,11 +26,11 @@ pub enum ConfigSource {
 }
 
 impl ConfigSource {
-    /// The standard scenario with these faults.
+    /// The standard scenario of `api` with these faults.
     #[must_use]
-    pub fn standard(faults: FaultSpec) -> ConfigSource {
+    pub fn standard(api: Api, faults: FaultSpec) -> ConfigSource {
         ConfigSource::Draw {
-            api: Api::Seed,
+            api,
             shape: Shape::STANDARD,
             faults,
         }

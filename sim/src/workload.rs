@@ -24,6 +24,26 @@ pub const BACKOFF_MS: (u64, u64) = (5, 50);
 /// How long a delivery (the side effect) takes, in milliseconds.
 pub const DELIVERY_MS: (u64, u64) = (1, 20);
 
+/// Fenced API: per mille of claims made with the message's fingerprint
+/// (`claim_with_fingerprint`); the rest claim without one, which never
+/// mismatches. Half and half reaches both paths often.
+pub const FINGERPRINT_PM: u32 = 500;
+
+/// Fenced API: per mille of fingerprinted claims that carry a different
+/// message under the same key (a client reusing a key), which must be
+/// refused with `FingerprintMismatch` while the key is held or completed
+/// with a fingerprint. Rare, like the mistake it models.
+pub const MISMATCH_PM: u32 = 100;
+
+/// Fenced API: per mille of grants whose work is long: the holder works
+/// [`LONG_WORK_MS`], renews its lease, then delivers with the renewed token.
+pub const RENEW_PM: u32 = 200;
+
+/// How long a long piece of work takes before its renewal, in milliseconds:
+/// well under the shortest drawn lease (2 s), so a holder that is not paused
+/// renews in time.
+pub const LONG_WORK_MS: (u64, u64) = (50, 400);
+
 /// The workload's keys: `k00`, `k01`, ... (zero-padded so they sort).
 #[must_use]
 pub fn key_names(keys: u16) -> Vec<String> {

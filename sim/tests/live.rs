@@ -1,5 +1,5 @@
 //! Live mode end to end (ordinary build only): a short run against each
-//! store with its faults on passes the checker, and every planted mistake
+//! store with its faults on passes the checker, for each API, and every planted mistake
 //! is caught by the invariant that is there to catch it.
 //!
 //! The PostgreSQL run needs `ATMOSTONCE_POSTGRES_URL` (the README's test
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use atmostonce_sim::check::Invariant;
 use atmostonce_sim::cli::{LiveFault, Plant, StoreKind};
-use atmostonce_sim::config::Shape;
+use atmostonce_sim::config::{Api, Shape};
 use atmostonce_sim::live::{LiveOptions, LiveRun, PostgresTarget, report, run};
 
 /// Draws the runs' timings (the runs themselves are not deterministic).
@@ -79,23 +79,24 @@ fn assert_passes(run: &LiveRun) {
     assert!(run.faults.producer_crashes > 0, "no producer was crashed");
 }
 
-#[test]
-fn a_live_run_against_the_memory_store_with_crashed_producers_and_latency_passes() {
-    let run = live(&options(StoreKind::Memory, 2_000, 16));
+fn memory_run_passes(api: Api) {
+    let mut options = options(StoreKind::Memory, 2_000, 16);
+    options.config.api = api;
+    let run = live(&options);
     assert_passes(&run);
     assert!(run.faults.delayed_calls > 0);
 }
 
-#[test]
-fn a_live_run_against_haematite_whose_server_is_killed_and_restarted_passes() {
-    let run = live(&options(StoreKind::Haematite, 3_500, 16));
+fn haematite_run_passes(api: Api) {
+    let mut options = options(StoreKind::Haematite, 3_500, 16);
+    options.config.api = api;
+    let run = live(&options);
     assert_passes(&run);
     assert!(run.faults.store_crashes > 0, "the server was never killed");
     assert_eq!(run.faults.acknowledged_lost, 0);
 }
 
-#[test]
-fn a_live_run_against_postgres_with_terminated_connections_and_restarts_passes() {
+fn postgres_run_passes(api: Api) {
     let url = std::env::var("ATMOSTONCE_POSTGRES_URL").unwrap_or_else(|_| {
         panic!(
             "ATMOSTONCE_POSTGRES_URL is not set: this test needs a PostgreSQL server. Run \
@@ -107,6 +108,7 @@ fn a_live_run_against_postgres_with_terminated_connections_and_restarts_passes()
         .ok()
         .map(|dir| PathBuf::from(dir).join("data"));
     let mut options = options(StoreKind::Postgres, 4_000, 16);
+    options.config.api = api;
     if data.is_none() {
         eprintln!("no THROWAWAY_POSTGRES_DIR: the server is not restarted, only disconnected");
         options
@@ -131,6 +133,36 @@ fn a_live_run_against_postgres_with_terminated_connections_and_restarts_passes()
         );
     }
     assert_eq!(run.faults.acknowledged_lost, 0);
+}
+
+#[test]
+fn a_live_run_against_the_memory_store_with_crashed_producers_and_latency_passes() {
+    memory_run_passes(Api::Seed);
+}
+
+#[test]
+fn a_fenced_live_run_against_the_memory_store_with_crashed_producers_and_latency_passes() {
+    memory_run_passes(Api::Fenced);
+}
+
+#[test]
+fn a_live_run_against_haematite_whose_server_is_killed_and_restarted_passes() {
+    haematite_run_passes(Api::Seed);
+}
+
+#[test]
+fn a_fenced_live_run_against_haematite_whose_server_is_killed_and_restarted_passes() {
+    haematite_run_passes(Api::Fenced);
+}
+
+#[test]
+fn a_live_run_against_postgres_with_terminated_connections_and_restarts_passes() {
+    postgres_run_passes(Api::Seed);
+}
+
+#[test]
+fn a_fenced_live_run_against_postgres_with_terminated_connections_and_restarts_passes() {
+    postgres_run_passes(Api::Fenced);
 }
 
 /// Runs a plant against the memory store and returns the invariants the

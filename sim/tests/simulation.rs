@@ -2,7 +2,7 @@
 #![cfg(madsim)]
 
 use atmostonce_sim::check::Invariant;
-use atmostonce_sim::config::{Fault, FaultSpec};
+use atmostonce_sim::config::{Api, Fault, FaultSpec};
 use atmostonce_sim::history::{Event, FaultEvent};
 use atmostonce_sim::outcome::{ConfigSource, RunOptions};
 use atmostonce_sim::replay::read_regressions;
@@ -12,7 +12,10 @@ use atmostonce_sim::runner::{run_regressions, run_seed, run_seeds, shrink};
 const GATE: &str = "swarm,-error-applied,-error-lost,-stale-reads,-corruption";
 
 fn source(faults: &str) -> ConfigSource {
-    ConfigSource::standard(FaultSpec::parse(faults).expect("a valid fault spec"))
+    ConfigSource::standard(
+        Api::Seed,
+        FaultSpec::parse(faults).expect("a valid fault spec"),
+    )
 }
 
 fn keep() -> RunOptions {

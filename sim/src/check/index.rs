@@ -17,7 +17,10 @@ pub(super) struct Checker<'a> {
     pub(super) corrupted: Vec<KeyId>,
     /// Each key's operations, in invocation order.
     pub(super) by_key: Vec<Vec<&'a OpRecord>>,
-    /// Each key's terminal events: `[releases and expiries, expiries only]`.
+    /// Each key's terminal events: `[releases and expiries, expiries only]`;
+    /// for a fenced history the second set also holds the claims that may
+    /// have been granted (a grant may take over an expired claim or
+    /// receipt, ending it without a release).
     terminals: Vec<[Terminals; 2]>,
     /// Each claim's completions (not releases), in invocation order.
     pub(super) completions: BTreeMap<OpId, Vec<&'a OpRecord>>,
@@ -162,8 +165,20 @@ impl<'a> Checker<'a> {
         !self.options.strict_reads && self.unreliable_read(op)
     }
 
+    /// True when `op` read stale data (for the seed API also: data a crash
+    /// then dropped) and wrote nothing that stayed. The fenced engine
+    /// flushes before it decides on a read that may not be durable, so a
+    /// dirty read excuses none of its answers.
+    ///
+    /// A fenced token call (complete, release, renew) is never excused: a
+    /// stale snapshot is a prefix of the stream, so it can neither show the
+    /// token's own later record nor justify refusing the token.
     pub(super) fn unreliable_read(&self, op: &OpRecord) -> bool {
-        (op.stale_read || op.dirty_read) && !op.granted() && op.write != WriteTruth::Applied
+        let fenced = self.history.fenced.is_some();
+        let token_call = fenced && !matches!(op.op, SpecOp::Claim { .. } | SpecOp::Lookup)
+            || op.name() == "renew";
+        let dirty = op.dirty_read && !fenced;
+        (op.stale_read || dirty) && !token_call && !op.granted() && op.write != WriteTruth::Applied
     }
 
     pub(super) fn shared(&self, key: KeyId) -> bool {
@@ -191,6 +206,13 @@ impl<'a> Checker<'a> {
                 None | Some(Ok(_)) => true,
                 Some(Err(error)) => ErrorClass::of(error) == ErrorClass::Indeterminate,
             },
+            SpecOp::Claim { .. } if expiries_only && self.history.fenced.is_some() => {
+                match &op.result {
+                    None => true,
+                    Some(Ok(_)) => op.granted(),
+                    Some(Err(error)) => ErrorClass::of(error) == ErrorClass::Indeterminate,
+                }
+            }
             _ => false,
         }
     }

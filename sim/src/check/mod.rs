@@ -41,6 +41,7 @@
 //! shared with another key (forced hash collisions) or holds a corrupted
 //! record (the engine surfacing corruption as an error is what it must do).
 
+mod fenced;
 mod index;
 mod rules;
 mod show;

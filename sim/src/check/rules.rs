@@ -17,6 +17,10 @@ use atmostonce_verify::catalogue::Invariant;
 
 impl Checker<'_> {
     pub(super) fn key(&self, key: KeyId, verdict: &mut Verdict) {
+        if let Some(params) = self.history.fenced {
+            self.fenced_key(key, params, verdict);
+            return;
+        }
         let ops = &self.by_key[usize::from(key)];
         for op in ops {
             if op.stale_read && self.unreliable_read(op) {
@@ -65,7 +69,7 @@ impl Checker<'_> {
 
     /// S3 and S6: every receipt answered is one a completion of this key
     /// tried to store before the answer.
-    fn receipts(&self, key: KeyId, ops: &[&OpRecord], verdict: &mut Verdict) {
+    pub(super) fn receipts(&self, key: KeyId, ops: &[&OpRecord], verdict: &mut Verdict) {
         let name = &self.history.keys[usize::from(key)];
         // Each receipt a completion of this key tried to store, with the
         // earliest such attempt.

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use super::{Flags, parse_number, parse_seed};
-use crate::config::Fault;
+use crate::config::{Api, Fault};
 
 /// The stores live mode runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -264,6 +264,8 @@ pub struct LiveArgs {
     pub seed: Option<u64>,
     /// `--think-ms`: the longest pause of a producer between messages.
     pub think_ms: u64,
+    /// `--api`: the engine API the producers use.
+    pub api: Api,
     /// `--json`.
     pub json: bool,
     /// `--strict-reads`.
@@ -371,6 +373,7 @@ pub(crate) fn parse_live(args: &[String]) -> Result<LiveArgs, String> {
         faults: None,
         seed: None,
         think_ms: LIVE_DEFAULT_THINK_MS,
+        api: Api::Fenced,
         json: false,
         strict_reads: false,
         full_history: false,
@@ -393,6 +396,7 @@ pub(crate) fn parse_live(args: &[String]) -> Result<LiveArgs, String> {
             "--faults" => faults = Some(value()?),
             "--seed" => live.seed = Some(parse_seed(&value()?)?),
             "--think-ms" => live.think_ms = parse_number(flag, &value()?)?,
+            "--api" => live.api = Api::parse(&value()?)?,
             "--json" => live.json = true,
             "--strict-reads" => live.strict_reads = true,
             "--history" => live.full_history = true,

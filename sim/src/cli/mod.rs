@@ -170,7 +170,7 @@ pub fn parse(args: &[String]) -> Result<Cli, String> {
         mode: Mode::Help,
         jobs: std::thread::available_parallelism().map_or(1, usize::from),
         faults: FaultSpec::parse("swarm")?,
-        api: Api::Seed,
+        api: Api::Fenced,
         shape: Shape::STANDARD,
         check_determinism: false,
         strict_reads: false,
@@ -340,8 +340,9 @@ OPTIONS:
                      error-applied,error-lost. Rates are drawn from the seed.
                      Faults:
 {faults}
-  --api seed         the engine API the producers use (only `seed`, the
-                     seed-compatible API, exists so far)
+  --api A            the engine API the producers use: `fenced` (default;
+                     claim tokens, a fenced downstream) or `seed` (the
+                     seed-compatible API, whose known bugs stay reproducible)
   --jobs J           worker threads for --seeds (default: CPUs); each seed
                      runs its own madsim runtime on a fresh thread
   --check-determinism  run every seed twice; a different trace hash fails (exit 2)
@@ -405,6 +406,7 @@ LIVE OPTIONS:
 {live_faults}
   --seed N           draws the workload's timings and fault rates as the
                      simulator does (default: from the clock; printed)
+  --api A            `fenced` (default) or `seed`, as for the simulator
   --think-ms MS      longest pause between a producer's messages (default
                      {LIVE_DEFAULT_THINK_MS})
   --strict-reads     as for the simulator

@@ -28,7 +28,7 @@ fn a_sweep_parses_its_range_jobs_and_faults() {
 fn conflicting_or_unknown_arguments_are_refused() {
     assert!(parse(&args("--seed 1 --seeds 0..2")).is_err());
     assert!(parse(&args("--frobnicate")).is_err());
-    assert!(parse(&args("--api fenced")).is_err());
+    assert!(parse(&args("--api fenced-ish")).is_err());
     assert!(parse(&args("--seeds 0..9 --timeline x.html")).is_err());
     assert!(parse(&args("--jobs 0 --seed 1")).is_err());
 }

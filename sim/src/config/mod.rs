@@ -88,15 +88,22 @@ pub enum Api {
     /// The seed-compatible API: `claim_or_get`, `complete_receipt_at`,
     /// `release_claim_at`, `lookup`, `DedupSweeper::sweep_once`.
     Seed,
+    /// The fenced API (`atmostonce::fenced`): `claim` /
+    /// `claim_with_fingerprint`, `complete`, `release`, `renew`, `lookup`
+    /// with claim tokens, `FencedSweeper::sweep_once`, and a downstream
+    /// that refuses stale fences. The default.
+    Fenced,
 }
 
 impl Api {
-    /// Parses `seed`.
+    /// Parses `seed` or `fenced`.
     pub fn parse(text: &str) -> Result<Api, String> {
         match text {
             "seed" => Ok(Api::Seed),
+            "fenced" => Ok(Api::Fenced),
             other => Err(format!(
-                "unknown API {other:?}; the seed-compatible API (`seed`) is the only one so far"
+                "unknown API {other:?}; the APIs are `fenced` (the engine's own, the default) \
+                 and `seed` (the seed-compatible one)"
             )),
         }
     }
@@ -106,6 +113,7 @@ impl fmt::Display for Api {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Api::Seed => f.write_str("seed"),
+            Api::Fenced => f.write_str("fenced"),
         }
     }
 }

@@ -89,6 +89,7 @@ pub fn options(args: &LiveArgs) -> Result<LiveOptions, String> {
         strict_reads: args.strict_reads,
     };
     options.plant = args.plant;
+    options.config.api = args.api;
     options.server_exe = std::env::current_exe()
         .map_err(|error| format!("cannot find this binary (for the haematite server): {error}"))?;
     options.haematite_path = args.path.clone();

@@ -8,16 +8,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use atmostonce::{
-    DedupCache, DurabilityError, DurableStore, ScannedEntry, StoreFuture, StoredEntry,
-};
+use atmostonce::{DurabilityError, DurableStore, ScannedEntry, StoreFuture, StoredEntry};
 use atmostonce_verify::oracle::SpecAnswer;
 
 use super::lock::lock;
 use crate::config::{Draw, SplitMix};
 use crate::history::{FaultEvent, OpId, Process};
-use crate::workload::NAMESPACE;
-use crate::world::actors::cache_options;
 use crate::world::{Env, World};
 
 /// The world of a live run.
@@ -91,12 +87,11 @@ impl Env for Live {
         tokio::time::sleep(Duration::from_millis(ms))
     }
 
-    fn cache_for(world: &Arc<LiveWorld>, process: Process) -> Result<DedupCache, DurabilityError> {
-        let store = Recording {
+    fn store_for(world: &Arc<LiveWorld>, process: Process) -> Arc<dyn DurableStore> {
+        Arc::new(Recording {
             world: world.clone(),
             caller: process,
-        };
-        DedupCache::with_options(Arc::new(store), NAMESPACE, cache_options(&world.config))
+        })
     }
 }
 

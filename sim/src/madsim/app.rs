@@ -357,7 +357,7 @@ fn calibrate(cli: &Cli) -> Result<i32, String> {
     let standard = runner::run_seeds(
         seeds,
         cli.jobs,
-        &ConfigSource::standard(FaultSpec::parse("swarm")?),
+        &ConfigSource::standard(cli.api, FaultSpec::parse("swarm")?),
         RunOptions::default(),
         false,
         |_| {},

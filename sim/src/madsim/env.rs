@@ -5,15 +5,13 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use atmostonce::{DedupCache, DurabilityError};
+use atmostonce::DurableStore;
 use madsim::time::Instant;
 
 use super::rng::{sim_rng, sleep_ms};
 use super::store::{FaultStore, StoreCore};
 use crate::history::Process;
 use crate::served::Served;
-use crate::workload::NAMESPACE;
-use crate::world::actors::cache_options;
 use crate::world::{Env, World};
 
 /// The simulated surroundings: madsim's clock, RNG and sleep, and the
@@ -61,12 +59,11 @@ impl Env for Simulated {
         sleep_ms(ms)
     }
 
-    fn cache_for(world: &Arc<SimWorld>, process: Process) -> Result<DedupCache, DurabilityError> {
-        let store = Served(FaultStore::new(
+    fn store_for(world: &Arc<SimWorld>, process: Process) -> Arc<dyn DurableStore> {
+        Arc::new(Served(FaultStore::new(
             world.env.core.clone(),
             world.clone(),
             process,
-        ));
-        DedupCache::with_options(Arc::new(store), NAMESPACE, cache_options(&world.config))
+        )))
     }
 }

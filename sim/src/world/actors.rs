@@ -6,34 +6,25 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use atmostonce::{
-    DedupCache, DedupDecision, DedupOptions, DedupSweeper, DurabilityError, ProcessingReceipt,
-};
+use atmostonce::{DedupCache, DedupDecision, DedupSweeper, DurabilityError, ProcessingReceipt};
 use atmostonce_verify::oracle::{SpecAnswer, SpecOp};
 
-use super::{Env, WorkloadPlant, World};
-use crate::config::{Config, Draw};
+use super::{Env, WorkloadPlant, World, fenced, seed_cache};
+use crate::config::{Api, Config, Draw};
 use crate::history::{Event, FaultEvent, KeyId, OpId, Process, echo_receipt_for, receipt_for};
 use crate::workload::{BACKOFF_MS, DELIVERY_MS, MAX_CLAIM_ATTEMPTS, MAX_FINISH_ATTEMPTS, pick_key};
 
-/// The engine options a run's caches use.
-pub(crate) fn cache_options(config: &Config) -> DedupOptions {
-    DedupOptions::default()
-        .with_read_batch(config.read_batch)
-        .with_hash_bits(config.hash_bits)
-}
-
 /// Who invokes an operation: a process and its incarnation.
 #[derive(Debug, Clone, Copy)]
-struct Who {
-    process: Process,
-    incarnation: u32,
+pub(super) struct Who {
+    pub(super) process: Process,
+    pub(super) incarnation: u32,
 }
 
 impl Who {
     /// The producer's index (0 for the sweeper and the probe, which never
     /// spend a budget).
-    fn process_index(self) -> u16 {
+    pub(super) fn process_index(self) -> u16 {
         match self.process {
             Process::Producer(index) => index,
             Process::Sweeper | Process::Probe => 0,
@@ -43,7 +34,7 @@ impl Who {
 
 /// Runs one engine call as a history operation: invocation, then (unless the
 /// caller is killed first) the response.
-async fn traced<E, T, F>(
+pub(super) async fn traced<E, T, F>(
     world: &World<E>,
     who: Who,
     key: KeyId,
@@ -63,12 +54,27 @@ where
     let id = world
         .history()
         .invoke(process, incarnation, key, op, claim, world.now_us());
-    world.set_current(process, Some(id));
-    let result = call.await;
-    world.set_current(process, None);
+    let result = in_operation(world, process, id, call).await;
     let observed = result.as_ref().map(answer).map_err(Clone::clone);
     world.history().respond(id, observed, world.now_us());
     (id, result)
+}
+
+/// Awaits `call` as `process`'s operation `id`: its store calls are
+/// attributed to `id`.
+pub(super) async fn in_operation<E, T>(
+    world: &World<E>,
+    process: Process,
+    id: OpId,
+    call: impl Future<Output = T>,
+) -> T
+where
+    E: Env,
+{
+    world.set_current(process, Some(id));
+    let result = call.await;
+    world.set_current(process, None);
+    result
 }
 
 fn decision(decision: &DedupDecision) -> SpecAnswer {
@@ -83,15 +89,24 @@ fn done(_: &()) -> SpecAnswer {
     SpecAnswer::Done
 }
 
-/// One producer incarnation: process messages until the budget is spent.
+/// One producer incarnation of the run's API: process messages until the
+/// budget is spent.
 pub(crate) async fn producer<E: Env>(world: Arc<World<E>>, index: u16) {
+    match world.config.api {
+        Api::Seed => seed_producer(world, index).await,
+        Api::Fenced => fenced::producer(world, index).await,
+    }
+}
+
+/// One producer incarnation of the seed API.
+async fn seed_producer<E: Env>(world: Arc<World<E>>, index: u16) {
     let process = Process::Producer(index);
     let incarnation = world.begin_incarnation(index);
     let who = Who {
         process,
         incarnation,
     };
-    let Ok(cache) = E::cache_for(&world, process) else {
+    let Ok(cache) = seed_cache(&world, process) else {
         world.finish(index);
         return;
     };
@@ -250,9 +265,17 @@ async fn echo<E: Env>(
     }
 }
 
-/// The sweeper: one pass every interval until the run stops.
+/// The sweeper of the run's API: one pass every interval until the run
+/// stops.
 pub(crate) async fn sweeper<E: Env>(world: Arc<World<E>>) {
-    let Ok(cache) = E::cache_for(&world, Process::Sweeper) else {
+    match world.config.api {
+        Api::Seed => seed_sweeper(world).await,
+        Api::Fenced => fenced::sweeper(world).await,
+    }
+}
+
+async fn seed_sweeper<E: Env>(world: Arc<World<E>>) {
+    let Ok(cache) = seed_cache(&world, Process::Sweeper) else {
         return;
     };
     let config = &world.config;
@@ -308,8 +331,11 @@ pub(crate) async fn jump_clocks<E: Env>(world: Arc<World<E>>) {
 
 /// The probe after the quiet phase: looks every key up (A2).
 pub(crate) async fn probe<E: Env>(world: &Arc<World<E>>) -> Result<(), String> {
+    if world.config.api == Api::Fenced {
+        return fenced::probe(world).await;
+    }
     let probe =
-        E::cache_for(world, Process::Probe).map_err(|error| format!("probe cache: {error}"))?;
+        seed_cache(world, Process::Probe).map_err(|error| format!("probe cache: {error}"))?;
     for (index, name) in world.keys.clone().iter().enumerate() {
         let key = KeyId::try_from(index).map_err(|_| "too many keys".to_owned())?;
         // The checker judges the answer (A2); nothing here depends on it.

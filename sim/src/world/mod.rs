@@ -10,18 +10,23 @@
 //! probe and the clock jumps (`actors.rs`) are the same code in both.
 
 pub(crate) mod actors;
+pub(crate) mod fenced;
+mod sink;
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use atmostonce::{DedupCache, DurabilityError};
-use atmostonce_verify::oracle::record::{self, Record};
+use atmostonce::fenced::{FencedCache, FencedOptions};
+use atmostonce::{DedupCache, DedupOptions, DurabilityError, DurableStore};
+use atmostonce_verify::oracle::fenced::{FencedOp, FencedParams};
+use atmostonce_verify::oracle::record::{self, Record, ReleaseReason};
 use atmostonce_verify::oracle::{SpecOp, naming};
 
-use crate::config::{Config, Draw};
+use crate::config::{Api, Config, Draw};
 use crate::history::{Event, FaultEvent, History, KeyId, OpId, Process};
 use crate::workload::{NAMESPACE, key_names};
+pub(crate) use sink::{Delivered, Sink};
 
 /// What the tasks of a run need from their surroundings.
 pub(crate) trait Env: Send + Sync + Sized + 'static {
@@ -40,11 +45,44 @@ pub(crate) trait Env: Send + Sync + Sized + 'static {
     /// Sleeps `ms` milliseconds.
     fn sleep_ms(&self, ms: u64) -> impl Future<Output = ()> + Send;
 
-    /// The cache `process` uses: the engine over this caller's handle on the
-    /// run's store, which attributes the caller's store calls to its
-    /// operations (see [`World::expire_invocation`]).
-    fn cache_for(world: &Arc<World<Self>>, process: Process)
-    -> Result<DedupCache, DurabilityError>;
+    /// `process`'s handle on the run's store, which attributes the caller's
+    /// store calls to its operations (see [`World::expire_invocation`]).
+    fn store_for(world: &Arc<World<Self>>, process: Process) -> Arc<dyn DurableStore>;
+}
+
+/// The settings of a run's fenced caches: the drawn TTL is both the claim
+/// lease and the receipt TTL, so a run's quiet phase (TTL + sweep interval)
+/// outlasts every claim and receipt of the main phase, as for the seed API.
+pub(crate) fn fenced_params(config: &Config) -> FencedParams {
+    FencedParams {
+        lease_ms: config.ttl_ms,
+        receipt_ttl_ms: config.ttl_ms,
+    }
+}
+
+/// The seed-API cache `process` uses, over its handle on the run's store.
+pub(crate) fn seed_cache<E: Env>(
+    world: &Arc<World<E>>,
+    process: Process,
+) -> Result<DedupCache, DurabilityError> {
+    let options = DedupOptions::default()
+        .with_read_batch(world.config.read_batch)
+        .with_hash_bits(world.config.hash_bits);
+    DedupCache::with_options(E::store_for(world, process), NAMESPACE, options)
+}
+
+/// The fenced cache `process` uses, over its handle on the run's store.
+pub(crate) fn fenced_cache<E: Env>(
+    world: &Arc<World<E>>,
+    process: Process,
+) -> Result<FencedCache, DurabilityError> {
+    let params = fenced_params(&world.config);
+    let options = FencedOptions::default()
+        .with_lease_ms(params.lease_ms)
+        .with_receipt_ttl_ms(params.receipt_ttl_ms)
+        .with_read_batch(world.config.read_batch)
+        .with_hash_bits(world.config.hash_bits);
+    FencedCache::new(E::store_for(world, process), NAMESPACE, options)
 }
 
 /// A mistake planted on purpose, to show the checker catches it (live
@@ -70,6 +108,9 @@ struct WorldState {
     finished: Vec<bool>,
     /// Producers between a granted claim and the end of its completion.
     holding: Vec<bool>,
+    /// The clock of the fenced sweeper's current pass (its expiries are
+    /// judged at it).
+    sweep_now_millis: u64,
 }
 
 /// What every task of a run shares.
@@ -83,6 +124,7 @@ pub(crate) struct World<E> {
     key_ids: BTreeMap<String, KeyId>,
     state: Mutex<WorldState>,
     history: Mutex<History>,
+    sink: Mutex<Sink>,
 }
 
 impl<E: Env> World<E> {
@@ -117,8 +159,10 @@ impl<E: Env> World<E> {
                 budgets,
                 finished: vec![false; producers],
                 holding: vec![false; producers],
+                sweep_now_millis: 0,
             }),
             history: Mutex::new(history),
+            sink: Mutex::new(Sink::default()),
             keys,
             streams,
             config,
@@ -133,6 +177,20 @@ impl<E: Env> World<E> {
 
     pub(crate) fn history(&self) -> MutexGuard<'_, History> {
         self.history.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Offers the fenced downstream a delivery of `key` with `fence` by the
+    /// holder of `claim` (see [`Sink::offer`]).
+    pub(crate) fn deliver_fenced(&self, key: KeyId, fence: u64, claim: OpId) -> Delivered {
+        self.sink
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .offer(key, fence, claim)
+    }
+
+    /// The fenced sweeper begins a pass at `now_millis`.
+    pub(crate) fn begin_sweep(&self, now_millis: u64) {
+        self.state().sweep_now_millis = now_millis;
     }
 
     /// Microseconds since the run started (simulated time in a simulation).
@@ -306,9 +364,19 @@ impl<E: Env> World<E> {
             return None;
         }
         // Decoded by the oracle's reference decoder (`docs/record-format.md`),
-        // never the engine's codec. The seed API's sweeper writes `LDT1`.
-        let Ok(Record::V1Tombstone { key, .. }) = record::decode(payload) else {
-            return None;
+        // never the engine's codec. The seed API's sweeper writes `LDT1`,
+        // the fenced API's an `LDT2` with the reason `expired`.
+        let key = match (self.config.api, record::decode(payload)) {
+            (Api::Seed, Ok(Record::V1Tombstone { key, .. })) => key,
+            (
+                Api::Fenced,
+                Ok(Record::Release {
+                    key,
+                    reason: ReleaseReason::Expired,
+                    ..
+                }),
+            ) => key,
+            _ => return None,
         };
         let key = self.key_id(&key)?;
         // A corrupted record can name a key that does not live in this
@@ -317,10 +385,19 @@ impl<E: Env> World<E> {
             return None;
         }
         let now_us = self.now_us();
-        Some(
-            self.history()
-                .invoke(Process::Sweeper, 0, key, SpecOp::Expire, None, now_us),
-        )
+        let now_millis = self.state().sweep_now_millis;
+        let mut history = self.history();
+        Some(match self.config.api {
+            Api::Seed => history.invoke(Process::Sweeper, 0, key, SpecOp::Expire, None, now_us),
+            Api::Fenced => history.invoke_fenced(
+                Process::Sweeper,
+                0,
+                key,
+                FencedOp::Expire { now_millis },
+                None,
+                now_us,
+            ),
+        })
     }
 }
 
@@ -343,6 +420,9 @@ pub(crate) fn new_history(config: &Config) -> Result<History, String> {
         .collect();
     let mut history = History::new(keys, streams);
     history.hash_in(config);
+    if config.api == Api::Fenced {
+        history.fenced = Some(fenced_params(config));
+    }
     history.dedup_window_us = Some(
         (config.ttl_ms + atmostonce_verify::oracle::expiry::CLOCK_SKEW_GRACE_MS)
             .saturating_sub(config.max_skew_ms)

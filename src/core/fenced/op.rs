@@ -7,7 +7,7 @@ use crate::DurabilityError;
 use crate::codec::FencedRecord;
 use crate::core::read::next_sequence;
 use crate::core::{IoPolicy, Operation, Step, StoreReply, StoreRequest, Target, misfed};
-use crate::limits::MAX_RESOLVE_READS;
+use crate::limits::{MAX_RESOLVE_READS, MAX_SHORT_READS};
 use crate::store::StoredEntry;
 
 /// A fenced single-key operation: read the key's whole stream (every record
@@ -20,20 +20,25 @@ use crate::store::StoredEntry;
 ///   reads) and looks at the record at the sequence it appended at: if it is
 ///   of the same kind and carries the operation's claim id, the append was
 ///   its own and landed; otherwise it decides again from what it read.
+/// - A read shorter than the stream is known to be (the token's claim
+///   record, a failed append's sequence) is stale and decides nothing: it is
+///   read again, up to [`MAX_SHORT_READS`] reads.
 ///   Records are never compared byte for byte.
 /// - At most [`FencedRule::MAX_APPENDS`] appends; then the last failure is
 ///   reported.
-/// - A read that ends before the rule's [`FencedRule::known_sequence`] (a
-///   token's own record) is stale: it is read again, up to
-///   [`MAX_RESOLVE_READS`] times, then reported as a store error.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FencedOp<R: FencedRule> {
     target: Target,
     io: IoPolicy,
     rule: R,
     appends: u32,
-    /// Reads that ended before the rule's known record, read again.
-    stale_rereads: u32,
+    /// The first append error whose outcome was unknown. When the operation
+    /// gives up, it reports this error rather than a later one that would
+    /// say it took no effect (a lost race after an append that may have
+    /// landed is still an operation that may have taken effect).
+    uncertain: Option<DurabilityError>,
+    /// Reads that showed fewer records than the stream is known to hold.
+    short_reads: u32,
     phase: Phase<R::Output>,
 }
 
@@ -86,7 +91,8 @@ impl<R: FencedRule> FencedOp<R> {
             io,
             rule,
             appends: 0,
-            stale_rereads: 0,
+            uncertain: None,
+            short_reads: 0,
             phase: Phase::Reading {
                 view: View::empty(),
                 attempt: None,
@@ -167,7 +173,39 @@ impl<R: FencedRule> FencedOp<R> {
 
     /// After a finished read (and, where needed, its flush).
     fn decide(&mut self, view: View, attempt: Option<Attempt>) -> Phase<R::Output> {
+        // The stream is known to hold `known_len` records: the token's own
+        // claim was durable before the token was handed out, and a failed
+        // append went to the stream's length at the time. A read showing
+        // fewer is older than that (a stale snapshot): deciding on it would
+        // refuse the holder's own token or its own append. Read again, and
+        // when the bound is spent give up with an indeterminate error.
+        let known_len = attempt
+            .as_ref()
+            .map_or(0, |attempt| attempt.sequence)
+            .max(self.rule.known_len());
+        if view.next_seq < known_len {
+            self.short_reads += 1;
+            return if self.short_reads < MAX_SHORT_READS {
+                Phase::Reading {
+                    view: View::empty(),
+                    attempt,
+                }
+            } else {
+                let error = DurabilityError::StoreError(format!(
+                    "the store served {MAX_SHORT_READS} reads of stream {:?} shorter than the \
+                     {known_len} records it is known to hold (stale snapshots); nothing was \
+                     decided",
+                    self.target.stream
+                ));
+                Phase::Done(Err(self.give_up(error)))
+            };
+        }
+        // A lost race never landed; an uncertain append landed when the
+        // record at its sequence is of its kind and claim id, and the rule
+        // takes it for this append (a completion: the same receipt; a
+        // renewal: the same lease; see `FencedRule::resolves_as_own`).
         if let Some(attempt) = &attempt
+            && !matches!(attempt.error, DurabilityError::SequenceConflict { .. })
             && let Some(found) = &view.probed
             && discriminant(found) == discriminant(&attempt.record)
             && found.claim_id().is_some()
@@ -176,39 +214,23 @@ impl<R: FencedRule> FencedOp<R> {
         {
             return Phase::Done(Ok(self.rule.landed(found, attempt.sequence)));
         }
-        if let Some(known) = self.rule.known_sequence()
-            && view.next_seq <= known
-        {
-            // A view without the token's own record is older than the
-            // token: read again (the same bound as resolving an append).
-            if self.stale_rereads < MAX_RESOLVE_READS {
-                self.stale_rereads += 1;
-                return Phase::Reading {
-                    view: View::empty(),
-                    attempt,
-                };
-            }
-            return Phase::Done(Err(DurabilityError::StoreError(format!(
-                "{MAX_RESOLVE_READS} reads of stream {:?} in a row ended at {} records, before \
-                 the token's own record at {known}",
-                self.target.stream, view.next_seq
-            ))));
-        }
         let head = view
             .head
             .as_ref()
             .map(|(sequence, record)| (*sequence, record));
         match self.rule.decide(&self.target, head, view.next_seq) {
             FencedPlan::Finish(result) => Phase::Done(result),
-            FencedPlan::Append(_) if self.appends >= R::MAX_APPENDS => Phase::Done(Err(attempt
-                .map_or_else(
+            FencedPlan::Append(_) if self.appends >= R::MAX_APPENDS => {
+                let error = attempt.map_or_else(
                     || {
                         DurabilityError::StoreError(
                             "operation driver error: no appends allowed".into(),
                         )
                     },
                     |attempt| attempt.error,
-                ))),
+                );
+                Phase::Done(Err(self.give_up(error)))
+            }
             FencedPlan::Append(record) => {
                 if let Some((_, FencedRecord::Completion(_))) = head {
                     debug_assert!(
@@ -242,6 +264,12 @@ impl<R: FencedRule> FencedOp<R> {
         } else {
             self.decide(view, attempt)
         }
+    }
+
+    /// The error an operation that gives up reports: the first uncertain
+    /// append's, if it had one, else `last`.
+    fn give_up(&self, last: DurabilityError) -> DurabilityError {
+        self.uncertain.clone().unwrap_or(last)
     }
 
     fn reread(attempt: Attempt) -> Phase<R::Output> {
@@ -325,8 +353,9 @@ impl<R: FencedRule> Operation for FencedOp<R> {
                 if attempt.failed_reads < MAX_RESOLVE_READS {
                     Self::reread(attempt)
                 } else {
-                    // The append's fate stays unknown: report its own error.
-                    Phase::Done(Err(attempt.error))
+                    // The append's fate stays unknown: report its own error
+                    // (or an earlier uncertain one).
+                    Phase::Done(Err(self.give_up(attempt.error)))
                 }
             }
             (Phase::Reading { .. }, StoreReply::Read(Err(error))) => Phase::Done(Err(error)),
@@ -359,12 +388,19 @@ impl<R: FencedRule> Operation for FencedOp<R> {
                     expected_seq,
                 },
                 StoreReply::Append(Err(error)),
-            ) => Self::reread(Attempt {
-                record,
-                sequence: expected_seq,
-                error,
-                failed_reads: 0,
-            }),
+            ) => {
+                if self.uncertain.is_none()
+                    && !matches!(error, DurabilityError::SequenceConflict { .. })
+                {
+                    self.uncertain = Some(error.clone());
+                }
+                Self::reread(Attempt {
+                    record,
+                    sequence: expected_seq,
+                    error,
+                    failed_reads: 0,
+                })
+            }
             (Phase::Flushing { record, sequence }, StoreReply::Flush(Ok(()))) => {
                 Phase::Done(Ok(self.rule.landed(&record, sequence)))
             }

@@ -42,15 +42,6 @@ pub trait FencedRule: Clone + Eq + Hash + Debug {
     /// The result once `record`, this rule's own, is at `sequence`.
     fn landed(&self, record: &FencedRecord, sequence: u64) -> Self::Output;
 
-    /// The sequence of a record the operation knows is in the stream: a
-    /// token's own claim record, acknowledged (so durable) before the token
-    /// was handed out. A read that ends before it is stale, and is read
-    /// again instead of being decided on (`docs/spec.md`, "Fenced API": a
-    /// stale read never refuses the holder's own completion).
-    fn known_sequence(&self) -> Option<u64> {
-        None
-    }
-
     /// Whether `found`, a record of the same kind and claim id at the
     /// sequence an indeterminate append of `appended` was aimed at, is that
     /// append. The claim id alone says so for a grant (each claim draws its
@@ -59,6 +50,14 @@ pub trait FencedRule: Clone + Eq + Hash + Debug {
     fn resolves_as_own(found: &FencedRecord, appended: &FencedRecord) -> bool {
         let _ = (found, appended);
         true
+    }
+
+    /// How many records the stream is known to hold before the operation
+    /// reads it: a token's claim record was made durable before the token
+    /// was handed out, so the stream holds at least `token.sequence + 1`.
+    /// A read showing fewer is stale and decides nothing.
+    fn known_len(&self) -> u64 {
+        0
     }
 }
 
@@ -199,6 +198,10 @@ impl FencedRule for FencedCompleteRule {
     type Output = ();
     const MAX_APPENDS: u32 = MAX_TOKEN_OP_ATTEMPTS;
 
+    fn known_len(&self) -> u64 {
+        self.token.sequence.saturating_add(1)
+    }
+
     fn decide(
         &self,
         target: &Target,
@@ -228,10 +231,6 @@ impl FencedRule for FencedCompleteRule {
         }
     }
 
-    fn known_sequence(&self) -> Option<u64> {
-        Some(self.token.sequence)
-    }
-
     fn resolves_as_own(found: &FencedRecord, appended: &FencedRecord) -> bool {
         matches!((found, appended), (FencedRecord::Completion(found), FencedRecord::Completion(ours))
             if found.receipt() == ours.receipt())
@@ -252,6 +251,10 @@ pub struct FencedReleaseRule {
 impl FencedRule for FencedReleaseRule {
     type Output = ();
     const MAX_APPENDS: u32 = MAX_TOKEN_OP_ATTEMPTS;
+
+    fn known_len(&self) -> u64 {
+        self.token.sequence.saturating_add(1)
+    }
 
     fn decide(
         &self,
@@ -281,10 +284,6 @@ impl FencedRule for FencedReleaseRule {
         }
     }
 
-    fn known_sequence(&self) -> Option<u64> {
-        Some(self.token.sequence)
-    }
-
     fn landed(&self, _record: &FencedRecord, _sequence: u64) {}
 }
 
@@ -303,6 +302,10 @@ impl FencedRule for FencedRenewRule {
     type Output = ClaimToken;
     const MAX_APPENDS: u32 = MAX_TOKEN_OP_ATTEMPTS;
 
+    fn known_len(&self) -> u64 {
+        self.token.sequence.saturating_add(1)
+    }
+
     fn decide(
         &self,
         target: &Target,
@@ -320,10 +323,6 @@ impl FencedRule for FencedRenewRule {
             ))),
             None => FencedPlan::Finish(Err(stale(&self.token))),
         }
-    }
-
-    fn known_sequence(&self) -> Option<u64> {
-        Some(self.token.sequence)
     }
 
     fn resolves_as_own(found: &FencedRecord, appended: &FencedRecord) -> bool {
