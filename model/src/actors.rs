@@ -6,7 +6,9 @@ use atmostonce::core::{ClaimOp, DedupDecision};
 use atmostonce_verify::oracle::{SpecAnswer, SpecOp};
 
 use crate::action::{Call, ProducerAction};
+use crate::calls::Machine;
 use crate::checks::Made;
+use crate::config::Api;
 use crate::config::TTL_MS;
 use crate::fresh::MAX_RECEIPT_NUMBER;
 use crate::hashed::Hashed;
@@ -14,7 +16,7 @@ use crate::model::{Actor, DedupModel};
 use crate::narration::{Narration, show_result};
 use atmostonce_verify::catalogue::Invariant;
 
-use crate::state::{Grant, Outcome, Phase, State};
+use crate::state::{Grant, Outcome, Phase, State, SweepPass};
 use crate::store::{RecordKind, Session};
 
 impl DedupModel {
@@ -37,6 +39,9 @@ impl DedupModel {
                 s.producers[p].phase = Phase::Idle;
                 s.producers[p].session = Session::default();
                 words.say(|| format!("producer {p} crashes and restarts with no memory; it will handle {key_name} again"));
+            }
+            (action, _) if self.config.api == Api::Fenced => {
+                return self.fenced_producer_step(s, p, action, words);
             }
             (ProducerAction::Deliver, Phase::Delivering { grant }) => {
                 let ghost = &mut s.keys[usize::from(key)];
@@ -245,8 +250,8 @@ impl DedupModel {
         call: Call,
         words: &mut Narration,
     ) -> Option<()> {
-        let op = match &s.sweeper.op {
-            Some(op) => *op,
+        let pass = match &s.sweeper.op {
+            Some(pass) => *pass,
             None => {
                 let now = Self::now_ms(s);
                 words.say(|| {
@@ -254,17 +259,34 @@ impl DedupModel {
                         "the sweeper starts a pass at {now} ms (ttl {TTL_MS} ms + 1000 ms grace)"
                     )
                 });
-                self.fresh.sweep(s.tick)?
+                match self.fresh_fenced() {
+                    None => SweepPass::Seed(self.fresh.sweep(s.tick)?),
+                    Some(fresh) => SweepPass::Fenced(fresh.sweep(s.tick)?),
+                }
             }
         };
+        s.sweeper.op = match pass {
+            SweepPass::Seed(op) => self.sweep_call(s, op, call, words)?.map(SweepPass::Seed),
+            SweepPass::Fenced(op) => self.sweep_call(s, op, call, words)?.map(SweepPass::Fenced),
+        };
+        Some(())
+    }
+
+    /// One store call of a sweep pass: the pass, unless it ended.
+    fn sweep_call<O: Machine>(
+        &self,
+        s: &mut State,
+        op: Hashed<O>,
+        call: Call,
+        words: &mut Narration,
+    ) -> Option<Option<Hashed<O>>> {
         let (op, result, _) = self.call(s, Actor::Sweeper, &op, call, words)?;
-        s.sweeper.op = match result {
+        Some(match result {
             None => Some(op),
             Some(result) => {
                 words.say(|| format!("the sweep ends: {result:?}"));
                 None
             }
-        };
-        Some(())
+        })
     }
 }

@@ -4,14 +4,17 @@
 //! thread (see [`crate::memo`]).
 
 use atmostonce::DurabilityError;
+use atmostonce::core::fenced::{FencedClaimOp, FencedCompleteOp, FencedReleaseOp, FencedSweepOp};
 use atmostonce::core::{
     ClaimOp, CompleteOp, Operation, ReleaseOp, Step, StoreReply, StoreRequest, SweepOp,
 };
-use atmostonce_verify::oracle::record::{self, Record};
+use atmostonce_verify::oracle::record::{self, Record, ReleaseReason};
 
 use crate::action::Call;
 use crate::checks::Made;
-use crate::config::TICK_MS;
+use crate::config::{Api, TICK_MS};
+use crate::fenced_judge::{self, Judged};
+use crate::fresh::claim_number;
 use crate::hashed::{Hashed, Internable};
 use crate::memo::{self, Memoized};
 use crate::model::{Actor, DedupModel};
@@ -42,6 +45,14 @@ pub(crate) struct Answer<O: Operation + 'static> {
     made: Made,
     /// What the call did to the store.
     effect: Effect,
+    /// For an operation that flushes what it read before deciding on it
+    /// ([`Machine::SETTLES`]), after a read or scan: the operation as it is
+    /// once that flush succeeds, which shows what it decided on the store
+    /// this call read (an answer, or an append).
+    settled: Option<Hashed<O>>,
+    /// The invariants the oracle's judgement of the call sees violated
+    /// (bits of `violation_bit`; see [`Machine::judge`]).
+    flags: u16,
 }
 
 /// What a store call did to the store.
@@ -73,6 +84,17 @@ enum Effect {
 pub(crate) trait Machine:
     Operation + Internable + Memoized<Answer = Option<Answer<Self>>>
 {
+    /// True for the fenced operations, which read, flush what they read,
+    /// and only then decide (see [`Answer::settled`]).
+    const SETTLES: bool = false;
+
+    /// The invariants the oracle sees `call` violate, as bits of
+    /// `violation_bit`. The fenced operations are judged here, with the
+    /// call (memoized); the seed API's steps are judged by
+    /// [`crate::checks`] as they happen.
+    fn judge(_model: &DedupModel, _call: &Judged<'_, Self>) -> u16 {
+        0
+    }
 }
 
 /// The thread-local memo of `Option<Answer<T>>` for operation types `T`.
@@ -88,11 +110,43 @@ macro_rules! memoized {
                 MEMO.with_borrow_mut(f)
             }
         }
-        impl Machine for $t {}
     )*};
 }
 
-memoized!(ClaimOp, CompleteOp, ReleaseOp, SweepOp);
+memoized!(
+    ClaimOp,
+    CompleteOp,
+    ReleaseOp,
+    SweepOp,
+    FencedClaimOp,
+    FencedCompleteOp,
+    FencedReleaseOp,
+    FencedSweepOp,
+);
+
+impl Machine for ClaimOp {}
+impl Machine for CompleteOp {}
+impl Machine for ReleaseOp {}
+impl Machine for SweepOp {}
+
+/// The fenced operations: settled decisions, judged by the oracle.
+macro_rules! fenced_machine {
+    ($($t:ty),* $(,)?) => {$(
+        impl Machine for $t {
+            const SETTLES: bool = true;
+            fn judge(model: &DedupModel, call: &Judged<'_, Self>) -> u16 {
+                fenced_judge::judge(model, call)
+            }
+        }
+    )*};
+}
+
+fenced_machine!(
+    FencedClaimOp,
+    FencedCompleteOp,
+    FencedReleaseOp,
+    FencedSweepOp
+);
 
 impl DedupModel {
     /// Performs `op`'s next store call as `call` says, feeds the answer, and
@@ -146,6 +200,7 @@ impl DedupModel {
                 debug_assert!(failed.is_err(), "the session had lost appends");
             }
         }
+        s.violations |= answer.flags;
         Some((answer.op, answer.result, answer.made))
     }
 
@@ -170,8 +225,8 @@ impl DedupModel {
             self.answer(op, store, actor, call, lost, &mut Narration::silent())
         });
         answer.is_some_and(|answer| {
-            !answer.op.is_done()
-                && matches!(answer.op.poll(), Step::Request(StoreRequest::Append { .. }))
+            let next = answer.settled.unwrap_or(answer.op);
+            !next.is_done() && matches!(next.poll(), Step::Request(StoreRequest::Append { .. }))
         })
     }
 
@@ -181,7 +236,7 @@ impl DedupModel {
     /// ended, and what the call did to the store. `None` when the call is
     /// not enabled. It reads nothing else of the state, so it can be
     /// memoized.
-    fn answer<O: Operation + Internable>(
+    fn answer<O: Machine>(
         &self,
         op: &Hashed<O>,
         store: Hashed<ModelStore>,
@@ -197,6 +252,7 @@ impl DedupModel {
             Actor::Producer(p) => format!("producer {p}"),
             Actor::Sweeper => "the sweeper".to_owned(),
         };
+        let mut read_something = false;
         let (reply, made, effect) = match &request {
             StoreRequest::Read {
                 stream,
@@ -207,6 +263,7 @@ impl DedupModel {
                     return None;
                 }
                 let entries = store.read(stream, *offset, *limit);
+                read_something = !entries.is_empty();
                 words.say(|| {
                     format!(
                         "{} reads {} from {offset} ({} entries)",
@@ -309,6 +366,7 @@ impl DedupModel {
                 (StoreReply::Append(reply), made, effect)
             }
         };
+        let before = op;
         let op = op.with(|op| op.feed(reply));
         // `is_done` first: `poll` builds the next request, which is wanted
         // only at the next step.
@@ -319,11 +377,59 @@ impl DedupModel {
             }
             Some(Step::Request(_)) | None => None,
         };
+        let read = matches!(
+            request,
+            StoreRequest::Read { .. } | StoreRequest::Scan { .. }
+        );
+        let settled = (O::SETTLES
+            && read
+            && !op.is_done()
+            && matches!(op.poll(), Step::Request(StoreRequest::Flush)))
+        .then(|| settle(op, &store));
+        let flags = if O::SETTLES {
+            let decision = settled
+                .filter(|settled| settled.is_done())
+                .and_then(|settled| match settled.poll() {
+                    Step::Done(result) => Some(result),
+                    Step::Request(_) => None,
+                });
+            let (after, appended) = match &effect {
+                Effect::Appended {
+                    store,
+                    index,
+                    expected_seq,
+                    ..
+                } => (*store, Some((*index, *expected_seq))),
+                Effect::Flushed { store } => (*store, None),
+                _ => (store, None),
+            };
+            let call = Judged {
+                before: &**before,
+                store: &after,
+                appended,
+                decided: if read {
+                    result.as_ref().or(decision.as_ref())
+                } else {
+                    None
+                },
+                ended: if read { None } else { result.as_ref() },
+                // A read that ends the operation after reading records is
+                // the re-read after its flush (a first read of records
+                // flushes them before deciding).
+                reread: read_something && decision.is_none() && result.is_some(),
+                flushed: matches!(request, StoreRequest::Flush),
+            };
+            O::judge(self, &call)
+        } else {
+            0
+        };
         Some(Answer {
             op,
             result,
             made,
             effect,
+            settled,
+            flags,
         })
     }
 
@@ -355,27 +461,24 @@ impl DedupModel {
                 Effect::Unexplained,
             );
         };
-        let (key, timestamp_millis, receipt) = match &record {
-            Record::V1Entry {
-                key,
-                receipt,
-                timestamp_millis,
-            } => (key, *timestamp_millis, Some(receipt.as_deref())),
-            Record::V1Tombstone {
-                key,
-                timestamp_millis,
-            } => (key, *timestamp_millis, None),
-            _ => {
-                let refused = unexplained("a version-2 record, which the seed API never writes");
-                return (Err(refused), Effect::Unexplained);
-            }
+        let Some((key, timestamp_millis, receipt, claim, expired)) =
+            self.record_fields(&record, actor)
+        else {
+            let refused = unexplained(match self.config.api {
+                Api::Seed => "a version-2 record, which the seed API never writes",
+                Api::Fenced => {
+                    "a version-1 record or a claim id the model never drew, which the fenced \
+                     API never writes"
+                }
+            });
+            return (Err(refused), Effect::Unexplained);
         };
         let Some(key) = self.key_index(key) else {
             let refused = unexplained("an append of a key the model does not have");
             return (Err(refused), Effect::Unexplained);
         };
         let tick = u8::try_from(timestamp_millis / TICK_MS).unwrap_or(u8::MAX);
-        let (kind, receipt) = match (receipt, actor) {
+        let (kind, receipt) = match (receipt, expired) {
             (Some(None), _) => (RecordKind::Claim, 0),
             (Some(Some(bytes)), _) => match self.parse_receipt(bytes) {
                 Some((_, number)) => (RecordKind::Complete, number),
@@ -384,14 +487,15 @@ impl DedupModel {
                     return (Err(refused), Effect::Unexplained);
                 }
             },
-            (None, Actor::Sweeper) => (RecordKind::Expire, 0),
-            (None, Actor::Producer(_)) => (RecordKind::Release, 0),
+            (None, true) => (RecordKind::Expire, 0),
+            (None, false) => (RecordKind::Release, 0),
         };
         let summary = RecordSummary {
             kind,
             key,
             receipt,
             tick,
+            claim,
         };
         let mut result = Ok(expected_seq);
         let after = store.with(|store| {
@@ -410,6 +514,114 @@ impl DedupModel {
             Err(_) => (result, Effect::Nothing),
         }
     }
+}
+
+impl DedupModel {
+    /// What the model's store notes of a record the API writes: its key,
+    /// its time, its receipt (`Some(None)` for a claim, `None` for a
+    /// release), the model's number of its claim id (0 for version 1) and
+    /// whether it is an expiry. A seed release and expiry differ only in
+    /// who appends them; a fenced one says so in its reason. `None` for a
+    /// record the configuration's API never writes.
+    #[allow(clippy::type_complexity)]
+    fn record_fields<'r>(
+        &self,
+        record: &'r Record,
+        actor: Actor,
+    ) -> Option<(&'r str, u64, Option<Option<&'r [u8]>>, u8, bool)> {
+        let sweeper = matches!(actor, Actor::Sweeper);
+        match (self.config.api, record) {
+            (
+                Api::Seed,
+                Record::V1Entry {
+                    key,
+                    receipt,
+                    timestamp_millis,
+                },
+            ) => Some((key, *timestamp_millis, Some(receipt.as_deref()), 0, false)),
+            (
+                Api::Seed,
+                Record::V1Tombstone {
+                    key,
+                    timestamp_millis,
+                },
+            ) => Some((key, *timestamp_millis, None, 0, sweeper)),
+            (
+                Api::Fenced,
+                Record::Claim {
+                    key,
+                    claim_id,
+                    claimed_at_millis,
+                    ..
+                },
+            ) => Some((
+                key,
+                *claimed_at_millis,
+                Some(None),
+                claim_number(&claim_id.0)?,
+                false,
+            )),
+            (
+                Api::Fenced,
+                Record::Completion {
+                    key,
+                    claim_id,
+                    completed_at_millis,
+                    receipt,
+                    ..
+                },
+            ) => Some((
+                key,
+                *completed_at_millis,
+                Some(Some(receipt.as_slice())),
+                claim_number(&claim_id.0)?,
+                false,
+            )),
+            (
+                Api::Fenced,
+                Record::Release {
+                    key,
+                    claim_id,
+                    released_at_millis,
+                    reason,
+                    ..
+                },
+            ) => Some((
+                key,
+                *released_at_millis,
+                None,
+                claim_number(&claim_id.0)?,
+                *reason == ReleaseReason::Expired,
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Most re-reads [`settle`] answers: a fenced operation re-reads its head
+/// once after the flush (the sweep re-scans once); more would be a loop.
+const SETTLE_READS: usize = 4;
+
+/// `op` (which asks to flush what it read) fed a successful flush and then,
+/// for the re-reads that verify what it read, what `store` holds: what the
+/// operation decides when nothing changes under it.
+fn settle<O: Machine>(op: Hashed<O>, store: &ModelStore) -> Hashed<O> {
+    let mut settled = op.with(|op| op.feed(StoreReply::Flush(Ok(()))));
+    for _ in 0..SETTLE_READS {
+        let reply = match settled.poll() {
+            Step::Request(StoreRequest::Read {
+                stream,
+                offset,
+                limit,
+            }) => StoreReply::Read(Ok(store.read(&stream, offset, limit))),
+            Step::Request(StoreRequest::Scan { prefix }) => {
+                StoreReply::Scan(Ok(store.scan(&prefix)))
+            }
+            _ => break,
+        };
+        settled = settled.with(|op| op.feed(reply));
+    }
+    settled
 }
 
 /// The error the model's store refuses a call it cannot explain with.

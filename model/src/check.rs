@@ -106,7 +106,9 @@ impl Report {
     /// The verdict of an invariant.
     #[must_use]
     pub fn invariant(&self, invariant: Invariant) -> Option<&Verdict> {
-        let always = INVARIANTS.iter().find(|a| a.invariant == invariant)?;
+        let always = INVARIANTS
+            .iter()
+            .find(|a| a.invariant == invariant && a.of_api(self.config.api))?;
         self.verdict(always.name)
     }
 
@@ -194,8 +196,9 @@ pub fn check(config: &Config, search: SearchOptions) -> Result<Report, String> {
     let counterexample_elapsed = searching.elapsed();
 
     let mut verdicts = Vec::new();
-    for always in INVARIANTS {
-        let checked = always.invariant != Invariant::A1 || config.timing_assumption();
+    // Each API's properties only: the other's are not listed.
+    for always in INVARIANTS.iter().filter(|a| a.of_api(config.api)) {
+        let checked = always.applies(config);
         let verdict = match found.remove(always.name) {
             Some(actions) => Verdict::Violated(actions),
             None if checked => Verdict::Holds,
@@ -203,7 +206,7 @@ pub fn check(config: &Config, search: SearchOptions) -> Result<Report, String> {
         };
         verdicts.push((always.name, verdict));
     }
-    for witness in WITNESSES {
+    for witness in WITNESSES.iter().filter(|w| w.of_api(config.api)) {
         let verdict = if !witness.applies(config) {
             Verdict::NotApplicable
         } else {

@@ -6,7 +6,7 @@ use atmostonce::DurabilityError;
 use atmostonce::ProcessingReceipt;
 use atmostonce_verify::oracle::{Judgement, SpecAnswer, SpecOp, SpecResponse, SpecState};
 
-use crate::config::{Config, TICK_MS};
+use crate::config::{Api, Config, TICK_MS};
 use crate::hashed::Hashed;
 use crate::model::{Actor, DedupModel};
 use atmostonce_verify::catalogue::Invariant;
@@ -38,8 +38,10 @@ impl DedupModel {
         after: Hashed<ModelStore>,
     ) {
         let previous = s.store.streams[index].records.last().copied();
-        // S2: after a stored receipt, only an expiry may follow.
-        if previous.is_some_and(|r| r.kind == RecordKind::Complete)
+        // S2: after a stored receipt, only an expiry may follow. (A fenced
+        // claim may take over an expired receipt: the oracle judges that.)
+        if self.config.api == Api::Seed
+            && previous.is_some_and(|r| r.kind == RecordKind::Complete)
             && summary.kind != RecordKind::Expire
         {
             s.flag(Invariant::S2);
@@ -57,7 +59,21 @@ impl DedupModel {
         }
         s.store = after;
         Self::session(s, actor).applied();
-        self.check_append_is_a_spec_step(s, index, summary);
+        match self.config.api {
+            Api::Seed => self.check_append_is_a_spec_step(s, index, summary),
+            // Judged by the oracle's fenced specification with the call
+            // (`crate::fenced_judge`).
+            Api::Fenced => {
+                let records = &s.store.streams[index].records;
+                let ends = crate::fenced_actors::ends_a_window(records, summary.key);
+                let ghost = &mut s.keys[usize::from(summary.key)];
+                ghost.claim_ids = ghost.claim_ids.max(summary.claim);
+                // A takeover ends the receipt's dedup window as an expiry does.
+                if ends {
+                    ghost.acked = None;
+                }
+            }
+        }
         if matches!(summary.kind, RecordKind::Release | RecordKind::Expire) {
             let ghost = &mut s.keys[usize::from(summary.key)];
             ghost.window_deliveries = 0;
@@ -186,11 +202,18 @@ impl DedupModel {
         if records.last().is_some_and(is_receipt) {
             s.keys[usize::from(key)].acked = Some(receipt);
         } else {
-            // Acceptable only if the completion landed and has expired since.
-            let expired_since = records
-                .iter()
-                .position(is_receipt)
-                .is_some_and(|at| records[at..].iter().any(|r| r.kind == RecordKind::Expire));
+            // Acceptable only if the completion landed and has expired
+            // since (for the fenced API: its window ended, by an expiry or
+            // a takeover).
+            let expired_since =
+                records
+                    .iter()
+                    .position(is_receipt)
+                    .is_some_and(|at| match self.config.api {
+                        Api::Seed => records[at..].iter().any(|r| r.kind == RecordKind::Expire),
+                        Api::Fenced => (at + 2..=records.len())
+                            .any(|end| crate::fenced_actors::ends_a_window(&records[..end], key)),
+                    });
             if !expired_since {
                 s.flag(Invariant::S4);
             }
@@ -214,7 +237,11 @@ impl DedupModel {
                 if ghost.attempted & (1 << number) == 0 {
                     s.flag(Invariant::S3);
                 }
-                if ghost.acked.is_some_and(|acked| acked != number) {
+                // (A fenced answer may be given after a later completion:
+                // it was decided on the read before it, where the oracle
+                // judged it, S2 included.)
+                if self.config.api == Api::Seed && ghost.acked.is_some_and(|acked| acked != number)
+                {
                     s.flag(Invariant::S2);
                 }
             }

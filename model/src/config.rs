@@ -16,6 +16,12 @@ pub const TICK_MS: u64 = 2_000;
 /// window" from "after it", which keeps the state space small.
 pub const TTL_MS: u64 = 500;
 
+/// The fenced API's claim lease and receipt TTL, both the seed sweeper's
+/// [`TTL_MS`]: a claim granted or a receipt stored at tick `t` expires at
+/// tick `t + 1` (the lease end plus the 1000 ms grace is below the next
+/// tick), so both APIs run on the same clock and the same timing assumption.
+pub const LEASE_MS: u64 = TTL_MS;
+
 /// The last tick the clock reaches. Two ticks are enough for a claim to
 /// expire (tick 1) and for the entry written after it to expire too
 /// (tick 2); every further tick multiplies the state space.
@@ -40,6 +46,10 @@ pub enum Api {
     /// The seed-compatible `claim_or_get` / `complete_receipt_at` /
     /// `release_claim_at` (the engine's `ClaimOp`, `CompleteOp`, `ReleaseOp`).
     Seed,
+    /// The fenced `claim` / `complete` / `release` with claim tokens (the
+    /// engine's `FencedClaimOp`, `FencedCompleteOp`, `FencedReleaseOp`, and
+    /// `FencedSweepOp` as the sweeper), delivering to a fenced downstream.
+    Fenced,
 }
 
 impl Api {
@@ -47,6 +57,7 @@ impl Api {
     pub fn parse(text: &str) -> Option<Api> {
         match text {
             "seed" => Some(Api::Seed),
+            "fenced" => Some(Api::Fenced),
             _ => None,
         }
     }
@@ -56,6 +67,7 @@ impl fmt::Display for Api {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Api::Seed => f.write_str("seed"),
+            Api::Fenced => f.write_str("fenced"),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! [`Fresh`]: every operation a step can start, built once.
 
 use atmostonce::ProcessingReceipt;
+use atmostonce::codec::ClaimId;
+use atmostonce::core::fenced::{FencedClaimOp, FencedProtocol, FencedSweepOp};
 use atmostonce::core::{ClaimOp, CompleteOp, Protocol, ReleaseOp, SweepOp};
 
 use crate::config::{TICK_MS, TTL_MS};
@@ -39,6 +41,85 @@ pub(crate) struct Fresh {
 }
 
 const RECEIPTS_PER_KEY: usize = MAX_RECEIPT_NUMBER as usize + 1;
+
+/// The highest claim id number a fenced claim of the model draws. A key's
+/// stream holds one claim per grant, and the fault bounds and the clock keep
+/// grants per key far below it; a claim that would need more is not
+/// enabled (see `DedupModel::fresh_claim_id`).
+pub const MAX_CLAIM_ID: u8 = 15;
+
+/// The engine's claim id of the model's claim id number `number` (1 ..=
+/// [`MAX_CLAIM_ID`]): the number in the last byte, zeros before it. The
+/// engine draws ids at random; the model draws them deterministically,
+/// fresh for the key (never one the key's stream or a producer holds).
+#[must_use]
+pub fn claim_id(number: u8) -> Option<ClaimId> {
+    let mut bytes = [0; 16];
+    bytes[15] = number;
+    ClaimId::new(bytes)
+}
+
+/// The model's number of a claim id given as bytes, when it is one the
+/// model draws.
+#[must_use]
+pub fn claim_number(bytes: &[u8; 16]) -> Option<u8> {
+    let (zeros, last) = bytes.split_at(15);
+    (zeros.iter().all(|b| *b == 0) && (1..=MAX_CLAIM_ID).contains(&last[0])).then_some(last[0])
+}
+
+/// The fenced operations a step can start whose inputs are few: a claim
+/// per key, tick and claim id, and a sweep per tick. (Completions and
+/// releases take the token a claim answered and are built when needed.)
+#[derive(Debug)]
+pub(crate) struct FreshFenced {
+    ticks: usize,
+    claims: Vec<Option<Hashed<FencedClaimOp>>>,
+    sweeps: Vec<Hashed<FencedSweepOp>>,
+}
+
+impl FreshFenced {
+    /// The operations of `keys` on ticks `0..=max_tick`.
+    pub(crate) fn new(protocol: &FencedProtocol, keys: &[String], max_tick: u8) -> FreshFenced {
+        let ticks = usize::from(max_tick) + 1;
+        let now_ms = |tick: usize| tick as u64 * TICK_MS;
+        let mut claims = Vec::new();
+        for key in keys {
+            for tick in 0..ticks {
+                for number in 1..=MAX_CLAIM_ID {
+                    claims.push(claim_id(number).and_then(|id| {
+                        protocol
+                            .claim(key, id, None, now_ms(tick))
+                            .ok()
+                            .map(Hashed::new)
+                    }));
+                }
+            }
+        }
+        FreshFenced {
+            ticks,
+            claims,
+            sweeps: (0..ticks)
+                .map(|tick| Hashed::new(protocol.sweep(now_ms(tick))))
+                .collect(),
+        }
+    }
+
+    /// `claim(key, claim id number, tick)`.
+    pub(crate) fn claim(&self, key: u8, number: u8, tick: u8) -> Option<Hashed<FencedClaimOp>> {
+        let tick = usize::from(tick);
+        if tick >= self.ticks || !(1..=MAX_CLAIM_ID).contains(&number) {
+            return None;
+        }
+        let index = (usize::from(key) * self.ticks + tick) * usize::from(MAX_CLAIM_ID)
+            + usize::from(number - 1);
+        *self.claims.get(index)?
+    }
+
+    /// One fenced sweep at `tick` (`None` past the last tick).
+    pub(crate) fn sweep(&self, tick: u8) -> Option<Hashed<FencedSweepOp>> {
+        self.sweeps.get(usize::from(tick)).copied()
+    }
+}
 
 impl Fresh {
     /// The operations of `keys` on ticks `0..=max_tick`.
@@ -166,6 +247,33 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn fresh_fenced_claims_are_the_ones_the_protocol_builds() {
+        let options = atmostonce::fenced::FencedOptions::default();
+        let protocol = FencedProtocol::new("model", options, AppendDurability::NeedsFlush).unwrap();
+        let keys = ["k0".to_owned(), "k1".to_owned()];
+        let fresh = FreshFenced::new(&protocol, &keys, 2);
+        for (key, name) in (0u8..).zip(&keys) {
+            for tick in 0..=2u8 {
+                let now = u64::from(tick) * TICK_MS;
+                for number in [1, 2, MAX_CLAIM_ID] {
+                    let id = claim_id(number).unwrap();
+                    assert_eq!(claim_number(id.as_bytes()), Some(number));
+                    assert_eq!(
+                        fresh.claim(key, number, tick),
+                        Some(Hashed::new(protocol.claim(name, id, None, now).unwrap()))
+                    );
+                }
+                assert_eq!(fresh.claim(key, 0, tick), None, "id 0 is reserved");
+                assert_eq!(fresh.claim(key, MAX_CLAIM_ID + 1, tick), None);
+            }
+        }
+        assert_eq!(fresh.claim(0, 1, 3), None, "past the last tick");
+        assert_eq!(fresh.claim(2, 1, 0), None, "past the last key");
+        assert_eq!(fresh.sweep(3), None);
+        assert_eq!(claim_number(&[1; 16]), None, "not an id the model draws");
     }
 
     #[test]

@@ -8,6 +8,9 @@ use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::ops::Deref;
 use std::sync::{LazyLock, Mutex, PoisonError};
 
+use atmostonce::core::fenced::{
+    ClaimToken, FencedClaimOp, FencedCompleteOp, FencedReleaseOp, FencedSweepOp,
+};
 use atmostonce::core::{ClaimOp, CompleteOp, ReleaseOp, SweepOp};
 
 use crate::store::ModelStore;
@@ -234,7 +237,18 @@ macro_rules! internable {
     )*};
 }
 
-internable!(ClaimOp, CompleteOp, ReleaseOp, SweepOp, ModelStore);
+internable!(
+    ClaimOp,
+    CompleteOp,
+    ReleaseOp,
+    SweepOp,
+    ModelStore,
+    FencedClaimOp,
+    FencedCompleteOp,
+    FencedReleaseOp,
+    FencedSweepOp,
+    ClaimToken,
+);
 
 /// A hasher for keys that are hashes already (or write one mixed word).
 #[derive(Default)]

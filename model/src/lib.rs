@@ -29,6 +29,8 @@ mod check;
 mod checks;
 mod config;
 mod discovered;
+mod fenced_actors;
+mod fenced_judge;
 mod fresh;
 mod hashed;
 mod memo;
@@ -47,12 +49,15 @@ pub use check::{
     Report, SearchOptions, StepText, Verdict, check, narrate, path_of, replay_actions,
 };
 pub use config::{
-    Api, Bounds, Config, DEFAULT_MAX_TICK, Fault, FaultSet, MAX_FAULT_BOUND, MAX_KEYS,
+    Api, Bounds, Config, DEFAULT_MAX_TICK, Fault, FaultSet, LEASE_MS, MAX_FAULT_BOUND, MAX_KEYS,
     MAX_PRODUCERS, TICK_MS, TTL_MS,
 };
-pub use fresh::{MAX_RECEIPT_NUMBER, receipt_bytes};
+pub use fresh::{MAX_CLAIM_ID, MAX_RECEIPT_NUMBER, claim_id, claim_number, receipt_bytes};
 pub use hashed::Hashed;
 pub use model::{DedupModel, NAMESPACE};
 pub use properties::{A1_VACUITY, Always, INVARIANTS, WITNESSES, Witness};
-pub use state::{Budget, Grant, KeyGhost, Outcome, Phase, Producer, State, Sweeper, violation_bit};
+pub use state::{
+    Budget, Event, FencedGrant, Grant, KeyGhost, Outcome, Phase, Producer, State, SweepPass,
+    Sweeper, violation_bit,
+};
 pub use store::{ModelStore, RecordKind, RecordSummary, Session, StreamMeta};

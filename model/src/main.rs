@@ -30,7 +30,17 @@ OPTIONS:
     --producers N     concurrent producers (1-6; default 3)
     --keys K          idempotency keys; each producer handles one message per
                       key, in order (1-3; default 1)
-    --api seed        the API the producers use (only `seed` exists so far)
+    --api API         the API the producers use (default seed):
+                        seed    claim_or_get / complete_receipt_at /
+                                release_claim_at and the TTL sweeper
+                        fenced  claim (a claim id the model draws) /
+                                complete / release with the claim token, the
+                                FencedSweeper; the delivery carries the
+                                token's fence to a downstream that refuses a
+                                fence lower than one it accepted, so A1 is
+                                checked unconditionally (also with pause),
+                                and every answer and record is judged by the
+                                oracle's fenced specification
     --faults LIST     comma-separated faults (default: standard):
                         crash             a producer crashes at any await point
                                           and restarts with no memory
@@ -114,7 +124,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String>
             "--api" => {
                 let value = args.next().ok_or("--api needs a value")?;
                 parsed.config.api = Api::parse(&value)
-                    .ok_or_else(|| format!("unknown API {value:?}; only `seed` exists"))?;
+                    .ok_or_else(|| format!("unknown API {value:?}; the APIs are seed, fenced"))?;
             }
             "--faults" => {
                 parsed.config.faults =

@@ -10,13 +10,15 @@
 
 use std::sync::Arc;
 
+use atmostonce::core::fenced::FencedProtocol;
 use atmostonce::core::{AppendDurability, Protocol};
+use atmostonce::fenced::FencedOptions;
 use atmostonce::{DedupOptions, ProcessingReceipt};
 use atmostonce_verify::oracle::naming;
 
-use crate::config::{Config, Fault, TICK_MS};
+use crate::config::{Api, Config, Fault, LEASE_MS, TICK_MS, TTL_MS};
 use crate::discovered::Discovered;
-use crate::fresh::{Fresh, receipt_bytes};
+use crate::fresh::{Fresh, FreshFenced, receipt_bytes};
 use crate::hashed::Hashed;
 use crate::memo;
 use crate::state::{Budget, KeyGhost, Phase, Producer, State, Sweeper};
@@ -43,6 +45,8 @@ pub struct DedupModel {
     pub(crate) stream_names: Vec<String>,
     /// The operations a step can start, built once.
     pub(crate) fresh: Arc<Fresh>,
+    /// The fenced API's protocol and fresh operations (`--api fenced`).
+    fenced: Option<(FencedProtocol, Arc<FreshFenced>)>,
     /// In a search, the properties that already have a discovery.
     discovered: Option<Arc<Discovered>>,
 }
@@ -95,7 +99,24 @@ impl DedupModel {
             })
             .collect::<Result<Vec<usize>, String>>()?;
         let fresh = Arc::new(Fresh::new(&protocol, &key_names, config.bounds.max_tick));
+        let fenced = match config.api {
+            Api::Seed => None,
+            Api::Fenced => {
+                let options = FencedOptions::default()
+                    .with_lease_ms(LEASE_MS)
+                    .with_receipt_ttl_ms(TTL_MS)
+                    .with_hash_bits(options.hash_bits());
+                // Flushing as on the seed side: the model's store is not
+                // durable on acknowledgement.
+                let protocol =
+                    FencedProtocol::new(NAMESPACE, options, AppendDurability::NeedsFlush)
+                        .map_err(|e| e.to_string())?;
+                let fresh = FreshFenced::new(&protocol, &key_names, config.bounds.max_tick);
+                Some((protocol, Arc::new(fresh)))
+            }
+        };
         Ok(DedupModel {
+            fenced,
             id: memo::new_model_id(),
             config,
             options,
@@ -133,6 +154,16 @@ impl DedupModel {
     #[must_use]
     pub fn protocol(&self) -> &Protocol {
         &self.protocol
+    }
+
+    /// The fenced protocol (`--api fenced` only).
+    #[must_use]
+    pub fn fenced(&self) -> Option<&FencedProtocol> {
+        self.fenced.as_ref().map(|(protocol, _)| protocol)
+    }
+
+    pub(crate) fn fresh_fenced(&self) -> Option<&FreshFenced> {
+        self.fenced.as_ref().map(|(_, fresh)| &**fresh)
     }
 
     /// The cache options (hash bits) the model's caches use.
@@ -219,6 +250,7 @@ impl DedupModel {
                 delivery_failures: self.config.budget(Fault::DeliveryFailure),
             },
             violations: 0,
+            events: 0,
         }
     }
 

@@ -7,6 +7,7 @@ use atmostonce::DurabilityError;
 use atmostonce::core::DedupDecision;
 use atmostonce_verify::oracle::record::Record;
 
+use crate::fresh::claim_number;
 use crate::model::DedupModel;
 use crate::state::State;
 use crate::store::RecordKind;
@@ -69,14 +70,17 @@ impl DedupModel {
                     text.push(' ');
                 }
                 let key = self.key_name(record.key);
-                let tick = record.tick;
+                let tick = match record.claim {
+                    0 => format!("t{}", record.tick),
+                    claim => format!("t{}, id#{claim}", record.tick),
+                };
                 let _ = match record.kind {
-                    RecordKind::Claim => write!(text, "{seq}:claim({key}, t{tick})"),
+                    RecordKind::Claim => write!(text, "{seq}:claim({key}, {tick})"),
                     RecordKind::Complete => {
-                        write!(text, "{seq}:receipt({key}#{}, t{tick})", record.receipt)
+                        write!(text, "{seq}:receipt({key}#{}, {tick})", record.receipt)
                     }
-                    RecordKind::Release => write!(text, "{seq}:release-tombstone({key}, t{tick})"),
-                    RecordKind::Expire => write!(text, "{seq}:expiry-tombstone({key}, t{tick})"),
+                    RecordKind::Release => write!(text, "{seq}:release-tombstone({key}, {tick})"),
+                    RecordKind::Expire => write!(text, "{seq}:expiry-tombstone({key}, {tick})"),
                 };
             }
             text.push(']');
@@ -104,7 +108,40 @@ pub(crate) fn show_record(record: &Record) -> String {
             key,
             timestamp_millis,
         } => format!("tombstone({key}, {timestamp_millis} ms)"),
-        other => format!("{other:?}"),
+        Record::Claim {
+            key,
+            claim_id,
+            fence,
+            claimed_at_millis,
+            lease_expires_millis,
+            ..
+        } => format!(
+            "claim({key}, id#{}, fence {fence}, {claimed_at_millis} ms, lease to \
+             {lease_expires_millis} ms)",
+            claim_number(&claim_id.0).unwrap_or(0)
+        ),
+        Record::Completion {
+            key,
+            claim_id,
+            fence,
+            completed_at_millis,
+            receipt,
+            ..
+        } => format!(
+            "completion({key}, id#{}, fence {fence}, {}, {completed_at_millis} ms)",
+            claim_number(&claim_id.0).unwrap_or(0),
+            String::from_utf8_lossy(receipt)
+        ),
+        Record::Release {
+            key,
+            claim_id,
+            fence,
+            released_at_millis,
+            reason,
+        } => format!(
+            "release({key}, id#{}, fence {fence}, {reason:?}, {released_at_millis} ms)",
+            claim_number(&claim_id.0).unwrap_or(0)
+        ),
     }
 }
 

@@ -5,12 +5,12 @@
 use atmostonce::core::PhaseKind;
 use stateright::Property;
 
-use crate::config::{Config, Fault};
+use crate::config::{Api, Config, Fault};
 use crate::discovered::Discovered;
 use crate::model::DedupModel;
 use atmostonce_verify::catalogue::Invariant;
 
-use crate::state::{Outcome, Phase, State};
+use crate::state::{Event, Outcome, Phase, State};
 use crate::store::RecordKind;
 
 /// An `always` property.
@@ -19,8 +19,28 @@ pub struct Always {
     pub name: &'static str,
     /// The invariant.
     pub invariant: Invariant,
+    /// The API it is checked on (`None`: both).
+    pub api: Option<Api>,
     /// True when it holds in a state.
     pub holds: fn(&DedupModel, &State) -> bool,
+}
+
+impl Always {
+    /// True when the configuration checks it: its API, and for the seed
+    /// API's A1 the timing assumption.
+    #[must_use]
+    pub fn applies(&self, config: &Config) -> bool {
+        self.api.is_none_or(|api| api == config.api)
+            && (self.invariant != Invariant::A1
+                || config.api == Api::Fenced
+                || config.timing_assumption())
+    }
+
+    /// True when it belongs to the configuration's API.
+    #[must_use]
+    pub fn of_api(&self, api: Api) -> bool {
+        self.api.is_none_or(|a| a == api)
+    }
 }
 
 /// A `sometimes` property: a branch that must be reachable.
@@ -31,6 +51,8 @@ pub struct Witness {
     pub needs: &'static [Fault],
     /// The producers it needs.
     pub min_producers: usize,
+    /// The API it is looked for on (`None`: both).
+    pub api: Option<Api>,
     /// True in a state that witnesses it.
     pub seen: fn(&DedupModel, &State) -> bool,
 }
@@ -43,6 +65,13 @@ impl Witness {
             .iter()
             .all(|fault| config.faults.contains(*fault))
             && config.producers >= self.min_producers
+            && self.of_api(config.api)
+    }
+
+    /// True when it belongs to the configuration's API.
+    #[must_use]
+    pub fn of_api(&self, api: Api) -> bool {
+        self.api.is_none_or(|a| a == api)
     }
 }
 
@@ -55,47 +84,63 @@ pub const INVARIANTS: &[Always] = &[
     Always {
         name: "S1 one winner: at most one claim granted between two terminal events",
         invariant: Invariant::S1,
+        api: None,
         holds: |_, s| !s.violated(Invariant::S1),
     },
     Always {
         name: "S2 receipt stability: a stored receipt is never replaced or removed before expiry",
         invariant: Invariant::S2,
+        api: None,
         holds: |_, s| !s.violated(Invariant::S2),
     },
     Always {
         name: "S3 no phantom receipt: every Completed(R) answer follows a completion with R",
         invariant: Invariant::S3,
+        api: None,
         holds: |_, s| !s.violated(Invariant::S3),
     },
     Always {
         name: "S4 acknowledged writes survive: an acknowledged completion stays visible until expiry",
         invariant: Invariant::S4,
+        api: None,
         holds: |_, s| !s.violated(Invariant::S4),
     },
     Always {
         name: "S5 fencing: a completion or release only supersedes its own claim",
         invariant: Invariant::S5,
+        api: None,
         holds: |_, s| !s.violated(Invariant::S5),
     },
     Always {
         name: "S6 collision safety: an answer for a key is based only on its own records",
         invariant: Invariant::S6,
+        api: None,
         holds: |_, s| !s.violated(Invariant::S6),
     },
     Always {
         name: "S7 linearizability: every append and answer is a step of the sequential spec",
         invariant: Invariant::S7,
+        api: None,
         holds: |_, s| !s.violated(Invariant::S7),
     },
     Always {
         name: "A1 at-most-once delivery: at most one delivery per window (timing assumption on)",
         invariant: Invariant::A1,
+        api: Some(Api::Seed),
         holds: |_, s| !s.violated(Invariant::A1),
     },
     Always {
         name: "internal: the model explains every step (no unknown key or stream, no undecodable append)",
         invariant: Invariant::Internal,
+        api: None,
         holds: |_, s| !s.violated(Invariant::Internal),
+    },
+    Always {
+        name: "A1 at-most-once delivery: the fenced downstream accepts at most one delivery per \
+               claim window, and none of an older window (unconditional)",
+        invariant: Invariant::A1,
+        api: Some(Api::Fenced),
+        holds: |_, s| !s.violated(Invariant::A1),
     },
 ];
 
@@ -123,30 +168,35 @@ pub const WITNESSES: &[Witness] = &[
         name: "a claim is granted and the message delivered",
         needs: &[],
         min_producers: 1,
+        api: None,
         seen: |_, s| s.keys.iter().any(|k| k.deliveries > 0),
     },
     Witness {
         name: "a receipt is stored and acknowledged",
         needs: &[],
         min_producers: 1,
+        api: None,
         seen: |_, s| any_outcome(s, Outcome::Completed),
     },
     Witness {
         name: "a duplicate is answered with the stored receipt",
         needs: &[],
         min_producers: 2,
+        api: None,
         seen: |_, s| any_outcome(s, Outcome::Duplicate),
     },
     Witness {
         name: "a claim is deferred because the key is in flight",
         needs: &[],
         min_producers: 2,
+        api: None,
         seen: |_, s| any_phase(s, |p| *p == Phase::Deferred),
     },
     Witness {
         name: "a claim loses an append race and re-reads the winner's record",
         needs: &[],
         min_producers: 2,
+        api: Some(Api::Seed),
         seen: |_, s| {
             any_phase(
                 s,
@@ -158,36 +208,42 @@ pub const WITNESSES: &[Witness] = &[
         name: "the sweeper expires a stored receipt",
         needs: &[],
         min_producers: 1,
+        api: None,
         seen: |_, s| any_adjacent(s, RecordKind::Complete, RecordKind::Expire),
     },
     Witness {
         name: "a key is claimed again after an expiry",
         needs: &[],
         min_producers: 2,
+        api: None,
         seen: |_, s| any_adjacent(s, RecordKind::Expire, RecordKind::Claim),
     },
     Witness {
         name: "a failed delivery releases the claim",
         needs: &[Fault::DeliveryFailure],
         min_producers: 1,
+        api: None,
         seen: |_, s| any_adjacent(s, RecordKind::Claim, RecordKind::Release),
     },
     Witness {
         name: "a key is claimed again after a release",
         needs: &[Fault::DeliveryFailure],
         min_producers: 1,
+        api: None,
         seen: |_, s| any_adjacent(s, RecordKind::Release, RecordKind::Claim),
     },
     Witness {
         name: "the sweeper expires an in-flight claim whose holder crashed",
         needs: &[Fault::Crash],
         min_producers: 1,
+        api: None,
         seen: |_, s| any_adjacent(s, RecordKind::Claim, RecordKind::Expire),
     },
     Witness {
         name: "an indeterminate append is resolved by re-reading",
         needs: &[Fault::Indeterminate],
         min_producers: 1,
+        api: Some(Api::Seed),
         seen: |_, s| {
             any_phase(s, |p| match p {
                 Phase::Claiming { op, .. } => {
@@ -207,12 +263,14 @@ pub const WITNESSES: &[Witness] = &[
         name: "a store crash drops an unflushed append and the next flush reports it",
         needs: &[Fault::StoreCrash],
         min_producers: 1,
+        api: None,
         seen: |_, s| s.sweeper.session.lost || s.producers.iter().any(|p| p.session.lost),
     },
     Witness {
         name: "a release loses its race to a completion and leaves the receipt",
         needs: &[Fault::Pause, Fault::DeliveryFailure],
         min_producers: 2,
+        api: Some(Api::Seed),
         seen: |m, s| {
             s.producers.iter().any(|p| match &p.phase {
                 Phase::Releasing { op, .. } => {
@@ -230,13 +288,50 @@ pub const WITNESSES: &[Witness] = &[
         name: "a key whose stream holds another key's records is refused with DedupCollision",
         needs: &[Fault::Collision],
         min_producers: 1,
+        api: None,
         seen: |_, s| any_outcome(s, Outcome::GaveUp),
     },
     Witness {
         name: A1_VACUITY,
         needs: &[Fault::Pause],
         min_producers: 2,
+        api: Some(Api::Seed),
         seen: |_, s| s.keys.iter().any(|k| k.window_deliveries > 1),
+    },
+    Witness {
+        name: "a fenced claim loses an append race and decides again",
+        needs: &[],
+        min_producers: 2,
+        api: Some(Api::Fenced),
+        seen: |_, s| s.saw(Event::LostRace),
+    },
+    Witness {
+        name: "an indeterminate claim append is resolved by its claim id",
+        needs: &[Fault::Indeterminate],
+        min_producers: 1,
+        api: Some(Api::Fenced),
+        seen: |_, s| s.saw(Event::ResolvedById),
+    },
+    Witness {
+        name: "a zombie's completion is refused with StaleClaim",
+        needs: &[Fault::Pause],
+        min_producers: 2,
+        api: Some(Api::Fenced),
+        seen: |_, s| s.saw(Event::StaleCompletionRefused),
+    },
+    Witness {
+        name: "a zombie's release is refused with StaleClaim and appends nothing",
+        needs: &[Fault::Pause],
+        min_producers: 2,
+        api: Some(Api::Fenced),
+        seen: |_, s| s.saw(Event::StaleReleaseRefused),
+    },
+    Witness {
+        name: "the fenced downstream refuses a zombie's delivery (a lower fence than it accepted)",
+        needs: &[Fault::Pause],
+        min_producers: 2,
+        api: Some(Api::Fenced),
+        seen: |_, s| s.saw(Event::StaleDeliveryRefused),
     },
 ];
 
@@ -254,7 +349,7 @@ pub(crate) fn properties(
         .iter()
         .zip(ALWAYS_ONCE)
         .enumerate()
-        .filter(|(_, (a, _))| a.invariant != Invariant::A1 || config.timing_assumption())
+        .filter(|(_, (a, _))| a.applies(config))
         .filter(|(i, _)| open(invariant_bit(*i)))
         .map(|(_, (a, once))| match discovered {
             Some(_) => Property::always(a.name, once),
@@ -320,7 +415,7 @@ fn sometimes_once<const J: usize>(model: &DedupModel, state: &State) -> bool {
 
 type Condition = fn(&DedupModel, &State) -> bool;
 
-const ALWAYS_ONCE: [Condition; 9] = [
+const ALWAYS_ONCE: [Condition; 10] = [
     always_once::<0>,
     always_once::<1>,
     always_once::<2>,
@@ -330,9 +425,10 @@ const ALWAYS_ONCE: [Condition; 9] = [
     always_once::<6>,
     always_once::<7>,
     always_once::<8>,
+    always_once::<9>,
 ];
 
-const SOMETIMES_ONCE: [Condition; 15] = [
+const SOMETIMES_ONCE: [Condition; 20] = [
     sometimes_once::<0>,
     sometimes_once::<1>,
     sometimes_once::<2>,
@@ -348,6 +444,11 @@ const SOMETIMES_ONCE: [Condition; 15] = [
     sometimes_once::<12>,
     sometimes_once::<13>,
     sometimes_once::<14>,
+    sometimes_once::<15>,
+    sometimes_once::<16>,
+    sometimes_once::<17>,
+    sometimes_once::<18>,
+    sometimes_once::<19>,
 ];
 
 // One condition per property (`zip` would silently drop the rest), and a

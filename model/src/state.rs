@@ -3,10 +3,13 @@
 
 use std::hash::{Hash, Hasher};
 
+use atmostonce::core::fenced::{
+    ClaimToken, FencedClaimOp, FencedCompleteOp, FencedReleaseOp, FencedSweepOp,
+};
 use atmostonce::core::{ClaimOp, CompleteOp, ReleaseOp, SweepOp};
 use atmostonce_verify::catalogue::Invariant;
 
-use crate::config::MAX_KEYS;
+use crate::config::{LEASE_MS, MAX_KEYS};
 use crate::hashed::Hashed;
 use crate::store::{ModelStore, Session};
 
@@ -29,6 +32,17 @@ pub struct Grant {
     pub stamp_ms: u64,
     /// The sequence the claim's append was conditioned on.
     pub seq: u64,
+}
+
+/// A fenced claim a producer holds: the engine's token, and the window of
+/// the key's stream its claim record lies in (the stretch after the
+/// window-th release or expiry), which A1 compares deliveries by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FencedGrant {
+    /// The token the claim answered.
+    pub token: Hashed<ClaimToken>,
+    /// The window of its claim record.
+    pub window: u8,
 }
 
 /// What a producer is doing. The engine's operation values are held as is.
@@ -70,6 +84,35 @@ pub enum Phase {
         /// The engine's release.
         op: Hashed<ReleaseOp>,
     },
+    /// Fenced: its `claim` is running.
+    FencedClaiming {
+        /// The engine's claim operation (its claim id chosen by the model).
+        op: Hashed<FencedClaimOp>,
+        /// One of its appends was applied but answered with an error: a
+        /// grant now is the resolution by claim id.
+        resolving: bool,
+    },
+    /// Fenced: it holds the claim and is delivering with the token's fence.
+    FencedDelivering {
+        /// The claim.
+        grant: FencedGrant,
+    },
+    /// Fenced: it delivered (receipt number `receipt`) and is completing.
+    FencedCompleting {
+        /// The claim.
+        grant: FencedGrant,
+        /// The receipt's number.
+        receipt: u8,
+        /// The engine's completion.
+        op: Hashed<FencedCompleteOp>,
+    },
+    /// Fenced: its delivery failed or was refused, and it is releasing.
+    FencedReleasing {
+        /// The claim.
+        grant: FencedGrant,
+        /// The engine's release.
+        op: Hashed<FencedReleaseOp>,
+    },
     /// It has handled its message for every key; the last one ended so.
     Done(Outcome),
 }
@@ -84,6 +127,12 @@ impl Phase {
             Phase::Delivering { grant }
             | Phase::Completing { grant, .. }
             | Phase::Releasing { grant, .. } => Some(grant.stamp_ms),
+            Phase::FencedClaiming { op, .. } => Some(op.rule().now_millis),
+            Phase::FencedDelivering { grant }
+            | Phase::FencedCompleting { grant, .. }
+            | Phase::FencedReleasing { grant, .. } => {
+                Some(grant.token.lease_expires_millis().saturating_sub(LEASE_MS))
+            }
             Phase::Idle | Phase::Deferred | Phase::Done(_) => None,
         }
     }
@@ -133,6 +182,28 @@ impl Hash for Producer {
             } => (4, u64::from(*receipt), grant(g), op.hash_value()),
             Phase::Releasing { grant: g, op } => (5, 0, grant(g), op.hash_value()),
             Phase::Done(outcome) => (6, *outcome as u64, (0, 0), 0),
+            Phase::FencedClaiming { op, resolving } => {
+                (7, u64::from(*resolving), (0, 0), op.hash_value())
+            }
+            Phase::FencedDelivering { grant: g } => {
+                (8, u64::from(g.window), (g.token.hash_value(), 0), 0)
+            }
+            Phase::FencedCompleting {
+                grant: g,
+                receipt,
+                op,
+            } => (
+                9,
+                u64::from(g.window),
+                (g.token.hash_value(), u64::from(*receipt)),
+                op.hash_value(),
+            ),
+            Phase::FencedReleasing { grant: g, op } => (
+                10,
+                u64::from(g.window),
+                (g.token.hash_value(), 0),
+                op.hash_value(),
+            ),
         };
         state.write_u64(
             tag | small << 8
@@ -147,11 +218,31 @@ impl Hash for Producer {
     }
 }
 
+/// One pass of the sweeper: the API's sweep operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SweepPass {
+    /// The seed `DedupSweeper`'s pass.
+    Seed(Hashed<SweepOp>),
+    /// The `FencedSweeper`'s pass.
+    Fenced(Hashed<FencedSweepOp>),
+}
+
+impl SweepPass {
+    /// The interned operation's hash.
+    #[must_use]
+    pub fn hash_value(&self) -> u64 {
+        match self {
+            SweepPass::Seed(op) => op.hash_value(),
+            SweepPass::Fenced(op) => op.hash_value(),
+        }
+    }
+}
+
 /// The sweeper: idle, or in the middle of one pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Sweeper {
     /// The pass under way.
-    pub op: Option<Hashed<SweepOp>>,
+    pub op: Option<SweepPass>,
     /// Its session with the store.
     pub session: Session,
 }
@@ -185,6 +276,17 @@ pub struct KeyGhost {
     pub attempted: u32,
     /// The receipt of the completion acknowledged in the current window.
     pub acked: Option<u8>,
+    /// Fenced: the highest fence the downstream accepted a delivery with
+    /// (it refuses a lower one).
+    pub sink_fence: Option<u8>,
+    /// Fenced: the highest claim id (the model's number) ever appended to
+    /// the key's stream, kept across store crashes; a new claim draws one
+    /// above it and above every id a producer holds (see
+    /// `DedupModel::fresh_claim_id`).
+    pub claim_ids: u8,
+    /// Fenced: the length the key's stream must keep: one past the last
+    /// acknowledged claim, completion or release (S4).
+    pub durable: u8,
 }
 
 /// Two words (see `Hash for Producer`).
@@ -197,7 +299,13 @@ impl Hash for KeyGhost {
                 | u64::from(self.acked.unwrap_or(0)) << 24
                 | u64::from(self.granted_windows) << 32,
         );
-        state.write_u32(self.attempted);
+        state.write_u64(
+            u64::from(self.attempted)
+                | u64::from(self.sink_fence.is_some()) << 32
+                | u64::from(self.sink_fence.unwrap_or(0)) << 33
+                | u64::from(self.claim_ids) << 41
+                | u64::from(self.durable) << 49,
+        );
     }
 }
 
@@ -243,6 +351,41 @@ pub struct State {
     /// Invariants a step has seen violated (sticky; the `always`
     /// properties read them).
     pub violations: u16,
+    /// Fenced: the [`Event`]s of the step that led to this state (the
+    /// witnesses read them; not sticky, so that they split only the states
+    /// right after an event).
+    pub events: u8,
+}
+
+/// A step of the fenced API that a witness needs and the state does not
+/// otherwise show, as a bit of [`State::events`]. Five at most: they share
+/// the hash's first word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A claim whose append was applied but answered with an error was
+    /// granted: the re-read found its own claim id at that sequence.
+    ResolvedById,
+    /// A completion by a token whose claim was no longer current was
+    /// refused with `StaleClaim`.
+    StaleCompletionRefused,
+    /// A release by such a token was refused with `StaleClaim`.
+    StaleReleaseRefused,
+    /// The fenced downstream refused a delivery with a fence lower than
+    /// one it had accepted.
+    StaleDeliveryRefused,
+    /// A fenced operation's append lost its race (`SequenceConflict`).
+    LostRace,
+}
+
+// Bits 59..64 of the hash's first word.
+const _: () = assert!((Event::LostRace as u8) < 5);
+
+impl Event {
+    /// The event's bit in [`State::events`].
+    #[must_use]
+    pub fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
 }
 
 /// The small fields in one word, then the parts (see `Hash for Producer`).
@@ -259,10 +402,11 @@ impl Hash for State {
                 | u64::from(budget.delivery_failures) << 48
                 | u64::from(sweeper.session.unflushed) << 56
                 | u64::from(sweeper.session.lost) << 57
-                | u64::from(sweeper.op.is_some()) << 58,
+                | u64::from(sweeper.op.is_some()) << 58
+                | u64::from(self.events) << 59,
         );
         state.write_u64(self.store.hash_value());
-        state.write_u64(sweeper.op.as_ref().map_or(0, Hashed::hash_value));
+        state.write_u64(sweeper.op.as_ref().map_or(0, SweepPass::hash_value));
         self.producers.hash(state);
         self.keys.hash(state);
     }
@@ -277,6 +421,16 @@ impl State {
 
     pub(crate) fn flag(&mut self, invariant: Invariant) {
         self.violations |= violation_bit(invariant);
+    }
+
+    /// True when `event` happened.
+    #[must_use]
+    pub fn saw(&self, event: Event) -> bool {
+        self.events & event.bit() != 0
+    }
+
+    pub(crate) fn note(&mut self, event: Event) {
+        self.events |= event.bit();
     }
 
     /// Every session marked flushed (after a successful flush).
@@ -333,7 +487,10 @@ mod tests {
                 "store",
                 Box::new(|s| s.store = Hashed::new(ModelStore::new(2))),
             ),
-            ("sweeper op", Box::new(move |s| s.sweeper.op = Some(sweep))),
+            (
+                "sweeper op",
+                Box::new(move |s| s.sweeper.op = Some(SweepPass::Seed(sweep))),
+            ),
             (
                 "sweeper unflushed",
                 Box::new(|s| s.sweeper.session.unflushed = true),
@@ -453,6 +610,10 @@ mod tests {
                 Box::new(|s| s.budget.delivery_failures += 1),
             ),
             ("violations", Box::new(|s| s.flag(Invariant::S1))),
+            ("events", Box::new(|s| s.note(Event::LostRace))),
+            ("sink fence", Box::new(|s| s.keys[1].sink_fence = Some(0))),
+            ("claim ids", Box::new(|s| s.keys[1].claim_ids = 1)),
+            ("durable", Box::new(|s| s.keys[1].durable = 1)),
         ];
         let base = model.initial_state();
         let mut seen = HashSet::from([fingerprint(&base)]);

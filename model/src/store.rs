@@ -17,8 +17,9 @@ pub enum RecordKind {
     Expire,
 }
 
-/// One record's summary: its kind, the index of the key it belongs to, and
-/// for a completion the receipt's number (see [`crate::receipt_bytes`]).
+/// One record's summary: its kind, the index of the key it belongs to, for
+/// a completion the receipt's number (see [`crate::receipt_bytes`]), and
+/// for a fenced record its claim id's number (see [`crate::claim_id`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RecordSummary {
     /// The kind.
@@ -29,6 +30,9 @@ pub struct RecordSummary {
     pub receipt: u8,
     /// The record's timestamp in ticks of the model's clock, rounded down.
     pub tick: u8,
+    /// The model's number of the record's claim id (fenced records; 0 for
+    /// version-1 records, which have none).
+    pub claim: u8,
 }
 
 /// One stream's bookkeeping beside its entries in the table.

@@ -1,7 +1,7 @@
 //! The model's transitions: which actions are enabled in a state, and
 //! performing one.
 
-use atmostonce::core::PhaseKind;
+use atmostonce::core::{Operation, PhaseKind, Step, StoreRequest};
 
 use crate::action::{Action, Call, ProducerAction};
 use crate::config::Config;
@@ -18,7 +18,7 @@ impl DedupModel {
             let act = |a| Action::Producer(i, a);
             match &producer.phase {
                 Phase::Done(_) => continue,
-                Phase::Delivering { .. } => {
+                Phase::Delivering { .. } | Phase::FencedDelivering { .. } => {
                     actions.push(act(ProducerAction::Deliver));
                     if state.budget.delivery_failures > 0 {
                         actions.push(act(ProducerAction::FailDelivery));
@@ -26,7 +26,7 @@ impl DedupModel {
                 }
                 phase => {
                     actions.push(act(ProducerAction::Call(Call::Normal)));
-                    if faults_left && phase_kind(phase) == Some(PhaseKind::Appending) {
+                    if faults_left && next_is_append(phase) {
                         // `perform` refuses "applied" when it would conflict.
                         actions.push(act(ProducerAction::Call(Call::AppendFailsApplied)));
                         actions.push(act(ProducerAction::Call(Call::AppendFailsNotApplied)));
@@ -81,9 +81,15 @@ impl DedupModel {
     /// engine's own sweep, fed a scan of the store as it is, asks to append
     /// a tombstone. (A pass that expires nothing changes nothing.)
     fn sweep_would_expire(&self, state: &State) -> bool {
-        self.fresh
-            .sweep(state.tick)
-            .is_some_and(|op| self.would_append_next(state, Actor::Sweeper, &op))
+        match self.fresh_fenced() {
+            None => self
+                .fresh
+                .sweep(state.tick)
+                .is_some_and(|op| self.would_append_next(state, Actor::Sweeper, &op)),
+            Some(fresh) => fresh
+                .sweep(state.tick)
+                .is_some_and(|op| self.would_append_next(state, Actor::Sweeper, &op)),
+        }
     }
 
     /// Performs `action` on `state`: the next state, or `None` when the
@@ -95,6 +101,8 @@ impl DedupModel {
         words: &mut Narration,
     ) -> Option<State> {
         let mut next = state.clone();
+        // Events are those of the step that led to a state.
+        next.events = 0;
         match action {
             Action::Tick => {
                 if !self.may_tick(state) {
@@ -123,6 +131,7 @@ impl DedupModel {
                     "the store crashes and restarts, dropping every append not yet flushed".into()
                 });
                 self.check_acked(&mut next);
+                self.check_durable(&mut next);
             }
             Action::Sweeper(call) => self.sweeper_step(&mut next, call, words)?,
             Action::Producer(index, action) => {
@@ -137,13 +146,20 @@ impl DedupModel {
     }
 }
 
-/// The phase of a producer's engine operation, if it runs one.
-fn phase_kind(phase: &Phase) -> Option<PhaseKind> {
+/// True when a producer's engine operation asks to append next: the seed
+/// operations say so by their phase, the fenced ones by their next request.
+fn next_is_append(phase: &Phase) -> bool {
+    fn appends<O: Operation>(op: &O) -> bool {
+        matches!(op.poll(), Step::Request(StoreRequest::Append { .. }))
+    }
     match phase {
-        Phase::Claiming { op, .. } => Some(op.phase_kind()),
-        Phase::Completing { op, .. } => Some(op.phase_kind()),
-        Phase::Releasing { op, .. } => Some(op.phase_kind()),
-        _ => None,
+        Phase::Claiming { op, .. } => op.phase_kind() == PhaseKind::Appending,
+        Phase::Completing { op, .. } => op.phase_kind() == PhaseKind::Appending,
+        Phase::Releasing { op, .. } => op.phase_kind() == PhaseKind::Appending,
+        Phase::FencedClaiming { op, .. } => appends(&**op),
+        Phase::FencedCompleting { op, .. } => appends(&**op),
+        Phase::FencedReleasing { op, .. } => appends(&**op),
+        _ => false,
     }
 }
 

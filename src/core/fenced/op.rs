@@ -39,8 +39,16 @@ pub struct FencedOp<R: FencedRule> {
     uncertain: Option<DurabilityError>,
     /// Reads that showed fewer records than the stream is known to hold.
     short_reads: u32,
+    /// Flush-and-verify rounds so far (at most [`MAX_SETTLE_ROUNDS`]).
+    settles: u32,
     phase: Phase<R::Output>,
 }
+
+/// Most times an operation flushes what it read and finds the stream
+/// changed under the flush before it gives up with a store error. Each
+/// change needs a store crash between the read and the flush, so a second
+/// round is already rare; four leaves room without looping.
+const MAX_SETTLE_ROUNDS: u32 = 4;
 
 /// What a finished read learned.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -72,6 +80,17 @@ enum Phase<T> {
         view: View,
         attempt: Option<Attempt>,
     },
+    /// Reading the head again after that flush: a store crash before the
+    /// flush may have dropped what was read, and the stream may have grown
+    /// back to the same length with other records (a conditional append
+    /// would then land on records nobody decided on). The decision is
+    /// taken only when the head read is still at its sequence (then it was
+    /// there when the flush made it durable); otherwise the operation reads
+    /// again, at most [`MAX_SETTLE_ROUNDS`] times.
+    Verifying {
+        view: View,
+        attempt: Option<Attempt>,
+    },
     Appending {
         record: FencedRecord,
         expected_seq: u64,
@@ -93,6 +112,7 @@ impl<R: FencedRule> FencedOp<R> {
             appends: 0,
             uncertain: None,
             short_reads: 0,
+            settles: 0,
             phase: Phase::Reading {
                 view: View::empty(),
                 attempt: None,
@@ -122,6 +142,7 @@ impl<R: FencedRule> FencedOp<R> {
             Phase::Reading { attempt: None, .. } => "reading",
             Phase::Reading { .. } => "re-reading after a failed append",
             Phase::Settling { .. } => "flushing before deciding",
+            Phase::Verifying { .. } => "re-reading the head after the flush",
             Phase::Appending { .. } => "appending",
             Phase::Flushing { .. } => "flushing its append",
             Phase::Done(_) => "done",
@@ -318,6 +339,11 @@ impl<R: FencedRule> Operation for FencedOp<R> {
                 payload: record.encode(),
                 expected_seq: *expected_seq,
             }),
+            Phase::Verifying { view, .. } => Step::Request(StoreRequest::Read {
+                stream: self.target.stream.clone(),
+                offset: view.next_seq.saturating_sub(1),
+                limit: self.io.read_batch,
+            }),
             Phase::Settling { .. } | Phase::Flushing { .. } => Step::Request(StoreRequest::Flush),
             Phase::Done(result) => Step::Done(result.clone()),
         }
@@ -360,8 +386,33 @@ impl<R: FencedRule> Operation for FencedOp<R> {
             }
             (Phase::Reading { .. }, StoreReply::Read(Err(error))) => Phase::Done(Err(error)),
             (Phase::Settling { view, attempt }, StoreReply::Flush(Ok(()))) => {
-                self.decide(view, attempt)
+                self.settles += 1;
+                Phase::Verifying { view, attempt }
             }
+            (Phase::Verifying { view, attempt }, StoreReply::Read(Ok(entries))) => {
+                // Entries after the head are appends since the read: the
+                // head was there after the flush, so it is durable, and the
+                // conditional append decides the race with the newcomers.
+                let unchanged = matches!(entries.as_slice(), [entry, ..]
+                if entry.sequence + 1 == view.next_seq
+                    && view.head.as_ref().is_some_and(|(_, head)| {
+                        FencedRecord::decode(&entry.payload).is_ok_and(|read| read == *head)
+                    }));
+                if unchanged {
+                    self.decide(view, attempt)
+                } else if self.settles >= MAX_SETTLE_ROUNDS {
+                    Phase::Done(Err(DurabilityError::StoreError(format!(
+                        "stream {:?} changed under {MAX_SETTLE_ROUNDS} flushes of what was read",
+                        self.target.stream
+                    ))))
+                } else {
+                    Phase::Reading {
+                        view: View::empty(),
+                        attempt,
+                    }
+                }
+            }
+            (Phase::Verifying { .. }, StoreReply::Read(Err(error))) => Phase::Done(Err(error)),
             (Phase::Settling { .. }, StoreReply::Flush(Err(error))) => Phase::Done(Err(error)),
             (
                 Phase::Appending {
@@ -409,6 +460,7 @@ impl<R: FencedRule> Operation for FencedOp<R> {
             (Phase::Appending { .. }, reply) => {
                 Phase::Done(Err(misfed(&reply, "an append answer")))
             }
+            (Phase::Verifying { .. }, reply) => Phase::Done(Err(misfed(&reply, "a read answer"))),
             (Phase::Settling { .. } | Phase::Flushing { .. }, reply) => {
                 Phase::Done(Err(misfed(&reply, "a flush answer")))
             }

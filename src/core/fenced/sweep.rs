@@ -69,6 +69,12 @@ enum Phase {
     Scanning,
     /// Flushing what was scanned before deciding on it.
     Settling(Vec<ScannedEntry>),
+    /// Scanning again after that flush: a store crash before it may have
+    /// dropped what was scanned and the stream grown back to the same
+    /// length with other records, so an expiry is appended only where the
+    /// stream's head is still the one scanned (then the flush made it
+    /// durable); the others are skipped as contended.
+    Verifying(Vec<ScannedEntry>),
     Expiring {
         expiries: Vec<Expiry>,
         next: usize,
@@ -224,6 +230,40 @@ impl FencedSweepOp {
         }
     }
 
+    /// The expiries planned from the flushed scan `read` whose judged head
+    /// the scan after the flush (`now`) still shows at its sequence.
+    fn verified(&mut self, read: Vec<ScannedEntry>, now: &[ScannedEntry]) -> Phase {
+        fn entry<'a>(entries: &'a [ScannedEntry], stream: &str, sequence: u64) -> Option<&'a [u8]> {
+            entries
+                .iter()
+                .find(|scanned| scanned.stream == stream && scanned.entry.sequence == sequence)
+                .map(|scanned| scanned.entry.payload.as_slice())
+        }
+        let planned = match self.plan(read.clone()) {
+            Ok(planned) => planned,
+            Err(error) => return Phase::Done(Err(error)),
+        };
+        let mut expiries = Vec::with_capacity(planned.len());
+        for expiry in planned {
+            // The head judged (at `expected_seq - 1`) is still there; an
+            // append since makes the expiry's append conflict, as before.
+            let at = expiry.expected_seq.saturating_sub(1);
+            if entry(&read, &expiry.stream, at).is_some()
+                && entry(&read, &expiry.stream, at) == entry(now, &expiry.stream, at)
+            {
+                expiries.push(expiry);
+            } else {
+                let key = expiry.record.idempotency_key().to_owned();
+                self.skip(&expiry.stream, Some(&key), SkipReason::Conflict);
+            }
+        }
+        if expiries.is_empty() {
+            Phase::Done(Ok(self.report.clone()))
+        } else {
+            Phase::Expiring { expiries, next: 0 }
+        }
+    }
+
     fn after(&mut self, expiries: Vec<Expiry>, next: usize) -> Phase {
         if next + 1 < expiries.len() {
             Phase::Expiring {
@@ -246,6 +286,9 @@ impl Operation for FencedSweepOp {
     fn poll(&self) -> Step<FencedSweepReport> {
         match &self.phase {
             Phase::Scanning => Step::Request(StoreRequest::Scan {
+                prefix: self.protocol.stream_prefix(),
+            }),
+            Phase::Verifying(_) => Step::Request(StoreRequest::Scan {
                 prefix: self.protocol.stream_prefix(),
             }),
             Phase::Settling(_) | Phase::Flushing => Step::Request(StoreRequest::Flush),
@@ -278,7 +321,9 @@ impl Operation for FencedSweepOp {
                 }
             }
             (Phase::Scanning, StoreReply::Scan(Err(error))) => Phase::Done(Err(error)),
-            (Phase::Settling(entries), StoreReply::Flush(Ok(()))) => self.start_expiring(entries),
+            (Phase::Settling(entries), StoreReply::Flush(Ok(()))) => Phase::Verifying(entries),
+            (Phase::Verifying(read), StoreReply::Scan(Ok(now))) => self.verified(read, &now),
+            (Phase::Verifying(_), StoreReply::Scan(Err(error))) => Phase::Done(Err(error)),
             (Phase::Settling(_), StoreReply::Flush(Err(error))) => Phase::Done(Err(error)),
             (Phase::Expiring { expiries, next }, StoreReply::Append(result)) => {
                 debug_assert!(
@@ -323,7 +368,9 @@ impl Operation for FencedSweepOp {
             }
             (Phase::Flushing, StoreReply::Flush(Ok(()))) => Phase::Done(Ok(self.report.clone())),
             (Phase::Flushing, StoreReply::Flush(Err(error))) => Phase::Done(Err(error)),
-            (Phase::Scanning, reply) => Phase::Done(Err(misfed(&reply, "a scan answer"))),
+            (Phase::Scanning | Phase::Verifying(_), reply) => {
+                Phase::Done(Err(misfed(&reply, "a scan answer")))
+            }
             (Phase::Expiring { .. }, reply) => Phase::Done(Err(misfed(&reply, "an append answer"))),
             (Phase::Settling(_) | Phase::Flushing, reply) => {
                 Phase::Done(Err(misfed(&reply, "a flush answer")))
