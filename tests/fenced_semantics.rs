@@ -242,13 +242,16 @@ fn release_after_its_own_completion_is_stale_claim_and_the_receipt_stays() {
 }
 
 #[test]
-fn a_retried_release_is_ok_and_appends_nothing() {
+fn a_release_retried_after_it_took_effect_is_stale_claim_and_appends_nothing() {
     run(async {
         let store = Arc::new(MemoryStore::new());
         let cache = cache_on(&store);
         let token = granted(cache.claim("k", 0).await.unwrap());
         cache.release(&token, 1).await.unwrap();
-        cache.release(&token, 2).await.unwrap();
+        assert!(matches!(
+            cache.release(&token, 2).await,
+            Err(DurabilityError::StaleClaim { .. })
+        ));
         assert_eq!(length(&store, &cache, "k"), 2);
         assert_eq!(cache.lookup("k", 3).await.unwrap(), None);
     });

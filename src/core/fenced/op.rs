@@ -39,6 +39,11 @@ pub struct FencedOp<R: FencedRule> {
     uncertain: Option<DurabilityError>,
     /// Reads that showed fewer records than the stream is known to hold.
     short_reads: u32,
+    /// The latest append whose outcome was unknown, with its sequence: a
+    /// lost race at that same sequence may have lost to this very append
+    /// (a re-read that missed it was stale by exactly that record), so the
+    /// race is resolved by that append's claim id, never taken as lost.
+    uncertain_at: Option<(FencedRecord, u64)>,
     /// Flush-and-verify rounds so far (at most [`MAX_SETTLE_ROUNDS`]).
     settles: u32,
     phase: Phase<R::Output>,
@@ -112,6 +117,7 @@ impl<R: FencedRule> FencedOp<R> {
             appends: 0,
             uncertain: None,
             short_reads: 0,
+            uncertain_at: None,
             settles: 0,
             phase: Phase::Reading {
                 view: View::empty(),
@@ -440,17 +446,38 @@ impl<R: FencedRule> Operation for FencedOp<R> {
                 },
                 StoreReply::Append(Err(error)),
             ) => {
-                if self.uncertain.is_none()
-                    && !matches!(error, DurabilityError::SequenceConflict { .. })
+                if !matches!(error, DurabilityError::SequenceConflict { .. }) {
+                    if self.uncertain.is_none() {
+                        self.uncertain = Some(error.clone());
+                    }
+                    self.uncertain_at = Some((record.clone(), expected_seq));
+                    Self::reread(Attempt {
+                        record,
+                        sequence: expected_seq,
+                        error,
+                        failed_reads: 0,
+                    })
+                } else if let Some((own, sequence)) = self.uncertain_at.clone()
+                    && sequence == expected_seq
+                    && let Some(uncertain) = self.uncertain.clone()
                 {
-                    self.uncertain = Some(error.clone());
+                    // Lost to whatever holds `expected_seq`, which may be
+                    // this operation's own earlier uncertain append: resolve
+                    // that append (by its claim id, on a re-read) instead.
+                    Self::reread(Attempt {
+                        record: own,
+                        sequence,
+                        error: uncertain,
+                        failed_reads: 0,
+                    })
+                } else {
+                    Self::reread(Attempt {
+                        record,
+                        sequence: expected_seq,
+                        error,
+                        failed_reads: 0,
+                    })
                 }
-                Self::reread(Attempt {
-                    record,
-                    sequence: expected_seq,
-                    error,
-                    failed_reads: 0,
-                })
             }
             (Phase::Flushing { record, sequence }, StoreReply::Flush(Ok(()))) => {
                 Phase::Done(Ok(self.rule.landed(&record, sequence)))

@@ -270,18 +270,14 @@ impl FencedRule for FencedReleaseRule {
                 self.now_millis,
             )));
         }
-        match head {
-            // A retried release (or the sweeper's expiry of this claim):
-            // the claim is over either way.
-            Some((_, FencedRecord::Release(release)))
-                if release.claim_id() == Some(self.token.claim_id) =>
-            {
-                FencedPlan::Finish(Ok(()))
-            }
-            // Anything else, the holder's own completion included, is left
-            // as it is: a receipt is never released.
-            _ => FencedPlan::Finish(Err(stale(&self.token))),
-        }
+        // Anything else is left as it is: the holder's own completion (a
+        // receipt is never released), and a release of this very claim (a
+        // retried release, or the sweeper's expiry): the claim is over
+        // either way. A release found at the head is not answered `Ok`,
+        // because the read may be a stale snapshot that hides a later
+        // holder's claim; only this operation's own append, recognised by
+        // its claim id, is (`docs/spec.md`, "Fenced API").
+        FencedPlan::Finish(Err(stale(&self.token)))
     }
 
     fn landed(&self, _record: &FencedRecord, _sequence: u64) {}

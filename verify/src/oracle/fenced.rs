@@ -500,10 +500,11 @@ impl FencedState {
                 }
             }
             Ok(_) if expected == *observed => Judgement::Admissible(vec![next]),
-            Err(FencedError::StaleClaim) if self.released_by_sweeper_for(op) => {
+            Err(FencedError::StaleClaim) if self.released_for(op) => {
                 // docs/spec.md ("Fenced API"): a release whose token's claim
-                // the sweeper ended may be answered Ok (a release with its
-                // claim id is current) or StaleClaim.
+                // was already ended (by its holder's release or by the
+                // sweeper) may be answered Ok (a release with its claim id
+                // is current) or StaleClaim.
                 refused_without_effect
             }
             Ok(_) => Judgement::Inadmissible { expected },
@@ -523,9 +524,9 @@ impl FencedState {
         }
     }
 
-    fn released_by_sweeper_for(&self, op: &FencedOp) -> bool {
+    fn released_for(&self, op: &FencedOp) -> bool {
         matches!((op, &self.current),
-            (FencedOp::Release { token, .. }, Current::Release { holder: Some(id), reason: ReleaseReason::Expired })
+            (FencedOp::Release { token, .. }, Current::Release { holder: Some(id), .. })
                 if *id == token.claim_id)
     }
 }
