@@ -128,29 +128,6 @@ fn every_cache_ops_corpus_file_runs_without_an_unexplained_violation() {
     assert!(outcomes.get("clean").is_some_and(|n| *n > 0));
 }
 
-/// Inputs that reproduce an engine bug still open (see the README's
-/// "`cache_ops_fenced` outcomes"): kept out of `fuzz/corpus/`, which
-/// `cargo fuzz run` loads and would crash on, and checked here to still fail.
-#[test]
-#[ignore = "an open engine bug: a store crash undoes a read another session then decided on"]
-fn the_open_cache_ops_fenced_findings_still_reproduce() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/open/cache_ops_fenced");
-    let files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|error| panic!("cannot list {}: {error}", dir.display()))
-        .map(|entry| entry.expect("a directory entry").path())
-        .collect();
-    assert!(!files.is_empty());
-    for path in files {
-        let bytes = std::fs::read(&path).expect("a readable input");
-        let caught = catch_unwind(AssertUnwindSafe(|| check_fenced_bytes(&bytes)));
-        assert!(
-            caught.is_err(),
-            "{} passes: the bug is fixed, move it to fuzz/corpus/cache_ops_fenced/",
-            name(&path)
-        );
-    }
-}
-
 #[test]
 fn every_cache_ops_fenced_corpus_file_passes_and_together_they_reach_every_fenced_answer() {
     let summaries = replay("cache_ops_fenced", |_, bytes| check_fenced_bytes(bytes));
