@@ -12,6 +12,8 @@
 //! per-key linearizability search ([`super::linear::linearize_checked`])
 //! runs over it through [`FencedHistoryOp`].
 
+use std::collections::BTreeSet;
+
 use atmostonce::ProcessingReceipt;
 
 use super::expiry::is_expired;
@@ -102,6 +104,11 @@ pub struct FencedState {
     pub current: Current,
     /// How many records the stream holds.
     pub next_sequence: u64,
+    /// Every completion the key has had, by claim id and receipt: a
+    /// completion retried with the same token and receipt may be answered
+    /// `Ok` even after its receipt expired and the key moved on (it writes
+    /// nothing either way; `docs/spec.md`, "Fenced API").
+    pub completed: BTreeSet<(ClaimId, ProcessingReceipt)>,
 }
 
 /// An operation on one key.
@@ -267,6 +274,7 @@ impl FencedState {
         FencedState {
             current,
             next_sequence: sequence.saturating_add(1),
+            completed: BTreeSet::new(),
         }
     }
 
@@ -299,10 +307,34 @@ impl FencedState {
     }
 
     fn appended(&self, current: Current) -> FencedState {
+        let mut completed = self.completed.clone();
+        if let Current::Completion {
+            holder: Some(id),
+            receipt,
+            ..
+        } = &current
+        {
+            completed.insert((*id, receipt.clone()));
+        }
         FencedState {
             current,
             next_sequence: self.next_sequence.saturating_add(1),
+            completed,
         }
+    }
+
+    /// Whether `op` is a completion the key has already had, by the same
+    /// claim with the same receipt.
+    fn completed_before(&self, op: &FencedOp) -> bool {
+        matches!(op, FencedOp::Complete { token, receipt, .. }
+            if self.completed.contains(&(token.claim_id, receipt.clone())))
+    }
+
+    /// Whether `op` is a completion by a claim the key once completed with
+    /// another receipt.
+    fn completed_otherwise_before(&self, op: &FencedOp) -> bool {
+        matches!(op, FencedOp::Complete { token, receipt, .. }
+            if self.completed.iter().any(|(id, stored)| *id == token.claim_id && stored != receipt))
     }
 
     /// Applies `op`: the state that follows and the answer. `granted_id` is
@@ -500,6 +532,12 @@ impl FencedState {
                 }
             }
             Ok(_) if expected == *observed => Judgement::Admissible(vec![next]),
+            Ok(FencedAnswer::Done) if self.completed_before(op) => {
+                // A retried completion of a receipt the key once stored:
+                // `Ok` (the receipt was stored) or `StaleClaim` (the key has
+                // moved on), nothing written either way.
+                refused_without_effect
+            }
             Err(FencedError::StaleClaim) if self.released_for(op) => {
                 // docs/spec.md ("Fenced API"): a release whose token's claim
                 // was already ended (by its holder's release or by the
@@ -519,6 +557,12 @@ impl FencedState {
             }
             Err(FencedError::NoEffect) => refused_without_effect,
             Err(FencedError::Collision) if stream_shared => refused_without_effect,
+            Err(FencedError::Collision) if self.completed_otherwise_before(op) => {
+                // A claim once completed with another receipt: the answer a
+                // retried completion gets from its own completion, nothing
+                // written (`docs/spec.md`, "Fenced API").
+                refused_without_effect
+            }
             Err(refusal) if expected == Err(*refusal) => refused_without_effect,
             Err(_) => Judgement::Inadmissible { expected },
         }

@@ -39,6 +39,7 @@ fn held_by(byte: u8) -> FencedState {
             fingerprint: Some(b"fp".to_vec()),
         },
         next_sequence: 1,
+        ..FencedState::default()
     }
 }
 
@@ -134,6 +135,43 @@ fn a_retried_completion_is_ok_and_another_receipt_collides() {
         completed.apply(&op(b"x"), &params(), None).1,
         Err(FencedError::Collision)
     );
+}
+
+#[test]
+fn a_completion_retried_after_the_key_moved_on_may_be_ok_only_with_its_own_receipt() {
+    let op = |bytes: &[u8]| FencedOp::Complete {
+        token: token(1, 0, NOW),
+        receipt: receipt(bytes),
+        now_millis: NOW,
+    };
+    let (completed, _) = held_by(1).apply(&op(b"r"), &params(), None);
+    // The receipt expires and the sweeper ends it: the key has moved on.
+    let later = NOW + DEFAULT_RECEIPT_TTL_MS + 2 * crate::oracle::expiry::CLOCK_SKEW_GRACE_MS;
+    let (expired, _) = completed.apply(&FencedOp::Expire { now_millis: later }, &params(), None);
+    assert!(matches!(expired.current, Current::Release { .. }));
+    assert!(admissible(&expired, &op(b"r"), Ok(FencedAnswer::Done)));
+    assert!(admissible(
+        &expired,
+        &op(b"r"),
+        Err(FencedError::StaleClaim)
+    ));
+    // Another receipt was never stored under this claim: StaleClaim, or the
+    // collision its own completion would answer; never Ok.
+    assert!(!admissible(&expired, &op(b"x"), Ok(FencedAnswer::Done)));
+    assert!(admissible(
+        &expired,
+        &op(b"x"),
+        Err(FencedError::StaleClaim)
+    ));
+    assert!(admissible(&expired, &op(b"x"), Err(FencedError::Collision)));
+    // A claim that never completed gets neither.
+    let other = FencedOp::Complete {
+        token: token(2, 0, NOW),
+        receipt: receipt(b"r"),
+        now_millis: later,
+    };
+    assert!(!admissible(&expired, &other, Ok(FencedAnswer::Done)));
+    assert!(!admissible(&expired, &other, Err(FencedError::Collision)));
 }
 
 #[test]
