@@ -228,7 +228,9 @@ impl Plant {
             Plant::WipeOnCrash => {
                 "memory store only: it crashes every second or so and restarts empty (S4)"
             }
-            Plant::NoSweeper => "no sweeper: crashed producers' claims never expire (A2)",
+            Plant::NoSweeper => {
+                "no sweeper: crashed producers' claims never expire (A2; with --api seed: a fenced claim takes over an expired one itself)"
+            }
             Plant::DeliverWithoutClaim => {
                 "producers also deliver when their claim was refused (A1)"
             }
