@@ -11,8 +11,12 @@ use atmostonce::{DurabilityError, DurableStore, ScannedEntry, StoreFuture, Store
 pub(crate) trait ServeRequest: Send + Sync {
     /// Serves `request`. An `Err` is a failure of the call as a whole (the
     /// connection, an injected fault); a reply carries the store's own
-    /// answer, success or error, for that kind of request.
-    fn serve(&self, request: StoreRequest) -> StoreFuture<'_, StoreReply>;
+    /// answer, success or error, for that kind of request. Not boxed: the
+    /// [`DurableStore`] method that wraps it boxes the two as one future.
+    fn serve(
+        &self,
+        request: StoreRequest,
+    ) -> impl Future<Output = Result<StoreReply, DurabilityError>> + Send + '_;
 
     /// Whether an acknowledged append is durable without a flush.
     fn acknowledged_appends_are_durable(&self) -> bool;

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use atmostonce::core::{StoreReply, StoreRequest};
-use atmostonce::{DurableStore, ScannedEntry, StoreFuture, StoredEntry};
+use atmostonce::{DurabilityError, DurableStore, ScannedEntry, StoreFuture, StoredEntry};
 use atmostonce_verify::oracle::record::{self, Record};
 use atmostonce_verify::table::FaultTable;
 
@@ -167,8 +167,11 @@ impl WipeableTable {
 }
 
 impl ServeRequest for WipeableTable {
-    fn serve(&self, request: StoreRequest) -> StoreFuture<'_, StoreReply> {
-        Box::pin(std::future::ready(Ok(self.serve_now(&request))))
+    fn serve(
+        &self,
+        request: StoreRequest,
+    ) -> impl Future<Output = Result<StoreReply, DurabilityError>> + Send + '_ {
+        std::future::ready(Ok(self.serve_now(&request)))
     }
 
     fn acknowledged_appends_are_durable(&self) -> bool {

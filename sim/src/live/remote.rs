@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use atmostonce::DurabilityError;
 use atmostonce::core::{StoreReply, StoreRequest};
-use atmostonce::{DurabilityError, StoreFuture};
 use tokio::net::TcpStream;
 
 use super::lock::lock;
@@ -113,8 +113,11 @@ impl RemoteClient {
 }
 
 impl ServeRequest for RemoteClient {
-    fn serve(&self, request: StoreRequest) -> StoreFuture<'_, StoreReply> {
-        Box::pin(self.call(request))
+    fn serve(
+        &self,
+        request: StoreRequest,
+    ) -> impl Future<Output = Result<StoreReply, DurabilityError>> + Send + '_ {
+        self.call(request)
     }
 
     /// The server is a `HaematiteStore`, whose acknowledged appends are

@@ -22,8 +22,8 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use atmostonce::DurabilityError;
 use atmostonce::core::{StoreReply, StoreRequest};
-use atmostonce::{DurabilityError, StoreFuture};
 use atmostonce_verify::oracle::{SpecAnswer, record};
 use atmostonce_verify::table::{Call, CallFault, Corruption, FaultTable};
 
@@ -415,8 +415,11 @@ fn injected(message: &str) -> DurabilityError {
 }
 
 impl<E: Env> ServeRequest for FaultStore<E> {
-    fn serve(&self, request: StoreRequest) -> StoreFuture<'_, StoreReply> {
-        Box::pin(self.call(request))
+    fn serve(
+        &self,
+        request: StoreRequest,
+    ) -> impl Future<Output = Result<StoreReply, DurabilityError>> + Send + '_ {
+        self.call(request)
     }
 
     /// Acknowledged appends are volatile until a flush: the engine must

@@ -92,9 +92,14 @@ fn done(_: &()) -> SpecAnswer {
 /// One producer incarnation of the run's API: process messages until the
 /// budget is spent.
 pub(crate) async fn producer<E: Env>(world: Arc<World<E>>, index: u16) {
+    // Boxed, so that the task a runtime spawns for a producer stays small:
+    // unboxed it is as large as the larger of the two APIs' producer
+    // futures (kilobytes: each engine call's future is inside), and the
+    // runtime copies it whole every time it starts or restarts a node (a
+    // tenth of a seed's instructions in the standard sweep).
     match world.config.api {
-        Api::Seed => seed_producer(world, index).await,
-        Api::Fenced => fenced::producer(world, index).await,
+        Api::Seed => Box::pin(seed_producer(world, index)).await,
+        Api::Fenced => Box::pin(fenced::producer(world, index)).await,
     }
 }
 
@@ -268,9 +273,10 @@ async fn echo<E: Env>(
 /// The sweeper of the run's API: one pass every interval until the run
 /// stops.
 pub(crate) async fn sweeper<E: Env>(world: Arc<World<E>>) {
+    // Boxed for the producer's reason (see [`producer`]).
     match world.config.api {
-        Api::Seed => seed_sweeper(world).await,
-        Api::Fenced => fenced::sweeper(world).await,
+        Api::Seed => Box::pin(seed_sweeper(world)).await,
+        Api::Fenced => Box::pin(fenced::sweeper(world)).await,
     }
 }
 
