@@ -67,7 +67,7 @@ impl DedupModel {
                 let records = &s.store.streams[index].records;
                 let ends = crate::fenced_actors::ends_a_window(records, summary.key);
                 let ghost = &mut s.keys[usize::from(summary.key)];
-                ghost.claim_ids = ghost.claim_ids.max(summary.claim);
+                ghost.claim_ids |= 1 << summary.claim;
                 // A takeover ends the receipt's dedup window as an expiry does.
                 if ends {
                     ghost.acked = None;

@@ -147,29 +147,30 @@ impl DedupModel {
         Some(())
     }
 
-    /// The claim id a new claim of `key` draws: one above every id the
-    /// key's stream ever held and every id a producer holds for it, so that
-    /// it is fresh as a random one is, and the same in every state that
-    /// holds the same ids (a claim that was refused draws it again).
-    /// `None` past [`MAX_CLAIM_ID`] (the claim is not enabled).
+    /// The claim id a new claim of `key` draws: the smallest number never
+    /// appended to the key's stream and held by no producer of the key, so
+    /// that it is fresh as a random one is (no record, reader or holder
+    /// knows it), and the same in every state that knows the same ids. An
+    /// id that was drawn but never landed, by a claim that ended (deferred,
+    /// crashed), is known to nobody and is drawn again: taking one above
+    /// every id seen instead made producers deferred in turn draw ever
+    /// higher ids, states that differ in nothing but a name. `None` when
+    /// all [`MAX_CLAIM_ID`] are known (the claim is not enabled).
     pub(crate) fn fresh_claim_id(&self, s: &State, key: u8) -> Option<u8> {
-        let held = s
-            .producers
-            .iter()
-            .filter(|producer| producer.key == key)
-            .filter_map(|producer| match &producer.phase {
+        let mut known = u32::from(s.keys[usize::from(key)].claim_ids);
+        for producer in s.producers.iter().filter(|producer| producer.key == key) {
+            let number = match &producer.phase {
                 Phase::FencedClaiming { op, .. } => claim_number(op.rule().claim_id.as_bytes()),
                 Phase::FencedDelivering { grant }
                 | Phase::FencedCompleting { grant, .. }
                 | Phase::FencedReleasing { grant, .. } => Some(token_number(grant)),
                 _ => None,
-            })
-            .max()
-            .unwrap_or(0);
-        let number = held
-            .max(s.keys[usize::from(key)].claim_ids)
-            .checked_add(1)?;
-        (number <= MAX_CLAIM_ID).then_some(number)
+            };
+            if let Some(number) = number {
+                known |= 1 << number;
+            }
+        }
+        (1..=MAX_CLAIM_ID).find(|number| known & (1 << number) == 0)
     }
 
     fn fenced_claim_call(

@@ -279,17 +279,17 @@ pub struct KeyGhost {
     /// Fenced: the highest fence the downstream accepted a delivery with
     /// (it refuses a lower one).
     pub sink_fence: Option<u8>,
-    /// Fenced: the highest claim id (the model's number) ever appended to
-    /// the key's stream, kept across store crashes; a new claim draws one
-    /// above it and above every id a producer holds (see
-    /// `DedupModel::fresh_claim_id`).
-    pub claim_ids: u8,
+    /// Fenced: bit `n`: claim id number `n` was appended to the key's
+    /// stream (kept across store crashes, which may drop the record but not
+    /// what a reader learned of it); a new claim draws an id never appended
+    /// and held by no producer (see `DedupModel::fresh_claim_id`).
+    pub claim_ids: u16,
     /// Fenced: the length the key's stream must keep: one past the last
     /// acknowledged claim, completion or release (S4).
     pub durable: u8,
 }
 
-/// Two words (see `Hash for Producer`).
+/// Three words (see `Hash for Producer`).
 impl Hash for KeyGhost {
     fn hash<H: Hasher>(&self, state: &mut H) {
         state.write_u64(
@@ -303,9 +303,9 @@ impl Hash for KeyGhost {
             u64::from(self.attempted)
                 | u64::from(self.sink_fence.is_some()) << 32
                 | u64::from(self.sink_fence.unwrap_or(0)) << 33
-                | u64::from(self.claim_ids) << 41
-                | u64::from(self.durable) << 49,
+                | u64::from(self.durable) << 41,
         );
+        state.write_u64(u64::from(self.claim_ids));
     }
 }
 
