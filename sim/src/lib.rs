@@ -9,8 +9,8 @@
 //! The crate builds two ways, and the tree says which code is in which:
 //! - shared by both builds (the top-level modules and `world/`): the
 //!   history, the checker, the configuration, the workload and its actors
-//!   (producers, sweeper, probe, clock jumps), the report formats and the
-//!   command line's parser;
+//!   (producers, sweeper, probe, clock jumps), the report formats, the
+//!   command line (clap), progress bars, `--shard` and `merge`;
 //! - [`madsim`], only with `--cfg madsim` (`cargo sim`, see
 //!   `.cargo/config.toml`): the simulated surroundings, the fault-injecting
 //!   store, one simulated run, the seed runner and the simulation modes;
@@ -51,9 +51,12 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod history;
+pub mod merge;
 pub mod outcome;
+pub mod progress;
 pub mod replay;
 pub mod report;
+pub mod shard;
 pub mod timeline;
 pub mod workload;
 

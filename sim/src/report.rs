@@ -12,6 +12,10 @@ use crate::config::{FaultSpec, Shape};
 use crate::history::{Event, FaultEvent, History, KeyId, OpRecord};
 use crate::outcome::{ConfigSource, InternalError, SeedRun, Summary};
 
+mod summary;
+
+pub use summary::{FailingSeed, InvariantCount, SeedRange, SummaryRecord, SweepIdentity};
+
 /// Most timeline lines printed per key: enough to read a violation's
 /// surroundings without drowning it in a hot key's hundreds of operations.
 const MAX_TIMELINE_LINES: usize = 60;
@@ -22,7 +26,7 @@ pub fn reproduce_command(seed: u64, source: &ConfigSource, check: CheckOptions) 
     let mut command = format!("cargo sim -- --seed {seed}");
     match source {
         ConfigSource::Draw { api, shape, faults } => {
-            let _ = write!(command, " --faults {} --api {api}", quote_faults(faults));
+            let _ = write!(command, " {} --api {api}", quote_faults(faults));
             if *shape != Shape::STANDARD {
                 let _ = write!(
                     command,
@@ -41,12 +45,14 @@ pub fn reproduce_command(seed: u64, source: &ConfigSource, check: CheckOptions) 
     command
 }
 
+/// `--faults SPEC`, or `--faults=SPEC` when SPEC starts with a `-` (so
+/// that it is not read as a flag).
 fn quote_faults(faults: &FaultSpec) -> String {
     let text = faults.to_string();
     if text.starts_with('-') {
-        format!("={text}")
+        format!("--faults={text}")
     } else {
-        text
+        format!("--faults {text}")
     }
 }
 
@@ -376,75 +382,12 @@ pub fn error_json(error: &InternalError) -> Value {
 /// The summary line of a sweep.
 #[must_use]
 pub fn summary_line(summary: &Summary) -> String {
-    let mut text = format!(
-        "{} seeds, {} failed, {} internal errors; {:.0} seeds/s; simulated/real {:.0}x; checker {:.1}% of seed time",
-        summary.seeds,
-        summary.failures,
-        summary.internal_errors,
-        summary.seeds_per_second(),
-        summary.sim_ratio(),
-        summary.checker_share() * 100.0
-    );
-    if !summary.by_invariant.is_empty() {
-        let parts: Vec<String> = summary
-            .by_invariant
-            .iter()
-            .map(|(invariant, (count, smallest))| {
-                format!("{invariant}: {count} (smallest seed {smallest})")
-            })
-            .collect();
-        let _ = write!(text, "\n  violations: {}", parts.join("; "));
-    }
-    if !summary.nondeterministic.is_empty() {
-        let _ = write!(
-            text,
-            "\n  NONDETERMINISTIC seeds (trace hash differs on rerun): {:?}",
-            summary.nondeterministic
-        );
-    }
-    if summary.stale_answers + summary.dirty_answers + summary.a1_excused > 0 {
-        let _ = write!(
-            text,
-            "\n  exempt: {} stale and {} dirty read-only answers ({} seeds would fail S7 under \
-             --strict-reads); {} double deliveries after a holder crashed",
-            summary.stale_answers,
-            summary.dirty_answers,
-            summary.strict_s7_seeds,
-            summary.a1_excused
-        );
-    }
-    text
+    SummaryRecord::new(summary).line()
 }
 
-/// The summary as a JSON object.
+/// The summary as a JSON object (without its sweep's identity and lists:
+/// see [`SummaryRecord`]).
 #[must_use]
 pub fn summary_json(summary: &Summary) -> Value {
-    let by_invariant: serde_json::Map<String, Value> = summary
-        .by_invariant
-        .iter()
-        .map(|(invariant, (count, smallest))| {
-            (
-                invariant.to_string(),
-                json!({ "seeds": count, "smallest_seed": smallest }),
-            )
-        })
-        .collect();
-    json!({
-        "summary": {
-            "seeds": summary.seeds,
-            "failures": summary.failures,
-            "internal_errors": summary.internal_errors,
-            "nondeterministic": summary.nondeterministic,
-            "violations": by_invariant,
-            "seeds_per_second": summary.seeds_per_second(),
-            "simulated_to_real": summary.sim_ratio(),
-            "checker_share": summary.checker_share(),
-            "elapsed_s": summary.elapsed.as_secs_f64(),
-            "exempt_stale_answers": summary.stale_answers,
-            "exempt_dirty_answers": summary.dirty_answers,
-            "strict_reads_s7_seeds": summary.strict_s7_seeds,
-            "a1_excused": summary.a1_excused,
-            "exit": summary.exit_code(),
-        }
-    })
+    SummaryRecord::new(summary).json()
 }

@@ -4,8 +4,12 @@
 
 use std::path::PathBuf;
 
-use super::{Flags, parse_number, parse_seed};
-use crate::config::{Api, Fault};
+use clap::builder::PossibleValue;
+use clap::error::ErrorKind;
+use clap::{Args, ValueEnum};
+
+use super::{help, parse_seed, usage_error};
+use crate::config::{Api, Fault, MAX_KEYS, MAX_PRODUCERS};
 
 /// The stores live mode runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -32,14 +36,14 @@ impl StoreKind {
         }
     }
 
-    /// Parses `memory`, `haematite` or `postgres`.
-    pub fn parse(text: &str) -> Result<StoreKind, String> {
-        StoreKind::ALL
-            .into_iter()
-            .find(|store| store.name() == text)
-            .ok_or_else(|| {
-                format!("unknown store {text:?}; live mode knows memory, haematite, postgres")
-            })
+    /// One line on what it is.
+    #[must_use]
+    pub fn meaning(self) -> &'static str {
+        match self {
+            StoreKind::Memory => "MemoryStore in this process",
+            StoreKind::Haematite => "HaematiteStore in a child process the run kills",
+            StoreKind::Postgres => "PostgresStore on a PostgreSQL server",
+        }
     }
 }
 
@@ -160,14 +164,6 @@ impl LiveFault {
             _ => true,
         }
     }
-
-    /// Parses a live fault's name.
-    #[must_use]
-    pub fn parse(name: &str) -> Option<LiveFault> {
-        LiveFault::ALL
-            .into_iter()
-            .find(|fault| fault.name() == name)
-    }
 }
 
 /// A mistake live mode plants on purpose (`--plant`), to show that the
@@ -236,54 +232,220 @@ impl Plant {
             }
         }
     }
+}
 
-    /// Parses a plant's name.
-    pub fn parse(text: &str) -> Result<Plant, String> {
-        Plant::ALL
-            .into_iter()
-            .find(|plant| plant.name() == text)
-            .ok_or_else(|| {
-                let known: Vec<&str> = Plant::ALL.iter().map(|plant| plant.name()).collect();
-                format!("unknown plant {text:?}; known: {}", known.join(", "))
-            })
+/// Live mode's enums on the command line: their names, meanings and order
+/// are the ones above, so help, parsing and completions cannot disagree
+/// with the reports.
+macro_rules! value_enum_by_name {
+    ($($kind:ty),*) => {$(
+        impl ValueEnum for $kind {
+            fn value_variants<'a>() -> &'a [Self] {
+                &<$kind>::ALL
+            }
+
+            fn to_possible_value(&self) -> Option<PossibleValue> {
+                Some(PossibleValue::new(self.name()).help(self.meaning()))
+            }
+        }
+    )*};
+}
+
+value_enum_by_name!(StoreKind, LiveFault, Plant);
+
+/// Live `--faults` as written: where the list starts, then the names added
+/// or removed in order. Which faults `all` means depends on the store, so
+/// [`LiveFaultList::resolve`] finishes it once the store is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveFaultList {
+    /// `all` (true) or `none`/a plain list (false: start from nothing but
+    /// what the list adds; `none` adds contention).
+    all: bool,
+    /// `(remove, fault)` in the order written.
+    edits: Vec<(bool, LiveFault)>,
+}
+
+impl LiveFaultList {
+    /// Parses `all`, `none` or a list, each followed by `,NAME` / `,+NAME`
+    /// (add) or `,-NAME` (remove). An unknown name is refused with the
+    /// known ones.
+    pub fn parse(text: &str) -> Result<LiveFaultList, String> {
+        let mut parts = text
+            .split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty());
+        let mut list = LiveFaultList {
+            all: false,
+            edits: Vec::new(),
+        };
+        match parts.next() {
+            Some("all") => list.all = true,
+            Some("none") => list.edits.push((false, LiveFault::Contention)),
+            Some(first) => list.edits.push((false, live_fault(first)?)),
+            None => return Err("give all, none or a list of faults".into()),
+        }
+        for part in parts {
+            let edit = match part.strip_prefix('-') {
+                Some(name) => (true, live_fault(name)?),
+                None => (false, live_fault(part)?),
+            };
+            list.edits.push(edit);
+        }
+        Ok(list)
+    }
+
+    /// The faults the list names for `store`, sorted.
+    #[must_use]
+    pub fn resolve(&self, store: StoreKind) -> Vec<LiveFault> {
+        let mut faults: Vec<LiveFault> = if self.all {
+            LiveFault::ALL
+                .into_iter()
+                .filter(|fault| fault.supported_by(store))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        for (remove, fault) in &self.edits {
+            faults.retain(|other| other != fault);
+            if !remove {
+                faults.push(*fault);
+            }
+        }
+        faults.sort_unstable();
+        faults
     }
 }
 
+fn live_fault(name: &str) -> Result<LiveFault, String> {
+    let name = name.strip_prefix('+').unwrap_or(name);
+    LiveFault::from_str(name, false).map_err(|_| {
+        format!(
+            "unknown live fault {name:?}; known: {}",
+            help::value_names::<LiveFault>().replace('|', ", ")
+        )
+    })
+}
+
 /// What `live` was asked to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct LiveArgs {
-    /// `--store`.
+    /// The store under test.
+    #[arg(long, value_enum, default_value_t = StoreKind::Memory)]
     pub store: StoreKind,
-    /// `--producers`.
+    /// Producer tasks.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = LIVE_DEFAULT_PRODUCERS,
+        value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_PRODUCERS))
+    )]
     pub producers: u16,
-    /// `--keys`.
+    /// Idempotency keys.
+    #[arg(
+        long,
+        value_name = "K",
+        default_value_t = LIVE_DEFAULT_KEYS,
+        value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_KEYS))
+    )]
     pub keys: u16,
-    /// `--duration`: how long the main phase runs.
+    /// The main phase, e.g. 60s, 500ms, 2m, 1m30s (a bare number is
+    /// seconds; at most an hour); then the producers finish the message in
+    /// hand, faults stop, and the quiet phase (TTL + grace + skew + 2
+    /// sweeps) runs before the probe reads every key (A2).
+    #[arg(
+        long = "duration",
+        value_name = "D",
+        default_value = "10s",
+        value_parser = parse_duration_ms
+    )]
     pub duration_ms: u64,
-    /// `--faults`: `None` means every fault the store supports.
-    pub faults: Option<Vec<LiveFault>>,
-    /// `--seed`: draws the workload's rates; `None`: from the clock.
+    /// Which faults to inject [default: all but collisions and long-streams].
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_parser = LiveFaultList::parse,
+        allow_hyphen_values = true,
+        long_help = help::live_faults_long_help()
+    )]
+    pub faults: Option<LiveFaultList>,
+    /// Draws the workload's timings and fault rates as the simulator does
+    /// [default: from the clock; printed].
+    #[arg(long, value_name = "N", value_parser = parse_seed)]
     pub seed: Option<u64>,
-    /// `--think-ms`: the longest pause of a producer between messages.
+    /// The longest pause between a producer's messages, in milliseconds.
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = LIVE_DEFAULT_THINK_MS,
+        value_parser = clap::value_parser!(u64).range(..=MAX_THINK_MS)
+    )]
     pub think_ms: u64,
-    /// `--api`: the engine API the producers use.
+    /// The engine API the producers use, as for the simulator.
+    #[arg(long, value_enum, default_value_t = Api::Fenced, env = "ATMOSTONCE_API")]
     pub api: Api,
-    /// `--json`.
+    /// One JSON summary object instead of the text report; no progress bar.
+    #[arg(long)]
     pub json: bool,
-    /// `--strict-reads`.
+    /// As for the simulator: hold stale and dirty read-only answers to
+    /// S2/S4/S7 too.
+    #[arg(long)]
     pub strict_reads: bool,
-    /// `--history`: print every key's timeline.
+    /// Print every key's timeline.
+    #[arg(long = "history")]
     pub full_history: bool,
-    /// `--plant`.
+    /// Break something on purpose, to see the checker catch it.
+    #[arg(long, value_enum, value_name = "NAME")]
     pub plant: Option<Plant>,
-    /// `--postgres-url` (default `ATMOSTONCE_POSTGRES_URL`).
+    /// The PostgreSQL server's URL [default: ATMOSTONCE_POSTGRES_URL].
+    #[arg(long, value_name = "URL")]
     pub postgres_url: Option<String>,
-    /// `--pg-data` (default `$THROWAWAY_POSTGRES_DIR/data`).
+    /// The PostgreSQL cluster's data directory, for store-crash [default:
+    /// $THROWAWAY_POSTGRES_DIR/data].
+    #[arg(long, value_name = "DIR")]
     pub pg_data: Option<PathBuf>,
-    /// `--pg-bin` (default `$THROWAWAY_POSTGRES_BIN`, else `PATH`).
+    /// The directory holding pg_ctl [default: $THROWAWAY_POSTGRES_BIN, else
+    /// PATH].
+    #[arg(long, value_name = "DIR")]
     pub pg_bin: Option<PathBuf>,
-    /// `--path`: haematite's database directory (default: a temporary one).
+    /// haematite's database directory [default: a temporary one].
+    #[arg(long, value_name = "DIR")]
     pub path: Option<PathBuf>,
+}
+
+impl LiveArgs {
+    /// The faults asked for on `store`, or `None` for the store's
+    /// defaults. Refuses a fault the store cannot have and flags that go
+    /// with another store, naming them.
+    pub fn faults(&self) -> Result<Option<Vec<LiveFault>>, clap::Error> {
+        let faults = self.faults.as_ref().map(|list| list.resolve(self.store));
+        if let Some(fault) = faults
+            .iter()
+            .flatten()
+            .find(|fault| !fault.supported_by(self.store))
+        {
+            return Err(usage_error(
+                ErrorKind::InvalidValue,
+                format!(
+                    "--faults: live mode cannot inject {} into the {} store",
+                    fault.name(),
+                    self.store.name()
+                ),
+            ));
+        }
+        if self.plant == Some(Plant::WipeOnCrash) && self.store != StoreKind::Memory {
+            return Err(usage_error(
+                ErrorKind::ArgumentConflict,
+                "--plant wipe-on-crash goes with --store memory",
+            ));
+        }
+        if self.path.is_some() && self.store != StoreKind::Haematite {
+            return Err(usage_error(
+                ErrorKind::ArgumentConflict,
+                "--path goes with --store haematite",
+            ));
+        }
+        Ok(faults)
+    }
 }
 
 /// Producers of a live run unless `--producers` says otherwise.
@@ -300,156 +462,31 @@ pub const LIVE_DEFAULT_THINK_MS: u64 = 20;
 /// The longest main phase: an hour's history (a few million operations)
 /// is what the checker and the memory of a 24 GiB machine still hold.
 pub const LIVE_MAX_DURATION_MS: u64 = 3_600_000;
+/// The longest think time `--think-ms` accepts: a producer thinking longer
+/// than a minute between messages no longer exercises the store.
+pub const MAX_THINK_MS: u64 = 60_000;
 
-/// Parses `60s`, `500ms`, `2m` or a bare number of seconds.
+/// Parses a duration by humantime (`60s`, `500ms`, `2m`, `1m30s`; a bare
+/// number is seconds) into milliseconds, more than 0 and at most
+/// [`LIVE_MAX_DURATION_MS`].
 pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
-    let bad = || format!("{text:?} is not a duration (e.g. 60s, 500ms, 2m)");
-    let (number, unit_ms) = if let Some(number) = text.strip_suffix("ms") {
-        (number, 1)
-    } else if let Some(number) = text.strip_suffix('s') {
-        (number, 1_000)
-    } else if let Some(number) = text.strip_suffix('m') {
-        (number, 60_000)
+    let text = text.trim();
+    let duration = if !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit()) {
+        text.parse::<u64>()
+            .ok()
+            .and_then(|seconds| seconds.checked_mul(1_000))
+            .map(std::time::Duration::from_millis)
+            .ok_or_else(|| format!("{text:?} is too long a duration"))?
     } else {
-        (text, 1_000)
+        humantime::parse_duration(text)
+            .map_err(|error| format!("{text:?} is not a duration (e.g. 60s, 500ms, 2m): {error}"))?
     };
-    let value: u64 = number.trim().parse().map_err(|_| bad())?;
-    let duration_ms = value.checked_mul(unit_ms).ok_or_else(bad)?;
+    let duration_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
     if duration_ms == 0 || duration_ms > LIVE_MAX_DURATION_MS {
         return Err(format!(
-            "--duration must be more than 0 and at most {} minutes",
+            "a live run's main phase must be more than 0 and at most {} minutes",
             LIVE_MAX_DURATION_MS / 60_000
         ));
     }
     Ok(duration_ms)
 }
-
-/// Parses live mode's `--faults` for `store`: `all` is every fault the
-/// store supports.
-fn parse_live_faults(text: &str, store: StoreKind) -> Result<Vec<LiveFault>, String> {
-    let mut faults: Vec<LiveFault> = Vec::new();
-    let mut parts = text
-        .split(',')
-        .map(str::trim)
-        .filter(|part| !part.is_empty());
-    match parts.next() {
-        Some("all") => faults.extend(
-            LiveFault::ALL
-                .into_iter()
-                .filter(|fault| fault.supported_by(store)),
-        ),
-        Some("none") => faults.push(LiveFault::Contention),
-        Some(first) => {
-            let name = first.strip_prefix('+').unwrap_or(first);
-            faults.push(LiveFault::parse(name).ok_or_else(|| unknown_live_fault(name))?);
-        }
-        None => return Err("--faults needs a value: all, none or a list".into()),
-    }
-    for part in parts {
-        let (remove, name) = match part.strip_prefix('-') {
-            Some(name) => (true, name),
-            None => (false, part.strip_prefix('+').unwrap_or(part)),
-        };
-        let fault = LiveFault::parse(name).ok_or_else(|| unknown_live_fault(name))?;
-        faults.retain(|other| *other != fault);
-        if !remove {
-            faults.push(fault);
-        }
-    }
-    faults.sort_unstable();
-    faults.dedup();
-    Ok(faults)
-}
-
-fn unknown_live_fault(name: &str) -> String {
-    let known: Vec<&str> = LiveFault::ALL.iter().map(|fault| fault.name()).collect();
-    format!("unknown live fault {name:?}; known: {}", known.join(", "))
-}
-
-pub(crate) fn parse_live(args: &[String]) -> Result<LiveArgs, String> {
-    let mut live = LiveArgs {
-        store: StoreKind::Memory,
-        producers: LIVE_DEFAULT_PRODUCERS,
-        keys: LIVE_DEFAULT_KEYS,
-        duration_ms: LIVE_DEFAULT_DURATION_MS,
-        faults: None,
-        seed: None,
-        think_ms: LIVE_DEFAULT_THINK_MS,
-        api: Api::Fenced,
-        json: false,
-        strict_reads: false,
-        full_history: false,
-        plant: None,
-        postgres_url: None,
-        pg_data: None,
-        pg_bin: None,
-        path: None,
-    };
-    let mut faults = None;
-    let mut flags = Flags::new(args);
-    while let Some(flag) = flags.next_flag() {
-        let flag = flag.as_str();
-        let mut value = || flags.value();
-        match flag {
-            "--store" => live.store = StoreKind::parse(&value()?)?,
-            "--producers" => live.producers = parse_number(flag, &value()?)?,
-            "--keys" => live.keys = parse_number(flag, &value()?)?,
-            "--duration" => live.duration_ms = parse_duration_ms(&value()?)?,
-            "--faults" => faults = Some(value()?),
-            "--seed" => live.seed = Some(parse_seed(&value()?)?),
-            "--think-ms" => live.think_ms = parse_number(flag, &value()?)?,
-            "--api" => live.api = Api::parse(&value()?)?,
-            "--json" => live.json = true,
-            "--strict-reads" => live.strict_reads = true,
-            "--history" => live.full_history = true,
-            "--plant" => live.plant = Some(Plant::parse(&value()?)?),
-            "--postgres-url" => live.postgres_url = Some(value()?),
-            "--pg-data" => live.pg_data = Some(PathBuf::from(value()?)),
-            "--pg-bin" => live.pg_bin = Some(PathBuf::from(value()?)),
-            "--path" => live.path = Some(PathBuf::from(value()?)),
-            other => {
-                return Err(format!(
-                    "unknown argument {other:?} for live mode; see `live --help`"
-                ));
-            }
-        }
-    }
-    if let Some(text) = faults {
-        live.faults = Some(parse_live_faults(&text, live.store)?);
-    }
-    if live.producers == 0 || live.producers > crate::config::MAX_PRODUCERS {
-        return Err(format!(
-            "--producers must be 1..={}",
-            crate::config::MAX_PRODUCERS
-        ));
-    }
-    if live.keys == 0 || live.keys > crate::config::MAX_KEYS {
-        return Err(format!("--keys must be 1..={}", crate::config::MAX_KEYS));
-    }
-    if live.think_ms > MAX_THINK_MS {
-        return Err(format!("--think-ms must be at most {MAX_THINK_MS}"));
-    }
-    if let Some(fault) = live
-        .faults
-        .iter()
-        .flatten()
-        .find(|fault| !fault.supported_by(live.store))
-    {
-        return Err(format!(
-            "live mode cannot inject {} into the {} store",
-            fault.name(),
-            live.store.name()
-        ));
-    }
-    if live.plant == Some(Plant::WipeOnCrash) && live.store != StoreKind::Memory {
-        return Err("--plant wipe-on-crash goes with --store memory".into());
-    }
-    if live.path.is_some() && live.store != StoreKind::Haematite {
-        return Err("--path goes with --store haematite".into());
-    }
-    Ok(live)
-}
-
-/// The longest think time `--think-ms` accepts: a producer thinking longer
-/// than a minute between messages no longer exercises the store.
-pub const MAX_THINK_MS: u64 = 60_000;

@@ -1,7 +1,9 @@
 //! The `live` command: from its flags to a run and its report.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use super::options::{LiveOptions, PostgresTarget};
 use super::report;
@@ -9,6 +11,7 @@ use super::run::run;
 use crate::check::CheckOptions;
 use crate::cli::{LiveArgs, LiveFault, StoreKind};
 use crate::config::Shape;
+use crate::progress::{self, Progress};
 
 /// The variable the PostgreSQL tests read the server's URL from.
 pub const POSTGRES_URL_VARIABLE: &str = "ATMOSTONCE_POSTGRES_URL";
@@ -46,8 +49,8 @@ pub fn options(args: &LiveArgs) -> Result<LiveOptions, String> {
              (`source scripts/throwaway-postgres.sh && throwaway_postgres_start` starts one)"
         ));
     }
-    let faults = match &args.faults {
-        Some(faults) => faults.clone(),
+    let faults = match args.faults().map_err(|error| error.to_string())? {
+        Some(faults) => faults,
         None => LiveFault::defaults(args.store)
             .into_iter()
             .filter(|fault| {
@@ -123,7 +126,10 @@ pub fn run_command(args: &LiveArgs) -> i32 {
             options.config.quiet_ms() as f64 / 1000.0
         );
     }
-    match run(&options) {
+    let progress = LiveProgress::start(&options, progress::wanted(args.json));
+    let result = run(&options);
+    progress.stop();
+    match result {
         Ok(run) => {
             if args.json {
                 println!("{}", report::json(&run));
@@ -135,6 +141,58 @@ pub fn run_command(args: &LiveArgs) -> i32 {
         Err(error) => {
             eprintln!("atmostonce-sim: live: internal error (not a verdict): {error}");
             2
+        }
+    }
+}
+
+/// How often the live progress bar follows the clock.
+const LIVE_PROGRESS_EVERY: Duration = Duration::from_millis(200);
+
+/// The live run's progress on a terminal: a bar over the main and quiet
+/// phases, which run for fixed times, then "checking" until the run ends.
+/// It follows the clock on a thread of its own, so the run is untouched.
+struct LiveProgress {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LiveProgress {
+    fn start(options: &LiveOptions, enabled: bool) -> LiveProgress {
+        let stop = Arc::new(AtomicBool::new(false));
+        if !enabled {
+            return LiveProgress { stop, thread: None };
+        }
+        let main = options.duration;
+        let quiet = Duration::from_millis(options.config.quiet_ms());
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("live-progress".into())
+            .spawn(move || {
+                let bar = Progress::timed(main + quiet, true);
+                let started = Instant::now();
+                while !flag.load(Ordering::Relaxed) {
+                    let elapsed = started.elapsed();
+                    bar.set_position(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));
+                    bar.set_message(if elapsed < main {
+                        "main phase: producers, sweeper and faults"
+                    } else if elapsed < main + quiet {
+                        "quiet phase: faults stopped, expiries catch up"
+                    } else {
+                        "probe and checker"
+                    });
+                    std::thread::sleep(LIVE_PROGRESS_EVERY);
+                }
+                bar.finish();
+            })
+            .ok();
+        LiveProgress { stop, thread }
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread {
+            // The thread only draws; a panic there loses the bar, nothing else.
+            let _ = thread.join();
         }
     }
 }

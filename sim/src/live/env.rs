@@ -4,14 +4,15 @@
 //! operations and keeps the [`Ledger`] that a store crash is judged by.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+
+use parking_lot::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use atmostonce::{DurabilityError, DurableStore, ScannedEntry, StoreFuture, StoredEntry};
 use atmostonce_verify::oracle::SpecAnswer;
 
-use super::lock::lock;
 use crate::config::{Draw, SplitMix};
 use crate::history::{FaultEvent, OpId, Process};
 use crate::world::{Env, World};
@@ -312,7 +313,7 @@ pub(crate) struct Mark {
 
 impl Ledger {
     fn lock(&self) -> MutexGuard<'_, LedgerState> {
-        lock(&self.state)
+        self.state.lock()
     }
 
     fn call_started(&self, op: Option<OpId>) {

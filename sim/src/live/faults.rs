@@ -3,7 +3,9 @@
 //! store's connections, until the quiet phase begins.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use atmostonce::DurableStore;
@@ -11,7 +13,6 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::env::{LiveWorld, Losses, fingerprint};
-use super::lock::lock;
 use super::plant::WipeableStore;
 use super::postgres::PgControl;
 use super::remote::RemoteStore;
@@ -59,14 +60,18 @@ impl Producers {
     pub(crate) fn spawn(world: &Arc<LiveWorld>) -> Producers {
         let producers = Producers::default();
         for index in 0..world.config.shape.producers {
-            lock(&producers.tasks).push(Some(tokio::spawn(producer(world.clone(), index))));
+            producers
+                .tasks
+                .lock()
+                .push(Some(tokio::spawn(producer(world.clone(), index))));
         }
         producers
     }
 
     pub(crate) fn note_panic(&self, error: &tokio::task::JoinError) {
         if error.is_panic() {
-            lock(&self.panicked)
+            self.panicked
+                .lock()
                 .get_or_insert_with(|| format!("a producer task panicked: {error}"));
         }
     }
@@ -96,7 +101,7 @@ pub(crate) async fn crash_producers(
         if world.is_finished(index) {
             continue;
         }
-        let Some(task) = lock(&producers.tasks)[usize::from(index)].take() else {
+        let Some(task) = producers.tasks.lock()[usize::from(index)].take() else {
             continue;
         };
         task.abort();
@@ -112,7 +117,9 @@ pub(crate) async fn crash_producers(
         // The incarnation the abort ended (a task aborted before it began
         // one ended nothing new: the earlier time stands).
         if let Some(incarnation) = world.incarnation(index) {
-            lock(&producers.killed_us)
+            producers
+                .killed_us
+                .lock()
                 .entry((index, incarnation))
                 .or_insert(at_us);
         }
@@ -127,7 +134,7 @@ pub(crate) async fn crash_producers(
         world
             .history()
             .event(world.fault(FaultEvent::ProducerRestart(process)));
-        lock(&producers.tasks)[usize::from(index)] =
+        producers.tasks.lock()[usize::from(index)] =
             Some(tokio::spawn(producer(world.clone(), index)));
     }
 }
@@ -150,7 +157,7 @@ impl Crasher {
         match self {
             Crasher::Haematite { server, remote } => {
                 let server = server.clone();
-                blocking(move || lock(&server).kill()).await?;
+                blocking(move || server.lock().kill()).await?;
                 remote.set_server(None);
                 Ok(())
             }
@@ -169,7 +176,7 @@ impl Crasher {
         match self {
             Crasher::Haematite { server, remote } => {
                 let server = server.clone();
-                let addr = blocking(move || lock(&server).restart()).await?;
+                let addr = blocking(move || server.lock().restart()).await?;
                 remote.set_server(Some(addr));
                 Ok(())
             }
@@ -184,7 +191,7 @@ impl Crasher {
     /// A failure of the server that the run did not cause.
     pub(crate) fn unexpected_exit(&self) -> Option<String> {
         match self {
-            Crasher::Haematite { server, .. } => lock(server).exited(),
+            Crasher::Haematite { server, .. } => server.lock().exited(),
             _ => None,
         }
     }
@@ -249,7 +256,7 @@ pub(crate) async fn crash_store(
                 history.flag_dirty(*reader);
             }
         }
-        lock(&crashes.found).push((at_us, losses));
+        crashes.found.lock().push((at_us, losses));
     }
 }
 

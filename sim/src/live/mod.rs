@@ -39,7 +39,6 @@
 pub mod app;
 mod env;
 mod faults;
-mod lock;
 mod options;
 mod plant;
 mod postgres;

@@ -8,8 +8,10 @@
 //! the fault model's crash on the one fault table ([`FaultTable`]) with
 //! the flush made a lie.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+
+use parking_lot::Mutex;
 
 use atmostonce::core::{StoreReply, StoreRequest};
 use atmostonce::{DurabilityError, DurableStore, ScannedEntry, StoreFuture, StoredEntry};
@@ -144,9 +146,7 @@ pub(crate) struct WipeableTable {
 impl WipeableTable {
     /// Serves `request` at once, stamped with the wall clock.
     fn serve_now(&self, request: &StoreRequest) -> StoreReply {
-        // No code panics while holding the lock, and every table call
-        // mutates after its checks: a poisoned lock still holds a whole table.
-        let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut table = self.table.lock();
         match request {
             // The planted lie: nothing is ever made durable.
             StoreRequest::Flush => StoreReply::Flush(Ok(())),
@@ -159,10 +159,7 @@ impl WipeableTable {
 
     /// The crash: every stream is gone (nothing was ever flushed).
     pub(crate) fn wipe(&self) {
-        self.table
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .crash_reconnecting();
+        self.table.lock().crash_reconnecting();
     }
 }
 

@@ -2,15 +2,14 @@
 //! `DurableStore` (as `Served`) over a small pool of loopback connections, each call
 //! one [`StoreRequest`] and one [`StoreReply`] in the frames of `wire.rs`.
 
+use parking_lot::{Mutex, MutexGuard};
 use std::net::SocketAddr;
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use atmostonce::DurabilityError;
 use atmostonce::core::{StoreReply, StoreRequest};
 use tokio::net::TcpStream;
 
-use super::lock::lock;
 use super::wire::{Response, decode, encode, read_frame, write_frame};
 use crate::served::{ServeRequest, Served};
 
@@ -45,7 +44,7 @@ pub(crate) struct RemoteClient {
 
 impl RemoteClient {
     fn lock(&self) -> MutexGuard<'_, Pool> {
-        lock(&self.pool)
+        self.pool.lock()
     }
 
     /// The server is down (`None`) or listening at `addr`: a new

@@ -1,7 +1,9 @@
 //! One live run: the store set up, the tasks, the main and quiet phases,
 //! the probe, the cut-off of killed producers' operations and the check.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use atmostonce::{DurableStore, MemoryStore, PostgresOptions, PostgresStore};
@@ -9,7 +11,6 @@ use tokio::sync::watch;
 
 use super::env::Live;
 use super::faults::{Crasher, Crashes, Producers};
-use super::lock::lock;
 use super::options::{LiveOptions, STORE_DOWN_MS, WIPE_EVERY_MS};
 use super::plant::{PlantedStore, WipeableStore};
 use super::postgres::PgControl;
@@ -339,14 +340,14 @@ async fn run_async(options: &LiveOptions) -> Result<LiveRun, String> {
         }
         let _ = task.await;
     }
-    let tasks: Vec<_> = lock(&producers.tasks).drain(..).flatten().collect();
+    let tasks: Vec<_> = producers.tasks.lock().drain(..).flatten().collect();
     for task in tasks {
         task.abort();
         if let Err(error) = task.await {
             producers.note_panic(&error);
         }
     }
-    if let Some(error) = lock(&producers.panicked).take() {
+    if let Some(error) = producers.panicked.lock().take() {
         internal = internal.or(Some(error));
     }
     if let Some(error) = internal {
@@ -356,7 +357,7 @@ async fn run_async(options: &LiveOptions) -> Result<LiveRun, String> {
 
     // The operations of killed producers: effects before the kill and the
     // end of their last store call.
-    let killed_us = lock(&producers.killed_us).clone();
+    let killed_us = producers.killed_us.lock().clone();
     let mut history = std::mem::take(&mut *world.history());
     let unanswered: Vec<(u32, Process, u32)> = history
         .ops
@@ -377,7 +378,7 @@ async fn run_async(options: &LiveOptions) -> Result<LiveRun, String> {
 
     let checking = Instant::now();
     let mut verdict = check(&history, options.check);
-    let found = std::mem::take(&mut *lock(&crashes.found));
+    let found = std::mem::take(&mut *crashes.found.lock());
     let mut counts = FaultCounts {
         delayed_calls: world
             .env
@@ -464,7 +465,7 @@ async fn clean_up(setup: &mut Setup, passed: bool) -> Option<String> {
     if let Some(Crasher::Haematite { server, .. }) = setup.crasher.as_deref() {
         // The server holds the database's lock: stop it before the
         // directory goes.
-        let _ = lock(server).kill();
+        let _ = server.lock().kill();
     }
     if let Some((control, table)) = &setup.postgres {
         if passed {

@@ -1,35 +1,29 @@
 //! What each mode of the command line does (madsim build).
 
-use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use super::runner::{self, SeedResult};
 use crate::check::Invariant;
-use crate::cli::{Cli, Mode};
+use crate::cli::{Sim, SimMode};
 use crate::config::FaultSpec;
 use crate::outcome::{ConfigSource, RunOptions, SeedRun, Summary};
+use crate::progress::{self, Progress};
 use crate::replay::{ReplayFile, read_regressions};
+use crate::report::{FailingSeed, SeedRange, SummaryRecord, SweepIdentity};
+use crate::shard::Shard;
 use crate::{report, timeline};
 
 /// Failures of a sweep reported in full; the rest get one line each.
 const FULL_REPORTS: usize = 3;
 
-/// How often the progress bar redraws.
-const PROGRESS_EVERY: Duration = Duration::from_millis(100);
-
 /// Runs the simulation mode `cli` asks for; returns the exit status.
-pub fn run(cli: &Cli) -> i32 {
+pub fn run(cli: &Sim) -> i32 {
     let result = match &cli.mode {
-        Mode::Help => Ok(0),
-        Mode::Seed(seed) => one_seed(cli, *seed),
-        Mode::Seeds(seeds) => sweep(cli, seeds.clone()),
-        Mode::Replay(path) => replay(cli, path),
-        Mode::Regressions(path) => regressions(cli, path),
-        Mode::Calibrate => calibrate(cli),
-        // main.rs answers these with the notice that live mode needs the
-        // ordinary build.
-        Mode::Live(_) | Mode::LiveServer { .. } => Ok(2),
+        SimMode::Seed(seed) => one_seed(cli, *seed),
+        SimMode::Seeds(seeds) => sweep(cli, seeds.clone()),
+        SimMode::Replay(path) => replay(cli, path),
+        SimMode::Regressions(path) => regressions(cli, path),
+        SimMode::Calibrate => calibrate(cli),
     };
     result.unwrap_or_else(|error| {
         eprintln!("atmostonce-sim: {error}");
@@ -37,7 +31,7 @@ pub fn run(cli: &Cli) -> i32 {
     })
 }
 
-fn options(cli: &Cli, keep_history: bool) -> RunOptions {
+fn options(cli: &Sim, keep_history: bool) -> RunOptions {
     RunOptions {
         check: cli.check(),
         keep_history,
@@ -53,7 +47,7 @@ fn verdict_code(run: &SeedRun) -> i32 {
     }
 }
 
-fn print_run(cli: &Cli, run: &SeedRun, source: &ConfigSource) {
+fn print_run(cli: &Sim, run: &SeedRun, source: &ConfigSource) {
     if cli.json {
         println!("{}", report::seed_json(run, source, cli.check()));
     } else {
@@ -61,7 +55,7 @@ fn print_run(cli: &Cli, run: &SeedRun, source: &ConfigSource) {
     }
 }
 
-fn write_timeline(cli: &Cli, run: &SeedRun) -> Result<(), String> {
+fn write_timeline(cli: &Sim, run: &SeedRun) -> Result<(), String> {
     if let (Some(path), Some(history)) = (&cli.timeline, &run.history) {
         let page = timeline::html(run, history);
         std::fs::write(path, page)
@@ -71,7 +65,7 @@ fn write_timeline(cli: &Cli, run: &SeedRun) -> Result<(), String> {
     Ok(())
 }
 
-fn one_seed(cli: &Cli, seed: u64) -> Result<i32, String> {
+fn one_seed(cli: &Sim, seed: u64) -> Result<i32, String> {
     let source = cli.source();
     let run = runner::run_seed(seed, &source, options(cli, true))
         .map_err(|error| format!("seed {seed}: internal error: {}", error.message))?;
@@ -105,7 +99,7 @@ fn one_seed(cli: &Cli, seed: u64) -> Result<i32, String> {
     Ok(verdict_code(&run))
 }
 
-fn shrink(cli: &Cli, run: &SeedRun) -> Result<(), String> {
+fn shrink(cli: &Sim, run: &SeedRun) -> Result<(), String> {
     let Some(first) = run.verdict.first() else {
         return Ok(());
     };
@@ -115,10 +109,22 @@ fn shrink(cli: &Cli, run: &SeedRun) -> Result<(), String> {
         run.seed,
         runner::shrink_size(&run.config)
     );
-    let shrunk = runner::shrink(run, invariant, options(cli, true), cli.jobs, |line| {
-        eprintln!("  {line}")
-    })
-    .ok_or_else(|| {
+    let progress = Progress::shrinking(progress::wanted(cli.json));
+    let shrunk = runner::shrink(
+        run,
+        invariant,
+        options(cli, true),
+        cli.jobs,
+        |runs, found| {
+            progress.set_position(runs);
+            if let Some(line) = found {
+                progress.set_message(line.to_owned());
+                progress.suspend(|| eprintln!("  {line}"));
+            }
+        },
+    );
+    progress.finish();
+    let shrunk = shrunk.ok_or_else(|| {
         format!(
             "could not shrink: the configuration of seed {} pinned as a replay did not fail \
                  {invariant} on any of the seeds tried",
@@ -155,61 +161,49 @@ fn shrink(cli: &Cli, run: &SeedRun) -> Result<(), String> {
     Ok(())
 }
 
-struct Progress {
-    enabled: bool,
-    total: u64,
-    done: u64,
-    failed: u64,
-    started: Instant,
-    drawn: Instant,
-}
-
-impl Progress {
-    fn new(enabled: bool, total: u64) -> Progress {
-        let now = Instant::now();
-        Progress {
-            enabled,
-            total,
-            done: 0,
-            failed: 0,
-            started: now,
-            drawn: now,
-        }
-    }
-
-    fn tick(&mut self, failed: bool) {
-        self.done += 1;
-        self.failed += u64::from(failed);
-        if self.enabled && (self.drawn.elapsed() >= PROGRESS_EVERY || self.done == self.total) {
-            self.drawn = Instant::now();
-            let width = 30;
-            let filled =
-                usize::try_from(self.done * width / self.total.max(1)).unwrap_or(width as usize);
-            let rate = self.done as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
-            eprint!(
-                "\r[{}{}] {}/{} seeds, {} failed, {rate:.0} seeds/s ",
-                "#".repeat(filled),
-                ".".repeat(usize::try_from(width).unwrap_or(30) - filled),
-                self.done,
-                self.total,
-                self.failed
-            );
-            let _ = std::io::stderr().flush();
-        }
-    }
-
-    fn clear(&self) {
-        if self.enabled {
-            eprint!("\r{}\r", " ".repeat(90));
-        }
+/// Which sweep this is, for its summary (what `merge` checks).
+fn identity(cli: &Sim, seeds: &std::ops::Range<u64>) -> SweepIdentity {
+    let shard = cli.shard.unwrap_or(Shard::WHOLE);
+    SweepIdentity {
+        range: SeedRange::from(cli.range.as_ref().unwrap_or(seeds)),
+        shard: shard.to_string(),
+        shard_seeds: SeedRange::from(seeds),
+        api: cli.api.to_string(),
+        faults: cli.faults.to_string(),
+        producers: cli.shape.producers,
+        keys: cli.shape.keys,
+        ops: cli.shape.ops,
+        strict_reads: cli.strict_reads,
+        check_determinism: cli.check_determinism,
     }
 }
 
-fn sweep(cli: &Cli, seeds: std::ops::Range<u64>) -> Result<i32, String> {
+/// Prints a failing seed: in full for the first few, then one line each.
+fn print_failure(cli: &Sim, source: &ConfigSource, run: &SeedRun, reported: usize) {
+    if cli.json {
+        println!("{}", report::seed_json(run, source, cli.check()));
+    } else if reported < FULL_REPORTS {
+        print!("{}", report::seed_report(run, source, cli.check()));
+    } else {
+        let first = run
+            .verdict
+            .first()
+            .map_or_else(String::new, |v| v.message.clone());
+        println!(
+            "seed {}: FAIL {:?}: {first}\n  reproduce: {}",
+            run.seed,
+            run.verdict.invariants(),
+            report::reproduce_command(run.seed, source, cli.check())
+        );
+    }
+}
+
+fn sweep(cli: &Sim, seeds: std::ops::Range<u64>) -> Result<i32, String> {
     let source = cli.source();
-    let total = seeds.end - seeds.start;
-    let mut progress = Progress::new(!cli.json && std::io::stderr().is_terminal(), total);
-    let mut reported = 0;
+    let identity = identity(cli, &seeds);
+    let progress = Progress::seeds(seeds.end - seeds.start, progress::wanted(cli.json));
+    let mut failing: Vec<FailingSeed> = Vec::new();
+    let mut errors: Vec<u64> = Vec::new();
     let mut first_failure: Option<SeedRun> = None;
     let summary: Summary = runner::run_seeds(
         seeds,
@@ -218,52 +212,52 @@ fn sweep(cli: &Cli, seeds: std::ops::Range<u64>) -> Result<i32, String> {
         options(cli, false),
         cli.check_determinism,
         |result: &SeedResult| {
-            let failed = !matches!(result, Ok(run) if run.verdict.passed());
-            if failed {
-                progress.clear();
-                match result {
-                    Ok(run) => {
-                        if cli.json {
-                            println!("{}", report::seed_json(run, &source, cli.check()));
-                        } else if reported < FULL_REPORTS {
-                            print!("{}", report::seed_report(run, &source, cli.check()));
-                        } else {
-                            let first = run
-                                .verdict
-                                .first()
-                                .map_or_else(String::new, |v| v.message.clone());
-                            println!(
-                                "seed {}: FAIL {:?}: {first}\n  reproduce: {}",
-                                run.seed,
-                                run.verdict.invariants(),
-                                report::reproduce_command(run.seed, &source, cli.check())
-                            );
-                        }
-                        reported += 1;
-                        if first_failure
-                            .as_ref()
-                            .is_none_or(|first| run.seed < first.seed)
-                        {
-                            first_failure = Some(run.clone());
-                        }
+            match result {
+                Ok(run) if !run.verdict.passed() => {
+                    progress.suspend(|| print_failure(cli, &source, run, failing.len()));
+                    failing.push(FailingSeed {
+                        seed: run.seed,
+                        invariants: run
+                            .verdict
+                            .invariants()
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect(),
+                        reproduce: report::reproduce_command(run.seed, &source, cli.check()),
+                    });
+                    if first_failure
+                        .as_ref()
+                        .is_none_or(|first| run.seed < first.seed)
+                    {
+                        first_failure = Some(run.clone());
                     }
-                    Err(error) => {
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    progress.suspend(|| {
                         if cli.json {
                             println!("{}", report::error_json(error));
                         } else {
                             println!("seed {}: INTERNAL ERROR: {}", error.seed, error.message);
                         }
-                    }
+                    });
+                    errors.push(error.seed);
                 }
             }
-            progress.tick(failed);
+            progress.seed_done(u64::try_from(failing.len() + errors.len()).unwrap_or(u64::MAX));
         },
     );
-    progress.clear();
+    progress.finish();
+    failing.sort_by_key(|failing| failing.seed);
+    errors.sort_unstable();
+    let mut record = SummaryRecord::new(&summary);
+    record.sweep = Some(identity);
+    record.failing_seeds = failing;
+    record.internal_error_seeds = errors;
     if cli.json {
-        println!("{}", report::summary_json(&summary));
+        println!("{}", record.json());
     } else {
-        println!("{}", report::summary_line(&summary));
+        println!("{}", record.line());
     }
     if cli.shrink
         && let Some(run) = &first_failure
@@ -273,7 +267,7 @@ fn sweep(cli: &Cli, seeds: std::ops::Range<u64>) -> Result<i32, String> {
     Ok(summary.exit_code())
 }
 
-fn replay(cli: &Cli, path: &Path) -> Result<i32, String> {
+fn replay(cli: &Sim, path: &Path) -> Result<i32, String> {
     let file = ReplayFile::read(path)?;
     let source = ConfigSource::Fixed(file.config.clone());
     let mut options = options(cli, true);
@@ -302,7 +296,7 @@ fn replay(cli: &Cli, path: &Path) -> Result<i32, String> {
     Ok(verdict_code(&run))
 }
 
-fn regressions(cli: &Cli, path: &Path) -> Result<i32, String> {
+fn regressions(cli: &Sim, path: &Path) -> Result<i32, String> {
     let entries = read_regressions(path)?;
     let mut mismatches = 0;
     let mut errors = 0;
@@ -351,7 +345,7 @@ fn regressions(cli: &Cli, path: &Path) -> Result<i32, String> {
     })
 }
 
-fn calibrate(cli: &Cli) -> Result<i32, String> {
+fn calibrate(cli: &Sim) -> Result<i32, String> {
     let seeds = 0..cli.calibrate_seeds;
     let bare = runner::calibrate(seeds.clone(), cli.jobs);
     let standard = runner::run_seeds(

@@ -1,11 +1,12 @@
 //! Running seeds (madsim build only): one madsim runtime per seed, each on
-//! a fresh OS thread, spread over `jobs` worker threads; and the
-//! calibration workload.
+//! a fresh OS thread, spread over a rayon pool of `jobs` worker threads;
+//! and the calibration workload.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
+
+use rayon::iter::{IntoParallelIterator, ParallelIterator};
 use std::time::{Duration, Instant};
 
 use super::rng::{sim_rng, sleep_ms};
@@ -143,41 +144,41 @@ pub fn run_seeds(
     summary
 }
 
-/// Runs `work` for every seed of `seeds` on `jobs` worker threads (each
-/// takes the next seed when it is free) and hands every result to `sink`
-/// on the calling thread, in the order they finish.
-fn for_each_seed<T: Send + 'static>(
+/// Runs `work` for every seed of `seeds` on a rayon pool of `jobs` worker
+/// threads and hands every result to `sink` on the calling thread, in the
+/// order they finish. Which worker runs a seed cannot change its trace:
+/// `work` runs every seed's runtime on a fresh OS thread of its own.
+fn for_each_seed<T: Send>(
     seeds: Range<u64>,
     jobs: usize,
-    work: impl Fn(u64) -> T + Send + Sync + 'static,
+    work: impl Fn(u64) -> T + Send + Sync,
     mut sink: impl FnMut(T),
 ) {
-    let next = Arc::new(AtomicU64::new(seeds.start));
-    let work = Arc::new(work);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs.max(1))
+        .thread_name(|index| format!("sweep-{index}"))
+        .build();
+    let Ok(pool) = pool else {
+        // No worker threads to be had: run the seeds here, one by one.
+        for seed in seeds {
+            sink(work(seed));
+        }
+        return;
+    };
     let (sender, receiver) = mpsc::channel::<T>();
-    let workers: Vec<_> = (0..jobs.max(1))
-        .map(|_| {
-            let (next, sender, work) = (next.clone(), sender.clone(), work.clone());
-            let end = seeds.end;
-            std::thread::spawn(move || {
-                loop {
-                    let seed = next.fetch_add(1, Ordering::Relaxed);
-                    if seed >= end || sender.send(work(seed)).is_err() {
-                        return;
-                    }
-                }
-            })
-        })
-        .collect();
-    drop(sender);
-    for result in receiver {
-        sink(result);
-    }
-    for worker in workers {
-        // A worker only ends by returning; a panic in a seed is caught in
-        // that seed's own thread.
-        let _ = worker.join();
-    }
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            pool.install(|| {
+                seeds.into_par_iter().for_each_with(sender, |sender, seed| {
+                    // The receiver lives until every sender is gone.
+                    let _ = sender.send(work(seed));
+                });
+            });
+        });
+        for result in receiver {
+            sink(result);
+        }
+    });
 }
 
 /// The calibration workload's shape: the standard scenario's 8 producers
@@ -363,30 +364,50 @@ fn disable(config: &Config, fault: crate::config::Fault) -> Config {
 /// Shrinks a failing run of `invariant`: repeatedly tries smaller
 /// configurations (fewer producers, operations, keys, faults), each with a
 /// few dozen seeds (run `jobs` at a time), and keeps the first that still
-/// violates `invariant`.
+/// violates `invariant`. `progress` hears the candidate runs made so far,
+/// with a line when a smaller failure is found.
 pub fn shrink(
     run: &SeedRun,
     invariant: crate::check::Invariant,
     options: RunOptions,
     jobs: usize,
-    mut progress: impl FnMut(&str),
+    mut progress: impl FnMut(u64, Option<&str>),
 ) -> Option<Shrunk> {
     let mut runs = 0;
     // The drawn configuration, pinned, replays the very run it was drawn
     // in (see `simulate_and_check`), so the search starts from it.
-    let (mut seed, mut config, mut found) =
-        first_failure(run.seed, &run.config, invariant, options, jobs, &mut runs)?;
-    progress(&format!("pinned: seed {seed}, {}", shrink_size(&config)));
+    let (mut seed, mut config, mut found) = first_failure(
+        run.seed,
+        &run.config,
+        invariant,
+        options,
+        jobs,
+        &mut runs,
+        &mut progress,
+    )?;
+    progress(
+        runs,
+        Some(&format!("pinned: seed {seed}, {}", shrink_size(&config))),
+    );
     'outer: while runs < MAX_SHRINK_RUNS {
         for candidate in smaller_configs(&config, ops_needed(&found)) {
             if runs >= MAX_SHRINK_RUNS {
                 break 'outer;
             }
-            if let Some(smaller) =
-                first_failure(seed, &candidate, invariant, options, jobs, &mut runs)
-            {
+            if let Some(smaller) = first_failure(
+                seed,
+                &candidate,
+                invariant,
+                options,
+                jobs,
+                &mut runs,
+                &mut progress,
+            ) {
                 (seed, config, found) = smaller;
-                progress(&format!("smaller: seed {seed}, {}", shrink_size(&config)));
+                progress(
+                    runs,
+                    Some(&format!("smaller: seed {seed}, {}", shrink_size(&config))),
+                );
                 continue 'outer;
             }
         }
@@ -409,6 +430,7 @@ fn first_failure(
     options: RunOptions,
     jobs: usize,
     runs: &mut u64,
+    progress: &mut impl FnMut(u64, Option<&str>),
 ) -> Option<(u64, Config, SeedRun)> {
     let source = ConfigSource::Fixed(config.clone());
     let mut offset = 0;
@@ -416,13 +438,13 @@ fn first_failure(
         let start = from.wrapping_add(offset);
         let batch = start..start.saturating_add(SHRINK_BATCH);
         let mut failing: Vec<SeedRun> = Vec::new();
-        let source_in = source.clone();
         for_each_seed(
             batch,
             jobs,
-            move |seed| run_seed(seed, &source_in, options),
+            |seed| run_seed(seed, &source, options),
             |result| {
                 *runs += 1;
+                progress(*runs, None);
                 if let Ok(run) = result
                     && run.verdict.invariants().contains(&invariant)
                 {
