@@ -160,7 +160,7 @@ fn a_pinned_configuration_replays_to_the_same_trace_hash() {
 fn shrinking_keeps_the_invariant_and_never_grows_the_run() {
     let failing = run_seed(148, &source("none,error-lost"), keep()).expect("the seed runs");
     assert!(failing.verdict.invariants().contains(&Invariant::S1));
-    let shrunk = shrink(&failing, Invariant::S1, keep(), 2, |_| {}).expect("it shrinks");
+    let shrunk = shrink(&failing, Invariant::S1, keep(), 2, |_, _| {}).expect("it shrinks");
     assert!(shrunk.run.verdict.invariants().contains(&Invariant::S1));
     let (before, after) = (failing.config.shape, shrunk.config.shape);
     assert!(
