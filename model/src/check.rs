@@ -177,7 +177,7 @@ pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 /// How often a check looks whether the checker's threads are done: a small
 /// check ends within this of its last state, not within a whole
 /// [`PROGRESS_INTERVAL`].
-const FINISH_POLL: Duration = Duration::from_millis(2);
+const FINISH_POLL: Duration = Duration::from_millis(10);
 
 /// Checks `config` exhaustively.
 pub fn check(config: &Config, search: SearchOptions) -> Result<Report, String> {
