@@ -157,8 +157,72 @@ fn discoveries_of<C: Checker<DedupModel>>(checker: &C) -> HashMap<&'static str, 
         .collect()
 }
 
+/// How far a running check has got, as stateright's checker counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// States generated, repeats included.
+    pub states: usize,
+    /// Distinct states (representatives, with symmetry).
+    pub unique_states: usize,
+    /// The deepest path explored so far.
+    pub max_depth: usize,
+    /// Time since the exhaustive search started.
+    pub elapsed: Duration,
+}
+
+/// How often a watched check reports its [`Progress`]: often enough for a
+/// live display, rare enough to cost the checker's threads nothing.
+pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How often a check looks whether the checker's threads are done: a small
+/// check ends within this of its last state, not within a whole
+/// [`PROGRESS_INTERVAL`].
+const FINISH_POLL: Duration = Duration::from_millis(10);
+
 /// Checks `config` exhaustively.
 pub fn check(config: &Config, search: SearchOptions) -> Result<Report, String> {
+    check_watched(config, search, &mut |_| {})
+}
+
+/// Runs a spawned checker to its end, calling `watch` every
+/// [`PROGRESS_INTERVAL`] from this thread while the checker's threads run,
+/// and once more when they are done.
+fn watch_checker<C: Checker<DedupModel>>(
+    mut checker: C,
+    started: Instant,
+    watch: &mut dyn FnMut(Progress),
+) -> Result<C, String> {
+    let progress = |checker: &C| Progress {
+        states: checker.state_count(),
+        unique_states: checker.unique_state_count(),
+        max_depth: checker.max_depth(),
+        elapsed: started.elapsed(),
+    };
+    let handles = checker.handles();
+    let mut last_watched: Option<Instant> = None;
+    while !handles.iter().all(std::thread::JoinHandle::is_finished) {
+        if last_watched.is_none_or(|at| at.elapsed() >= PROGRESS_INTERVAL) {
+            watch(progress(&checker));
+            last_watched = Some(Instant::now());
+        }
+        std::thread::sleep(FINISH_POLL);
+    }
+    for handle in handles {
+        handle
+            .join()
+            .map_err(|_| "a checker thread panicked; the check is incomplete".to_owned())?;
+    }
+    watch(progress(&checker));
+    Ok(checker)
+}
+
+/// Checks `config` exhaustively, telling `watch` how far the search has got
+/// while it runs ([`Progress`], every [`PROGRESS_INTERVAL`]).
+pub fn check_watched(
+    config: &Config,
+    search: SearchOptions,
+    watch: &mut dyn FnMut(Progress),
+) -> Result<Report, String> {
     let model = DedupModel::new(config.clone())?;
     let threads = search.threads.max(1);
     let started = Instant::now();
@@ -168,16 +232,12 @@ pub fn check(config: &Config, search: SearchOptions) -> Result<Report, String> {
             .checker()
             .threads(threads)
             .symmetry()
-            .spawn_dfs()
-            .join();
+            .spawn_dfs();
+        let checker = watch_checker(checker, started, watch)?;
         (checker.unique_state_count(), discoveries_of(&checker))
     } else {
-        let checker = model
-            .for_search()
-            .checker()
-            .threads(threads)
-            .spawn_bfs()
-            .join();
+        let checker = model.for_search().checker().threads(threads).spawn_bfs();
+        let checker = watch_checker(checker, started, watch)?;
         (checker.unique_state_count(), discoveries_of(&checker))
     };
     let elapsed = started.elapsed();

@@ -3,6 +3,9 @@
 
 use std::fmt;
 
+use atmostonce_verify::faults::{
+    Fault as VerifyFault, FaultSet as VerifyFaultSet, INDETERMINATE_GROUP,
+};
 use atmostonce_verify::oracle::expiry;
 
 /// Milliseconds per tick of the model's clock. Producers and the sweeper
@@ -52,17 +55,6 @@ pub enum Api {
     Fenced,
 }
 
-impl Api {
-    /// Parses an `--api` value.
-    pub fn parse(text: &str) -> Option<Api> {
-        match text {
-            "seed" => Some(Api::Seed),
-            "fenced" => Some(Api::Fenced),
-            _ => None,
-        }
-    }
-}
-
 impl fmt::Display for Api {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -105,22 +97,30 @@ impl Fault {
         Fault::Collision,
     ];
 
-    /// The name used by `--faults`.
+    /// The name `--faults` knows it by, in the harness's one fault
+    /// vocabulary (`atmostonce_verify::faults`): the name of the one fault
+    /// it stands for, or `indeterminate` for both error faults.
     #[must_use]
     pub fn name(self) -> &'static str {
-        match self {
-            Fault::Crash => "crash",
-            Fault::StoreCrash => "store-crash",
-            Fault::Indeterminate => "indeterminate",
-            Fault::DeliveryFailure => "delivery-failure",
-            Fault::Pause => "pause",
-            Fault::Collision => "collision",
+        match self.vocabulary() {
+            [one] => one.name(),
+            _ => INDETERMINATE_GROUP,
         }
     }
 
-    /// Parses a `--faults` item.
-    pub fn parse(text: &str) -> Option<Fault> {
-        Fault::ALL.into_iter().find(|fault| fault.name() == text)
+    /// The faults of the harness's vocabulary this model fault injects.
+    /// The model's indeterminate append takes both branches (applied and
+    /// not applied), so it is `error-applied` and `error-lost` at once.
+    #[must_use]
+    pub fn vocabulary(self) -> &'static [VerifyFault] {
+        match self {
+            Fault::Crash => &[VerifyFault::ProducerCrash],
+            Fault::StoreCrash => &[VerifyFault::StoreCrash],
+            Fault::Indeterminate => &VerifyFault::INDETERMINATE,
+            Fault::DeliveryFailure => &[VerifyFault::DeliveryFailure],
+            Fault::Pause => &[VerifyFault::Pause],
+            Fault::Collision => &[VerifyFault::Collisions],
+        }
     }
 
     fn bit(self) -> u8 {
@@ -169,26 +169,38 @@ impl FaultSet {
         self.0 & fault.bit() != 0
     }
 
-    /// Parses a comma-separated `--faults` list (`none` for no fault,
-    /// `all` for every fault, `standard` for the default set).
-    pub fn parse(text: &str) -> Result<FaultSet, String> {
+    /// The model's faults for a set in the harness's vocabulary (a parsed
+    /// `--faults`, `atmostonce_verify::faults::FaultSpec`). A fault the
+    /// model cannot inject, or one error fault without the other, is an
+    /// error that says so.
+    pub fn from_vocabulary(faults: &VerifyFaultSet) -> Result<FaultSet, String> {
         let mut set = FaultSet::none();
-        for item in text
-            .split(',')
-            .map(str::trim)
-            .filter(|item| !item.is_empty())
+        for fault in Fault::ALL {
+            let wanted = fault.vocabulary();
+            let present = wanted.iter().filter(|f| faults.has(**f)).count();
+            if present == wanted.len() {
+                set = set.with(fault);
+            } else if present > 0 {
+                return Err(format!(
+                    "the model injects {} only together (an append answered with an \
+                     error, applied or not): name both, or {INDETERMINATE_GROUP}",
+                    wanted
+                        .iter()
+                        .map(|f| f.name())
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                ));
+            }
+        }
+        if let Some(other) = faults
+            .0
+            .iter()
+            .find(|f| !Fault::ALL.iter().any(|m| m.vocabulary().contains(f)))
         {
-            set = match item {
-                "none" => set,
-                "all" => FaultSet(Fault::ALL.iter().fold(0, |bits, fault| bits | fault.bit())),
-                "standard" => FaultSet(set.0 | FaultSet::standard().0),
-                _ => set.with(Fault::parse(item).ok_or_else(|| {
-                    format!(
-                        "unknown fault {item:?}; the faults are {}, or none/all/standard",
-                        Fault::ALL.map(Fault::name).join(", ")
-                    )
-                })?),
-            };
+            return Err(format!(
+                "fault {:?} is not supported by the model",
+                other.name()
+            ));
         }
         Ok(set)
     }
@@ -283,8 +295,15 @@ impl Config {
                 self.keys
             ));
         }
-        if self.faults.contains(Fault::Collision) && self.keys < 2 {
-            return Err("the collision fault needs at least two keys (--keys 2)".into());
+        for fault in Fault::ALL {
+            if let Some(reason) = self.inapplicable(fault)
+                && self.faults.contains(fault)
+            {
+                return Err(format!(
+                    "fault {:?} is not applicable: it {reason}",
+                    fault.name()
+                ));
+            }
         }
         let b = self.bounds;
         for bound in [
@@ -298,6 +317,17 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Why `fault` cannot happen in this configuration (whether or not it
+    /// is on), or `None` when it can: a collision needs two keys to share a
+    /// stream.
+    #[must_use]
+    pub fn inapplicable(&self, fault: Fault) -> Option<&'static str> {
+        match fault {
+            Fault::Collision if self.keys < 2 => Some("needs --keys 2+"),
+            _ => None,
+        }
     }
 
     /// The bound of `fault` in this configuration (0 when it is off).

@@ -46,7 +46,8 @@ pub use action::{Action, Call, ProducerAction};
 pub use atmostonce_verify::catalogue::Invariant;
 pub use calls::injected_error;
 pub use check::{
-    Report, SearchOptions, StepText, Verdict, check, narrate, path_of, replay_actions,
+    PROGRESS_INTERVAL, Progress, Report, SearchOptions, StepText, Verdict, check, check_watched,
+    narrate, path_of, replay_actions,
 };
 pub use config::{
     Api, Bounds, Config, DEFAULT_MAX_TICK, Fault, FaultSet, LEASE_MS, MAX_FAULT_BOUND, MAX_KEYS,

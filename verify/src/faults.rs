@@ -4,13 +4,18 @@
 //!
 //! Grammar: a comma-separated list. An optional first word chooses the
 //! start: `swarm` (each seed draws a random subset of the pool), `all`
-//! (every fault the tool supports except `pause`, which drops the timing
-//! assumption A1), `none` (no fault) or `standard` (the same as `all`).
-//! Then each item is a fault name, optionally prefixed by `+` (add, the
-//! default) or `-` (remove). Group names: `indeterminate` stands for
-//! `error-applied,error-lost`. Aliases from the model's vocabulary:
-//! `crash` is `producer-crash`, `collision` is `collisions`. An unknown word
-//! is an error that names it and lists the valid ones.
+//! (every fault the tool supports; for the simulator, live mode and the
+//! fuzzer without `pause`, see [`Tool::all_includes_pause`]), `none` (no
+//! fault) or `standard` (the tool's default set, [`FaultSet::standard_for`]:
+//! `all` except for the model). Then each item is a fault name, optionally
+//! prefixed by `+` (add, the default) or `-` (remove). Group names:
+//! `indeterminate` stands for `error-applied,error-lost`. Aliases from the
+//! model's old vocabulary: `crash` is `producer-crash`, `collision` is
+//! `collisions`. An unknown word is an error that names it and lists the
+//! valid ones. [`FaultSpec::named`] keeps apart the faults a list names one
+//! by one from those a start word brought in, so that a tool can leave out a
+//! fault `all` brought in that does not apply to its configuration, yet
+//! refuse the same fault when it was asked for by name.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -64,7 +69,38 @@ pub enum Fault {
     DeliveryFailure,
 }
 
+/// The group name `--faults` accepts for [`Fault::INDETERMINATE`].
+pub const INDETERMINATE_GROUP: &str = "indeterminate";
+
+impl Tool {
+    /// True when `all` includes `pause` for this tool. The model explores
+    /// `pause` exhaustively as one more fault (its seed-API A1 becomes a
+    /// `sometimes` that must be witnessed), so `all` means every fault it
+    /// has; the simulator, live mode and the fuzzer report every A1 break
+    /// `pause` provokes on a random seed as a violation, so for them
+    /// `pause` is only ever named.
+    #[must_use]
+    pub fn all_includes_pause(self) -> bool {
+        self == Tool::Model
+    }
+
+    /// The tool's name as its error messages spell it.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Tool::Simulator => "simulator",
+            Tool::Live => "live",
+            Tool::Model => "model",
+            Tool::Fuzz => "fuzz",
+        }
+    }
+}
+
 impl Fault {
+    /// The faults `indeterminate` stands for: an error answer that may or
+    /// may not have taken effect.
+    pub const INDETERMINATE: [Fault; 2] = [Fault::ErrorApplied, Fault::ErrorLost];
+
     /// Every fault, in a fixed order (the simulator's order first).
     pub const ALL: [Fault; 13] = [
         Fault::Contention,
@@ -169,15 +205,34 @@ impl fmt::Display for Fault {
 pub struct FaultSet(pub BTreeSet<Fault>);
 
 impl FaultSet {
-    /// Every fault `tool` supports except `pause`.
+    /// What `all` means for `tool`: every fault it supports, `pause` only
+    /// where [`Tool::all_includes_pause`].
     #[must_use]
     pub fn all_for(tool: Tool) -> FaultSet {
         FaultSet(
             Fault::ALL
                 .into_iter()
-                .filter(|fault| *fault != Fault::Pause && fault.supported_by(tool))
+                .filter(|fault| {
+                    fault.supported_by(tool)
+                        && (*fault != Fault::Pause || tool.all_includes_pause())
+                })
                 .collect(),
         )
+    }
+
+    /// What `standard` means for `tool`: its default configuration's faults.
+    /// For the model that is every fault it supports but `pause` (which
+    /// drops A1's timing assumption) and `collisions` (which needs two
+    /// keys, and the standard configuration has one); for the other tools
+    /// it is `all`.
+    #[must_use]
+    pub fn standard_for(tool: Tool) -> FaultSet {
+        let mut set = FaultSet::all_for(tool);
+        if tool == Tool::Model {
+            set.0.remove(&Fault::Pause);
+            set.0.remove(&Fault::Collisions);
+        }
+        set
     }
 
     /// True when `fault` is in the set.
@@ -204,6 +259,10 @@ pub struct FaultSpec {
     pub swarm: bool,
     /// The faults (or, with `swarm`, the pool).
     pub set: FaultSet,
+    /// The faults of `set` the list named one by one (or by a group name),
+    /// as opposed to those its start word (`all`, `standard`, `swarm`)
+    /// brought in.
+    pub named: FaultSet,
 }
 
 impl FaultSpec {
@@ -218,15 +277,15 @@ impl FaultSpec {
         let mut spec = FaultSpec {
             swarm: false,
             set: FaultSet::default(),
+            named: FaultSet::default(),
         };
         match parts.peek().copied() {
             Some("swarm") => {
-                spec = FaultSpec {
-                    swarm: true,
-                    set: FaultSet::all_for(tool),
-                }
+                spec.swarm = true;
+                spec.set = FaultSet::all_for(tool);
             }
-            Some("all" | "standard") => spec.set = FaultSet::all_for(tool),
+            Some("all") => spec.set = FaultSet::all_for(tool),
+            Some("standard") => spec.set = FaultSet::standard_for(tool),
             Some("none") => {}
             Some(_) => return parse_items(parts, spec, tool),
             None => {
@@ -251,8 +310,8 @@ fn parse_items<'a>(
             Some(name) => (true, name),
             None => (false, part.strip_prefix('+').unwrap_or(part)),
         };
-        let faults = if name == "indeterminate" {
-            vec![Fault::ErrorApplied, Fault::ErrorLost]
+        let faults = if name == INDETERMINATE_GROUP {
+            Fault::INDETERMINATE.to_vec()
         } else {
             vec![Fault::parse(name).ok_or_else(|| {
                 format!(
@@ -264,18 +323,16 @@ fn parse_items<'a>(
         for fault in faults {
             if remove {
                 spec.set.0.remove(&fault);
+                spec.named.0.remove(&fault);
             } else if fault.supported_by(tool) {
                 spec.set.0.insert(fault);
+                spec.named.0.insert(fault);
             } else {
-                let tools: Vec<String> = fault
-                    .tools()
-                    .iter()
-                    .map(|t| format!("{t:?}").to_lowercase())
-                    .collect();
+                let tools: Vec<&str> = fault.tools().iter().map(|t| t.name()).collect();
                 return Err(format!(
                     "fault {:?} is not supported by {}; it is supported by {}",
                     fault.name(),
-                    format!("{tool:?}").to_lowercase(),
+                    tool.name(),
                     tools.join(", ")
                 ));
             }
@@ -356,6 +413,47 @@ mod tests {
         assert!(
             error.contains("latency") && error.contains("simulator"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn all_means_every_fault_the_model_supports_pause_included() {
+        let all = FaultSpec::parse("all", Tool::Model).unwrap().set;
+        let supported: BTreeSet<Fault> = Fault::ALL
+            .into_iter()
+            .filter(|fault| fault.supported_by(Tool::Model))
+            .collect();
+        assert_eq!(all.0, supported);
+        assert!(all.has(Fault::Pause));
+        assert!(!FaultSet::all_for(Tool::Simulator).has(Fault::Pause));
+    }
+
+    #[test]
+    fn standard_for_the_model_leaves_out_pause_and_collisions() {
+        let standard = FaultSpec::parse("standard", Tool::Model).unwrap().set;
+        assert_eq!(
+            standard.to_string(),
+            "error-applied,error-lost,producer-crash,store-crash,delivery-failure"
+        );
+        assert_eq!(
+            FaultSpec::parse("standard", Tool::Simulator).unwrap().set,
+            FaultSet::all_for(Tool::Simulator)
+        );
+    }
+
+    #[test]
+    fn named_holds_the_faults_listed_one_by_one_not_those_all_brought_in() {
+        let spec = FaultSpec::parse("all,-pause,collision", Tool::Model).unwrap();
+        assert_eq!(spec.named.to_string(), "collisions");
+        assert!(spec.set.has(Fault::StoreCrash) && !spec.set.has(Fault::Pause));
+        let spec = FaultSpec::parse("indeterminate,-error-lost", Tool::Model).unwrap();
+        assert_eq!(spec.named.to_string(), "error-applied");
+        assert!(
+            FaultSpec::parse("all", Tool::Model)
+                .unwrap()
+                .named
+                .0
+                .is_empty()
         );
     }
 }
