@@ -424,8 +424,7 @@ fn traced(work: impl FnOnce()) -> Vec<(String, String)> {
         next_id: AtomicU64::new(0),
     };
     tracing::subscriber::with_default(collector, work);
-    let collected = fields.0.lock().unwrap().clone();
-    collected
+    fields.0.lock().unwrap().clone()
 }
 
 const PERSONAL_KEY: &str = "customer-4711@example.com";
