@@ -6,10 +6,11 @@ use crate::DurabilityError;
 use crate::clock::wall_clock_millis;
 use crate::codec::ProcessingReceipt;
 use crate::core::{AppendDurability, DedupDecision, Protocol};
-use crate::driver::drive;
-use crate::hash::key_hash;
+use crate::driver::drive_watched;
+use crate::hash::{KeyHash, key_hash};
 use crate::limits::DEFAULT_READ_BATCH;
 use crate::store::DurableStore;
+use crate::telemetry::{Api, OpKind, Watch};
 
 /// Tuning for a [`DedupCache`]. The defaults are right for production.
 ///
@@ -27,6 +28,11 @@ pub struct DedupOptions {
     /// Bits of the key hash kept in stream names (1..=64); only the harness
     /// narrows it (feature `testing`), to make keys collide on purpose.
     pub(crate) hash_bits: u8,
+    /// How keys name their streams (default FNV-1a 64, the seed's).
+    pub(crate) key_hash: KeyHash,
+    /// Whether operation spans carry the raw key (default: only its
+    /// stream's name).
+    pub(crate) raw_keys_in_traces: bool,
 }
 
 impl Default for DedupOptions {
@@ -34,6 +40,8 @@ impl Default for DedupOptions {
         DedupOptions {
             read_batch: DEFAULT_READ_BATCH,
             hash_bits: 64,
+            key_hash: KeyHash::Fnv1a64,
+            raw_keys_in_traces: false,
         }
     }
 }
@@ -43,6 +51,30 @@ impl DedupOptions {
     #[must_use]
     pub fn with_read_batch(mut self, read_batch: usize) -> Self {
         self.read_batch = read_batch;
+        self
+    }
+
+    /// Names the namespace's streams with `key_hash` (see [`KeyHash`] for
+    /// which to use). Every cache and sweeper of the namespace needs the same
+    /// one: under another, every key is looked for in another stream.
+    #[must_use]
+    pub fn with_key_hash(mut self, key_hash: KeyHash) -> Self {
+        self.key_hash = key_hash;
+        self
+    }
+
+    /// How keys name their streams.
+    #[must_use]
+    pub fn key_hash(&self) -> KeyHash {
+        self.key_hash
+    }
+
+    /// Puts the raw idempotency key in every operation's tracing span (field
+    /// `key`). Off by default: spans carry the key's stream name only, since
+    /// keys can be personal data (`docs/metrics.md`).
+    #[must_use]
+    pub fn with_raw_keys_in_traces(mut self, raw_keys_in_traces: bool) -> Self {
+        self.raw_keys_in_traces = raw_keys_in_traces;
         self
     }
 
@@ -85,7 +117,8 @@ impl<S: DurableStore + 'static> IntoStore for Arc<S> {
 
 /// An idempotency-key dedup cache over a [`DurableStore`].
 ///
-/// Each key lives in its own stream, `"{namespace}:{key_hash(key)}"`; the
+/// Each key lives in its own stream, `"{namespace}:{key_hash(key)}"` (or
+/// its keyed hash, [`DedupOptions::with_key_hash`]); the
 /// stream's last record is the key's state. Cloning is cheap and clones share
 /// the store.
 #[derive(Clone)]
@@ -95,6 +128,8 @@ pub struct DedupCache {
     /// The validated protocol, or why the namespace or options were refused
     /// (reported by every operation: [`DedupCache::new`] cannot fail).
     protocol: Arc<Result<Protocol, DurabilityError>>,
+    /// Whether spans carry raw keys.
+    raw_keys_in_traces: bool,
 }
 
 impl std::fmt::Debug for DedupCache {
@@ -152,7 +187,25 @@ impl DedupCache {
             store,
             namespace: namespace.into(),
             protocol: Arc::new(protocol),
+            raw_keys_in_traces: options.raw_keys_in_traces,
         }
+    }
+
+    /// A watch of `operation` on `key` (`None`: a sweep of the namespace).
+    pub(crate) fn watch(&self, operation: OpKind, key: Option<&str>) -> Watch {
+        Watch::new(
+            Api::Seed,
+            operation,
+            &self.namespace,
+            key,
+            self.raw_keys_in_traces,
+            || {
+                key.map_or_else(
+                    || format!("{}:", self.namespace),
+                    |key| self.stream_key_for(key),
+                )
+            },
+        )
     }
 
     /// The namespace, as given (even one every operation refuses).
@@ -161,7 +214,8 @@ impl DedupCache {
         &self.namespace
     }
 
-    /// The stream that holds `key`: `"{namespace}:{key_hash(key)}"`.
+    /// The stream that holds `key`: `"{namespace}:{key_hash(key)}"`, or the
+    /// keyed name when the options chose [`KeyHash::SipHash24`].
     #[must_use]
     pub fn stream_key_for(&self, key: &str) -> String {
         match &*self.protocol {
@@ -186,7 +240,10 @@ impl DedupCache {
     /// The key's state, read without writing: `None` when absent (never
     /// claimed, released or expired), else `InFlight` or `Completed`.
     pub async fn lookup(&self, key: &str) -> Result<Option<DedupDecision>, DurabilityError> {
-        drive(&*self.store, self.protocol()?.lookup(key)?).await
+        drive_watched(&*self.store, self.watch(OpKind::Lookup, Some(key)), || {
+            self.protocol()?.lookup(key)
+        })
+        .await
     }
 
     /// Claims `key` if it is absent (`Claimed`: deliver now), or reports who
@@ -197,7 +254,10 @@ impl DedupCache {
         key: &str,
         now_millis: u64,
     ) -> Result<DedupDecision, DurabilityError> {
-        drive(&*self.store, self.protocol()?.claim(key, now_millis)?).await
+        drive_watched(&*self.store, self.watch(OpKind::Claim, Some(key)), || {
+            self.protocol()?.claim(key, now_millis)
+        })
+        .await
     }
 
     /// [`complete_receipt_at`](DedupCache::complete_receipt_at) stamped with
@@ -221,9 +281,10 @@ impl DedupCache {
         receipt: &ProcessingReceipt,
         timestamp_millis: u64,
     ) -> Result<(), DurabilityError> {
-        drive(
+        drive_watched(
             &*self.store,
-            self.protocol()?.complete(key, receipt, timestamp_millis)?,
+            self.watch(OpKind::Complete, Some(key)),
+            || self.protocol()?.complete(key, receipt, timestamp_millis),
         )
         .await
     }
@@ -244,10 +305,9 @@ impl DedupCache {
         key: &str,
         timestamp_millis: u64,
     ) -> Result<(), DurabilityError> {
-        drive(
-            &*self.store,
-            self.protocol()?.release(key, timestamp_millis)?,
-        )
+        drive_watched(&*self.store, self.watch(OpKind::Release, Some(key)), || {
+            self.protocol()?.release(key, timestamp_millis)
+        })
         .await
     }
 }

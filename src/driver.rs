@@ -1,9 +1,13 @@
-//! The thin async driver: feeds an operation from a [`DurableStore`].
+//! The thin async driver: feeds an operation from a [`DurableStore`], and
+//! reports what it sees ([`crate::telemetry`]).
+
+use tracing::Instrument;
 
 use crate::DurabilityError;
 use crate::core::{Operation, Step, StoreReply, StoreRequest};
 use crate::limits::MAX_DRIVER_STEPS;
 use crate::store::DurableStore;
+use crate::telemetry::{Outcome, Watch};
 
 /// Performs one request against `store`.
 pub async fn execute(store: &dyn DurableStore, request: &StoreRequest) -> StoreReply {
@@ -26,24 +30,56 @@ pub async fn execute(store: &dyn DurableStore, request: &StoreRequest) -> StoreR
 /// Runs `operation` to its end against `store`, in at most
 /// [`MAX_DRIVER_STEPS`] store calls; past that, the operation ends with a
 /// [`DurabilityError::StoreError`] (its writes so far may have landed).
+/// Reports nothing (the caches drive with [`drive_watched`]).
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
 pub async fn drive<O: Operation>(
     store: &dyn DurableStore,
     operation: O,
 ) -> Result<O::Output, DurabilityError> {
-    drive_bounded(store, operation, MAX_DRIVER_STEPS).await
+    drive_bounded(store, operation, MAX_DRIVER_STEPS, None).await
 }
 
-/// [`drive`] with a bound of `max_steps` store calls.
+/// [`drive`] of the operation `build` makes (its refusal of the inputs is
+/// the operation's error), reported to `watch` and inside its span.
+pub(crate) async fn drive_watched<O>(
+    store: &dyn DurableStore,
+    mut watch: Watch,
+    build: impl FnOnce() -> Result<O, DurabilityError>,
+) -> Result<O::Output, DurabilityError>
+where
+    O: Operation,
+    O::Output: Outcome,
+{
+    let span = watch.span().clone();
+    let result = async {
+        let operation = build()?;
+        drive_bounded(store, operation, MAX_DRIVER_STEPS, Some(&mut watch)).await
+    }
+    .instrument(span)
+    .await;
+    watch.finish(&result);
+    result
+}
+
+/// [`drive`] with a bound of `max_steps` store calls, each reported to
+/// `watch` when there is one.
 async fn drive_bounded<O: Operation>(
     store: &dyn DurableStore,
     mut operation: O,
     max_steps: u64,
+    mut watch: Option<&mut Watch>,
 ) -> Result<O::Output, DurabilityError> {
     for _ in 0..max_steps {
         match operation.poll() {
             Step::Done(result) => return result,
             Step::Request(request) => {
+                if let Some(watch) = watch.as_deref_mut() {
+                    watch.calling(&request);
+                }
                 let reply = execute(store, &request).await;
+                if let Some(watch) = watch.as_deref_mut() {
+                    watch.answered(&request, &reply);
+                }
                 operation.feed(reply);
             }
         }
@@ -110,7 +146,7 @@ mod tests {
 
     #[test]
     fn an_operation_that_never_ends_is_stopped_at_the_step_bound_with_an_error() {
-        let result = futures::executor::block_on(drive_bounded(&EndlessStore, lookup(), 50));
+        let result = futures::executor::block_on(drive_bounded(&EndlessStore, lookup(), 50, None));
         let Err(DurabilityError::StoreError(message)) = result else {
             panic!("expected the step bound's error, got {result:?}");
         };
@@ -120,7 +156,7 @@ mod tests {
     #[test]
     fn an_operation_that_ends_within_the_bound_gives_its_result() {
         let store = crate::MemoryStore::new();
-        let result = futures::executor::block_on(drive_bounded(&store, lookup(), 1));
+        let result = futures::executor::block_on(drive_bounded(&store, lookup(), 1, None));
         assert_eq!(result, Ok(None));
     }
 }

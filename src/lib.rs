@@ -81,6 +81,7 @@ mod hash;
 pub mod limits;
 pub mod store;
 mod sweeper;
+pub mod telemetry;
 
 pub use cache::{DedupCache, DedupOptions, IntoStore};
 pub use clock::wall_clock_millis;
@@ -93,7 +94,7 @@ pub use driver::{drive, execute};
 pub use error::DurabilityError;
 #[cfg(feature = "testing")]
 pub use hash::key_hash_bits;
-pub use hash::{fnv1a64, key_hash};
+pub use hash::{KeyHash, SIPHASH24_STREAM_TAG, fnv1a64, key_hash};
 pub use store::{DurableStore, MemoryStore, ScannedEntry, StoreFuture, StoredEntry, StreamTable};
 #[cfg(feature = "haematite")]
 pub use store::{HaematiteOptions, HaematiteStore};

@@ -6,7 +6,8 @@ use std::time::Duration;
 use crate::DurabilityError;
 use crate::cache::DedupCache;
 use crate::core::DedupSweepReport;
-use crate::driver::drive;
+use crate::driver::drive_watched;
+use crate::telemetry::OpKind;
 
 /// Expires entries whose TTL has passed: completed keys become claimable
 /// again, and claims whose holder crashed stop blocking their key.
@@ -53,10 +54,10 @@ impl DedupSweeper {
     /// that error (tombstones already written stay written).
     pub async fn sweep_once(&self, now_millis: u64) -> Result<DedupSweepReport, DurabilityError> {
         let ttl_ms = u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX);
-        drive(
-            &**self.cache.store(),
-            self.cache.protocol()?.sweep(now_millis, ttl_ms),
-        )
+        let watch = self.cache.watch(OpKind::Sweep, None);
+        drive_watched(&**self.cache.store(), watch, || {
+            Ok(self.cache.protocol()?.sweep(now_millis, ttl_ms))
+        })
         .await
     }
 }

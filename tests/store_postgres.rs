@@ -2,10 +2,9 @@
 //! racing appends, schema creation under concurrency, failures, and the seed
 //! semantics of `DedupCache` on top.
 //!
-//! The server is `ATMOSTONCE_POSTGRES_URL`. Without it, or if the server is
-//! unreachable, every test here fails and says so; none is skipped.
-//! `.ci/run` starts a throwaway server; by hand:
-//! `source scripts/throwaway-postgres.sh && throwaway_postgres_start`.
+//! The server is `ATMOSTONCE_POSTGRES_URL` when it is set, else a throwaway
+//! cluster this test binary starts and stops (the `testpg` crate); none is
+//! skipped.
 
 mod common;
 
@@ -17,16 +16,13 @@ use atmostonce::{
     DedupCache, DurabilityError, DurableStore, PostgresOptions, PostgresStore, conformance,
 };
 
-const URL_VARIABLE: &str = "ATMOSTONCE_POSTGRES_URL";
+const URL_VARIABLE: &str = testpg::URL_VARIABLE;
 
 fn server_url() -> String {
-    std::env::var(URL_VARIABLE).unwrap_or_else(|_| {
-        panic!(
-            "{URL_VARIABLE} is not set: the PostgreSQL store's tests need a server. Run \
-             ./scripts/test-all.sh from .ci/run, or `source scripts/throwaway-postgres.sh && \
-             throwaway_postgres_start` first"
-        )
-    })
+    match testpg::server() {
+        Ok(server) => server.url().to_owned(),
+        Err(error) => panic!("the PostgreSQL store's tests have no server: {error}"),
+    }
 }
 
 /// A table no other test (or earlier run) uses, so every test also

@@ -2,10 +2,11 @@
 //! store with its faults on passes the checker, for each API, and every planted mistake
 //! is caught by the invariant that is there to catch it.
 //!
-//! The PostgreSQL run needs `ATMOSTONCE_POSTGRES_URL` (the README's test
-//! command starts a throwaway server when it is unset) and fails without
-//! it; it crashes the server too when `THROWAWAY_POSTGRES_DIR` says where
-//! its data is.
+//! The PostgreSQL run uses the server at `ATMOSTONCE_POSTGRES_URL`, or
+//! when that is unset a throwaway cluster the `testpg` crate starts for this
+//! test binary; it crashes the server too when it knows the cluster's data
+//! directory (always for a throwaway cluster; `THROWAWAY_POSTGRES_DIR` for
+//! a given one).
 #![cfg(not(madsim))]
 
 use std::path::PathBuf;
@@ -97,31 +98,22 @@ fn haematite_run_passes(api: Api) {
 }
 
 fn postgres_run_passes(api: Api) {
-    let url = std::env::var("ATMOSTONCE_POSTGRES_URL").unwrap_or_else(|_| {
-        panic!(
-            "ATMOSTONCE_POSTGRES_URL is not set: this test needs a PostgreSQL server. Run \
-             ./scripts/test-all.sh, or `source scripts/throwaway-postgres.sh && \
-             throwaway_postgres_start` first"
-        )
-    });
-    let data = std::env::var("THROWAWAY_POSTGRES_DIR")
-        .ok()
-        .map(|dir| PathBuf::from(dir).join("data"));
+    let server = testpg::server()
+        .unwrap_or_else(|error| panic!("the PostgreSQL live run has no server: {error}"));
+    let data = server.data_dir().map(PathBuf::from);
     let mut options = options(StoreKind::Postgres, 4_000, 16);
     options.config.api = api;
     if data.is_none() {
-        eprintln!("no THROWAWAY_POSTGRES_DIR: the server is not restarted, only disconnected");
+        eprintln!("no data directory known: the server is not restarted, only disconnected");
         options
             .faults
             .retain(|fault| *fault != LiveFault::StoreCrash);
     }
     let restarts = data.is_some();
     options.postgres = Some(PostgresTarget {
-        url,
+        url: server.url().to_owned(),
         data,
-        bin: std::env::var("THROWAWAY_POSTGRES_BIN")
-            .ok()
-            .map(PathBuf::from),
+        bin: server.bin_dir().map(PathBuf::from),
     });
     let run = live(&options);
     assert_passes(&run);

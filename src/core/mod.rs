@@ -44,7 +44,7 @@ use std::fmt::Debug;
 use std::hash::Hash;
 
 use crate::codec::{DedupRecord, ProcessingReceipt};
-use crate::hash::key_hash_bits;
+use crate::hash::KeyHash;
 use crate::limits::{MAX_KEY_BYTES, MAX_NAMESPACE_BYTES, MAX_READ_BATCH, MAX_RECEIPT_BYTES};
 use crate::store::{DurableStore, ScannedEntry, StoredEntry};
 use crate::{DedupOptions, DurabilityError};
@@ -251,6 +251,7 @@ impl IoPolicy {
 pub struct Protocol {
     namespace: String,
     hash_bits: u8,
+    key_hash: KeyHash,
     io: IoPolicy,
 }
 
@@ -295,9 +296,26 @@ impl Protocol {
                 options.hash_bits
             )));
         }
+        if let KeyHash::SipHash24 { secret } = options.key_hash {
+            if secret == [0; 16] {
+                return Err(DurabilityError::ConfigError(
+                    "the SipHash-2-4 secret is all zero (an unset secret?); draw 16 random \
+                     bytes once for the namespace and keep them secret"
+                        .into(),
+                ));
+            }
+            if options.hash_bits != 64 {
+                return Err(DurabilityError::ConfigError(format!(
+                    "hash_bits is {}, but only the FNV-1a hash can be narrowed; the keyed \
+                     hash is always whole",
+                    options.hash_bits
+                )));
+            }
+        }
         Ok(Protocol {
             namespace,
             hash_bits: options.hash_bits,
+            key_hash: options.key_hash,
             io: IoPolicy {
                 read_batch: options.read_batch,
                 durability,
@@ -317,10 +335,12 @@ impl Protocol {
         self.io
     }
 
-    /// `"{namespace}:{key_hash(key)}"`.
+    /// `"{namespace}:{key_hash(key)}"`, or with the keyed hash
+    /// `"{namespace}:sip24-{32 hex digits}"` (`docs/spec.md`, "Streams").
     #[must_use]
     pub fn stream_key_for(&self, key: &str) -> String {
-        format!("{}:{}", self.namespace, key_hash_bits(key, self.hash_bits))
+        let suffix = self.key_hash.stream_suffix(key, self.hash_bits);
+        format!("{}:{suffix}", self.namespace)
     }
 
     /// The prefix every stream of this namespace starts with.

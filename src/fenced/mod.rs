@@ -36,9 +36,10 @@ use crate::cache::IntoStore;
 use crate::codec::{ClaimId, ProcessingReceipt};
 use crate::core::AppendDurability;
 use crate::core::fenced::FencedProtocol;
-use crate::driver::drive;
+use crate::driver::drive_watched;
 use crate::limits::MAX_CLAIM_ID_DRAWS;
 use crate::store::DurableStore;
+use crate::telemetry::{Api, OpKind, Watch};
 
 pub use crate::core::fenced::{
     Claim, ClaimToken, FencedOptions, FencedSweepReport, KeyStatus, SkipReason, SkippedKey,
@@ -56,6 +57,8 @@ pub use crate::core::fenced::{
 pub struct FencedCache {
     store: Arc<dyn DurableStore>,
     protocol: Arc<FencedProtocol>,
+    /// Whether spans carry raw keys.
+    raw_keys_in_traces: bool,
 }
 
 impl std::fmt::Debug for FencedCache {
@@ -103,7 +106,21 @@ impl FencedCache {
         Ok(FencedCache {
             store,
             protocol: Arc::new(protocol),
+            raw_keys_in_traces: options.raw_keys_in_traces,
         })
+    }
+
+    /// A watch of `operation` on `key` (`None`: a sweep of the namespace).
+    fn watch(&self, operation: OpKind, key: Option<&str>) -> Watch {
+        let base = self.protocol.base();
+        Watch::new(
+            Api::Fenced,
+            operation,
+            base.namespace(),
+            key,
+            self.raw_keys_in_traces,
+            || key.map_or_else(|| base.stream_prefix(), |key| base.stream_key_for(key)),
+        )
     }
 
     /// The protocol whose operations this cache drives; the model and the
@@ -129,10 +146,11 @@ impl FencedCache {
     /// complete or release with the token), [`Claim::InFlight`] (someone
     /// holds it: defer) or [`Claim::Completed`] (answer with the receipt).
     pub async fn claim(&self, key: &str, now_millis: u64) -> Result<Claim, DurabilityError> {
-        let operation = self
-            .protocol
-            .claim(key, fresh_claim_id()?, None, now_millis)?;
-        drive(&*self.store, operation).await
+        drive_watched(&*self.store, self.watch(OpKind::Claim, Some(key)), || {
+            self.protocol
+                .claim(key, fresh_claim_id()?, None, now_millis)
+        })
+        .await
     }
 
     /// [`claim`](FencedCache::claim) for a message with digest
@@ -144,10 +162,11 @@ impl FencedCache {
         fingerprint: &[u8],
         now_millis: u64,
     ) -> Result<Claim, DurabilityError> {
-        let operation =
+        drive_watched(&*self.store, self.watch(OpKind::Claim, Some(key)), || {
             self.protocol
-                .claim(key, fresh_claim_id()?, Some(fingerprint), now_millis)?;
-        drive(&*self.store, operation).await
+                .claim(key, fresh_claim_id()?, Some(fingerprint), now_millis)
+        })
+        .await
     }
 
     /// Stores `receipt` for the token's claim. Again with the same receipt
@@ -160,9 +179,10 @@ impl FencedCache {
         receipt: &ProcessingReceipt,
         now_millis: u64,
     ) -> Result<(), DurabilityError> {
-        drive(
+        drive_watched(
             &*self.store,
-            self.protocol.complete(token, receipt, now_millis)?,
+            self.watch(OpKind::Complete, Some(token.key())),
+            || self.protocol.complete(token, receipt, now_millis),
         )
         .await
     }
@@ -175,7 +195,12 @@ impl FencedCache {
         token: &ClaimToken,
         now_millis: u64,
     ) -> Result<(), DurabilityError> {
-        drive(&*self.store, self.protocol.release(token, now_millis)?).await
+        drive_watched(
+            &*self.store,
+            self.watch(OpKind::Release, Some(token.key())),
+            || self.protocol.release(token, now_millis),
+        )
+        .await
     }
 
     /// Extends the token's lease to `now_millis + lease_ms` and returns the
@@ -186,7 +211,12 @@ impl FencedCache {
         token: &ClaimToken,
         now_millis: u64,
     ) -> Result<ClaimToken, DurabilityError> {
-        drive(&*self.store, self.protocol.renew(token, now_millis)?).await
+        drive_watched(
+            &*self.store,
+            self.watch(OpKind::Renew, Some(token.key())),
+            || self.protocol.renew(token, now_millis),
+        )
+        .await
     }
 
     /// The key's state at `now_millis`, read without writing: `None` when
@@ -196,7 +226,10 @@ impl FencedCache {
         key: &str,
         now_millis: u64,
     ) -> Result<Option<KeyStatus>, DurabilityError> {
-        drive(&*self.store, self.protocol.lookup(key, now_millis)?).await
+        drive_watched(&*self.store, self.watch(OpKind::Lookup, Some(key)), || {
+            self.protocol.lookup(key, now_millis)
+        })
+        .await
     }
 }
 
@@ -221,6 +254,10 @@ impl FencedSweeper {
     /// listed in [`FencedSweepReport::skipped`] and the sweep goes on; only a
     /// failed scan or a failed final flush is an error.
     pub async fn sweep_once(&self, now_millis: u64) -> Result<FencedSweepReport, DurabilityError> {
-        drive(&**self.cache.store(), self.cache.protocol.sweep(now_millis)).await
+        let watch = self.cache.watch(OpKind::Sweep, None);
+        drive_watched(&**self.cache.store(), watch, || {
+            Ok(self.cache.protocol.sweep(now_millis))
+        })
+        .await
     }
 }

@@ -18,7 +18,7 @@ use crate::codec::{ClaimId, FencedRecord, ProcessingReceipt};
 use crate::limits::{
     CLOCK_SKEW_GRACE_MS, DEFAULT_READ_BATCH, MAX_FINGERPRINT_BYTES, MAX_LEASE_MS, MAX_RECEIPT_BYTES,
 };
-use crate::{DedupOptions, DurabilityError};
+use crate::{DedupOptions, DurabilityError, KeyHash};
 
 pub use op::FencedOp;
 pub use rules::{
@@ -61,6 +61,11 @@ pub struct FencedOptions {
     /// Bits of the key hash in stream names (1..=64); only the harness
     /// narrows it (feature `testing`), to make keys collide on purpose.
     pub(crate) hash_bits: u8,
+    /// How keys name their streams, as in [`DedupOptions::with_key_hash`].
+    pub(crate) key_hash: KeyHash,
+    /// Whether operation spans carry the raw key, as in
+    /// [`DedupOptions::with_raw_keys_in_traces`].
+    pub(crate) raw_keys_in_traces: bool,
 }
 
 impl Default for FencedOptions {
@@ -70,6 +75,8 @@ impl Default for FencedOptions {
             receipt_ttl_ms: 86_400_000,
             read_batch: DEFAULT_READ_BATCH,
             hash_bits: 64,
+            key_hash: KeyHash::Fnv1a64,
+            raw_keys_in_traces: false,
         }
     }
 }
@@ -93,6 +100,29 @@ impl FencedOptions {
     #[must_use]
     pub fn with_read_batch(mut self, read_batch: usize) -> Self {
         self.read_batch = read_batch;
+        self
+    }
+
+    /// Names the namespace's streams with `key_hash`, as
+    /// [`DedupOptions::with_key_hash`] does (both APIs name a namespace's
+    /// streams alike under the same choice).
+    #[must_use]
+    pub fn with_key_hash(mut self, key_hash: KeyHash) -> Self {
+        self.key_hash = key_hash;
+        self
+    }
+
+    /// How keys name their streams.
+    #[must_use]
+    pub fn key_hash(&self) -> KeyHash {
+        self.key_hash
+    }
+
+    /// Puts the raw idempotency key in every operation's tracing span, as
+    /// [`DedupOptions::with_raw_keys_in_traces`] does. Off by default.
+    #[must_use]
+    pub fn with_raw_keys_in_traces(mut self, raw_keys_in_traces: bool) -> Self {
+        self.raw_keys_in_traces = raw_keys_in_traces;
         self
     }
 
@@ -280,6 +310,8 @@ impl FencedProtocol {
         let seed_options = DedupOptions {
             read_batch: options.read_batch,
             hash_bits: options.hash_bits,
+            key_hash: options.key_hash,
+            raw_keys_in_traces: options.raw_keys_in_traces,
         };
         Ok(FencedProtocol {
             base: Protocol::new(namespace, seed_options, durability)?,

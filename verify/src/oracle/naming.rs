@@ -3,7 +3,12 @@
 //! Written from the specification: FNV-1a 64-bit over the key's UTF-8 bytes
 //! (offset basis 0xcbf29ce484222325, prime 0x100000001b3), as 16 lowercase
 //! hex digits after the namespace and a colon; a test configuration may keep
-//! only the hash's low bits.
+//! only the hash's low bits. A namespace configured with a secret names its
+//! streams by SipHash-2-4 with a 128-bit output instead, as `sip24-` and 32
+//! hex digits; SipHash is implemented here from its definition (Aumasson and
+//! Bernstein, "SipHash: a fast short-input PRF", with the 128-bit variant of
+//! its reference code) and checked against the published vectors, never by
+//! the engine's naming or the crate it uses.
 
 const FNV_OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
@@ -20,6 +25,103 @@ pub fn fnv1a_64(bytes: &[u8]) -> u64 {
 #[must_use]
 pub fn stream_name(namespace: &str, key: &str) -> String {
     format!("{namespace}:{:016x}", fnv1a_64(key.as_bytes()))
+}
+
+/// What a keyed stream name carries between the colon and the hash.
+pub const KEYED_TAG: &str = "sip24-";
+
+/// SipHash's four state words, after the initialization with the key.
+struct SipState([u64; 4]);
+
+impl SipState {
+    fn new(secret: &[u8; 16]) -> SipState {
+        let half = |range: std::ops::Range<usize>| {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&secret[range]);
+            u64::from_le_bytes(word)
+        };
+        let (k0, k1) = (half(0..8), half(8..16));
+        // "somepseudorandomlygeneratedbytes", the algorithm's constants.
+        SipState([
+            k0 ^ 0x736f_6d65_7073_6575,
+            k1 ^ 0x646f_7261_6e64_6f6d,
+            k0 ^ 0x6c79_6765_6e65_7261,
+            k1 ^ 0x7465_6462_7974_6573,
+        ])
+    }
+
+    /// One SipRound: three additions, six rotations, four xors.
+    fn round(&mut self) {
+        let [v0, v1, v2, v3] = &mut self.0;
+        *v0 = v0.wrapping_add(*v1);
+        *v1 = v1.rotate_left(13) ^ *v0;
+        *v0 = v0.rotate_left(32);
+        *v2 = v2.wrapping_add(*v3);
+        *v3 = v3.rotate_left(16) ^ *v2;
+        *v0 = v0.wrapping_add(*v3);
+        *v3 = v3.rotate_left(21) ^ *v0;
+        *v2 = v2.wrapping_add(*v1);
+        *v1 = v1.rotate_left(17) ^ *v2;
+        *v2 = v2.rotate_left(32);
+    }
+
+    /// Two rounds per message word (the "2" of SipHash-2-4).
+    fn compress(&mut self, word: u64) {
+        self.0[3] ^= word;
+        self.round();
+        self.round();
+        self.0[0] ^= word;
+    }
+
+    /// Four rounds (the "4"), then the xor of the state words.
+    fn finalize(&mut self) -> u64 {
+        for _ in 0..4 {
+            self.round();
+        }
+        self.0.iter().fold(0, |sum, word| sum ^ word)
+    }
+}
+
+/// SipHash-2-4 of `message` under `secret`, with a 64-bit output (`wide`
+/// false, 8 bytes) or a 128-bit one (`wide` true, 16 bytes), each output
+/// word little-endian.
+#[must_use]
+pub fn siphash24(secret: &[u8; 16], message: &[u8], wide: bool) -> Vec<u8> {
+    let mut state = SipState::new(secret);
+    if wide {
+        state.0[1] ^= 0xee;
+    }
+    let mut words = message.chunks_exact(8);
+    for chunk in words.by_ref() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        state.compress(u64::from_le_bytes(word));
+    }
+    // The last word: the remaining bytes, and the message length's low
+    // byte in the top byte.
+    let mut last = [0u8; 8];
+    let rest = words.remainder();
+    last[..rest.len()].copy_from_slice(rest);
+    last[7] = message.len().to_le_bytes()[0];
+    state.compress(u64::from_le_bytes(last));
+    state.0[2] ^= if wide { 0xee } else { 0xff };
+    let mut out = state.finalize().to_le_bytes().to_vec();
+    if wide {
+        state.0[1] ^= 0xdd;
+        out.extend_from_slice(&state.finalize().to_le_bytes());
+    }
+    out
+}
+
+/// The name of the stream that holds `key`'s records in a `namespace`
+/// whose streams are named by SipHash-2-4-128 under `secret`.
+#[must_use]
+pub fn keyed_stream_name(namespace: &str, key: &str, secret: &[u8; 16]) -> String {
+    let hex: String = siphash24(secret, key.as_bytes(), true)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    format!("{namespace}:{KEYED_TAG}{hex}")
 }
 
 /// Widest key hash a stream name carries, in bits.
@@ -82,6 +184,55 @@ mod tests {
         assert_eq!(fnv1a_64(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a_64(b"a"), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(fnv1a_64(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    /// The reference code's key, 00 01 .. 0f, and its messages: the first
+    /// `len` bytes of 00 01 02 ...
+    const KEY: [u8; 16] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
+
+    fn reference_message(len: u8) -> Vec<u8> {
+        (0..len).collect()
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
+    #[test]
+    fn siphash24_matches_the_published_64_bit_vectors() {
+        // The paper's worked example (appendix A): 15 bytes, as a u64.
+        let out = siphash24(&KEY, &reference_message(15), false);
+        assert_eq!(
+            u64::from_le_bytes(out.try_into().unwrap()),
+            0xa129_ca61_49be_45e5
+        );
+        // The reference code's first vectors (vectors.h), as bytes.
+        assert_eq!(hex(&siphash24(&KEY, &[], false)), "310e0edd47db6f72");
+        assert_eq!(
+            hex(&siphash24(&KEY, &reference_message(1), false)),
+            "fd67dc93c539f874"
+        );
+    }
+
+    #[test]
+    fn siphash24_matches_the_published_128_bit_vectors() {
+        assert_eq!(
+            hex(&siphash24(&KEY, &[], true)),
+            "a3817f04ba25a8e66df67214c7550293"
+        );
+        assert_eq!(
+            hex(&siphash24(&KEY, &reference_message(1), true)),
+            "da87c1d86b99af44347659119b22fc45"
+        );
+    }
+
+    #[test]
+    fn a_keyed_stream_name_is_tagged_and_has_thirty_two_hex_digits() {
+        let name = keyed_stream_name("orders", "a", &KEY);
+        let hash = name.strip_prefix("orders:sip24-").unwrap();
+        assert_eq!(hash, hex(&siphash24(&KEY, b"a", true)));
+        assert_eq!(hash.len(), 32);
+        assert_ne!(name, keyed_stream_name("orders", "a", &[7; 16]));
     }
 
     #[test]
