@@ -18,7 +18,6 @@ use atmostonce::{DedupCache, DedupEntry, DurableStore, HaematiteStore, MemorySto
 use futures::executor::block_on;
 
 const KEY: &str = "order-0000017";
-const NOW_MILLIS: u64 = 1_700_000_000_000;
 const STREAM_LENGTHS: [u64; 3] = [1, 100, 10_000];
 /// Alternating rounds behind each median.
 const ROUNDS: usize = 9;
@@ -40,7 +39,7 @@ fn churn(store: &dyn DurableStore, stream: &str, records: u64) {
 
 /// Median time per call of `a` and of `b` over alternating rounds.
 fn interleaved(calls: u32, mut a: impl FnMut(), mut b: impl FnMut()) -> (Duration, Duration) {
-    let mut time = |f: &mut dyn FnMut()| {
+    let time = |f: &mut dyn FnMut()| {
         let started = Instant::now();
         for _ in 0..calls {
             f();
