@@ -24,6 +24,15 @@ pub async fn execute(store: &dyn DurableStore, request: &StoreRequest) -> StoreR
         } => StoreReply::Append(store.append(stream, payload, *expected_seq).await),
         StoreRequest::Scan { prefix } => StoreReply::Scan(store.scan(prefix).await),
         StoreRequest::Flush => StoreReply::Flush(store.flush().await),
+        StoreRequest::ReadHead { stream } => StoreReply::Head(store.read_head(stream).await),
+        StoreRequest::ScanHeads {
+            prefix,
+            after,
+            limit,
+        } => StoreReply::Heads(store.scan_heads(prefix, after.as_deref(), *limit).await),
+        StoreRequest::Compact { stream, below_seq } => {
+            StoreReply::Compact(store.compact(stream, *below_seq).await)
+        }
     }
 }
 

@@ -95,7 +95,10 @@ pub use error::DurabilityError;
 #[cfg(feature = "testing")]
 pub use hash::key_hash_bits;
 pub use hash::{KeyHash, SIPHASH24_STREAM_TAG, fnv1a64, key_hash};
-pub use store::{DurableStore, MemoryStore, ScannedEntry, StoreFuture, StoredEntry, StreamTable};
+pub use store::{
+    DurableStore, MemoryStore, ScannedEntry, ScannedHead, StoreFuture, StoredEntry, StreamHead,
+    StreamTable,
+};
 #[cfg(feature = "haematite")]
 pub use store::{HaematiteOptions, HaematiteStore};
 #[cfg(feature = "postgres")]

@@ -199,6 +199,9 @@ fn call_name(request: &StoreRequest) -> &'static str {
         StoreRequest::Append { .. } => "append",
         StoreRequest::Scan { .. } => "scan",
         StoreRequest::Flush => "flush",
+        StoreRequest::ReadHead { .. } => "read_head",
+        StoreRequest::ScanHeads { .. } => "scan_heads",
+        StoreRequest::Compact { .. } => "compact",
     }
 }
 

@@ -528,6 +528,9 @@ fn on_a_store_whose_appends_are_not_durable_on_ack_a_claim_flushes_and_rereads_b
                 StoreRequest::Append { .. } => "append",
                 StoreRequest::Flush => "flush",
                 StoreRequest::Scan { .. } => "scan",
+                StoreRequest::ReadHead { .. } => "head",
+                StoreRequest::ScanHeads { .. } => "heads",
+                StoreRequest::Compact { .. } => "compact",
             });
             claim.feed(atmostonce::execute(&*store, &request).await);
         }

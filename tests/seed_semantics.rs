@@ -71,6 +71,15 @@ fn answer(table: &mut StreamTable, request: StoreRequest) -> StoreReply {
         } => StoreReply::Append(table.append(&stream, &payload, expected_seq, 0)),
         StoreRequest::Scan { prefix } => StoreReply::Scan(Ok(table.scan(&prefix))),
         StoreRequest::Flush => StoreReply::Flush(Ok(())),
+        StoreRequest::ReadHead { stream } => StoreReply::Head(Ok(table.head(&stream))),
+        StoreRequest::ScanHeads {
+            prefix,
+            after,
+            limit,
+        } => StoreReply::Heads(Ok(table.heads(&prefix, after.as_deref(), limit))),
+        StoreRequest::Compact { stream, below_seq } => {
+            StoreReply::Compact(Ok(table.compact(&stream, below_seq)))
+        }
     }
 }
 

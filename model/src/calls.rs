@@ -3,11 +3,11 @@
 //! and apply what the call did to the store. Answers are memoized per
 //! thread (see [`crate::memo`]).
 
-use atmostonce::DurabilityError;
 use atmostonce::core::fenced::{FencedClaimOp, FencedCompleteOp, FencedReleaseOp, FencedSweepOp};
 use atmostonce::core::{
     ClaimOp, CompleteOp, Operation, ReleaseOp, Step, StoreReply, StoreRequest, SweepOp,
 };
+use atmostonce::{DurabilityError, ScannedEntry, ScannedHead, StreamHead};
 use atmostonce_verify::oracle::record::{self, Record, ReleaseReason};
 
 use crate::action::Call;
@@ -282,6 +282,48 @@ impl DedupModel {
                 let reply = StoreReply::Scan(Ok(store.scan(prefix)));
                 (reply, Made::Other, Effect::Nothing)
             }
+            StoreRequest::ReadHead { stream } => {
+                if call != Call::Normal {
+                    return None;
+                }
+                let head = head_of(&store, stream);
+                read_something = head.last.is_some();
+                words.say(|| {
+                    format!(
+                        "{} reads the head of {stream} (length {})",
+                        who(),
+                        head.length
+                    )
+                });
+                (StoreReply::Head(Ok(head)), Made::Read, Effect::Nothing)
+            }
+            StoreRequest::ScanHeads {
+                prefix,
+                after,
+                limit,
+            } => {
+                if call != Call::Normal {
+                    return None;
+                }
+                words.say(|| format!("{} scans the heads under {prefix:?} after {after:?}", who()));
+                let reply =
+                    StoreReply::Heads(Ok(heads_of(&store, prefix, after.as_deref(), *limit)));
+                (reply, Made::Other, Effect::Nothing)
+            }
+            StoreRequest::Compact { stream, .. } => {
+                if call != Call::Normal {
+                    return None;
+                }
+                // The model does not compact: its streams are a few records
+                // long and compaction decides nothing.
+                words.say(|| format!("{} compacts {stream}, which the model does not do", who()));
+                let refused = unexplained("a compaction (the model does not compact)");
+                (
+                    StoreReply::Compact(Err(refused)),
+                    Made::Other,
+                    Effect::Unexplained,
+                )
+            }
             StoreRequest::Flush => {
                 if call != Call::Normal {
                     return None;
@@ -379,7 +421,10 @@ impl DedupModel {
         };
         let read = matches!(
             request,
-            StoreRequest::Read { .. } | StoreRequest::Scan { .. }
+            StoreRequest::Read { .. }
+                | StoreRequest::Scan { .. }
+                | StoreRequest::ReadHead { .. }
+                | StoreRequest::ScanHeads { .. }
         );
         let settled = (O::SETTLES
             && read
@@ -617,11 +662,56 @@ fn settle<O: Machine>(op: Hashed<O>, store: &ModelStore) -> Hashed<O> {
             Step::Request(StoreRequest::Scan { prefix }) => {
                 StoreReply::Scan(Ok(store.scan(&prefix)))
             }
+            Step::Request(StoreRequest::ReadHead { stream }) => {
+                StoreReply::Head(Ok(head_of(store, &stream)))
+            }
+            Step::Request(StoreRequest::ScanHeads {
+                prefix,
+                after,
+                limit,
+            }) => StoreReply::Heads(Ok(heads_of(store, &prefix, after.as_deref(), limit))),
             _ => break,
         };
         settled = settled.with(|op| op.feed(reply));
     }
     settled
+}
+
+/// The head of `stream` in `store`: its last entry and length.
+fn head_of(store: &ModelStore, stream: &str) -> StreamHead {
+    let last = store.read(stream, 0, usize::MAX).pop();
+    StreamHead {
+        length: last.as_ref().map_or(0, |last| last.sequence + 1),
+        last,
+    }
+}
+
+/// The heads of at most `limit` streams under `prefix` named after `after`.
+fn heads_of(
+    store: &ModelStore,
+    prefix: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Vec<ScannedHead> {
+    let mut heads: Vec<ScannedHead> = Vec::new();
+    for ScannedEntry { stream, entry } in store.scan(prefix) {
+        if after.is_some_and(|after| stream.as_str() <= after) {
+            continue;
+        }
+        match heads.last_mut() {
+            Some(head) if head.stream == stream => {
+                head.length = entry.sequence + 1;
+                head.last = entry;
+            }
+            _ => heads.push(ScannedHead {
+                length: entry.sequence + 1,
+                last: entry,
+                stream,
+            }),
+        }
+    }
+    heads.truncate(limit);
+    heads
 }
 
 /// The error the model's store refuses a call it cannot explain with.

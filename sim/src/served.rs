@@ -5,7 +5,9 @@
 //! into one request and checks the reply is of the request's kind.
 
 use atmostonce::core::{StoreReply, StoreRequest};
-use atmostonce::{DurabilityError, DurableStore, ScannedEntry, StoreFuture, StoredEntry};
+use atmostonce::{
+    DurabilityError, DurableStore, ScannedEntry, ScannedHead, StoreFuture, StoredEntry, StreamHead,
+};
 
 /// Something that serves one store request at a time.
 pub(crate) trait ServeRequest: Send + Sync {
@@ -39,11 +41,21 @@ impl<S> std::ops::Deref for Served<S> {
 }
 
 impl<S: ServeRequest> Served<S> {
-    fn mismatch(&self, reply: &StoreReply) -> DurabilityError {
-        DurabilityError::StoreError(format!(
-            "{} answered with a reply of the wrong kind: {reply:?}",
-            self.0.name()
-        ))
+    /// Serves `request` and takes the answer out of a reply of its kind
+    /// (`unpack` returns the reply back when it is of another kind).
+    fn ask<T: Send + 'static>(
+        &self,
+        request: StoreRequest,
+        unpack: fn(StoreReply) -> Result<Result<T, DurabilityError>, StoreReply>,
+    ) -> StoreFuture<'_, T> {
+        Box::pin(async move {
+            unpack(self.0.serve(request).await?).unwrap_or_else(|other| {
+                Err(DurabilityError::StoreError(format!(
+                    "{} answered with a reply of the wrong kind: {other:?}",
+                    self.0.name()
+                )))
+            })
+        })
     }
 }
 
@@ -59,11 +71,9 @@ impl<S: ServeRequest> DurableStore for Served<S> {
             payload: payload.to_vec(),
             expected_seq,
         };
-        Box::pin(async move {
-            match self.0.serve(request).await? {
-                StoreReply::Append(result) => result,
-                other => Err(self.mismatch(&other)),
-            }
+        self.ask(request, |reply| match reply {
+            StoreReply::Append(result) => Ok(result),
+            other => Err(other),
         })
     }
 
@@ -78,11 +88,9 @@ impl<S: ServeRequest> DurableStore for Served<S> {
             offset,
             limit,
         };
-        Box::pin(async move {
-            match self.0.serve(request).await? {
-                StoreReply::Read(result) => result,
-                other => Err(self.mismatch(&other)),
-            }
+        self.ask(request, |reply| match reply {
+            StoreReply::Read(result) => Ok(result),
+            other => Err(other),
         })
     }
 
@@ -90,24 +98,58 @@ impl<S: ServeRequest> DurableStore for Served<S> {
         let request = StoreRequest::Scan {
             prefix: prefix.to_owned(),
         };
-        Box::pin(async move {
-            match self.0.serve(request).await? {
-                StoreReply::Scan(result) => result,
-                other => Err(self.mismatch(&other)),
-            }
+        self.ask(request, |reply| match reply {
+            StoreReply::Scan(result) => Ok(result),
+            other => Err(other),
         })
     }
 
     fn flush(&self) -> StoreFuture<'_, ()> {
-        Box::pin(async move {
-            match self.0.serve(StoreRequest::Flush).await? {
-                StoreReply::Flush(result) => result,
-                other => Err(self.mismatch(&other)),
-            }
+        self.ask(StoreRequest::Flush, |reply| match reply {
+            StoreReply::Flush(result) => Ok(result),
+            other => Err(other),
         })
     }
 
     fn acknowledged_appends_are_durable(&self) -> bool {
         self.0.acknowledged_appends_are_durable()
+    }
+
+    fn read_head<'a>(&'a self, stream: &'a str) -> StoreFuture<'a, StreamHead> {
+        let request = StoreRequest::ReadHead {
+            stream: stream.to_owned(),
+        };
+        self.ask(request, |reply| match reply {
+            StoreReply::Head(result) => Ok(result),
+            other => Err(other),
+        })
+    }
+
+    fn scan_heads<'a>(
+        &'a self,
+        prefix: &'a str,
+        after: Option<&'a str>,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<ScannedHead>> {
+        let request = StoreRequest::ScanHeads {
+            prefix: prefix.to_owned(),
+            after: after.map(str::to_owned),
+            limit,
+        };
+        self.ask(request, |reply| match reply {
+            StoreReply::Heads(result) => Ok(result),
+            other => Err(other),
+        })
+    }
+
+    fn compact<'a>(&'a self, stream: &'a str, below_seq: u64) -> StoreFuture<'a, u64> {
+        let request = StoreRequest::Compact {
+            stream: stream.to_owned(),
+            below_seq,
+        };
+        self.ask(request, |reply| match reply {
+            StoreReply::Compact(result) => Ok(result),
+            other => Err(other),
+        })
     }
 }

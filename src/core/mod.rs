@@ -46,7 +46,7 @@ use std::hash::Hash;
 use crate::codec::{DedupRecord, ProcessingReceipt};
 use crate::hash::KeyHash;
 use crate::limits::{MAX_KEY_BYTES, MAX_NAMESPACE_BYTES, MAX_READ_BATCH, MAX_RECEIPT_BYTES};
-use crate::store::{DurableStore, ScannedEntry, StoredEntry};
+use crate::store::{DurableStore, ScannedEntry, ScannedHead, StoredEntry, StreamHead};
 use crate::{DedupOptions, DurabilityError};
 
 pub use keyop::{KeyOp, PhaseKind};
@@ -91,6 +91,27 @@ pub enum StoreRequest {
     },
     /// `flush()`.
     Flush,
+    /// `read_head(stream)`.
+    ReadHead {
+        /// The stream.
+        stream: String,
+    },
+    /// `scan_heads(prefix, after, limit)`.
+    ScanHeads {
+        /// The stream-name prefix.
+        prefix: String,
+        /// The last stream of the previous page (`None`: the first page).
+        after: Option<String>,
+        /// Most streams wanted.
+        limit: usize,
+    },
+    /// `compact(stream, below_seq)`.
+    Compact {
+        /// The stream.
+        stream: String,
+        /// Entries below this sequence may go (never the last one).
+        below_seq: u64,
+    },
 }
 
 /// The store's answer to a [`StoreRequest`] of the same kind.
@@ -105,6 +126,12 @@ pub enum StoreReply {
     Scan(Result<Vec<ScannedEntry>, DurabilityError>),
     /// Answers [`StoreRequest::Flush`].
     Flush(Result<(), DurabilityError>),
+    /// Answers [`StoreRequest::ReadHead`].
+    Head(Result<StreamHead, DurabilityError>),
+    /// Answers [`StoreRequest::ScanHeads`].
+    Heads(Result<Vec<ScannedHead>, DurabilityError>),
+    /// Answers [`StoreRequest::Compact`]: how many entries were removed.
+    Compact(Result<u64, DurabilityError>),
 }
 
 /// What an operation does next.
@@ -433,6 +460,9 @@ fn misfed(reply: &StoreReply, expected: &str) -> DurabilityError {
             StoreReply::Append(_) => "an append answer",
             StoreReply::Scan(_) => "a scan answer",
             StoreReply::Flush(_) => "a flush answer",
+            StoreReply::Head(_) => "a head answer",
+            StoreReply::Heads(_) => "a heads answer",
+            StoreReply::Compact(_) => "a compaction answer",
         }
     ))
 }
@@ -472,6 +502,17 @@ mod tests {
                     StoreReply::Scan(Ok(table.scan(&prefix)))
                 }
                 Step::Request(StoreRequest::Flush) => StoreReply::Flush(Ok(())),
+                Step::Request(StoreRequest::ReadHead { stream }) => {
+                    StoreReply::Head(Ok(table.head(&stream)))
+                }
+                Step::Request(StoreRequest::ScanHeads {
+                    prefix,
+                    after,
+                    limit,
+                }) => StoreReply::Heads(Ok(table.heads(&prefix, after.as_deref(), limit))),
+                Step::Request(StoreRequest::Compact { stream, below_seq }) => {
+                    StoreReply::Compact(Ok(table.compact(&stream, below_seq)))
+                }
                 Step::Request(StoreRequest::Append {
                     stream,
                     payload,

@@ -2,7 +2,9 @@
 
 use std::sync::{Mutex, MutexGuard};
 
-use super::{DurableStore, ScannedEntry, StoreFuture, StoredEntry, StreamTable};
+use super::{
+    DurableStore, ScannedEntry, ScannedHead, StoreFuture, StoredEntry, StreamHead, StreamTable,
+};
 use crate::clock::wall_clock_millis;
 
 /// A linearizable [`DurableStore`] held in process memory.
@@ -39,7 +41,7 @@ impl MemoryStore {
 
     fn lock(&self) -> MutexGuard<'_, StreamTable> {
         // A panic while the lock was held cannot leave the table half-changed:
-        // every StreamTable method mutates with a single push/truncate/assign
+        // every StreamTable method mutates with a single push/truncate/drain/assign
         // after all its checks. So a poisoned lock still guards a valid table.
         self.table
             .lock()
@@ -81,5 +83,25 @@ impl DurableStore for MemoryStore {
 
     fn acknowledged_appends_are_durable(&self) -> bool {
         true
+    }
+
+    fn read_head<'a>(&'a self, stream: &'a str) -> StoreFuture<'a, StreamHead> {
+        let head = self.lock().head(stream);
+        Box::pin(std::future::ready(Ok(head)))
+    }
+
+    fn scan_heads<'a>(
+        &'a self,
+        prefix: &'a str,
+        after: Option<&'a str>,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<ScannedHead>> {
+        let heads = self.lock().heads(prefix, after, limit);
+        Box::pin(std::future::ready(Ok(heads)))
+    }
+
+    fn compact<'a>(&'a self, stream: &'a str, below_seq: u64) -> StoreFuture<'a, u64> {
+        let removed = self.lock().compact(stream, below_seq);
+        Box::pin(std::future::ready(Ok(removed)))
     }
 }

@@ -10,6 +10,7 @@
 mod blocking;
 #[cfg(feature = "haematite")]
 pub mod haematite;
+mod heads;
 mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -23,6 +24,7 @@ use crate::DurabilityError;
 
 #[cfg(feature = "haematite")]
 pub use haematite::{HaematiteOptions, HaematiteStore};
+pub use heads::{ScannedHead, StreamHead};
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresOptions, PostgresStore};
@@ -68,6 +70,20 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, DurabilityEr
 /// - `scan(prefix)` returns the entries of every stream whose name starts
 ///   with `prefix`, ordered by stream name, then sequence.
 /// - `flush()` makes every acknowledged append durable.
+/// - `read_head(stream)` returns the stream's last entry and its length
+///   (the sequence the next append must name) as one answer.
+/// - `scan_heads(prefix, after, limit)` returns, for at most `limit`
+///   streams whose name starts with `prefix` and sorts after `after`, each
+///   stream's last entry and length, ordered by stream name. A page shorter
+///   than `limit` is the last one; the next page starts after the last
+///   stream name of this one.
+/// - `compact(stream, below_seq)` may remove the entries whose sequence is
+///   below `below_seq`, except the stream's last entry, and returns how many
+///   it removed. The length never changes: the next append still names the
+///   old length, so sequences keep growing. A store that cannot remove
+///   entries removes none (the default). Reads and scans then return only
+///   the entries left, in order; a compacted stream's first entry may have a
+///   sequence above 0.
 ///
 /// Any error other than `SequenceConflict` is indeterminate: the call may or
 /// may not have taken effect. Unless [`acknowledged_appends_are_durable`]
@@ -104,6 +120,49 @@ pub trait DurableStore: Send + Sync {
     fn acknowledged_appends_are_durable(&self) -> bool {
         false
     }
+
+    /// The last entry of `stream` and the stream's length, in one call.
+    ///
+    /// The default reads the whole stream with [`read_from`] (one call, but
+    /// as costly as the stream is long); stores override it with a lookup
+    /// that costs the same whatever the stream's length.
+    ///
+    /// [`read_from`]: DurableStore::read_from
+    fn read_head<'a>(&'a self, stream: &'a str) -> StoreFuture<'a, StreamHead> {
+        Box::pin(async move {
+            let entries = self.read_from(stream, 0, usize::MAX).await?;
+            heads::head_of_entries(stream, entries)
+        })
+    }
+
+    /// One page of stream heads under `prefix`: the streams named after
+    /// `after` (all of them when `None`), by name, at most `limit`.
+    ///
+    /// The default scans the whole prefix with [`scan`] and keeps the page
+    /// (correct, but it loads every entry under the prefix per page); stores
+    /// override it with a listing that reads one entry per stream.
+    ///
+    /// [`scan`]: DurableStore::scan
+    fn scan_heads<'a>(
+        &'a self,
+        prefix: &'a str,
+        after: Option<&'a str>,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<ScannedHead>> {
+        Box::pin(async move {
+            let entries = self.scan(prefix).await?;
+            heads::page_of_scan(entries, after, limit)
+        })
+    }
+
+    /// Removes the entries of `stream` below sequence `below_seq`, never its
+    /// last entry, and returns how many were removed. The default removes
+    /// nothing (the contract allows it: compaction bounds storage, it
+    /// decides nothing).
+    fn compact<'a>(&'a self, stream: &'a str, below_seq: u64) -> StoreFuture<'a, u64> {
+        let _ = (stream, below_seq);
+        Box::pin(std::future::ready(Ok(0)))
+    }
 }
 
 impl<S: DurableStore + ?Sized> DurableStore for Arc<S> {
@@ -135,5 +194,22 @@ impl<S: DurableStore + ?Sized> DurableStore for Arc<S> {
 
     fn acknowledged_appends_are_durable(&self) -> bool {
         (**self).acknowledged_appends_are_durable()
+    }
+
+    fn read_head<'a>(&'a self, stream: &'a str) -> StoreFuture<'a, StreamHead> {
+        (**self).read_head(stream)
+    }
+
+    fn scan_heads<'a>(
+        &'a self,
+        prefix: &'a str,
+        after: Option<&'a str>,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<ScannedHead>> {
+        (**self).scan_heads(prefix, after, limit)
+    }
+
+    fn compact<'a>(&'a self, stream: &'a str, below_seq: u64) -> StoreFuture<'a, u64> {
+        (**self).compact(stream, below_seq)
     }
 }

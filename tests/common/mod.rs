@@ -17,7 +17,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use atmostonce::core::{StoreReply, StoreRequest};
 use atmostonce::{
-    DurabilityError, DurableStore, ScannedEntry, StoreFuture, StoredEntry, StreamTable,
+    DurabilityError, DurableStore, ScannedEntry, ScannedHead, StoreFuture, StoredEntry, StreamHead,
+    StreamTable,
 };
 use atmostonce_verify::table::{Call, CallFault, FaultTable};
 
@@ -99,6 +100,25 @@ impl ScriptedStore {
     }
 }
 
+impl ScriptedStore {
+    /// Counts a read (of entries or of the head) and takes its scripted
+    /// fault: a lost read when the script says it fails.
+    fn next_read_fault(&self) -> CallFault {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        let fail = self
+            .read_failures
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or(false);
+        if fail {
+            CallFault::ErrorLost
+        } else {
+            CallFault::None
+        }
+    }
+}
+
 /// A reply of another kind than the request's: a bug of this file.
 fn mismatch(reply: StoreReply) -> DurabilityError {
     DurabilityError::StoreError(format!("scripted store: reply of the wrong kind {reply:?}"))
@@ -134,18 +154,7 @@ impl DurableStore for ScriptedStore {
         offset: u64,
         limit: usize,
     ) -> StoreFuture<'a, Vec<StoredEntry>> {
-        self.reads.fetch_add(1, Ordering::SeqCst);
-        let fail = self
-            .read_failures
-            .lock()
-            .unwrap()
-            .pop_front()
-            .unwrap_or(false);
-        let fault = if fail {
-            CallFault::ErrorLost
-        } else {
-            CallFault::None
-        };
+        let fault = self.next_read_fault();
         let request = StoreRequest::Read {
             stream: stream.to_owned(),
             offset,
@@ -181,5 +190,49 @@ impl DurableStore for ScriptedStore {
 
     fn acknowledged_appends_are_durable(&self) -> bool {
         self.durable_on_ack
+    }
+
+    /// A head read is a read: counted with them, failed by the same script.
+    fn read_head<'a>(&'a self, stream: &'a str) -> StoreFuture<'a, StreamHead> {
+        let fault = self.next_read_fault();
+        let request = StoreRequest::ReadHead {
+            stream: stream.to_owned(),
+        };
+        Box::pin(std::future::ready(match self.serve(request, fault) {
+            StoreReply::Head(result) => result,
+            other => Err(mismatch(other)),
+        }))
+    }
+
+    fn scan_heads<'a>(
+        &'a self,
+        prefix: &'a str,
+        after: Option<&'a str>,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<ScannedHead>> {
+        let request = StoreRequest::ScanHeads {
+            prefix: prefix.to_owned(),
+            after: after.map(str::to_owned),
+            limit,
+        };
+        Box::pin(std::future::ready(
+            match self.serve(request, CallFault::None) {
+                StoreReply::Heads(result) => result,
+                other => Err(mismatch(other)),
+            },
+        ))
+    }
+
+    fn compact<'a>(&'a self, stream: &'a str, below_seq: u64) -> StoreFuture<'a, u64> {
+        let request = StoreRequest::Compact {
+            stream: stream.to_owned(),
+            below_seq,
+        };
+        Box::pin(std::future::ready(
+            match self.serve(request, CallFault::None) {
+                StoreReply::Compact(result) => result,
+                other => Err(mismatch(other)),
+            },
+        ))
     }
 }

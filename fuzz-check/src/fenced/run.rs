@@ -17,7 +17,7 @@ use atmostonce_verify::oracle::fenced::{
 };
 use atmostonce_verify::oracle::naming::stream_name_with_hash_bits;
 use atmostonce_verify::oracle::record::{ClaimId, Record, ReleaseReason, decode};
-use atmostonce_verify::table::{Call, FaultTable};
+use atmostonce_verify::table::{Call, CallFault, FaultTable};
 
 use super::input::{
     ClaimIdChoice, Damage, FencedAction, FencedOpKind, FencedProgram, fingerprint_for,
@@ -435,6 +435,10 @@ impl Run {
             {
                 running.served_stale |= self.table.read_view(stream, *offset, *limit, fault)
                     != self.table.read_from(stream, *offset, *limit);
+            }
+            if let StoreRequest::ReadHead { stream } = &request {
+                running.served_stale |= self.table.head_view(stream, fault)
+                    != self.table.head_view(stream, CallFault::None);
             }
             let reply = self.table.serve_with(call, &request, fault);
             running.append_landed |= self

@@ -433,7 +433,26 @@ impl Run {
                     && self.table.scan_view(prefix, call_fault)
                         != self.table.scan_view(prefix, CallFault::None)
             }
-            _ => false,
+            StoreRequest::ReadHead { stream } => {
+                matches!(call_fault, CallFault::StaleBy(_))
+                    && self.table.head_view(stream, call_fault)
+                        != self.table.head_view(stream, CallFault::None)
+            }
+            StoreRequest::ScanHeads {
+                prefix,
+                after,
+                limit,
+            } => {
+                let view = |fault| {
+                    self.table
+                        .heads_view(prefix, after.as_deref(), *limit, fault)
+                };
+                matches!(call_fault, CallFault::StaleBy(_))
+                    && view(call_fault) != view(CallFault::None)
+            }
+            StoreRequest::Append { .. } | StoreRequest::Flush | StoreRequest::Compact { .. } => {
+                false
+            }
         };
         self.table.set_now_millis(self.tick);
         let calls_before = self.table.calls().len();

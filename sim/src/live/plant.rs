@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::Mutex;
 
 use atmostonce::core::{StoreReply, StoreRequest};
-use atmostonce::{DurabilityError, DurableStore, ScannedEntry, StoreFuture, StoredEntry};
+use atmostonce::{
+    DurabilityError, DurableStore, ScannedEntry, ScannedHead, StoreFuture, StoredEntry, StreamHead,
+};
 use atmostonce_verify::oracle::record::{self, Record};
 use atmostonce_verify::table::FaultTable;
 
@@ -127,6 +129,29 @@ impl DurableStore for PlantedStore {
 
     fn acknowledged_appends_are_durable(&self) -> bool {
         self.inner.acknowledged_appends_are_durable()
+    }
+
+    fn read_head<'a>(&'a self, stream: &'a str) -> StoreFuture<'a, StreamHead> {
+        Box::pin(async move {
+            let head = self.inner.read_head(stream).await?;
+            Ok(StreamHead {
+                last: head.last.map(|entry| self.shown(entry)),
+                length: head.length,
+            })
+        })
+    }
+
+    fn scan_heads<'a>(
+        &'a self,
+        prefix: &'a str,
+        after: Option<&'a str>,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<ScannedHead>> {
+        self.inner.scan_heads(prefix, after, limit)
+    }
+
+    fn compact<'a>(&'a self, stream: &'a str, below_seq: u64) -> StoreFuture<'a, u64> {
+        self.inner.compact(stream, below_seq)
     }
 }
 

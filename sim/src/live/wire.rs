@@ -88,7 +88,7 @@ pub(crate) async fn read_frame(socket: &mut TcpStream) -> std::io::Result<Vec<u8
 mod tests {
     use super::{Response, decode, encode};
     use atmostonce::core::{StoreReply, StoreRequest};
-    use atmostonce::{DurabilityError, ScannedEntry, StoredEntry};
+    use atmostonce::{DurabilityError, ScannedEntry, ScannedHead, StoredEntry, StreamHead};
 
     fn entry() -> StoredEntry {
         StoredEntry {
@@ -115,6 +115,18 @@ mod tests {
                 prefix: "sim:".into(),
             },
             StoreRequest::Flush,
+            StoreRequest::ReadHead {
+                stream: "sim:0a".into(),
+            },
+            StoreRequest::ScanHeads {
+                prefix: "sim:".into(),
+                after: Some("sim:0a".into()),
+                limit: 64,
+            },
+            StoreRequest::Compact {
+                stream: "sim:0a".into(),
+                below_seq: 6,
+            },
         ] {
             let body = encode(&request).unwrap();
             assert_eq!(decode::<StoreRequest>(&body), Ok(request));
@@ -133,6 +145,16 @@ mod tests {
             Ok(StoreReply::Flush(Err(DurabilityError::StoreError(
                 "disk full".into(),
             )))),
+            Ok(StoreReply::Head(Ok(StreamHead {
+                last: Some(entry()),
+                length: 8,
+            }))),
+            Ok(StoreReply::Heads(Ok(vec![ScannedHead {
+                stream: "sim:0b".into(),
+                last: entry(),
+                length: 8,
+            }]))),
+            Ok(StoreReply::Compact(Ok(6))),
             Err("live-server: a frame it cannot decode".to_owned()),
         ] {
             let body = encode(&response).unwrap();

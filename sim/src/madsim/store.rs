@@ -197,6 +197,9 @@ fn call_name(request: &StoreRequest) -> &'static str {
         StoreRequest::Read { .. } => "read",
         StoreRequest::Scan { .. } => "scan",
         StoreRequest::Flush => "flush",
+        StoreRequest::ReadHead { .. } => "read-head",
+        StoreRequest::ScanHeads { .. } => "scan-heads",
+        StoreRequest::Compact { .. } => "compact",
     }
 }
 
@@ -316,9 +319,11 @@ impl<E: Env> FaultStore<E> {
             }
         };
         let hidden = match request {
-            StoreRequest::Read { stream, .. } => stale().min(state.table.len(stream) as u64),
-            StoreRequest::Scan { .. } => stale(),
-            StoreRequest::Append { .. } | StoreRequest::Flush => 0,
+            StoreRequest::Read { stream, .. } | StoreRequest::ReadHead { stream } => {
+                stale().min(state.table.len(stream) as u64)
+            }
+            StoreRequest::Scan { .. } | StoreRequest::ScanHeads { .. } => stale(),
+            StoreRequest::Append { .. } | StoreRequest::Flush | StoreRequest::Compact { .. } => 0,
         };
         // An error-applied fault is drawn only for a call that takes effect:
         // a flush, or an append that lands.
@@ -328,8 +333,11 @@ impl<E: Env> FaultStore<E> {
                 expected_seq,
                 ..
             } => state.table.append_would_land(stream, *expected_seq),
-            StoreRequest::Flush => true,
-            StoreRequest::Read { .. } | StoreRequest::Scan { .. } => false,
+            StoreRequest::Flush | StoreRequest::Compact { .. } => true,
+            StoreRequest::Read { .. }
+            | StoreRequest::Scan { .. }
+            | StoreRequest::ReadHead { .. }
+            | StoreRequest::ScanHeads { .. } => false,
         };
         let error_applied = faults_on
             && takes_effect
@@ -353,6 +361,26 @@ impl<E: Env> FaultStore<E> {
                     .filter(|(name, _)| name.starts_with(prefix.as_str()))
                     .map(|(_, len)| len)
                     .sum::<usize>(),
+            ),
+            _ => None,
+        };
+        // A stale head or page of heads is flagged when it differs from the
+        // current one.
+        let heads_unhidden = match request {
+            StoreRequest::ReadHead { stream } if hidden > 0 => {
+                Some(vec![state.table.head_view(stream, CallFault::None).last])
+            }
+            StoreRequest::ScanHeads {
+                prefix,
+                after,
+                limit,
+            } if hidden > 0 => Some(
+                state
+                    .table
+                    .heads_view(prefix, after.as_deref(), *limit, CallFault::None)
+                    .into_iter()
+                    .map(|head| Some(head.last))
+                    .collect(),
             ),
             _ => None,
         };
@@ -386,6 +414,27 @@ impl<E: Env> FaultStore<E> {
             }
             (StoreRequest::Scan { .. }, StoreReply::Scan(Ok(entries)))
                 if scan_len_unhidden.is_some_and(|all| entries.len() < all) =>
+            {
+                self.flag_stale(op, hidden);
+            }
+            (StoreRequest::ReadHead { stream }, StoreReply::Head(Ok(head))) => {
+                if heads_unhidden.is_some_and(|now| now != [head.last.clone()]) {
+                    self.flag_stale(op, hidden);
+                }
+                if let (Some(op), Some(last)) = (op, &head.last) {
+                    let durable = state.table.durable_len(stream) as u64;
+                    if last.sequence >= durable {
+                        state.dirty.push((stream.clone(), last.sequence, op));
+                    }
+                }
+            }
+            (StoreRequest::ScanHeads { .. }, StoreReply::Heads(Ok(heads)))
+                if heads_unhidden.as_ref().is_some_and(|now| {
+                    *now != heads
+                        .iter()
+                        .map(|head| Some(head.last.clone()))
+                        .collect::<Vec<_>>()
+                }) =>
             {
                 self.flag_stale(op, hidden);
             }

@@ -133,7 +133,54 @@ pub(super) async fn read_rows(
                 .await?;
             client.query(&statement, &[from]).await
         }
+        Read::Head { stream } => {
+            let statement = client
+                .prepare_typed_cached(&inner.sql.head, &[Type::BYTEA])
+                .await?;
+            client.query(&statement, &[stream]).await
+        }
+        Read::Heads { limit: ..=0, .. } => Ok(Vec::new()),
+        Read::Heads {
+            from,
+            until: Some(until),
+            limit,
+        } => {
+            let statement = client
+                .prepare_typed_cached(
+                    &inner.sql.heads_range,
+                    &[Type::BYTEA, Type::BYTEA, Type::INT8],
+                )
+                .await?;
+            client.query(&statement, &[from, until, limit]).await
+        }
+        Read::Heads {
+            from,
+            until: None,
+            limit,
+        } => {
+            let statement = client
+                .prepare_typed_cached(&inner.sql.heads_from, &[Type::BYTEA, Type::INT8])
+                .await?;
+            client.query(&statement, &[from, limit]).await
+        }
     }
+}
+
+/// Deletes the entries of `stream` below `below_seq` but its last one, and
+/// returns how many rows went.
+pub(super) async fn compact(
+    inner: &Inner,
+    client: &Object,
+    stream: &[u8],
+    below_seq: u64,
+) -> Result<u64, tokio_postgres::Error> {
+    let statement = client
+        .prepare_typed_cached(&inner.sql.compact, &[Type::BYTEA, Type::INT8])
+        .await?;
+    // Every sequence fits in bigint: a larger bound cuts as much as the
+    // largest one.
+    let below = i64::try_from(below_seq).unwrap_or(i64::MAX);
+    client.execute(&statement, &[&stream, &below]).await
 }
 
 /// Runs a read, once more on a fresh connection if the first attempt fails

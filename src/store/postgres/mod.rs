@@ -28,12 +28,15 @@
 //! ```sql
 //! INSERT INTO t (stream, sequence, payload, stored_ms)
 //! SELECT $1, $2, $3, <now in ms>
-//! WHERE $2 = 0 OR EXISTS (SELECT 1 FROM t WHERE stream = $1 AND sequence = $2 - 1)
+//! WHERE CASE WHEN $2 = 0 THEN NOT EXISTS (SELECT 1 FROM t WHERE stream = $1)
+//!       ELSE EXISTS (SELECT 1 FROM t WHERE stream = $1 AND sequence = $2 - 1) END
 //! ON CONFLICT (stream, sequence) DO NOTHING
 //! ```
 //!
 //! It inserts entry `n` only if entry `n - 1` is committed (no gaps, ever:
-//! rows are never deleted, so a committed predecessor stays) and no entry
+//! only compaction deletes rows, and never a stream's last one, so a
+//! committed predecessor stays; entry 0 only into an empty stream, since a
+//! compacted stream has no entry 0 left to conflict with) and no entry
 //! `n` exists (the primary key; a concurrent insert of the same `n` waits
 //! for the first to commit and then does nothing). Exactly one writer wins
 //! each sequence, across every process sharing the database, at READ
@@ -85,9 +88,9 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio::time::{Instant, timeout_at};
 use tokio_postgres::NoTls;
 
-use super::{DurableStore, ScannedEntry, StoreFuture, StoredEntry};
+use super::{DurableStore, ScannedEntry, ScannedHead, StoreFuture, StoredEntry, StreamHead};
 use crate::DurabilityError;
-use calls::{append, read_with_retry, set_up};
+use calls::{append, compact, read_with_retry, set_up};
 use pool::{Inner, connection, describe, query_error, settle};
 use sql::{Read, Statements, prefix_successor, stored_entry, validate_table_name};
 
@@ -365,18 +368,67 @@ impl DurableStore for PostgresStore {
             let rows = read_with_retry(&inner, &query, &what).await?;
             let mut scanned = Vec::with_capacity(rows.len());
             for row in &rows {
-                let stream: Vec<u8> = row.try_get(0).map_err(|error| query_error(&what, &error))?;
+                let stream = stream_of(&inner, row, &what)?;
                 let entry = stored_entry(row, 1).map_err(|error| query_error(&what, &error))?;
-                let stream = String::from_utf8(stream).map_err(|_| {
-                    DurabilityError::StoreError(format!(
-                        "postgres: {what}: table \"{}\" holds a stream name that is not UTF-8; \
-                         is another program writing to it?",
-                        inner.table
-                    ))
-                })?;
                 scanned.push(ScannedEntry { stream, entry });
             }
             Ok(scanned)
+        })
+    }
+
+    fn read_head<'a>(&'a self, stream: &'a str) -> StoreFuture<'a, StreamHead> {
+        let inner = Arc::clone(&self.inner);
+        let what = format!("head read of stream {stream:?}");
+        let name = stream.to_owned();
+        let query = Read::Head {
+            stream: stream.as_bytes().to_vec(),
+        };
+        self.spawn(what.clone(), async move {
+            let rows = read_with_retry(&inner, &query, &what).await?;
+            match rows.first() {
+                None => Ok(StreamHead::default()),
+                Some(row) => {
+                    let last = stored_entry(row, 0).map_err(|error| query_error(&what, &error))?;
+                    StreamHead::of_last(&name, last)
+                }
+            }
+        })
+    }
+
+    fn scan_heads<'a>(
+        &'a self,
+        prefix: &'a str,
+        after: Option<&'a str>,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<ScannedHead>> {
+        let inner = Arc::clone(&self.inner);
+        let what = format!("scan of stream heads under prefix {prefix:?} after {after:?}");
+        let query = Read::Heads {
+            from: heads_start(prefix, after),
+            until: prefix_successor(prefix.as_bytes()),
+            limit: i64::try_from(limit).unwrap_or(i64::MAX),
+        };
+        self.spawn(what.clone(), async move {
+            let rows = read_with_retry(&inner, &query, &what).await?;
+            let mut heads = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let stream = stream_of(&inner, row, &what)?;
+                let last = stored_entry(row, 1).map_err(|error| query_error(&what, &error))?;
+                heads.push(ScannedHead::of_last(stream, last)?);
+            }
+            Ok(heads)
+        })
+    }
+
+    fn compact<'a>(&'a self, stream: &'a str, below_seq: u64) -> StoreFuture<'a, u64> {
+        let inner = Arc::clone(&self.inner);
+        let what = format!("compaction of stream {stream:?} below sequence {below_seq}");
+        let stream = stream.as_bytes().to_vec();
+        self.spawn(what.clone(), async move {
+            let deadline = Instant::now() + inner.call_timeout;
+            let client = connection(&inner, &what, deadline).await?;
+            let outcome = timeout_at(deadline, compact(&inner, &client, &stream, below_seq)).await;
+            settle(&inner, client, outcome, &what)
         })
     }
 
@@ -388,5 +440,35 @@ impl DurableStore for PostgresStore {
 
     fn acknowledged_appends_are_durable(&self) -> bool {
         true
+    }
+}
+
+/// The stream name in a row's first column.
+fn stream_of(
+    inner: &Inner,
+    row: &tokio_postgres::Row,
+    what: &str,
+) -> Result<String, DurabilityError> {
+    let stream: Vec<u8> = row.try_get(0).map_err(|error| query_error(what, &error))?;
+    String::from_utf8(stream).map_err(|_| {
+        DurabilityError::StoreError(format!(
+            "postgres: {what}: table \"{}\" holds a stream name that is not UTF-8; is another \
+             program writing to it?",
+            inner.table
+        ))
+    })
+}
+
+/// The smallest stream name a page of heads under `prefix` after `after`
+/// may hold: the prefix, or the name just above `after` (`after` with a NUL
+/// byte appended) when that is greater.
+fn heads_start(prefix: &str, after: Option<&str>) -> Vec<u8> {
+    match after {
+        Some(after) if after >= prefix => {
+            let mut start = after.as_bytes().to_vec();
+            start.push(0);
+            start
+        }
+        _ => prefix.as_bytes().to_vec(),
     }
 }

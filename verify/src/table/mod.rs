@@ -28,13 +28,21 @@
 //! - [`FaultTable::corrupt`] damages one stored record ([`Corruption`]).
 //! - [`FaultTable::calls`] lists every call served, with its operation.
 //!
+//! Head reads and head scans get the faults of reads (an error, or a
+//! stale view whose head is older); a compaction gets those of appends
+//! (an error that removed entries or one that removed none). A compaction
+//! never removes a stream's last durable entry, so a crash after it still
+//! leaves the stream's length where the durable prefix put it, and a stale
+//! view never reaches below a compaction: it shows at least the first
+//! entry kept (`docs/spec.md`, fault model).
+//!
 //! The table is deterministic: ordered collections, no randomness and no
 //! clock of its own (timestamps come from [`FaultTable::set_now_millis`]).
 
 use std::collections::BTreeMap;
 
 use atmostonce::core::{StoreReply, StoreRequest};
-use atmostonce::{DurabilityError, ScannedEntry, StoredEntry};
+use atmostonce::{DurabilityError, ScannedEntry, ScannedHead, StoredEntry, StreamHead};
 
 /// Who makes a call: the caller's session and the operation it serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -63,11 +71,12 @@ pub enum CallFault {
     /// An indeterminate failure that did not take effect: nothing changes
     /// and the caller sees an error.
     ErrorLost,
-    /// A read or scan served from the durable (flushed) view instead of the
-    /// latest one.
+    /// A read or scan (of entries or heads) served from the durable
+    /// (flushed) view instead of the latest one.
     StaleDurable,
-    /// A read or scan served as if the last `n` entries of each stream were
-    /// not there yet (a recorded older view).
+    /// A read or scan (of entries or heads) served as if the last `n`
+    /// entries of each stream were not there yet (a recorded older view),
+    /// never hiding the first entry a compaction kept.
     StaleBy(usize),
 }
 
@@ -101,6 +110,12 @@ pub enum CallKind {
     Scan,
     /// A flush.
     Flush,
+    /// A head read.
+    ReadHead,
+    /// A scan of heads.
+    ScanHeads,
+    /// A compaction.
+    Compact,
 }
 
 /// One served call: who made it, what it was, which fault it got, and,
@@ -132,8 +147,13 @@ pub struct DroppedEntry {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 struct Stream {
+    /// The entries a compaction kept, from sequence `compacted` on.
     entries: Vec<StoredEntry>,
-    /// How many leading entries are flushed (survive a crash).
+    /// How many leading entries compactions removed: the sequence of
+    /// `entries[0]`.
+    compacted: usize,
+    /// The stream's flushed length (a crash keeps the entries below it).
+    /// Never below `compacted + 1` once the stream holds an entry.
     durable_len: usize,
     /// Who appended each entry, for which operation (parallel to `entries`).
     appended_by: Vec<Call>,
@@ -168,15 +188,22 @@ impl FaultTable {
 
     /// A table holding the same streams as the engine's `table` (all of it
     /// flushed), for checkers that read a store's final state.
+    /// A compacted stream is copied as compacted.
     pub fn copy_of(table: &atmostonce::StreamTable) -> Self {
         let mut copy = Self::new();
         for (name, len) in table.stream_lengths() {
-            for entry in table.read_from(name, 0, usize::try_from(len).unwrap_or(usize::MAX)) {
-                copy.set_now_millis(entry.timestamp);
-                let _ = copy.append(Call::new(0, None), name, &entry.payload, entry.sequence);
-            }
+            let entries = table.read_from(name, 0, usize::try_from(len).unwrap_or(usize::MAX));
+            let compacted = entries.first().map_or(0, |first| {
+                usize::try_from(first.sequence).unwrap_or(usize::MAX)
+            });
+            let stream = Stream {
+                appended_by: vec![Call::new(0, None); entries.len()],
+                durable_len: compacted.saturating_add(entries.len()),
+                compacted,
+                entries,
+            };
+            copy.streams.insert(name.to_owned(), stream);
         }
-        let _ = copy.flush(0);
         copy
     }
 
@@ -187,7 +214,7 @@ impl FaultTable {
 
     /// The stream's current length (flushed or not).
     pub fn len(&self, stream: &str) -> usize {
-        self.streams.get(stream).map_or(0, |s| s.entries.len())
+        self.streams.get(stream).map_or(0, Stream::len)
     }
 
     /// The stream's flushed length.
@@ -195,9 +222,15 @@ impl FaultTable {
         self.streams.get(stream).map_or(0, |s| s.durable_len)
     }
 
-    /// The stream's current entries.
+    /// The stream's current entries (from the first a compaction kept:
+    /// `entries[i].sequence` is `i` plus [`compacted`](FaultTable::compacted)).
     pub fn entries(&self, stream: &str) -> &[StoredEntry] {
         self.streams.get(stream).map_or(&[], |s| &s.entries)
+    }
+
+    /// How many leading entries of the stream compactions removed.
+    pub fn compacted(&self, stream: &str) -> usize {
+        self.streams.get(stream).map_or(0, |s| s.compacted)
     }
 
     /// The names of every non-empty stream, in order.
@@ -230,12 +263,29 @@ impl FaultTable {
         self.scan(prefix, fault)
     }
 
+    /// What a head read served with `fault` would return, without serving it.
+    pub fn head_view(&self, stream: &str, fault: CallFault) -> StreamHead {
+        self.head(stream, fault)
+    }
+
+    /// What a scan of heads served with `fault` would return, without
+    /// serving it.
+    pub fn heads_view(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        fault: CallFault,
+    ) -> Vec<ScannedHead> {
+        self.heads(prefix, after, limit, fault)
+    }
+
     /// Every non-empty stream with its current length, in name order.
     pub fn stream_lengths(&self) -> impl Iterator<Item = (&str, usize)> {
         self.streams
             .iter()
             .filter(|(_, s)| !s.entries.is_empty())
-            .map(|(n, s)| (n.as_str(), s.entries.len()))
+            .map(|(n, s)| (n.as_str(), s.len()))
     }
 
     /// Every call served so far, in order.
@@ -279,6 +329,9 @@ impl FaultTable {
             StoreRequest::Append { stream, .. } => (CallKind::Append, stream.as_str()),
             StoreRequest::Scan { prefix } => (CallKind::Scan, prefix.as_str()),
             StoreRequest::Flush => (CallKind::Flush, ""),
+            StoreRequest::ReadHead { stream } => (CallKind::ReadHead, stream.as_str()),
+            StoreRequest::ScanHeads { prefix, .. } => (CallKind::ScanHeads, prefix.as_str()),
+            StoreRequest::Compact { stream, .. } => (CallKind::Compact, stream.as_str()),
         };
         let mut landed_at = None;
         let reply = match request {
@@ -317,6 +370,27 @@ impl FaultTable {
                     Err(injected())
                 }
                 _ => self.flush(call.caller),
+            }),
+            StoreRequest::ReadHead { stream } => StoreReply::Head(match fault {
+                CallFault::ErrorApplied | CallFault::ErrorLost => Err(injected()),
+                _ => Ok(self.head(stream, fault)),
+            }),
+            StoreRequest::ScanHeads {
+                prefix,
+                after,
+                limit,
+            } => StoreReply::Heads(match fault {
+                CallFault::ErrorApplied | CallFault::ErrorLost => Err(injected()),
+                _ => Ok(self.heads(prefix, after.as_deref(), *limit, fault)),
+            }),
+            StoreRequest::Compact { stream, below_seq } => StoreReply::Compact(match fault {
+                CallFault::ErrorLost => Err(injected()),
+                CallFault::ErrorApplied => {
+                    // The entries go; the caller hears an error.
+                    self.compact(stream, *below_seq);
+                    Err(injected())
+                }
+                _ => Ok(self.compact(stream, *below_seq)),
             }),
         };
         if !self.calls_unrecorded {
@@ -364,11 +438,16 @@ impl FaultTable {
     fn drop_unflushed(&mut self) -> Vec<DroppedEntry> {
         let mut dropped = Vec::new();
         for (name, stream) in &mut self.streams {
-            let from = stream.durable_len;
+            // A compaction keeps the last durable entry: the durable length
+            // is never below the compacted prefix.
+            let from = stream
+                .durable_len
+                .saturating_sub(stream.compacted)
+                .min(stream.entries.len());
             for (offset, &appended_by) in stream.appended_by[from..].iter().enumerate() {
                 dropped.push(DroppedEntry {
                     stream: name.clone(),
-                    sequence: (from + offset) as u64,
+                    sequence: (stream.compacted + from + offset) as u64,
                     appended_by,
                 });
             }
@@ -384,6 +463,7 @@ impl FaultTable {
         let Some(entry) = self.streams.get_mut(stream).and_then(|s| {
             usize::try_from(sequence)
                 .ok()
+                .and_then(|sequence| sequence.checked_sub(s.compacted))
                 .and_then(|i| s.entries.get_mut(i))
         }) else {
             return false;
@@ -407,13 +487,64 @@ impl FaultTable {
         let Some(s) = self.streams.get(stream) else {
             return Vec::new();
         };
-        let visible = visible_len(s, fault);
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(visible);
-        s.entries[start..visible]
-            .iter()
+        let visible = s.visible(fault);
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(s.compacted)
+            .min(visible.len());
+        visible[start..].iter().take(limit).cloned().collect()
+    }
+
+    fn head(&self, stream: &str, fault: CallFault) -> StreamHead {
+        let last = self
+            .streams
+            .get(stream)
+            .and_then(|s| s.visible(fault).last().cloned());
+        StreamHead {
+            length: last.as_ref().map_or(0, |last| last.sequence + 1),
+            last,
+        }
+    }
+
+    fn heads(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        fault: CallFault,
+    ) -> Vec<ScannedHead> {
+        let from = match after {
+            Some(after) if after >= prefix => std::ops::Bound::Excluded(after),
+            _ => std::ops::Bound::Included(prefix),
+        };
+        self.streams
+            .range::<str, _>((from, std::ops::Bound::Unbounded))
+            .take_while(|(name, _)| name.starts_with(prefix))
+            .filter_map(|(name, s)| {
+                let last = s.visible(fault).last()?.clone();
+                Some(ScannedHead {
+                    stream: name.clone(),
+                    length: last.sequence + 1,
+                    last,
+                })
+            })
             .take(limit)
-            .cloned()
             .collect()
+    }
+
+    /// Removes the entries of `stream` below `below_seq`, but never its last
+    /// durable entry nor any entry after it; returns how many went.
+    fn compact(&mut self, stream: &str, below_seq: u64) -> u64 {
+        let Some(s) = self.streams.get_mut(stream) else {
+            return 0;
+        };
+        let below = usize::try_from(below_seq).unwrap_or(usize::MAX);
+        let cut = below.min(s.durable_len.saturating_sub(1));
+        let removed = cut.saturating_sub(s.compacted).min(s.entries.len());
+        s.entries.drain(..removed);
+        s.appended_by.drain(..removed);
+        s.compacted += removed;
+        removed as u64
     }
 
     fn scan(&self, prefix: &str, fault: CallFault) -> Vec<ScannedEntry> {
@@ -421,12 +552,10 @@ impl FaultTable {
             .range(prefix.to_string()..)
             .take_while(|(name, _)| name.starts_with(prefix))
             .flat_map(|(name, s)| {
-                s.entries[..visible_len(s, fault)]
-                    .iter()
-                    .map(|entry| ScannedEntry {
-                        stream: name.clone(),
-                        entry: entry.clone(),
-                    })
+                s.visible(fault).iter().map(|entry| ScannedEntry {
+                    stream: name.clone(),
+                    entry: entry.clone(),
+                })
             })
             .collect()
     }
@@ -440,7 +569,7 @@ impl FaultTable {
     ) -> Result<u64, DurabilityError> {
         let now_millis = self.now_millis;
         let s = self.streams.entry(stream.to_string()).or_default();
-        let actual = s.entries.len() as u64;
+        let actual = s.len() as u64;
         if actual != expected_seq {
             return Err(DurabilityError::SequenceConflict {
                 expected: expected_seq,
@@ -467,17 +596,30 @@ impl FaultTable {
             ));
         }
         for stream in self.streams.values_mut() {
-            stream.durable_len = stream.entries.len();
+            stream.durable_len = stream.len();
         }
         Ok(())
     }
 }
 
-fn visible_len(s: &Stream, fault: CallFault) -> usize {
-    match fault {
-        CallFault::StaleDurable => s.durable_len,
-        CallFault::StaleBy(n) => s.entries.len().saturating_sub(n),
-        _ => s.entries.len(),
+impl Stream {
+    /// The stream's length: entries compacted away plus entries kept.
+    fn len(&self) -> usize {
+        self.compacted + self.entries.len()
+    }
+
+    /// The entries a read served with `fault` sees. A stale view hides the
+    /// newest entries but never the first one kept by a compaction (the
+    /// view a compaction reached is at least as new as it).
+    fn visible(&self, fault: CallFault) -> &[StoredEntry] {
+        let len = match fault {
+            CallFault::StaleDurable => self.durable_len,
+            CallFault::StaleBy(n) => self.len().saturating_sub(n),
+            _ => self.len(),
+        };
+        let floor = usize::from(self.compacted > 0 && !self.entries.is_empty());
+        let kept = len.saturating_sub(self.compacted).max(floor);
+        &self.entries[..kept.min(self.entries.len())]
     }
 }
 

@@ -239,3 +239,150 @@ fn an_unrecorded_table_still_says_where_an_error_applied_append_landed() {
     assert_eq!(conflicted, None);
     assert!(table.calls().is_empty());
 }
+
+fn head(stream: &str) -> StoreRequest {
+    StoreRequest::ReadHead {
+        stream: stream.into(),
+    }
+}
+
+fn compact(stream: &str, below_seq: u64) -> StoreRequest {
+    StoreRequest::Compact {
+        stream: stream.into(),
+        below_seq,
+    }
+}
+
+/// The (sequence of the last entry, length) a head answer says.
+fn head_of(reply: StoreReply) -> (Option<u64>, u64) {
+    match reply {
+        StoreReply::Head(Ok(head)) => (head.last.map(|last| last.sequence), head.length),
+        other => panic!("expected a head, got {other:?}"),
+    }
+}
+
+fn filled(streams: &[(&str, u64)]) -> FaultTable {
+    let mut table = FaultTable::new();
+    for &(stream, count) in streams {
+        for sequence in 0..count {
+            table.serve(&append(stream, sequence as u8, sequence));
+        }
+    }
+    table
+}
+
+#[test]
+fn a_head_read_answers_the_last_entry_and_the_length_and_faults_like_a_read() {
+    let mut table = filled(&[("s", 3)]);
+    assert_eq!(head_of(table.serve(&head("s"))), (Some(2), 3));
+    assert_eq!(head_of(table.serve(&head("none"))), (None, 0));
+    let stale = table.serve_with(Call::new(1, None), &head("s"), CallFault::StaleBy(2));
+    assert_eq!(head_of(stale), (Some(0), 1));
+    let durable = table.serve_with(Call::new(1, None), &head("s"), CallFault::StaleDurable);
+    assert_eq!(head_of(durable), (None, 0), "nothing was flushed");
+    for fault in [CallFault::ErrorApplied, CallFault::ErrorLost] {
+        let reply = table.serve_with(Call::new(1, None), &head("s"), fault);
+        assert!(matches!(reply, StoreReply::Head(Err(_))), "{fault:?}");
+    }
+}
+
+#[test]
+fn a_scan_of_heads_pages_by_name_after_the_cursor() {
+    let mut table = filled(&[("p:a", 2), ("p:b", 1), ("p:c", 3), ("q:a", 1)]);
+    let page = |table: &mut FaultTable, after: Option<&str>, fault| {
+        let request = StoreRequest::ScanHeads {
+            prefix: "p:".into(),
+            after: after.map(str::to_owned),
+            limit: 2,
+        };
+        match table.serve_with(Call::new(0, None), &request, fault) {
+            StoreReply::Heads(Ok(heads)) => heads
+                .into_iter()
+                .map(|head| (head.stream, head.length))
+                .collect::<Vec<_>>(),
+            other => panic!("expected heads, got {other:?}"),
+        }
+    };
+    let named = |pairs: &[(&str, u64)]| -> Vec<(String, u64)> {
+        pairs.iter().map(|&(s, n)| (s.to_owned(), n)).collect()
+    };
+    assert_eq!(
+        page(&mut table, None, CallFault::None),
+        named(&[("p:a", 2), ("p:b", 1)])
+    );
+    assert_eq!(
+        page(&mut table, Some("p:b"), CallFault::None),
+        named(&[("p:c", 3)])
+    );
+    // A stale page hides the newest entry of each stream (p:b's only one).
+    assert_eq!(
+        page(&mut table, None, CallFault::StaleBy(1)),
+        named(&[("p:a", 1), ("p:c", 2)])
+    );
+}
+
+#[test]
+fn a_compaction_keeps_the_last_durable_entry_so_a_crash_keeps_the_length() {
+    let mut table = filled(&[("s", 4)]);
+    // Nothing is durable yet: nothing may go.
+    assert_eq!(table.serve(&compact("s", 10)), StoreReply::Compact(Ok(0)));
+    table.serve(&StoreRequest::Flush);
+    table.serve(&append("s", 4, 4));
+    // Entries 0..3 go, entry 3 (the last durable one) and 4 stay.
+    assert_eq!(table.serve(&compact("s", 10)), StoreReply::Compact(Ok(3)));
+    assert_eq!(table.compacted("s"), 3);
+    assert_eq!(head_of(table.serve(&head("s"))), (Some(4), 5));
+    table.crash();
+    assert_eq!(head_of(table.serve(&head("s"))), (Some(3), 4));
+    assert_eq!(table.serve(&append("s", 9, 4)), StoreReply::Append(Ok(4)));
+    match table.serve(&read("s")) {
+        StoreReply::Read(Ok(entries)) => assert_eq!(
+            entries.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+            [3, 4]
+        ),
+        other => panic!("expected a read, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_stale_view_never_reaches_below_a_compaction() {
+    let mut table = filled(&[("s", 5)]);
+    table.serve(&StoreRequest::Flush);
+    table.serve(&compact("s", 4));
+    let stale = table.serve_with(Call::new(1, None), &head("s"), CallFault::StaleBy(3));
+    assert_eq!(head_of(stale), (Some(4), 5));
+    let stale = table.serve_with(Call::new(1, None), &read("s"), CallFault::StaleBy(3));
+    assert_eq!(read_len(stale), 1);
+}
+
+#[test]
+fn a_compaction_faults_like_an_append() {
+    let mut table = filled(&[("s", 3)]);
+    table.serve(&StoreRequest::Flush);
+    let lost = table.serve_with(Call::new(1, None), &compact("s", 2), CallFault::ErrorLost);
+    assert!(matches!(lost, StoreReply::Compact(Err(_))));
+    assert_eq!(table.compacted("s"), 0);
+    let applied = table.serve_with(
+        Call::new(1, None),
+        &compact("s", 2),
+        CallFault::ErrorApplied,
+    );
+    assert!(matches!(applied, StoreReply::Compact(Err(_))));
+    assert_eq!(table.compacted("s"), 2);
+    assert_eq!(
+        table.calls().last().map(|c| c.kind),
+        Some(CallKind::Compact)
+    );
+}
+
+#[test]
+fn a_copy_of_a_compacted_engine_table_is_compacted_alike() {
+    let mut engine = atmostonce::StreamTable::new();
+    for sequence in 0..4 {
+        engine.append("s", &[sequence as u8], sequence, 0).unwrap();
+    }
+    engine.compact("s", 3);
+    let mut copy = FaultTable::copy_of(&engine);
+    assert_eq!((copy.len("s"), copy.compacted("s")), (4, 3));
+    assert_eq!(copy.serve(&append("s", 9, 4)), StoreReply::Append(Ok(4)));
+}

@@ -17,13 +17,17 @@
 //! each backend's own tests establish (the contract demands appends to one
 //! stream be linearizable across every process that shares the store).
 
+mod heads;
+
+pub use heads::RequiredCallsOnly;
+
 use std::fmt;
 
 use crate::DurabilityError;
 use crate::store::{DurableStore, ScannedEntry, StoredEntry};
 
 /// The names of the checks, in the order [`run_all`] runs them.
-pub const CHECK_NAMES: [&str; 11] = [
+pub const CHECK_NAMES: [&str; 14] = [
     "the first append to a stream is sequence 0",
     "appends return consecutive sequences",
     "an append ahead of the stream conflicts and reports both sequences",
@@ -35,6 +39,9 @@ pub const CHECK_NAMES: [&str; 11] = [
     "scan returns the prefix's streams by name then sequence",
     "flush keeps every acknowledged append readable",
     "stream names are compared as bytes: case, wildcards and NUL are plain bytes",
+    "read_head answers the last entry and the length",
+    "scan_heads pages the prefix's heads by name, after the cursor",
+    "compact keeps the last entry, the length and every entry from the bound",
 ];
 
 /// The outcome of one check.
@@ -86,7 +93,7 @@ type CheckOutcome = Result<(), String>;
 pub async fn run_all(store: &dyn DurableStore, prefix: &str) -> ConformanceReport {
     let p = |name: &str| format!("{prefix}/{name}");
     let mut report = ConformanceReport::default();
-    let outcomes: [CheckOutcome; 11] = [
+    let outcomes: [CheckOutcome; 14] = [
         first_append_is_zero(store, &p("first")).await,
         appends_are_consecutive(store, &p("consecutive")).await,
         ahead_conflicts(store, &p("ahead")).await,
@@ -98,6 +105,9 @@ pub async fn run_all(store: &dyn DurableStore, prefix: &str) -> ConformanceRepor
         scan_by_prefix(store, &p("scan")).await,
         flush_keeps_appends(store, &p("flush")).await,
         names_are_bytes(store, &p("names")).await,
+        heads::read_head_answers_the_last_entry(store, &p("head")).await,
+        heads::scan_heads_pages_by_name(store, &p("heads")).await,
+        heads::compact_keeps_the_head(store, &p("compact")).await,
     ];
     for (name, outcome) in CHECK_NAMES.into_iter().zip(outcomes) {
         report.results.push(CheckResult { name, outcome });

@@ -34,27 +34,24 @@
 //! [`acknowledged_appends_are_durable`]: DurableStore::acknowledged_appends_are_durable
 //! [`flush`]: DurableStore::flush
 
-use std::num::{NonZeroU64, NonZeroUsize};
+mod events;
+mod keys;
+
+use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use haematite::{
-    ApiError, CommitPolicy, Database, DatabaseConfig, DatabaseError, Event, EventStore,
-    NodeCacheBudget, ReclaimStart, Retention, RuntimeOptions,
+    ApiError, CommitPolicy, Database, DatabaseConfig, DatabaseError, EventStore, NodeCacheBudget,
+    ReclaimStart, Retention, RuntimeOptions,
 };
 
+use self::events::{call_error, read_events, scan_prefix};
+use self::keys::stream_key;
 use super::blocking::{BlockingPool, JobLost};
-use super::{DurableStore, ScannedEntry, StoreFuture, StoredEntry};
+use super::{DurableStore, ScannedEntry, ScannedHead, StoreFuture, StoredEntry, StreamHead};
 use crate::DurabilityError;
-
-/// Events fetched per haematite page read. A page is materialised in memory
-/// at once; 1024 dedup records are at most a few MiB even with maximal
-/// receipts, and a key's stream is usually read in one page.
-const READ_PAGE_EVENTS: usize = 1024;
-
-/// Streams listed per haematite prefix-scan page, for the same reason.
-const SCAN_PAGE_STREAMS: usize = 1024;
 
 /// Default number of haematite shards (single-threaded actors) a new
 /// database is created with. Appends to different shards proceed in
@@ -368,6 +365,50 @@ impl DurableStore for HaematiteStore {
         })
     }
 
+    fn read_head<'a>(&'a self, stream: &'a str) -> StoreFuture<'a, StreamHead> {
+        let key = stream_key(stream);
+        let name = stream.to_owned();
+        let what = format!("head read of stream {stream:?}");
+        self.call(what.clone(), move |shared| {
+            events::read_head(&shared.events, &key, &name, &what)
+        })
+    }
+
+    fn scan_heads<'a>(
+        &'a self,
+        prefix: &'a str,
+        after: Option<&'a str>,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<ScannedHead>> {
+        let key_prefix = stream_key(prefix);
+        let after_key = after.map(stream_key);
+        let what = format!("scan of stream heads under prefix {prefix:?} after {after:?}");
+        self.call(what.clone(), move |shared| {
+            if shared.buffered {
+                // As for `scan`: list the streams of every acknowledged append.
+                shared
+                    .events
+                    .flush()
+                    .map_err(|error| call_error(&what, &error))?;
+            }
+            events::scan_heads(
+                &shared.events,
+                &key_prefix,
+                after_key.as_deref(),
+                limit,
+                &what,
+            )
+        })
+    }
+
+    fn compact<'a>(&'a self, stream: &'a str, below_seq: u64) -> StoreFuture<'a, u64> {
+        let key = stream_key(stream);
+        let what = format!("compaction of stream {stream:?} below sequence {below_seq}");
+        self.call(what.clone(), move |shared| {
+            events::compact(&shared.events, &key, below_seq, &what)
+        })
+    }
+
     fn flush(&self) -> StoreFuture<'_, ()> {
         let what = "flush".to_owned();
         self.call(what.clone(), move |shared| {
@@ -443,157 +484,4 @@ fn open_error(path: &Path, verb: &str, error: &DatabaseError) -> DurabilityError
         "haematite: could not {verb} the database at {}: {error}{hint}",
         path.display()
     ))
-}
-
-fn call_error(what: &str, error: &ApiError) -> DurabilityError {
-    DurabilityError::StoreError(format!(
-        "haematite: {what} failed: {error}; the outcome is unknown, re-read before deciding"
-    ))
-}
-
-/// Up to `limit` events of the stream at `key` from `offset`, page by page.
-fn read_events(
-    events: &EventStore,
-    key: &[u8],
-    offset: u64,
-    limit: usize,
-) -> Result<Vec<StoredEntry>, ApiError> {
-    let mut entries = Vec::new();
-    let mut from_seq = offset;
-    loop {
-        let wanted = limit.saturating_sub(entries.len()).min(READ_PAGE_EVENTS);
-        let Some(wanted) = NonZeroUsize::new(wanted) else {
-            return Ok(entries);
-        };
-        let page = events.read_page(key, from_seq, wanted)?;
-        entries.extend(page.events.into_iter().map(stored_entry));
-        match page.next_seq {
-            Some(next_seq) => from_seq = next_seq,
-            None => return Ok(entries),
-        }
-    }
-}
-
-fn stored_entry(event: Event) -> StoredEntry {
-    /// haematite stamps events in nanoseconds; the contract wants milliseconds.
-    const NANOS_PER_MILLI: u64 = 1_000_000;
-    StoredEntry {
-        payload: event.payload,
-        sequence: event.seq,
-        timestamp: event.timestamp / NANOS_PER_MILLI,
-    }
-}
-
-/// Every event of every stream whose key starts with `key_prefix`, by stream
-/// name then sequence. Streams are listed page by page and each is read
-/// separately, so the result is not one snapshot: a stream appended to
-/// meanwhile may show its new entries. haematite lists only streams whose
-/// first append is in a committed tree (see `Shared::buffered`).
-fn scan_prefix(
-    events: &EventStore,
-    key_prefix: &[u8],
-    what: &str,
-) -> Result<Vec<ScannedEntry>, DurabilityError> {
-    // A non-zero constant: the `unwrap_or` default is never used.
-    let page_streams = NonZeroUsize::new(SCAN_PAGE_STREAMS).unwrap_or(NonZeroUsize::MIN);
-    let mut scanned = Vec::new();
-    let mut after: Option<Vec<u8>> = None;
-    loop {
-        let page = events
-            .scan_prefix(key_prefix, page_streams, after.as_deref())
-            .map_err(|error| call_error(what, &error))?;
-        for found in &page.streams {
-            let stream = stream_name(&found.stream_key).ok_or_else(|| {
-                DurabilityError::StoreError(format!(
-                    "haematite: {what}: the database holds a stream key this store did not \
-                     write ({:?}); is another program using the same database?",
-                    found.stream_key
-                ))
-            })?;
-            let entries = read_events(events, &found.stream_key, 0, usize::MAX)
-                .map_err(|error| call_error(what, &error))?;
-            scanned.extend(entries.into_iter().map(|entry| ScannedEntry {
-                stream: stream.clone(),
-                entry,
-            }));
-        }
-        match page.next_after {
-            Some(next_after) => after = Some(next_after),
-            None => return Ok(scanned),
-        }
-    }
-}
-
-/// Escape byte in stream keys. See [`stream_key`].
-const ESCAPE: u8 = 0x01;
-
-/// The haematite key of a stream: its UTF-8 name with bytes 0x00 and 0x01
-/// escaped as `01 01` and `01 02`.
-///
-/// haematite stores an event at `key || 0x00 || seq`, so a key must not
-/// contain 0x00 (a stream `"a\0..."` would otherwise read as events of
-/// stream `"a"`), and it reserves keys that start with 0x00. The escape is a
-/// prefix-free code that preserves byte order, so key order is name order
-/// and `key(p)` is a prefix of `key(s)` exactly when `p` is a prefix of `s`:
-/// prefix scans and their ordering carry over unchanged.
-fn stream_key(stream: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(stream.len());
-    for &byte in stream.as_bytes() {
-        match byte {
-            0x00 | ESCAPE => key.extend_from_slice(&[ESCAPE, byte + 1]),
-            _ => key.push(byte),
-        }
-    }
-    key
-}
-
-/// The stream name a [`stream_key`] encodes, or `None` if `key` is not one.
-fn stream_name(key: &[u8]) -> Option<String> {
-    let mut name = Vec::with_capacity(key.len());
-    let mut bytes = key.iter();
-    while let Some(&byte) = bytes.next() {
-        match byte {
-            0x00 => return None,
-            ESCAPE => match bytes.next() {
-                Some(&escaped @ (0x01 | 0x02)) => name.push(escaped - 1),
-                _ => return None,
-            },
-            _ => name.push(byte),
-        }
-    }
-    String::from_utf8(name).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    proptest! {
-        #[test]
-        fn stream_keys_round_trip(name in "\\PC*|[\\x00-\\x03a]*") {
-            prop_assert_eq!(stream_name(&stream_key(&name)), Some(name.clone()));
-            prop_assert!(!stream_key(&name).contains(&0x00));
-        }
-
-        #[test]
-        fn stream_keys_keep_name_order_and_prefixes(
-            a in "[\\x00-\\x03ab]{0,6}",
-            b in "[\\x00-\\x03ab]{0,6}",
-        ) {
-            prop_assert_eq!(stream_key(&a).cmp(&stream_key(&b)), a.cmp(&b));
-            prop_assert_eq!(
-                stream_key(&b).starts_with(&stream_key(&a)),
-                b.starts_with(a.as_str())
-            );
-        }
-    }
-
-    #[test]
-    fn keys_with_a_bad_escape_are_not_stream_names() {
-        assert_eq!(stream_name(b"a\x01"), None);
-        assert_eq!(stream_name(b"a\x01\x03"), None);
-        assert_eq!(stream_name(b"a\x00"), None);
-        assert_eq!(stream_name(b"\xff"), None);
-    }
 }
