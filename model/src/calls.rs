@@ -3,18 +3,17 @@
 //! and apply what the call did to the store. Answers are memoized per
 //! thread (see [`crate::memo`]).
 
+use atmostonce::DurabilityError;
 use atmostonce::core::fenced::{FencedClaimOp, FencedCompleteOp, FencedReleaseOp, FencedSweepOp};
 use atmostonce::core::{
     ClaimOp, CompleteOp, Operation, ReleaseOp, Step, StoreReply, StoreRequest, SweepOp,
 };
-use atmostonce::{DurabilityError, ScannedEntry, ScannedHead, StreamHead};
-use atmostonce_verify::oracle::record::{self, Record, ReleaseReason};
+use atmostonce_verify::oracle::record;
 
 use crate::action::Call;
 use crate::checks::Made;
 use crate::config::{Api, TICK_MS};
 use crate::fenced_judge::{self, Judged};
-use crate::fresh::claim_number;
 use crate::hashed::{Hashed, Internable};
 use crate::memo::{self, Memoized};
 use crate::model::{Actor, DedupModel};
@@ -286,7 +285,7 @@ impl DedupModel {
                 if call != Call::Normal {
                     return None;
                 }
-                let head = head_of(&store, stream);
+                let head = store.head(stream);
                 read_something = head.last.is_some();
                 words.say(|| {
                     format!(
@@ -306,8 +305,7 @@ impl DedupModel {
                     return None;
                 }
                 words.say(|| format!("{} scans the heads under {prefix:?} after {after:?}", who()));
-                let reply =
-                    StoreReply::Heads(Ok(heads_of(&store, prefix, after.as_deref(), *limit)));
+                let reply = StoreReply::Heads(Ok(store.heads(prefix, after.as_deref(), *limit)));
                 (reply, Made::Other, Effect::Nothing)
             }
             StoreRequest::Compact { stream, .. } => {
@@ -561,88 +559,6 @@ impl DedupModel {
     }
 }
 
-impl DedupModel {
-    /// What the model's store notes of a record the API writes: its key,
-    /// its time, its receipt (`Some(None)` for a claim, `None` for a
-    /// release), the model's number of its claim id (0 for version 1) and
-    /// whether it is an expiry. A seed release and expiry differ only in
-    /// who appends them; a fenced one says so in its reason. `None` for a
-    /// record the configuration's API never writes.
-    #[allow(clippy::type_complexity)]
-    fn record_fields<'r>(
-        &self,
-        record: &'r Record,
-        actor: Actor,
-    ) -> Option<(&'r str, u64, Option<Option<&'r [u8]>>, u8, bool)> {
-        let sweeper = matches!(actor, Actor::Sweeper);
-        match (self.config.api, record) {
-            (
-                Api::Seed,
-                Record::V1Entry {
-                    key,
-                    receipt,
-                    timestamp_millis,
-                },
-            ) => Some((key, *timestamp_millis, Some(receipt.as_deref()), 0, false)),
-            (
-                Api::Seed,
-                Record::V1Tombstone {
-                    key,
-                    timestamp_millis,
-                },
-            ) => Some((key, *timestamp_millis, None, 0, sweeper)),
-            (
-                Api::Fenced,
-                Record::Claim {
-                    key,
-                    claim_id,
-                    claimed_at_millis,
-                    ..
-                },
-            ) => Some((
-                key,
-                *claimed_at_millis,
-                Some(None),
-                claim_number(&claim_id.0)?,
-                false,
-            )),
-            (
-                Api::Fenced,
-                Record::Completion {
-                    key,
-                    claim_id,
-                    completed_at_millis,
-                    receipt,
-                    ..
-                },
-            ) => Some((
-                key,
-                *completed_at_millis,
-                Some(Some(receipt.as_slice())),
-                claim_number(&claim_id.0)?,
-                false,
-            )),
-            (
-                Api::Fenced,
-                Record::Release {
-                    key,
-                    claim_id,
-                    released_at_millis,
-                    reason,
-                    ..
-                },
-            ) => Some((
-                key,
-                *released_at_millis,
-                None,
-                claim_number(&claim_id.0)?,
-                *reason == ReleaseReason::Expired,
-            )),
-            _ => None,
-        }
-    }
-}
-
 /// Most re-reads [`settle`] answers: a fenced operation re-reads its head
 /// once after the flush (the sweep re-scans once); more would be a loop.
 const SETTLE_READS: usize = 4;
@@ -663,55 +579,18 @@ fn settle<O: Machine>(op: Hashed<O>, store: &ModelStore) -> Hashed<O> {
                 StoreReply::Scan(Ok(store.scan(&prefix)))
             }
             Step::Request(StoreRequest::ReadHead { stream }) => {
-                StoreReply::Head(Ok(head_of(store, &stream)))
+                StoreReply::Head(Ok(store.head(&stream)))
             }
             Step::Request(StoreRequest::ScanHeads {
                 prefix,
                 after,
                 limit,
-            }) => StoreReply::Heads(Ok(heads_of(store, &prefix, after.as_deref(), limit))),
+            }) => StoreReply::Heads(Ok(store.heads(&prefix, after.as_deref(), limit))),
             _ => break,
         };
         settled = settled.with(|op| op.feed(reply));
     }
     settled
-}
-
-/// The head of `stream` in `store`: its last entry and length.
-fn head_of(store: &ModelStore, stream: &str) -> StreamHead {
-    let last = store.read(stream, 0, usize::MAX).pop();
-    StreamHead {
-        length: last.as_ref().map_or(0, |last| last.sequence + 1),
-        last,
-    }
-}
-
-/// The heads of at most `limit` streams under `prefix` named after `after`.
-fn heads_of(
-    store: &ModelStore,
-    prefix: &str,
-    after: Option<&str>,
-    limit: usize,
-) -> Vec<ScannedHead> {
-    let mut heads: Vec<ScannedHead> = Vec::new();
-    for ScannedEntry { stream, entry } in store.scan(prefix) {
-        if after.is_some_and(|after| stream.as_str() <= after) {
-            continue;
-        }
-        match heads.last_mut() {
-            Some(head) if head.stream == stream => {
-                head.length = entry.sequence + 1;
-                head.last = entry;
-            }
-            _ => heads.push(ScannedHead {
-                length: entry.sequence + 1,
-                last: entry,
-                stream,
-            }),
-        }
-    }
-    heads.truncate(limit);
-    heads
 }
 
 /// The error the model's store refuses a call it cannot explain with.

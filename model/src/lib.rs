@@ -37,6 +37,7 @@ mod memo;
 mod model;
 mod narration;
 mod properties;
+mod records;
 pub mod replay;
 mod state;
 mod store;
