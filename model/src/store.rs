@@ -130,36 +130,14 @@ impl ModelStore {
     /// `read_head`: the last entry of `stream` and its length.
     #[must_use]
     pub fn head(&self, stream: &str) -> StreamHead {
-        let last = self.read(stream, 0, usize::MAX).pop();
-        StreamHead {
-            length: last.as_ref().map_or(0, |last| last.sequence + 1),
-            last,
-        }
+        self.table.head(stream)
     }
 
     /// `scan_heads`: the heads of at most `limit` streams under `prefix`
     /// named after `after`, in name order.
     #[must_use]
     pub fn heads(&self, prefix: &str, after: Option<&str>, limit: usize) -> Vec<ScannedHead> {
-        let mut heads: Vec<ScannedHead> = Vec::new();
-        for ScannedEntry { stream, entry } in self.scan(prefix) {
-            if after.is_some_and(|after| stream.as_str() <= after) {
-                continue;
-            }
-            match heads.last_mut() {
-                Some(head) if head.stream == stream => {
-                    head.length = entry.sequence + 1;
-                    head.last = entry;
-                }
-                _ => heads.push(ScannedHead {
-                    length: entry.sequence + 1,
-                    last: entry,
-                    stream,
-                }),
-            }
-        }
-        heads.truncate(limit);
-        heads
+        self.table.heads(prefix, after, limit)
     }
 
     /// True when `append(stream, _, expected_seq)` would be applied.
