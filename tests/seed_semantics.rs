@@ -10,7 +10,7 @@ use atmostonce::{
     DedupCache, DedupDecision, DedupOptions, DedupRecord, DedupSweeper, DurabilityError,
     DurableStore, MemoryStore, ProcessingReceipt, StreamTable, key_hash, key_hash_bits,
 };
-use common::{AppendFault, ScriptedStore, run};
+use common::{AppendFault, run, scripted_store};
 
 fn cache() -> (Arc<MemoryStore>, DedupCache) {
     let store = Arc::new(MemoryStore::new());
@@ -415,7 +415,7 @@ fn a_corrupt_record_is_reported_with_its_stream_and_sequence_and_nothing_is_writ
 
 #[test]
 fn a_claim_append_applied_but_answered_with_an_error_is_resolved_as_claimed() {
-    let store = Arc::new(ScriptedStore::new(true));
+    let store = Arc::new(scripted_store(true));
     let cache = DedupCache::new(store.clone(), "orders");
     store.script_appends(&[Some(AppendFault::AppliedThenError)]);
     assert_eq!(
@@ -427,7 +427,7 @@ fn a_claim_append_applied_but_answered_with_an_error_is_resolved_as_claimed() {
 
 #[test]
 fn a_claim_append_lost_with_an_error_returns_the_error_and_writes_nothing() {
-    let store = Arc::new(ScriptedStore::new(true));
+    let store = Arc::new(scripted_store(true));
     let cache = DedupCache::new(store.clone(), "orders");
     store.script_appends(&[Some(AppendFault::LostWithError)]);
     assert!(matches!(
@@ -467,7 +467,7 @@ fn an_indeterminate_append_whose_re_reads_all_fail_returns_the_append_error() {
 
 #[test]
 fn an_indeterminate_append_is_resolved_by_a_later_successful_re_read() {
-    let store = Arc::new(ScriptedStore::new(true));
+    let store = Arc::new(scripted_store(true));
     let cache = DedupCache::new(store.clone(), "orders");
     store.script_appends(&[Some(AppendFault::AppliedThenError)]);
     // The first read decides; the first re-read fails; the second resolves.
@@ -481,7 +481,7 @@ fn an_indeterminate_append_is_resolved_by_a_later_successful_re_read() {
 
 #[test]
 fn the_engine_flushes_before_acknowledging_when_appends_are_not_durable_on_return() {
-    let store = Arc::new(ScriptedStore::new(false));
+    let store = Arc::new(scripted_store(false));
     let cache = DedupCache::new(store.clone(), "orders");
     run(cache.claim_or_get("k", 1)).unwrap();
     run(cache.complete_receipt_at("k", &receipt(b"r"), 2)).unwrap();
@@ -496,7 +496,7 @@ fn the_engine_flushes_before_acknowledging_when_appends_are_not_durable_on_retur
 
 #[test]
 fn the_engine_skips_flushes_when_the_store_says_appends_are_durable_on_return() {
-    let store = Arc::new(ScriptedStore::new(true));
+    let store = Arc::new(scripted_store(true));
     let cache = DedupCache::new(store.clone(), "orders");
     run(cache.claim_or_get("k", 1)).unwrap();
     run(cache.complete_receipt_at("k", &receipt(b"r"), 2)).unwrap();

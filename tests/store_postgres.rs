@@ -224,6 +224,25 @@ async fn backend_waiting_for_a_lock(admin: &tokio_postgres::Client, table: &str)
     panic!("no backend of the store waited for the lock within 2 s");
 }
 
+/// Waits until backend `pid` runs no statement any more.
+async fn backend_done(admin: &tokio_postgres::Client, pid: i32) {
+    for _ in 0..500 {
+        let running: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND state = 'active'",
+                &[&pid],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if running == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("backend {pid} still ran its statement 5 s after the lock was released");
+}
+
 /// After an indeterminate append at `sequence`, the stream holds 0..len with
 /// len = `sequence` or `sequence + 1`, and the store appends at its head.
 async fn stream_is_whole_and_writable(store: &PostgresStore, stream: &str, sequence: u64) {
@@ -247,13 +266,24 @@ async fn an_append_that_times_out_is_an_indeterminate_store_error() {
     store.append("s", b"0", 0).await.unwrap();
     let locker = raw_client().await;
     lock_table(&locker, store.table()).await;
-    match store.append("s", b"1", 1).await {
+    let appending = {
+        let store = store.clone();
+        tokio::spawn(async move { store.append("s", b"1", 1).await })
+    };
+    let admin = raw_client().await;
+    let pid = backend_waiting_for_a_lock(&admin, store.table()).await;
+    match appending.await.unwrap() {
         Err(DurabilityError::StoreError(message)) => {
             assert!(message.contains("no answer within 500 ms"), "{message}");
         }
         other => panic!("an append blocked past its timeout gave {other:?}"),
     }
     locker.batch_execute("ROLLBACK").await.unwrap();
+    // The server does not notice the client gave up while its statement
+    // waits for the lock: the insert runs once the lock is free, and may
+    // land after the caller was told "indeterminate". Judge the stream
+    // once that statement has ended.
+    backend_done(&admin, pid).await;
     stream_is_whole_and_writable(&store, "s", 1).await;
 }
 

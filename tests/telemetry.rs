@@ -19,7 +19,7 @@ use atmostonce::{
     DedupCache, DedupDecision, DedupOptions, DedupSweeper, DurableStore, MemoryStore,
     ProcessingReceipt, ScannedEntry, StoreFuture, StoredEntry,
 };
-use common::{AppendFault, ScriptedStore, run};
+use common::{AppendFault, run, scripted_store};
 use futures::FutureExt as _;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
@@ -328,7 +328,7 @@ fn fenced_operations_count_stale_tokens_mismatches_collisions_and_expiries() {
 
 #[test]
 fn indeterminate_appends_are_counted_by_how_they_resolved() {
-    let store = Arc::new(ScriptedStore::new(true));
+    let store = Arc::new(scripted_store(true));
     let cache = FencedCache::new(store.clone(), "orders", FencedOptions::default()).unwrap();
     let reported = Reported::of(|| {
         store.script_appends(&[Some(AppendFault::AppliedThenError)]);
@@ -431,7 +431,7 @@ const PERSONAL_KEY: &str = "customer-4711@example.com";
 
 #[test]
 fn spans_name_the_stream_never_the_raw_key_unless_the_options_opt_in() {
-    let store = Arc::new(ScriptedStore::new(true));
+    let store = Arc::new(scripted_store(true));
     let seed_cache = DedupCache::new(store.clone(), "orders");
     let fenced_cache =
         FencedCache::new(store.clone(), "payments", FencedOptions::default()).unwrap();

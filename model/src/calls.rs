@@ -10,6 +10,11 @@ use atmostonce::core::{
 };
 use atmostonce_verify::oracle::record;
 
+mod settle;
+
+pub use settle::injected_error;
+use settle::{settle, unexplained};
+
 use crate::action::Call;
 use crate::checks::Made;
 use crate::config::{Api, TICK_MS};
@@ -490,7 +495,7 @@ impl DedupModel {
         if !store.would_apply(stream, expected_seq) {
             let conflict = DurabilityError::SequenceConflict {
                 expected: expected_seq,
-                actual: store.table.len(stream),
+                actual: store.len(stream),
             };
             return (Err(conflict), Effect::Nothing);
         }
@@ -557,50 +562,4 @@ impl DedupModel {
             Err(_) => (result, Effect::Nothing),
         }
     }
-}
-
-/// Most re-reads [`settle`] answers: a fenced operation re-reads its head
-/// once after the flush (the sweep re-scans once); more would be a loop.
-const SETTLE_READS: usize = 4;
-
-/// `op` (which asks to flush what it read) fed a successful flush and then,
-/// for the re-reads that verify what it read, what `store` holds: what the
-/// operation decides when nothing changes under it.
-fn settle<O: Machine>(op: Hashed<O>, store: &ModelStore) -> Hashed<O> {
-    let mut settled = op.with(|op| op.feed(StoreReply::Flush(Ok(()))));
-    for _ in 0..SETTLE_READS {
-        let reply = match settled.poll() {
-            Step::Request(StoreRequest::Read {
-                stream,
-                offset,
-                limit,
-            }) => StoreReply::Read(Ok(store.read(&stream, offset, limit))),
-            Step::Request(StoreRequest::Scan { prefix }) => {
-                StoreReply::Scan(Ok(store.scan(&prefix)))
-            }
-            Step::Request(StoreRequest::ReadHead { stream }) => {
-                StoreReply::Head(Ok(store.head(&stream)))
-            }
-            Step::Request(StoreRequest::ScanHeads {
-                prefix,
-                after,
-                limit,
-            }) => StoreReply::Heads(Ok(store.heads(&prefix, after.as_deref(), limit))),
-            _ => break,
-        };
-        settled = settled.with(|op| op.feed(reply));
-    }
-    settled
-}
-
-/// The error the model's store refuses a call it cannot explain with.
-fn unexplained(what: &str) -> DurabilityError {
-    DurabilityError::StoreError(format!(
-        "model store: {what} (a model error, flagged internal)"
-    ))
-}
-
-/// The error an injected indeterminate append answers with.
-pub fn injected_error() -> DurabilityError {
-    DurabilityError::StoreError("injected: the append's outcome is unknown".into())
 }

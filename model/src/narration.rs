@@ -62,7 +62,7 @@ impl DedupModel {
         for (index, name) in self.stream_names.iter().enumerate() {
             let meta = &state.store.streams[index];
             let _ = write!(text, "{name} [");
-            let durable = usize::try_from(meta.durable).unwrap_or(usize::MAX);
+            let durable = usize::try_from(state.store.durable_len(name)).unwrap_or(usize::MAX);
             for (seq, record) in meta.records.iter().enumerate() {
                 if seq == durable {
                     text.push_str(if seq == 0 { "| " } else { " | " });

@@ -1,160 +1,89 @@
 //! From counterexample to test: replays a model path against the real async
-//! engine (`DedupCache` and `DedupSweeper` over `MemoryStore`).
+//! engine (`DedupCache` and `DedupSweeper` over the harness's fault table).
 //!
-//! Each producer and the sweeper get their own [`ScriptedStore`]: a fault
-//! injector around one shared `MemoryStore` that lets a call through only
-//! when the script says it is that caller's turn, and answers it as the
-//! model's step says (normally, or as an indeterminate append, applied or
-//! not). The engine's futures are polled by hand, one store call per model
-//! step, so the interleaving is exactly the model's. A store crash restarts
-//! the `MemoryStore` from the durable prefix of each stream.
+//! Each producer and the sweeper get their own [`ScriptedStore`]: a caller
+//! of the harness's one fault-injecting table ([`FaultTable`]) that lets a
+//! call through only when the script says it is that caller's turn, and
+//! has the table answer it as the model's step says (normally, or as an
+//! indeterminate append, applied or not). The engine's futures are polled
+//! by hand, one store call per model step, so the interleaving is exactly
+//! the model's. A store crash is the table's: every stream drops back to
+//! its durable prefix, and a caller whose appends were dropped hears of it
+//! at its next flush.
 //!
 //! The replay checks, step by step, that the engine ends each operation with
 //! the very result the model's step computed; any difference is an error.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use atmostonce::{
-    DedupCache, DedupSweeper, DurabilityError, DurableStore, MemoryStore, ScannedEntry,
-    StoreFuture, StoredEntry,
-};
+use atmostonce::core::{StoreReply, StoreRequest};
+use atmostonce::{DedupCache, DedupSweeper, DurabilityError};
+use atmostonce_verify::served::{ServeRequest, Served};
+use atmostonce_verify::table::{self, CallFault, FaultTable};
 
 use crate::action::{Action, Call, ProducerAction};
-use crate::calls::injected_error;
 use crate::check::replay_actions;
 use crate::config::{TICK_MS, TTL_MS};
 use crate::fresh::receipt_bytes;
 use crate::model::DedupModel;
 use crate::narration::Narration;
 use crate::state::{Phase, State};
-use crate::store::Session;
 
 /// The shared side of the scripted stores.
 struct Control {
-    store: Arc<MemoryStore>,
-    durable: BTreeMap<String, u64>,
-    sessions: Vec<Session>,
-    /// The one call allowed next: which caller, answered how.
+    table: FaultTable,
+    /// Each actor's caller id with the table: a restarted producer opens a
+    /// new session, so it gets a new id.
+    callers: Vec<u32>,
+    /// The next unused caller id.
+    next_caller: u32,
+    /// The one call allowed next: which actor, answered how.
     turn: Option<(usize, Call)>,
 }
 
-impl Control {
-    fn crash(&mut self) {
-        let old = self.store.snapshot();
-        let store = MemoryStore::new();
-        for (stream, _) in old.stream_lengths() {
-            let durable = self.durable.get(stream).copied().unwrap_or(0);
-            for entry in old.read_from(stream, 0, usize::try_from(durable).unwrap_or(usize::MAX)) {
-                // A fresh store accepts its streams' durable prefixes in order.
-                let _ = ready(store.append(stream, &entry.payload, entry.sequence));
-            }
-        }
-        self.store = Arc::new(store);
-        for session in &mut self.sessions {
-            session.crashed();
-        }
-    }
+/// A store that performs an actor's calls only on its turn.
+pub struct ScriptedCaller {
+    control: Arc<Mutex<Control>>,
+    actor: usize,
 }
 
-/// A store that performs a caller's calls only on its turn.
-pub struct ScriptedStore {
-    control: Arc<Mutex<Control>>,
-    caller: usize,
-}
+/// A [`ScriptedCaller`] as the engine's store.
+pub type ScriptedStore = Served<ScriptedCaller>;
 
 fn lock(control: &Mutex<Control>) -> MutexGuard<'_, Control> {
     // A panic under the lock leaves a replay that has failed anyway.
     control.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Polls a future once; `MemoryStore`'s futures are always ready.
-fn ready<T>(future: StoreFuture<'_, T>) -> Result<T, DurabilityError> {
-    let mut future = future;
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(result) => result,
-        Poll::Pending => Err(DurabilityError::StoreError(
-            "replay: inner store not ready".into(),
-        )),
-    }
-}
-
-impl ScriptedStore {
-    fn on_turn<'a, T: 'a>(
-        &'a self,
-        mut perform: impl FnMut(&mut Control, Call) -> Result<T, DurabilityError> + Send + 'a,
-    ) -> StoreFuture<'a, T> {
-        Box::pin(std::future::poll_fn(move |_| {
+impl ServeRequest for ScriptedCaller {
+    fn serve(
+        &self,
+        request: StoreRequest,
+    ) -> impl Future<Output = Result<StoreReply, DurabilityError>> + Send + '_ {
+        std::future::poll_fn(move |_| {
             let mut control = lock(&self.control);
             match control.turn {
-                Some((caller, call)) if caller == self.caller => {
+                Some((actor, call)) if actor == self.actor => {
                     control.turn = None;
-                    Poll::Ready(perform(&mut control, call))
+                    // The model injects its faults into appends only.
+                    let fault = match (&request, call) {
+                        (StoreRequest::Append { .. }, Call::AppendFailsApplied) => {
+                            CallFault::ErrorApplied
+                        }
+                        (StoreRequest::Append { .. }, Call::AppendFailsNotApplied) => {
+                            CallFault::ErrorLost
+                        }
+                        _ => CallFault::None,
+                    };
+                    let caller = table::Call::new(control.callers[actor], None);
+                    Poll::Ready(Ok(control.table.serve_with(caller, &request, fault)))
                 }
                 _ => Poll::Pending,
             }
-        }))
-    }
-}
-
-impl DurableStore for ScriptedStore {
-    fn append<'a>(
-        &'a self,
-        stream: &'a str,
-        payload: &'a [u8],
-        expected_seq: u64,
-    ) -> StoreFuture<'a, u64> {
-        let caller = self.caller;
-        self.on_turn(move |control, call| {
-            let apply = call != Call::AppendFailsNotApplied;
-            if apply {
-                let result = ready(control.store.append(stream, payload, expected_seq));
-                if result.is_ok() {
-                    control.sessions[caller].applied();
-                }
-                if call == Call::Normal {
-                    return result;
-                }
-            }
-            Err(injected_error())
-        })
-    }
-
-    fn read_from<'a>(
-        &'a self,
-        stream: &'a str,
-        offset: u64,
-        limit: usize,
-    ) -> StoreFuture<'a, Vec<StoredEntry>> {
-        self.on_turn(move |control, _| ready(control.store.read_from(stream, offset, limit)))
-    }
-
-    fn scan<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<ScannedEntry>> {
-        self.on_turn(move |control, _| ready(control.store.scan(prefix)))
-    }
-
-    fn flush(&self) -> StoreFuture<'_, ()> {
-        let caller = self.caller;
-        self.on_turn(move |control, _| {
-            control.sessions[caller].flush()?;
-            let lengths: Vec<(String, u64)> = control
-                .store
-                .snapshot()
-                .stream_lengths()
-                .map(|(name, len)| (name.to_owned(), len))
-                .collect();
-            control.durable.extend(lengths);
-            for session in &mut control.sessions {
-                session.flushed();
-            }
-            Ok(())
         })
     }
 
@@ -162,6 +91,10 @@ impl DurableStore for ScriptedStore {
     /// the engine flushes after appending.
     fn acknowledged_appends_are_durable(&self) -> bool {
         false
+    }
+
+    fn name(&self) -> &'static str {
+        "the replay's scripted store"
     }
 }
 
@@ -201,23 +134,26 @@ impl ReplayReport {
 }
 
 /// Replays `actions` (a path of `model`) against `DedupCache` over
-/// `MemoryStore`. Fails at the first step where the engine does something
+/// the scripted fault table. Fails at the first step where the engine does something
 /// the model did not (another store call, or another result).
 pub fn replay(model: &DedupModel, actions: &[Action]) -> Result<ReplayReport, String> {
     let states = replay_actions(model, actions)?;
     let producers = model.config().producers;
     let sweeper_id = producers;
+    let actors = u32::try_from(producers + 1).map_err(|_| "too many producers".to_owned())?;
+    let mut table = FaultTable::new();
+    table.record_calls(false);
     let control = Arc::new(Mutex::new(Control {
-        store: Arc::new(MemoryStore::new()),
-        durable: BTreeMap::new(),
-        sessions: vec![Session::default(); producers + 1],
+        table,
+        callers: (0..actors).collect(),
+        next_caller: actors,
         turn: None,
     }));
-    let cache_for = |caller: usize| -> Result<DedupCache, String> {
-        let store = Arc::new(ScriptedStore {
+    let cache_for = |actor: usize| -> Result<DedupCache, String> {
+        let store = Arc::new(Served(ScriptedCaller {
             control: Arc::clone(&control),
-            caller,
-        });
+            actor,
+        }));
         DedupCache::with_options(store, model.protocol().namespace(), model.options())
             .map_err(|e| e.to_string())
     };
@@ -237,14 +173,16 @@ pub fn replay(model: &DedupModel, actions: &[Action]) -> Result<ReplayReport, St
         let (caller, call) = match *action {
             Action::Tick => continue,
             Action::StoreCrash => {
-                lock(&control).crash();
+                lock(&control).table.crash();
                 continue;
             }
             Action::Producer(p, ProducerAction::Crash) => {
                 // A crash at an await point: the future is dropped, and the
                 // restarted producer opens a new session with the store.
                 running[usize::from(p)] = None;
-                lock(&control).sessions[usize::from(p)] = Session::default();
+                let mut control = lock(&control);
+                control.callers[usize::from(p)] = control.next_caller;
+                control.next_caller += 1;
                 continue;
             }
             Action::Producer(_, ProducerAction::Deliver | ProducerAction::FailDelivery) => continue,

@@ -1,10 +1,12 @@
-//! The model's store: the engine's own [`StreamTable`] plus what a crash
-//! needs (how much of each stream is durable, and which callers lost
-//! appends), and a per-record summary the properties read cheaply.
+//! The model's store: the harness's one fault-injecting table
+//! ([`FaultTable`], which knows each stream's durable prefix and what a
+//! crash drops), and a per-record summary the properties read cheaply.
+//! Which callers lost appends to a crash is the model's own [`Session`]
+//! per actor, part of the explored state.
 
-use atmostonce::{
-    DurabilityError, ScannedEntry, ScannedHead, StoredEntry, StreamHead, StreamTable,
-};
+use atmostonce::core::{StoreReply, StoreRequest};
+use atmostonce::{DurabilityError, ScannedEntry, ScannedHead, StoredEntry, StreamHead};
+use atmostonce_verify::table::{CallFault, FaultTable};
 
 /// What one record of a stream is, as the checker classifies it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -40,8 +42,6 @@ pub struct RecordSummary {
 /// One stream's bookkeeping beside its entries in the table.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct StreamMeta {
-    /// Entries made durable by a flush; a crash truncates to this length.
-    pub durable: u64,
     /// A summary of every entry, in sequence order.
     pub records: Vec<RecordSummary>,
 }
@@ -94,13 +94,14 @@ impl Session {
     }
 }
 
-/// The store: every stream's entries, and per stream the durable length
-/// and record summaries. Stream `i` of [`StreamMeta`] is the model's
-/// stream `i`.
+/// The store: every stream's entries, and per stream the record
+/// summaries. Stream `i` of [`StreamMeta`] is the model's stream `i`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ModelStore {
-    /// The entries, held exactly as the engine's `MemoryStore` holds them.
-    pub table: StreamTable,
+    /// The entries and their durable prefixes. Served as one caller: the
+    /// model keeps each actor's [`Session`] itself, and a crash reconnects
+    /// every caller of the table.
+    pub table: FaultTable,
     /// Bookkeeping per stream.
     pub streams: Vec<StreamMeta>,
 }
@@ -109,8 +110,11 @@ impl ModelStore {
     /// An empty store of `streams` streams.
     #[must_use]
     pub fn new(streams: usize) -> ModelStore {
+        let mut table = FaultTable::new();
+        // The model attributes calls itself (its actors' steps).
+        table.record_calls(false);
         ModelStore {
-            table: StreamTable::new(),
+            table,
             streams: vec![StreamMeta::default(); streams],
         }
     }
@@ -124,26 +128,38 @@ impl ModelStore {
     /// `scan`.
     #[must_use]
     pub fn scan(&self, prefix: &str) -> Vec<ScannedEntry> {
-        self.table.scan(prefix)
+        self.table.scan_view(prefix, CallFault::None)
     }
 
     /// `read_head`: the last entry of `stream` and its length.
     #[must_use]
     pub fn head(&self, stream: &str) -> StreamHead {
-        self.table.head(stream)
+        self.table.head_view(stream, CallFault::None)
     }
 
     /// `scan_heads`: the heads of at most `limit` streams under `prefix`
     /// named after `after`, in name order.
     #[must_use]
     pub fn heads(&self, prefix: &str, after: Option<&str>, limit: usize) -> Vec<ScannedHead> {
-        self.table.heads(prefix, after, limit)
+        self.table.heads_view(prefix, after, limit, CallFault::None)
     }
 
     /// True when `append(stream, _, expected_seq)` would be applied.
     #[must_use]
     pub fn would_apply(&self, stream: &str, expected_seq: u64) -> bool {
-        self.table.len(stream) == expected_seq
+        self.table.append_would_land(stream, expected_seq)
+    }
+
+    /// `stream`'s length.
+    #[must_use]
+    pub fn len(&self, stream: &str) -> u64 {
+        self.table.len(stream) as u64
+    }
+
+    /// `stream`'s durable (flushed) length.
+    #[must_use]
+    pub fn durable_len(&self, stream: &str) -> u64 {
+        self.table.durable_len(stream) as u64
     }
 
     /// `append`; `summary` describes the record for the checker.
@@ -155,32 +171,43 @@ impl ModelStore {
         expected_seq: u64,
         summary: RecordSummary,
     ) -> Result<u64, DurabilityError> {
-        let sequence = self.table.append(stream, payload, expected_seq, 0)?;
+        let request = StoreRequest::Append {
+            stream: stream.to_owned(),
+            payload: payload.to_vec(),
+            expected_seq,
+        };
+        let StoreReply::Append(result) = self.table.serve(&request) else {
+            return Err(DurabilityError::StoreError(
+                "model store: the table answered an append with another kind of reply".into(),
+            ));
+        };
+        let sequence = result?;
         self.streams[index].records.push(summary);
         Ok(sequence)
     }
 
-    /// Every applied append becomes durable (a successful flush).
+    /// Every applied append becomes durable (a successful flush). The
+    /// table's flush cannot fail here: a crash of the model's table
+    /// reconnects every caller, so no session of the table remembers a loss
+    /// (the model's own [`Session`]s do).
     pub fn make_durable(&mut self) {
-        for meta in &mut self.streams {
-            meta.durable = meta.records.len() as u64;
-        }
+        let reply = self.table.serve(&StoreRequest::Flush);
+        debug_assert!(matches!(reply, StoreReply::Flush(Ok(()))), "{reply:?}");
     }
 
     /// True when a crash would drop something.
     #[must_use]
     pub fn has_unflushed(&self) -> bool {
-        self.streams
-            .iter()
-            .any(|meta| meta.durable < meta.records.len() as u64)
+        self.table
+            .stream_lengths()
+            .any(|(name, len)| self.table.durable_len(name) < len)
     }
 
     /// A crash: every stream loses its entries past its durable length.
     pub fn crash(&mut self, names: &[String]) {
+        self.table.crash_reconnecting();
         for (meta, name) in self.streams.iter_mut().zip(names) {
-            self.table.truncate(name, meta.durable);
-            meta.records
-                .truncate(usize::try_from(meta.durable).unwrap_or(usize::MAX));
+            meta.records.truncate(self.table.len(name));
         }
     }
 }

@@ -5,6 +5,7 @@
 //! [`History`] from inside a simulation, and a live mode against real stores
 //! can fill one from real tasks and hand it to the same checker.
 
+mod events;
 mod fenced;
 
 use std::hash::{Hash, Hasher};
@@ -13,6 +14,7 @@ use atmostonce::DurabilityError;
 use atmostonce_verify::oracle::fenced::{FencedOp, FencedParams, FencedResponse};
 use atmostonce_verify::oracle::{SpecAnswer, SpecOp};
 
+pub use events::{Event, FaultEvent};
 pub use fenced::{
     FencedCall, claim_answer, classify, lookup_answer, seed_answer, seed_view, token_of,
 };
@@ -133,124 +135,6 @@ pub fn op_name(op: &SpecOp) -> &'static str {
         SpecOp::Complete { .. } => "complete",
         SpecOp::Release => "release",
         SpecOp::Expire => "expire",
-    }
-}
-
-/// A fault the simulation injected (or a phase change), for the timeline
-/// and for the checker's exemptions.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum FaultEvent {
-    /// A producer node was killed.
-    ProducerCrash(Process),
-    /// A producer node was restarted with no memory.
-    ProducerRestart(Process),
-    /// A producer node was paused for this long.
-    ProducerPause(Process, u64),
-    /// A paused producer node resumed.
-    ProducerResume(Process),
-    /// The store crashed: unflushed appends (these slots) are gone.
-    StoreCrash {
-        /// `(stream, sequence)` of every dropped entry.
-        dropped: Vec<(String, u64)>,
-    },
-    /// The store is back after a crash.
-    StoreRestart,
-    /// A read was served from an older snapshot, hiding this many entries.
-    StaleRead {
-        /// The operation whose read it was (none for the sweeper's scan).
-        op: Option<OpId>,
-        /// Entries hidden.
-        hidden: u64,
-    },
-    /// A store call answered with an indeterminate error.
-    StoreCallError {
-        /// The operation whose call it was.
-        op: Option<OpId>,
-        /// `append`, `read`, `scan`, `flush`.
-        call: &'static str,
-        /// Whether the call took effect anyway.
-        applied: bool,
-    },
-    /// A record's bytes were corrupted.
-    Corruption {
-        /// The key whose record it was.
-        key: KeyId,
-        /// The stream and sequence.
-        stream: String,
-        /// The sequence.
-        sequence: u64,
-        /// What was done: a bit flip or a truncation.
-        how: String,
-    },
-    /// A node's clock moved to this offset from true time.
-    ClockJump {
-        /// Whose clock.
-        process: Process,
-        /// The new offset in milliseconds.
-        offset_ms: i64,
-    },
-    /// Faults stop; the quiet phase begins.
-    QuietPhase,
-    /// Live mode: a store call failed with an error other than a sequence
-    /// conflict; whether it took effect is unknown.
-    StoreCallFailed {
-        /// The operation whose call it was.
-        op: Option<OpId>,
-        /// `append`, `read`, `scan`, `flush`.
-        call: &'static str,
-        /// The store's error.
-        error: String,
-    },
-    /// Live mode: the store server closed these clients' connections
-    /// (PostgreSQL's `pg_terminate_backend`).
-    ConnectionsTerminated {
-        /// Connections closed.
-        count: u64,
-    },
-}
-
-/// A non-operation event.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Event {
-    /// A producer performed (or failed to perform) the side effect a claim
-    /// authorised.
-    Delivery {
-        /// Who.
-        process: Process,
-        /// The key.
-        key: KeyId,
-        /// The claim that authorised it.
-        claim: OpId,
-        /// False for a simulated delivery failure (followed by a release).
-        ok: bool,
-        /// When, microseconds since the start.
-        at_us: u64,
-    },
-    /// A fault or phase change.
-    Fault {
-        /// When, microseconds since the start.
-        at_us: u64,
-        /// What.
-        fault: FaultEvent,
-    },
-    /// The workload did not finish within its time cap (a liveness problem).
-    Stuck {
-        /// When.
-        at_us: u64,
-        /// Producers still running.
-        producers: Vec<u16>,
-    },
-}
-
-impl Event {
-    /// When it happened.
-    #[must_use]
-    pub fn at_us(&self) -> u64 {
-        match self {
-            Event::Delivery { at_us, .. }
-            | Event::Fault { at_us, .. }
-            | Event::Stuck { at_us, .. } => *at_us,
-        }
     }
 }
 

@@ -60,7 +60,6 @@ pub mod shard;
 pub mod timeline;
 pub mod workload;
 
-mod served;
 mod world;
 
 #[cfg(not(madsim))]

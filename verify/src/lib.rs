@@ -10,6 +10,8 @@
 //! - [`catalogue`]: the one list of invariants, violations and verdicts.
 //! - [`faults`]: the one fault vocabulary, with the tools that support each.
 //! - [`table`]: the one fault-injecting store table.
+//! - [`served`]: a store that serves whole requests (a table's, a wire's),
+//!   as the engine's `DurableStore`.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -17,4 +19,5 @@
 pub mod catalogue;
 pub mod faults;
 pub mod oracle;
+pub mod served;
 pub mod table;

@@ -21,7 +21,7 @@ use atmostonce_verify::oracle::record::{self, Record};
 use atmostonce_verify::table::FaultTable;
 
 use crate::cli::Plant;
-use crate::served::{ServeRequest, Served};
+use atmostonce_verify::served::{ServeRequest, Served};
 
 /// One claim append in this many is acknowledged without being applied
 /// (`drop-appends`): often enough that a short run grants claims twice on

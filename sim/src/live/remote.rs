@@ -11,7 +11,7 @@ use atmostonce::core::{StoreReply, StoreRequest};
 use tokio::net::TcpStream;
 
 use super::wire::{Response, decode, encode, read_frame, write_frame};
-use crate::served::{ServeRequest, Served};
+use atmostonce_verify::served::{ServeRequest, Served};
 
 /// Longest a store call waits on the server. A call past it is an
 /// indeterminate error whose effect could still come later, which the

@@ -11,8 +11,8 @@ use madsim::time::Instant;
 use super::rng::{sim_rng, sleep_ms};
 use super::store::{FaultStore, StoreCore};
 use crate::history::Process;
-use crate::served::Served;
 use crate::world::{Env, World};
+use atmostonce_verify::served::Served;
 
 /// The simulated surroundings: madsim's clock, RNG and sleep, and the
 /// fault-injecting store every caller gets a handle on.

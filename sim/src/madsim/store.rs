@@ -30,8 +30,8 @@ use atmostonce_verify::table::{Call, CallFault, Corruption, FaultTable};
 use super::rng::sim_rng;
 use crate::config::Draw;
 use crate::history::{FaultEvent, OpId, Process};
-use crate::served::ServeRequest;
 use crate::world::{Env, World};
+use atmostonce_verify::served::ServeRequest;
 
 /// Most entries a stale read hides: a replica a few appends behind.
 const MAX_STALE_ENTRIES: u64 = 3;

@@ -340,11 +340,11 @@ impl FaultTable {
                 offset,
                 limit,
             } => StoreReply::Read(match fault {
-                CallFault::ErrorApplied | CallFault::ErrorLost => Err(injected()),
+                CallFault::ErrorApplied | CallFault::ErrorLost => Err(injected_error()),
                 _ => Ok(self.read(stream, *offset, *limit, fault)),
             }),
             StoreRequest::Scan { prefix } => StoreReply::Scan(match fault {
-                CallFault::ErrorApplied | CallFault::ErrorLost => Err(injected()),
+                CallFault::ErrorApplied | CallFault::ErrorLost => Err(injected_error()),
                 _ => Ok(self.scan(prefix, fault)),
             }),
             StoreRequest::Append {
@@ -353,26 +353,26 @@ impl FaultTable {
                 expected_seq,
             } => {
                 let result = match fault {
-                    CallFault::ErrorLost => Err(injected()),
+                    CallFault::ErrorLost => Err(injected_error()),
                     _ => self.append(call, stream, payload, *expected_seq),
                 };
                 landed_at = result.as_ref().ok().copied();
                 StoreReply::Append(match (fault, result) {
-                    (CallFault::ErrorApplied, _) => Err(injected()),
+                    (CallFault::ErrorApplied, _) => Err(injected_error()),
                     (_, result) => result,
                 })
             }
             StoreRequest::Flush => StoreReply::Flush(match fault {
-                CallFault::ErrorLost => Err(injected()),
+                CallFault::ErrorLost => Err(injected_error()),
                 CallFault::ErrorApplied => {
                     // The flush itself is performed; the caller hears an error.
                     let _ = self.flush(call.caller);
-                    Err(injected())
+                    Err(injected_error())
                 }
                 _ => self.flush(call.caller),
             }),
             StoreRequest::ReadHead { stream } => StoreReply::Head(match fault {
-                CallFault::ErrorApplied | CallFault::ErrorLost => Err(injected()),
+                CallFault::ErrorApplied | CallFault::ErrorLost => Err(injected_error()),
                 _ => Ok(self.head(stream, fault)),
             }),
             StoreRequest::ScanHeads {
@@ -380,15 +380,15 @@ impl FaultTable {
                 after,
                 limit,
             } => StoreReply::Heads(match fault {
-                CallFault::ErrorApplied | CallFault::ErrorLost => Err(injected()),
+                CallFault::ErrorApplied | CallFault::ErrorLost => Err(injected_error()),
                 _ => Ok(self.heads(prefix, after.as_deref(), *limit, fault)),
             }),
             StoreRequest::Compact { stream, below_seq } => StoreReply::Compact(match fault {
-                CallFault::ErrorLost => Err(injected()),
+                CallFault::ErrorLost => Err(injected_error()),
                 CallFault::ErrorApplied => {
                     // The entries go; the caller hears an error.
                     self.compact(stream, *below_seq);
-                    Err(injected())
+                    Err(injected_error())
                 }
                 _ => Ok(self.compact(stream, *below_seq)),
             }),
@@ -454,6 +454,10 @@ impl FaultTable {
             stream.entries.truncate(from);
             stream.appended_by.truncate(from);
         }
+        // A stream the crash emptied is no stream: the table's value is the
+        // same as if it had never been appended to.
+        self.streams
+            .retain(|_, stream| !stream.entries.is_empty() || stream.compacted > 0);
         dropped
     }
 
@@ -534,10 +538,14 @@ impl FaultTable {
     }
 
     fn flush(&mut self, caller: u32) -> Result<(), DurabilityError> {
-        let session = self.sessions.entry(caller).or_default();
-        if session.lost_appends {
+        // Only a crash opens a session (for a caller it dropped appends of):
+        // a table's value stays the same whoever has flushed.
+        if self
+            .sessions
+            .remove(&caller)
+            .is_some_and(|session| session.lost_appends)
+        {
             // The session is renewed: the caller has now heard of the loss.
-            session.lost_appends = false;
             return Err(DurabilityError::StoreError(
                 "flush failed: a store crash dropped appends of this session that were not flushed"
                     .into(),
@@ -571,7 +579,9 @@ impl Stream {
     }
 }
 
-fn injected() -> DurabilityError {
+/// The error of every injected indeterminate failure, for a tool that
+/// injects one the table did not serve (the model's store).
+pub fn injected_error() -> DurabilityError {
     DurabilityError::StoreError(INJECTED.into())
 }
 

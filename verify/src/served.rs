@@ -1,8 +1,48 @@
-//! A store that answers whole requests, as a [`DurableStore`] (both
-//! builds): the engine's own vocabulary, a [`StoreRequest`] in and a
-//! [`StoreReply`] out, is what the simulated store, live mode's wire client
-//! and its `wipe-on-crash` plant serve; [`Served`] turns each store method
-//! into one request and checks the reply is of the request's kind.
+//! A store that answers whole requests, as a [`DurableStore`]: the
+//! engine's own vocabulary, a [`StoreRequest`] in and a [`StoreReply`] out,
+//! is what every fault-injecting store of the harness serves (the
+//! simulator's store, live mode's wire client and its `wipe-on-crash`
+//! plant, the model's replay store, each over a
+//! [`FaultTable`](crate::table::FaultTable) or a wire); [`Served`] turns
+//! each store method into one request and checks the reply is of the
+//! request's kind.
+//!
+//! ```
+//! use std::sync::Mutex;
+//! use atmostonce::DurableStore;
+//! use atmostonce::core::{StoreReply, StoreRequest};
+//! use atmostonce_verify::served::{ServeRequest, Served};
+//! use atmostonce_verify::table::FaultTable;
+//!
+//! struct Plain(Mutex<FaultTable>);
+//!
+//! impl ServeRequest for Plain {
+//!     fn serve(
+//!         &self,
+//!         request: StoreRequest,
+//!     ) -> impl Future<Output = Result<StoreReply, atmostonce::DurabilityError>> + Send + '_ {
+//!         let reply = self.0.lock().unwrap().serve(&request);
+//!         std::future::ready(Ok(reply))
+//!     }
+//!     fn acknowledged_appends_are_durable(&self) -> bool {
+//!         false
+//!     }
+//!     fn name(&self) -> &'static str {
+//!         "a plain table"
+//!     }
+//! }
+//!
+//! let store = Served(Plain(Mutex::new(FaultTable::new())));
+//! let appended = futures_lite_block_on(store.append("s", b"x", 0));
+//! assert_eq!(appended, Ok(0));
+//! # fn futures_lite_block_on<T>(future: atmostonce::StoreFuture<'_, T>) -> Result<T, atmostonce::DurabilityError> {
+//! #     let mut future = future;
+//! #     match future.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+//! #         std::task::Poll::Ready(result) => result,
+//! #         std::task::Poll::Pending => unreachable!("a table answers at once"),
+//! #     }
+//! # }
+//! ```
 
 use atmostonce::core::{StoreReply, StoreRequest};
 use atmostonce::{
@@ -10,7 +50,7 @@ use atmostonce::{
 };
 
 /// Something that serves one store request at a time.
-pub(crate) trait ServeRequest: Send + Sync {
+pub trait ServeRequest: Send + Sync {
     /// Serves `request`. An `Err` is a failure of the call as a whole (the
     /// connection, an injected fault); a reply carries the store's own
     /// answer, success or error, for that kind of request. Not boxed: the
@@ -30,7 +70,10 @@ pub(crate) trait ServeRequest: Send + Sync {
 /// A [`ServeRequest`] as a [`DurableStore`] (and, through `Deref`, the
 /// server itself, for what else it offers).
 #[derive(Debug, Default)]
-pub(crate) struct Served<S>(pub(crate) S);
+pub struct Served<S>(
+    /// The server.
+    pub S,
+);
 
 impl<S> std::ops::Deref for Served<S> {
     type Target = S;
