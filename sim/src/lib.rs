@@ -69,4 +69,6 @@ pub mod live;
 pub mod madsim;
 
 #[cfg(madsim)]
+pub use crate::madsim::harness;
+#[cfg(madsim)]
 pub use crate::madsim::runner::{self, run_seed, run_seeds};
