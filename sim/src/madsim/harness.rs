@@ -184,7 +184,7 @@ impl Sweep {
     /// `ATMOSTONCE_REPLAY`'s pinned run, when set). An error is a setting
     /// that cannot run, never a verdict.
     pub fn run(&self) -> Result<SweepReport, HarnessError> {
-        let (source, seeds) = self.source()?;
+        let (source, seeds, replay) = self.source()?;
         let jobs = match self.jobs {
             Some(jobs) => jobs,
             None => jobs_from_env()?,
@@ -192,6 +192,7 @@ impl Sweep {
         let workload = Workload::Handler(self.handler.clone());
         let options = RunOptions::default();
         let mut first: Option<SeedRun> = None;
+        let mut traces = Vec::new();
         let mut internal_errors = Vec::new();
         let summary =
             run_seeds_of(
@@ -202,12 +203,14 @@ impl Sweep {
                 false,
                 &workload,
                 |result| match result {
-                    Ok(run) if !run.verdict.passed() => {
-                        if first.as_ref().is_none_or(|first| run.seed < first.seed) {
+                    Ok(run) => {
+                        traces.push(run.trace_hash);
+                        if !run.verdict.passed()
+                            && first.as_ref().is_none_or(|first| run.seed < first.seed)
+                        {
                             first = Some(run.clone());
                         }
                     }
-                    Ok(_) => {}
                     Err(error) => internal_errors.push(error.clone()),
                 },
             );
@@ -215,21 +218,34 @@ impl Sweep {
         let failure = first
             .map(|run| self.failure(run, &source, jobs, &workload))
             .transpose()?;
+        // A replay must follow the very run it pinned.
+        let replay_diverged = replay.and_then(|file| {
+            let got = traces.first().map(|trace| format!("{trace:#018x}"))?;
+            (got != file.trace_hash).then(|| {
+                format!(
+                    "the replay gave trace {got}, its file recorded {} (the handler, the engine \
+                     or the simulator changed since it was written)",
+                    file.trace_hash
+                )
+            })
+        });
         Ok(SweepReport {
             summary,
             failure,
             internal_errors,
+            replay_diverged,
         })
     }
 
     /// The configuration source and seeds to run.
-    fn source(&self) -> Result<(ConfigSource, Range<u64>), HarnessError> {
+    fn source(&self) -> Result<(ConfigSource, Range<u64>, Option<ReplayFile>), HarnessError> {
         if let Some(path) = std::env::var_os(REPLAY_VAR) {
             let file = ReplayFile::read(Path::new(&path)).map_err(HarnessError)?;
             let seed = file.seed;
             return Ok((
-                ConfigSource::Fixed(file.config),
+                ConfigSource::Fixed(file.config.clone()),
                 seed..seed.saturating_add(1),
+                Some(file),
             ));
         }
         let faults = FaultSpec::parse(&self.faults)
@@ -252,7 +268,7 @@ impl Sweep {
             shape: self.shape,
             faults,
         };
-        Ok((source, seeds))
+        Ok((source, seeds, None))
     }
 
     /// Reports the smallest failing seed: its timeline, its reproduce line,
@@ -279,7 +295,10 @@ impl Sweep {
         };
         let timeline = write_timeline(&run, &dir.join(format!("{stem}.html")))?;
         let shrunk = match run.verdict.first() {
-            Some(violation) if self.shrink_runs > 0 => {
+            // A replayed run is shrunk already.
+            Some(violation)
+                if self.shrink_runs > 0 && !matches!(source, ConfigSource::Fixed(_)) =>
+            {
                 let limits = ShrinkLimits {
                     jobs,
                     max_runs: self.shrink_runs,
@@ -359,13 +378,17 @@ pub struct SweepReport {
     /// Seeds that could not be run or checked (a harness error, never a
     /// pass).
     pub internal_errors: Vec<InternalError>,
+    /// When `ATMOSTONCE_REPLAY` replayed a run whose trace is not the one
+    /// its file recorded: what differs (a harness error, as for `cargo sim
+    /// --replay`).
+    pub replay_diverged: Option<String>,
 }
 
 impl SweepReport {
     /// True when every seed ran and passed.
     #[must_use]
     pub fn passed(&self) -> bool {
-        self.summary.exit_code() == 0
+        self.summary.exit_code() == 0 && self.replay_diverged.is_none()
     }
 
     /// Panics with the whole report unless every seed passed (for a test).
@@ -377,6 +400,9 @@ impl SweepReport {
 
 impl fmt::Display for SweepReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(diverged) = &self.replay_diverged {
+            writeln!(f, "REPLAY DIVERGED: {diverged}")?;
+        }
         for error in &self.internal_errors {
             writeln!(f, "seed {}: INTERNAL ERROR: {}", error.seed, error.message)?;
         }
