@@ -48,6 +48,14 @@ cargo sim -- --regressions sim/regressions.toml
 step "simulator: seeds 0..1000 of the gate, each run twice (determinism)"
 cargo sim -- --seeds 0..1000 --check-determinism --api fenced --faults swarm
 
+# --- the simulator for a user's own code (examples/payments) ---
+# The example consumer's handlers swept by `atmostonce_sim::harness` in the
+# madsim build (200 seeds each, every fault on): the correct handler must
+# pass, the one that charges on InFlight after a timeout must be caught as
+# A1 (with its reproduce line, timeline and shrunk run).
+step "example consumer: its handlers under the simulator (cargo payments-test)"
+cargo payments-test
+
 # --- fuzz corpora are replayed by the ordinary tests above ---
 # (fuzz-check/ is a workspace member: its tests replay fuzz/corpus/<target>/
 # through the fuzz targets' checks and run the proptest properties.)

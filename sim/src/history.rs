@@ -24,6 +24,11 @@ pub type OpId = u32;
 /// A key's index in [`History::keys`].
 pub type KeyId = u16;
 
+/// The claim of a delivery no claim authorised: a user's handler
+/// (`atmostonce_sim::harness`) reported a side effect for a message it never
+/// claimed. No operation has this id; A1 reports such a delivery.
+pub const NO_CLAIM: OpId = OpId::MAX;
+
 /// Who invoked an operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Process {
@@ -476,6 +481,16 @@ impl History {
             .unwrap_or(0);
         let events = self.events.iter().map(Event::at_us).max().unwrap_or(0);
         ops.max(events)
+    }
+}
+
+/// How a delivery's claim reads in a report: `claim op N`, or `no claim`.
+#[must_use]
+pub fn claim_label(claim: OpId) -> String {
+    if claim == NO_CLAIM {
+        "no claim".to_owned()
+    } else {
+        format!("claim op {claim}")
     }
 }
 

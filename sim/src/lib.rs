@@ -13,7 +13,9 @@
 //!   command line (clap), progress bars, `--shard` and `merge`;
 //! - [`madsim`], only with `--cfg madsim` (`cargo sim`, see
 //!   `.cargo/config.toml`): the simulated surroundings, the fault-injecting
-//!   store, one simulated run, the seed runner and the simulation modes;
+//!   store, one simulated run, the seed runner and the simulation modes,
+//!   and `harness`, which sweeps a user's own handler from the user's
+//!   tests (README, "Gate your own consumer in CI");
 //! - [`live`], only without it: live mode, the same workload as real tokio
 //!   tasks against a real store (memory, haematite in a child process,
 //!   PostgreSQL) with real faults, checked by the same checker.
@@ -67,5 +69,7 @@ pub mod live;
 #[cfg(madsim)]
 pub mod madsim;
 
+#[cfg(madsim)]
+pub use crate::madsim::harness;
 #[cfg(madsim)]
 pub use crate::madsim::runner::{self, run_seed, run_seeds};

@@ -98,8 +98,9 @@ fn key_events(history: &History, key: KeyId) -> Vec<(u64, String)> {
                     ok,
                     ..
                 } if *delivered == key => format!(
-                    "{process} {} (claim op {claim})",
-                    if *ok { "DELIVERED" } else { "delivery failed" }
+                    "{process} {} ({})",
+                    if *ok { "DELIVERED" } else { "delivery failed" },
+                    crate::history::claim_label(*claim)
                 ),
                 Event::Fault { fault, .. } => match fault {
                     FaultEvent::ProducerCrash(process) if processes.contains(process) => {
@@ -304,6 +305,14 @@ pub fn violations_text(verdict: &Verdict, history: Option<&History>) -> String {
 /// The full text report of one seed.
 #[must_use]
 pub fn seed_report(run: &SeedRun, source: &ConfigSource, check: CheckOptions) -> String {
+    seed_report_reproduced(run, &reproduce_command(run.seed, source, check))
+}
+
+/// [`seed_report`] whose failure ends with `reproduce` as the command that
+/// reproduces it (a user's test, `atmostonce_sim::harness`, is rerun by its
+/// own command, not `cargo sim`).
+#[must_use]
+pub fn seed_report_reproduced(run: &SeedRun, reproduce: &str) -> String {
     let mut text = String::new();
     let verdict = if run.verdict.passed() {
         "PASS".to_owned()
@@ -330,11 +339,7 @@ pub fn seed_report(run: &SeedRun, source: &ConfigSource, check: CheckOptions) ->
     }
     text.push_str(&violations_text(&run.verdict, run.history.as_ref()));
     if !run.verdict.passed() {
-        let _ = writeln!(
-            text,
-            "  reproduce: {}",
-            reproduce_command(run.seed, source, check)
-        );
+        let _ = writeln!(text, "  reproduce: {reproduce}");
     }
     text
 }

@@ -340,11 +340,12 @@ fn panel(
                     let y = lane_y(lane) + LANE_HEIGHT / 2;
                     let _ = write!(
                         svg,
-                        r##"<path d="M{ex:.1} {} l5 6 l-5 6 l-5 -6 z" fill="{}" stroke="#000"><title>{process} {} key {} (claim op {claim}) at {:.3} ms</title></path>"##,
+                        r##"<path d="M{ex:.1} {} l5 6 l-5 6 l-5 -6 z" fill="{}" stroke="#000"><title>{process} {} key {} ({}) at {:.3} ms</title></path>"##,
                         y - 6,
                         if *ok { "#ffd700" } else { "#ffffff" },
                         if *ok { "delivered" } else { "delivery failed" },
                         history.keys[usize::from(*key)],
+                        crate::history::claim_label(*claim),
                         at as f64 / 1000.0
                     );
                 }

@@ -55,7 +55,8 @@ pub fn key_names(keys: u16) -> Vec<String> {
 /// few hot keys; otherwise keys are uniform.
 pub fn pick_key(config: &Config, rng: &mut impl Draw) -> u16 {
     let keys = u64::from(config.shape.keys.max(1));
-    let hot = u64::from(config.hot_keys.max(1));
+    // A shrunk configuration may have fewer keys than its drawn hot keys.
+    let hot = u64::from(config.hot_keys.max(1)).min(keys);
     let index = if config.faults.has(Fault::Contention) && rng.chance(config.hot_pm) {
         rng.range(0, hot - 1)
     } else {

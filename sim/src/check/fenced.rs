@@ -416,13 +416,29 @@ impl Checker<'_> {
 
     /// A1 on the deliveries the fenced downstream applied.
     fn fenced_at_most_once(&self, key: KeyId, verdict: &mut Verdict) {
-        let mut deliveries: Vec<&OpRecord> = self.deliveries[usize::from(key)]
-            .iter()
-            .filter_map(|claim| self.history.ops.get(*claim as usize))
-            .collect();
+        let mut deliveries: Vec<&OpRecord> = Vec::new();
+        for claim in &self.deliveries[usize::from(key)] {
+            match self.history.ops.get(*claim as usize) {
+                Some(op) if op.key == key && granted(op).is_some() => deliveries.push(op),
+                found => self.ungranted_delivery(key, *claim, found, verdict),
+            }
+        }
         deliveries.sort_by_key(|claim| (claim.ret_or_max(), claim.id));
         for pair in deliveries.windows(2) {
             let (first, second) = (pair[0], pair[1]);
+            if first.id == second.id {
+                Self::push(
+                    verdict,
+                    Invariant::A1,
+                    key,
+                    vec![first.id],
+                    format!(
+                        "{} was granted once and its holder delivered twice",
+                        self.describe(first)
+                    ),
+                );
+                continue;
+            }
             let Some(FencedOp::Claim {
                 now_millis: second_now,
                 ..
@@ -497,6 +513,54 @@ impl Checker<'_> {
                 verdict.notes.a1_excused += 1;
             }
         }
+    }
+}
+
+impl Checker<'_> {
+    /// A1 for a delivery that no grant of `key` authorised (a user's
+    /// handler, `atmostonce_sim::harness`, reported a side effect after a
+    /// claim that answered `InFlight`, `Completed` or an error, or with no
+    /// claim at all): nothing bounds it, so it is a violation by itself.
+    fn ungranted_delivery(
+        &self,
+        key: KeyId,
+        claim: OpId,
+        found: Option<&OpRecord>,
+        verdict: &mut Verdict,
+    ) {
+        let name = &self.history.keys[usize::from(key)];
+        let (ops, message) = match found {
+            Some(op) => {
+                let answer = match call(op).and_then(|call| call.answer.as_ref()) {
+                    Some(Ok(answer)) => format!("{answer:?}"),
+                    Some(Err(error)) => format!("the error {error:?}"),
+                    None => "nothing (its caller crashed)".to_owned(),
+                };
+                (
+                    vec![op.id],
+                    format!(
+                        "key {name:?} was delivered under {}, which answered {answer} and \
+                         granted nothing: a delivery needs a granted claim",
+                        self.describe(op)
+                    ),
+                )
+            }
+            None if claim == crate::history::NO_CLAIM => (
+                Vec::new(),
+                format!(
+                    "key {name:?} was delivered by a producer that never claimed it: a \
+                     delivery needs a granted claim"
+                ),
+            ),
+            None => (
+                Vec::new(),
+                format!(
+                    "key {name:?} was delivered under op {claim}, which is no claim of this \
+                     key: a delivery needs a granted claim"
+                ),
+            ),
+        };
+        Self::push(verdict, Invariant::A1, key, ops, message);
     }
 }
 

@@ -1,8 +1,21 @@
+mod fenced;
+
 use super::*;
 use crate::history::receipt_for;
 use crate::history::{Event, FaultEvent, OpId, Process};
 use atmostonce::{DedupDecision, DurabilityError, ProcessingReceipt};
 use atmostonce_verify::oracle::{SpecAnswer, SpecOp};
+
+/// A successful delivery of key 0 by producer `process` under `claim`.
+fn delivery(process: u16, claim: OpId, at_us: u64) -> Event {
+    Event::Delivery {
+        process: Process::Producer(process),
+        key: 0,
+        claim,
+        ok: true,
+        at_us,
+    }
+}
 
 /// A history of one key ("k0") written by hand, one op at a time.
 struct Script {
@@ -86,13 +99,7 @@ impl Script {
     }
 
     fn deliver(&mut self, process: u16, claim: OpId, at_us: u64) {
-        self.history.event(Event::Delivery {
-            process: Process::Producer(process),
-            key: 0,
-            claim,
-            ok: true,
-            at_us,
-        });
+        self.history.event(delivery(process, claim, at_us));
     }
 
     fn verdict(&self) -> Verdict {

@@ -217,7 +217,10 @@ pub trait Draw {
         if high <= low {
             return low;
         }
-        let span = high - low + 1;
+        // The whole of u64 has no span that fits in one.
+        let Some(span) = (high - low).checked_add(1) else {
+            return self.next_u64();
+        };
         low + self.next_u64() % span
     }
 

@@ -86,7 +86,8 @@ pub enum Event {
         process: Process,
         /// The key.
         key: KeyId,
-        /// The claim that authorised it.
+        /// The claim that authorised it (a user's handler may deliver under
+        /// a claim that granted nothing, or under [`NO_CLAIM`](super::NO_CLAIM)).
         claim: OpId,
         /// False for a simulated delivery failure (followed by a release).
         ok: bool,

@@ -10,6 +10,7 @@ use madsim::runtime::Handle;
 use madsim::task::NodeId;
 
 use super::env::{SimWorld, Simulated};
+use super::handler::{self, Workload};
 use super::rng::{sim_rng, sleep_ms};
 use super::store::StoreCore;
 use crate::config::{Config, Draw, Fault};
@@ -120,8 +121,9 @@ async fn corrupt_records(world: Arc<SimWorld>, core: Arc<StoreCore>) {
     }
 }
 
-/// Runs one simulated run of `config` and returns its history.
-pub(crate) async fn simulate(config: Config) -> Result<History, String> {
+/// Runs one simulated run of `config`, its producers running `workload`,
+/// and returns its history.
+pub(crate) async fn simulate(config: Config, workload: Workload) -> Result<History, String> {
     let history = new_history(&config)?;
     let mut rng = sim_rng();
     let offsets_ms = (0..=config.shape.producers)
@@ -142,12 +144,19 @@ pub(crate) async fn simulate(config: Config) -> Result<History, String> {
     let nodes: Vec<NodeId> = (0..config.shape.producers)
         .map(|index| {
             let world = world.clone();
-            handle
-                .create_node()
-                .name(format!("p{index}"))
-                .init(move || producer(world.clone(), index))
-                .build()
-                .id()
+            let node = handle.create_node().name(format!("p{index}"));
+            let node = match &workload {
+                Workload::Standard => node.init(move || producer(world.clone(), index)),
+                Workload::Handler(user) => {
+                    let user = user.clone();
+                    // Boxed, as the workload's producers are (see
+                    // `world::actors::producer`).
+                    node.init(move || {
+                        Box::pin(handler::producer(world.clone(), index, user.clone()))
+                    })
+                }
+            };
+            node.build().id()
         })
         .collect();
     {

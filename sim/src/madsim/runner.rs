@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use rayon::iter::{IntoParallelIterator, ParallelIterator};
 use std::time::{Duration, Instant};
 
+use super::handler::Workload;
 use super::rng::{sim_rng, sleep_ms};
 use super::run::simulate;
 use crate::check::check;
@@ -30,10 +31,21 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
 /// as std's hash seeds per runtime; a fresh thread keeps seeds independent)
 /// and checks its history.
 pub fn run_seed(seed: u64, source: &ConfigSource, options: RunOptions) -> SeedResult {
+    run_seed_of(seed, source, options, &Workload::Standard)
+}
+
+/// [`run_seed`] with the producers running `workload`.
+pub(crate) fn run_seed_of(
+    seed: u64,
+    source: &ConfigSource,
+    options: RunOptions,
+    workload: &Workload,
+) -> SeedResult {
     let source = source.clone();
+    let workload = workload.clone();
     let thread = std::thread::Builder::new()
         .name(format!("seed-{seed}"))
-        .spawn(move || simulate_and_check(seed, &source, options));
+        .spawn(move || simulate_and_check(seed, &source, options, workload));
     let joined = match thread {
         Ok(thread) => thread.join(),
         Err(error) => {
@@ -52,7 +64,12 @@ pub fn run_seed(seed: u64, source: &ConfigSource, options: RunOptions) -> SeedRe
     }
 }
 
-fn simulate_and_check(seed: u64, source: &ConfigSource, options: RunOptions) -> SeedResult {
+fn simulate_and_check(
+    seed: u64,
+    source: &ConfigSource,
+    options: RunOptions,
+    workload: Workload,
+) -> SeedResult {
     let started = Instant::now();
     let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
     let source_in = source.clone();
@@ -74,7 +91,7 @@ fn simulate_and_check(seed: u64, source: &ConfigSource, options: RunOptions) -> 
             }
         };
         let begin = madsim::time::Instant::now();
-        let history = simulate(config.clone()).await;
+        let history = simulate(config.clone(), workload).await;
         (config, history, begin.elapsed())
     });
     drop(runtime);
@@ -107,6 +124,27 @@ pub fn run_seeds(
     source: &ConfigSource,
     options: RunOptions,
     check_determinism: bool,
+    report: impl FnMut(&SeedResult),
+) -> Summary {
+    run_seeds_of(
+        seeds,
+        jobs,
+        source,
+        options,
+        check_determinism,
+        &Workload::Standard,
+        report,
+    )
+}
+
+/// [`run_seeds`] with the producers running `workload`.
+pub(crate) fn run_seeds_of(
+    seeds: Range<u64>,
+    jobs: usize,
+    source: &ConfigSource,
+    options: RunOptions,
+    check_determinism: bool,
+    workload: &Workload,
     mut report: impl FnMut(&SeedResult),
 ) -> Summary {
     let started = Instant::now();
@@ -116,10 +154,10 @@ pub fn run_seeds(
         seeds,
         jobs,
         move |seed| {
-            let first = run_seed(seed, &source, options);
+            let first = run_seed_of(seed, &source, options, workload);
             let rerun = check_determinism
                 .then(|| {
-                    run_seed(seed, &source, options)
+                    run_seed_of(seed, &source, options, workload)
                         .ok()
                         .map(|run| run.trace_hash)
                 })
@@ -371,8 +409,39 @@ pub fn shrink(
     invariant: crate::check::Invariant,
     options: RunOptions,
     jobs: usize,
+    progress: impl FnMut(u64, Option<&str>),
+) -> Option<Shrunk> {
+    let limits = ShrinkLimits {
+        jobs,
+        max_runs: MAX_SHRINK_RUNS,
+    };
+    shrink_of(
+        run,
+        invariant,
+        options,
+        limits,
+        &Workload::Standard,
+        progress,
+    )
+}
+
+/// How much a shrink may do: worker threads and candidate runs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ShrinkLimits {
+    pub(crate) jobs: usize,
+    pub(crate) max_runs: u64,
+}
+
+/// [`shrink`] with the producers running `workload`, within `limits`.
+pub(crate) fn shrink_of(
+    run: &SeedRun,
+    invariant: crate::check::Invariant,
+    options: RunOptions,
+    limits: ShrinkLimits,
+    workload: &Workload,
     mut progress: impl FnMut(u64, Option<&str>),
 ) -> Option<Shrunk> {
+    let ShrinkLimits { jobs, max_runs } = limits;
     let mut runs = 0;
     // The drawn configuration, pinned, replays the very run it was drawn
     // in (see `simulate_and_check`), so the search starts from it.
@@ -382,6 +451,7 @@ pub fn shrink(
         invariant,
         options,
         jobs,
+        workload,
         &mut runs,
         &mut progress,
     )?;
@@ -389,9 +459,9 @@ pub fn shrink(
         runs,
         Some(&format!("pinned: seed {seed}, {}", shrink_size(&config))),
     );
-    'outer: while runs < MAX_SHRINK_RUNS {
+    'outer: while runs < max_runs {
         for candidate in smaller_configs(&config, ops_needed(&found)) {
-            if runs >= MAX_SHRINK_RUNS {
+            if runs >= max_runs {
                 break 'outer;
             }
             if let Some(smaller) = first_failure(
@@ -400,6 +470,7 @@ pub fn shrink(
                 invariant,
                 options,
                 jobs,
+                workload,
                 &mut runs,
                 &mut progress,
             ) {
@@ -423,12 +494,14 @@ pub fn shrink(
 
 /// The smallest seed from `from` on (within the per-candidate budget) whose
 /// run of `config` violates `invariant`.
+#[allow(clippy::too_many_arguments)]
 fn first_failure(
     from: u64,
     config: &Config,
     invariant: crate::check::Invariant,
     options: RunOptions,
     jobs: usize,
+    workload: &Workload,
     runs: &mut u64,
     progress: &mut impl FnMut(u64, Option<&str>),
 ) -> Option<(u64, Config, SeedRun)> {
@@ -441,7 +514,7 @@ fn first_failure(
         for_each_seed(
             batch,
             jobs,
-            |seed| run_seed(seed, &source, options),
+            |seed| run_seed_of(seed, &source, options, workload),
             |result| {
                 *runs += 1;
                 progress(*runs, None);

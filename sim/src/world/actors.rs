@@ -16,15 +16,15 @@ use crate::workload::{BACKOFF_MS, DELIVERY_MS, MAX_CLAIM_ATTEMPTS, MAX_FINISH_AT
 
 /// Who invokes an operation: a process and its incarnation.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Who {
-    pub(super) process: Process,
-    pub(super) incarnation: u32,
+pub(crate) struct Who {
+    pub(crate) process: Process,
+    pub(crate) incarnation: u32,
 }
 
 impl Who {
     /// The producer's index (0 for the sweeper and the probe, which never
     /// spend a budget).
-    pub(super) fn process_index(self) -> u16 {
+    pub(crate) fn process_index(self) -> u16 {
         match self.process {
             Process::Producer(index) => index,
             Process::Sweeper | Process::Probe => 0,
@@ -62,7 +62,7 @@ where
 
 /// Awaits `call` as `process`'s operation `id`: its store calls are
 /// attributed to `id`.
-pub(super) async fn in_operation<E, T>(
+pub(crate) async fn in_operation<E, T>(
     world: &World<E>,
     process: Process,
     id: OpId,

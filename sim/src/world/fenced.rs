@@ -29,8 +29,9 @@ use crate::workload::{
     MISMATCH_PM, RENEW_PM, pick_key,
 };
 
-/// Runs one fenced engine call as a history operation.
-async fn traced<E, T, F>(
+/// Runs one fenced engine call as a history operation (the workload's
+/// producers and a user's handler, `crate::madsim::handler`, alike).
+pub(crate) async fn traced<E, T, F>(
     world: &World<E>,
     who: Who,
     key: KeyId,
@@ -53,11 +54,11 @@ where
     (id, result)
 }
 
-fn done(_: &()) -> FencedResponse {
+pub(crate) fn done(_: &()) -> FencedResponse {
     Ok(FencedAnswer::Done)
 }
 
-fn renewed(token: &ClaimToken) -> FencedResponse {
+pub(crate) fn renewed(token: &ClaimToken) -> FencedResponse {
     Ok(FencedAnswer::Renewed(token_of(token)))
 }
 
@@ -78,16 +79,10 @@ struct Grant {
 /// One fenced producer incarnation: process messages until the budget is
 /// spent.
 pub(crate) async fn producer<E: Env>(world: Arc<World<E>>, index: u16) {
-    let process = Process::Producer(index);
-    let incarnation = world.begin_incarnation(index);
-    let who = Who {
-        process,
-        incarnation,
-    };
-    let Ok(cache) = fenced_cache(&world, process) else {
-        world.finish(index);
+    let Some((who, cache)) = begin_producer(&world, index) else {
         return;
     };
+    let process = who.process;
     let config = world.config.clone();
     let mut rng = world.env.rng();
     while world.has_budget(index) {
@@ -160,6 +155,26 @@ pub(crate) async fn producer<E: Env>(world: Arc<World<E>>, index: u16) {
         }
     }
     world.finish(index);
+}
+
+/// A fenced producer incarnation begins (the workload's, or one running
+/// a user's handler): who it is, and its cache; `None` when the cache
+/// cannot be built, and then the producer is finished.
+pub(crate) fn begin_producer<E: Env>(
+    world: &Arc<World<E>>,
+    index: u16,
+) -> Option<(Who, FencedCache)> {
+    let process = Process::Producer(index);
+    let incarnation = world.begin_incarnation(index);
+    let who = Who {
+        process,
+        incarnation,
+    };
+    let Ok(cache) = fenced_cache(world, process) else {
+        world.finish(index);
+        return None;
+    };
+    Some((who, cache))
 }
 
 /// Claims `key` until granted, completed, refused for its fingerprint, or
