@@ -131,7 +131,7 @@ impl TlsSettings {
         let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()
             .map_err(|error| tls_error("cannot set up TLS", &error))?;
-        let config = match self.checks()? {
+        let config = match self.checks(home_root_cert())? {
             Checks::ChainAndName(roots) => {
                 let verifier =
                     WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
@@ -150,10 +150,11 @@ impl TlsSettings {
     }
 
     /// What of the server's certificate the mode checks, with the roots it
-    /// checks the chain against.
-    fn checks(&self) -> Result<Checks, DurabilityError> {
+    /// checks the chain against; `default_root` is where the root is looked
+    /// for without `sslrootcert` (`None`: no home directory).
+    fn checks(&self, default_root: Option<PathBuf>) -> Result<Checks, DurabilityError> {
         let verifies = matches!(self.mode, SslMode::VerifyCa | SslMode::VerifyFull);
-        let path = match (&self.root_cert, home_root_cert()) {
+        let path = match (&self.root_cert, default_root) {
             (Some(given), _) => given.clone(),
             (None, Some(default)) if default.is_file() || verifies => default,
             (None, _) if !verifies => return Ok(Checks::Nothing),
@@ -439,6 +440,38 @@ mod tests {
             ))
             .to_string()
         );
+    }
+
+    #[test]
+    fn without_sslrootcert_the_default_root_is_required_only_by_the_verify_modes() {
+        let missing = std::env::temp_dir().join("atmostonce-no-such-dir/root.crt");
+        let checks = |mode: &str, default: Option<PathBuf>| {
+            split(&format!("host=h sslmode={mode}")).0.checks(default)
+        };
+        assert!(matches!(
+            checks("require", Some(missing.clone())),
+            Ok(Checks::Nothing)
+        ));
+        assert!(matches!(checks("prefer", None), Ok(Checks::Nothing)));
+        for mode in ["verify-ca", "verify-full"] {
+            let error = checks(mode, Some(missing.clone()))
+                .err()
+                .map(|e| e.to_string());
+            let expected = DurabilityError::ConfigError(format!(
+                "sslmode={mode} needs a root certificate, and there is none at {} (the default \
+                 place); pass sslrootcert=PATH naming the PEM file of the root that signed the \
+                 server's certificate",
+                missing.display()
+            ));
+            assert_eq!(error, Some(expected.to_string()));
+            let error = checks(mode, None).err().map(|e| e.to_string());
+            assert!(
+                error
+                    .as_deref()
+                    .is_some_and(|error| error.contains("no home directory")),
+                "{error:?}"
+            );
+        }
     }
 
     #[test]
