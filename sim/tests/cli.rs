@@ -45,7 +45,17 @@ fn the_help_is_generated_and_exits_0() {
     }
     let live = run(binary().args(["live", "--help"]));
     assert_eq!(live.status.code(), Some(0));
-    assert!(text(&live.stdout).contains("--store <STORE>"));
+    let live_help = text(&live.stdout);
+    for expected in [
+        "--store <STORE>",
+        "--metrics-addr <HOST:PORT>",
+        "--metrics-linger <D>",
+    ] {
+        assert!(
+            live_help.contains(expected),
+            "live --help lacks {expected}:\n{live_help}"
+        );
+    }
 }
 
 #[test]

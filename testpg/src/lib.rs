@@ -15,6 +15,14 @@
 //! As `scripts/throwaway-postgres.sh` does, it installs PostgreSQL with
 //! apt-get when run as root without it, and as root runs the server as the
 //! `postgres` user (created if missing): PostgreSQL refuses to run as root.
+//!
+//! A cluster this crate starts serves TLS (`ssl = on`) with a server
+//! certificate for `localhost` and `127.0.0.1` signed by a self-signed
+//! root made for it ([`tls`]); plain connections are still accepted.
+//! [`tls_server`] is always such a cluster, whatever `ATMOSTONCE_POSTGRES_URL`
+//! says, so that the TLS tests run everywhere.
+
+pub mod tls;
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -54,6 +62,7 @@ pub struct Server {
     url: String,
     data_dir: Option<PathBuf>,
     bin_dir: Option<PathBuf>,
+    certificates: Option<tls::Certificates>,
     /// The write end of the watchdog's pipe: it is closed (and the cluster
     /// stopped) when the process exits. `None` for a server this crate did
     /// not start.
@@ -81,6 +90,24 @@ impl Server {
         self.bin_dir.as_deref()
     }
 
+    /// The root certificate (PEM) that signed the server's certificate,
+    /// for a cluster this crate started (`None` for a given server).
+    #[must_use]
+    pub fn root_cert(&self) -> Option<&Path> {
+        self.certificates
+            .as_ref()
+            .map(|certificates| certificates.root.as_path())
+    }
+
+    /// A root certificate (PEM) that signed nothing this server has, for
+    /// tests that must see the server's certificate refused.
+    #[must_use]
+    pub fn unrelated_root_cert(&self) -> Option<&Path> {
+        self.certificates
+            .as_ref()
+            .map(|certificates| certificates.unrelated_root.as_path())
+    }
+
     /// The server `URL_VARIABLE` names, with the cluster directories the
     /// throwaway script exported beside it, if any.
     fn given(url: String) -> Server {
@@ -88,6 +115,7 @@ impl Server {
             url,
             data_dir: std::env::var_os(DIR_VARIABLE).map(|dir| PathBuf::from(dir).join("data")),
             bin_dir: std::env::var_os(BIN_VARIABLE).map(PathBuf::from),
+            certificates: None,
             _watchdog: None,
         }
     }
@@ -98,12 +126,21 @@ impl Server {
 /// The error says what could not be done (PostgreSQL missing and not root,
 /// `initdb` or `pg_ctl` failing, with their output).
 pub fn server() -> Result<&'static Server, String> {
-    static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
-    SERVER
-        .get_or_init(|| match std::env::var(URL_VARIABLE) {
-            Ok(url) => Ok(Server::given(url)),
-            Err(_) => start_cluster(),
-        })
+    static GIVEN: OnceLock<Server> = OnceLock::new();
+    match std::env::var(URL_VARIABLE) {
+        Ok(url) => Ok(GIVEN.get_or_init(|| Server::given(url))),
+        Err(_) => tls_server(),
+    }
+}
+
+/// A throwaway cluster serving TLS ([`Server::root_cert`] is `Some`),
+/// started on the first call of this process (or of [`server`], which
+/// shares it when `ATMOSTONCE_POSTGRES_URL` is unset) and stopped when it
+/// exits.
+pub fn tls_server() -> Result<&'static Server, String> {
+    static STARTED: OnceLock<Result<Server, String>> = OnceLock::new();
+    STARTED
+        .get_or_init(start_cluster)
         .as_ref()
         .map_err(Clone::clone)
 }
@@ -134,11 +171,20 @@ fn start_cluster() -> Result<Server, String> {
         .arg(format!("--pgdata={}", data.display()))
         .arg(format!("--username={ROLE}"))
         .args(["--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync"]))?;
+    let certificates = tls::write(&dir, &data)?;
+    if let Owner::SwitchTo(user) = &owner {
+        run(Command::new("chown")
+            .arg(format!("{user}:"))
+            .arg(data.join("server.crt"))
+            .arg(data.join("server.key")))?;
+    }
+    append_to(&data.join("postgresql.conf"), "ssl = on\n")?;
     let port = start_on_a_free_port(&owner, &bin, &dir)?;
     Ok(Server {
         url: format!("postgres://{ROLE}@127.0.0.1:{port}/postgres"),
         data_dir: Some(data),
         bin_dir: Some(bin),
+        certificates: Some(certificates),
         _watchdog: Some(watchdog),
     })
 }

@@ -2,6 +2,7 @@
 //! flags (both builds parse them, so the madsim build can say where live
 //! mode runs).
 
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
 use clap::builder::PossibleValue;
@@ -410,6 +411,27 @@ pub struct LiveArgs {
     /// haematite's database directory [default: a temporary one].
     #[arg(long, value_name = "DIR")]
     pub path: Option<PathBuf>,
+    /// Serve the engine's metrics (docs/metrics.md) for Prometheus at
+    /// http://HOST:PORT/metrics during the run.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_socket_addr)]
+    pub metrics_addr: Option<SocketAddr>,
+    /// With --metrics-addr: keep serving the final metrics this long after
+    /// the report (e.g. 15s), so that a scrape sees the run's last counts.
+    #[arg(
+        long = "metrics-linger",
+        value_name = "D",
+        value_parser = parse_duration_ms,
+        requires = "metrics_addr"
+    )]
+    pub metrics_linger_ms: Option<u64>,
+}
+
+/// Parses `HOST:PORT` (a name is resolved; its first address is taken).
+pub fn parse_socket_addr(text: &str) -> Result<SocketAddr, String> {
+    text.to_socket_addrs()
+        .map_err(|error| format!("{text:?} is not a HOST:PORT address: {error}"))?
+        .next()
+        .ok_or_else(|| format!("{text:?} resolves to no address"))
 }
 
 impl LiveArgs {

@@ -1,10 +1,12 @@
 //! The `live` command: from its flags to a run and its report.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use super::exporter;
 use super::options::{LiveOptions, PostgresTarget};
 use super::report;
 use super::run::run;
@@ -126,6 +128,15 @@ pub fn run_command(args: &LiveArgs) -> i32 {
             options.config.quiet_ms() as f64 / 1000.0
         );
     }
+    if let Some(address) = args.metrics_addr {
+        if let Err(error) = exporter::serve(address) {
+            eprintln!("atmostonce-sim: live: --metrics-addr: {error}");
+            return 2;
+        }
+        if !args.json {
+            eprintln!("metrics at http://{address}/metrics");
+        }
+    }
     let progress = LiveProgress::start(&options, progress::wanted(args.json));
     let result = run(&options);
     progress.stop();
@@ -135,6 +146,12 @@ pub fn run_command(args: &LiveArgs) -> i32 {
                 println!("{}", report::json(&run));
             } else {
                 print!("{}", report::text(&run, args.full_history));
+            }
+            if let Some(linger_ms) = args.metrics_linger_ms {
+                // The report first, so that whoever reads it can scrape
+                // the final counts while they are still served.
+                let _ = std::io::stdout().flush();
+                std::thread::sleep(Duration::from_millis(linger_ms));
             }
             run.exit_code()
         }

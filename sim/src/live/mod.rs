@@ -38,6 +38,7 @@
 
 pub mod app;
 mod env;
+pub mod exporter;
 mod faults;
 mod options;
 mod plant;

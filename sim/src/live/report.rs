@@ -2,7 +2,8 @@
 
 use std::fmt::Write as _;
 
-use atmostonce_verify::oracle::SpecOp;
+use atmostonce::DedupDecision;
+use atmostonce_verify::oracle::{SpecAnswer, SpecOp};
 use serde_json::{Value, json};
 
 use super::run::LiveRun;
@@ -87,6 +88,24 @@ fn deliveries(history: &History) -> usize {
         .iter()
         .filter(|event| matches!(event, crate::history::Event::Delivery { ok: true, .. }))
         .count()
+}
+
+/// The claims' answers by kind, every process's (the probe's too): what
+/// the engine counts as `atmostonce_operations_total{operation="claim"}`.
+fn decisions(history: &History) -> Value {
+    let mut counts = [0_usize; 3];
+    for op in &history.ops {
+        if let (SpecOp::Claim { .. }, Some(Ok(SpecAnswer::Decision(decision)))) =
+            (&op.op, &op.result)
+        {
+            counts[match decision {
+                DedupDecision::Claimed => 0,
+                DedupDecision::InFlight => 1,
+                DedupDecision::Completed(_) => 2,
+            }] += 1;
+        }
+    }
+    json!({ "claimed": counts[0], "in_flight": counts[1], "completed": counts[2] })
 }
 
 fn expiries(history: &History) -> usize {
@@ -289,6 +308,7 @@ pub fn json(run: &LiveRun) -> Value {
         "operations": producer_ops(history),
         "ops_per_second": ops_per_second(run),
         "deliveries": deliveries(history),
+        "decisions": decisions(history),
         "expiries": expiries(history),
         "latency_ms": latency,
         "fault_counts": {

@@ -67,6 +67,13 @@
 //! pool when next handed out, so the store recovers by itself once the
 //! server is back.
 //!
+//! # TLS
+//!
+//! `sslmode` and `sslrootcert` in the connection string mean what they mean
+//! to libpq: `disable`, `prefer` (the default), `require`, `verify-ca` and
+//! `verify-full`, over rustls (see `tls.rs` and the README's "TLS to
+//! PostgreSQL").
+//!
 //! # Async
 //!
 //! tokio-postgres needs a tokio runtime. [`PostgresStore::connect`] must be
@@ -80,11 +87,13 @@
 mod calls;
 mod pool;
 mod sql;
+mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tls::TlsSettings;
 use tokio::time::{Instant, timeout_at};
 use tokio_postgres::NoTls;
 
@@ -227,6 +236,7 @@ impl PostgresStore {
                 MAX_CALL_TIMEOUT.as_millis()
             )));
         }
+        let (tls, url) = TlsSettings::split_from(url)?;
         let mut config: tokio_postgres::Config = url.parse().map_err(|error| {
             DurabilityError::ConfigError(format!(
                 "the PostgreSQL connection string is invalid ({}); pass a postgres:// URL or \
@@ -243,13 +253,14 @@ impl PostgresStore {
         if config.get_application_name().is_none() {
             config.application_name("atmostonce");
         }
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        config.ssl_mode(tls.mode.on_the_wire());
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match tls.connector()? {
+            Some(connector) => Manager::from_config(config, connector, manager_config),
+            None => Manager::from_config(config, NoTls, manager_config),
+        };
         let pool = Pool::builder(manager)
             .max_size(options.pool_size)
             .runtime(Runtime::Tokio1)
