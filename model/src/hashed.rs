@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::ops::Deref;
-use std::sync::{LazyLock, Mutex, PoisonError};
+use std::sync::LazyLock;
+
+use parking_lot::Mutex;
 
 use atmostonce::core::fenced::{
     ClaimToken, FencedClaimOp, FencedCompleteOp, FencedReleaseOp, FencedSweepOp,
@@ -161,7 +163,7 @@ impl<T: Eq + Send + Sync> Interner<T> {
     fn intern(&self, hash: u64, value: T) -> &'static Interned<T> {
         // A panic while the table was locked left it consistent (pushing
         // is the only change), so a poisoned lock is taken over.
-        let mut chains = self.chains.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut chains = self.chains.lock();
         let chain = chains.entry(hash).or_default();
         if let Some(found) = chain.iter().find(|i| i.value == value) {
             return found;
@@ -174,7 +176,7 @@ impl<T: Eq + Send + Sync> Interner<T> {
     /// How many values are interned.
     #[must_use]
     pub fn len(&self) -> usize {
-        let chains = self.chains.lock().unwrap_or_else(PoisonError::into_inner);
+        let chains = self.chains.lock();
         chains.values().map(Vec::len).sum()
     }
 

@@ -16,7 +16,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -24,6 +24,7 @@ use atmostonce::core::{StoreReply, StoreRequest};
 use atmostonce::{DedupCache, DedupSweeper, DurabilityError};
 use atmostonce_verify::served::{ServeRequest, Served};
 use atmostonce_verify::table::{self, CallFault, FaultTable};
+use parking_lot::{Mutex, MutexGuard};
 
 use crate::action::{Action, Call, ProducerAction};
 use crate::check::replay_actions;
@@ -55,8 +56,7 @@ pub struct ScriptedCaller {
 pub type ScriptedStore = Served<ScriptedCaller>;
 
 fn lock(control: &Mutex<Control>) -> MutexGuard<'_, Control> {
-    // A panic under the lock leaves a replay that has failed anyway.
-    control.lock().unwrap_or_else(PoisonError::into_inner)
+    control.lock()
 }
 
 impl ServeRequest for ScriptedCaller {

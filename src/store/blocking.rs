@@ -8,8 +8,10 @@
 //! under `futures::executor`, or under any other executor.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 use std::thread::JoinHandle;
 
 use futures_channel::oneshot;
@@ -87,13 +89,8 @@ impl BlockingPool {
 fn work(jobs: &Mutex<mpsc::Receiver<Job>>) {
     loop {
         let job = {
-            // Only `recv` runs under this lock, and it cannot panic, so the
-            // lock is never poisoned by this code; a poisoned lock still
-            // guards a usable receiver.
-            let jobs = jobs
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            jobs.recv()
+            // Only `recv` runs under this lock.
+            jobs.lock().recv()
         };
         let Ok(job) = job else {
             return; // The pool was dropped: no more jobs.

@@ -1,6 +1,6 @@
 //! [`MemoryStore`]: a linearizable in-process store.
 
-use std::sync::{Mutex, MutexGuard};
+use parking_lot::{Mutex, MutexGuard};
 
 use super::{
     DurableStore, ScannedEntry, ScannedHead, StoreFuture, StoredEntry, StreamHead, StreamTable,
@@ -40,12 +40,11 @@ impl MemoryStore {
     }
 
     fn lock(&self) -> MutexGuard<'_, StreamTable> {
-        // A panic while the lock was held cannot leave the table half-changed:
-        // every StreamTable method mutates with a single push/truncate/drain/assign
-        // after all its checks. So a poisoned lock still guards a valid table.
-        self.table
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        // The lock does not poison, and need not: a panic while it was held
+        // cannot leave the table half-changed, as every StreamTable method
+        // mutates with a single push/truncate/drain/assign after all its
+        // checks.
+        self.table.lock()
     }
 }
 

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::sync::{Arc, mpsc};
+
+use parking_lot::Mutex;
 
 use rayon::iter::{IntoParallelIterator, ParallelIterator};
 use std::time::{Duration, Instant};
@@ -238,10 +240,7 @@ fn calibration_seed(seed: u64) -> Duration {
                     let mut rng = sim_rng();
                     for iteration in 0..CALIBRATION_ITERATIONS {
                         sleep_ms(rng.range(0, 5)).await;
-                        *map.lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .entry(rng.range(0, 15))
-                            .or_default() += task + iteration;
+                        *map.lock().entry(rng.range(0, 15)).or_default() += task + iteration;
                         sleep_ms(rng.range(0, 5)).await;
                     }
                 })

@@ -19,7 +19,9 @@
 //! connection: a call started before the crash fails with `StoreError`
 //! (not applied if it had not acted yet, applied if it had).
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use atmostonce::DurabilityError;
@@ -77,8 +79,8 @@ pub(crate) struct StoreCore {
 impl StoreCore {
     fn lock(&self) -> MutexGuard<'_, State> {
         // The simulation is single-threaded and no code panics while holding
-        // the lock, so a poisoned lock still holds a consistent table.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        // the lock (which does not poison).
+        self.state.lock()
     }
 
     /// A store crash: every stream loses its unflushed tail, readers of that

@@ -15,7 +15,9 @@ mod sink;
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard};
 
 use atmostonce::fenced::{FencedCache, FencedOptions};
 use atmostonce::{DedupCache, DedupOptions, DurabilityError, DurableStore};
@@ -170,22 +172,17 @@ impl<E: Env> World<E> {
     }
 
     fn state(&self) -> MutexGuard<'_, WorldState> {
-        // No code panics while holding it, so a poisoned lock (a panic
-        // elsewhere in the thread) still guards consistent state.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock()
     }
 
     pub(crate) fn history(&self) -> MutexGuard<'_, History> {
-        self.history.lock().unwrap_or_else(PoisonError::into_inner)
+        self.history.lock()
     }
 
     /// Offers the fenced downstream a delivery of `key` with `fence` by the
     /// holder of `claim` (see [`Sink::offer`]).
     pub(crate) fn deliver_fenced(&self, key: KeyId, fence: u64, claim: OpId) -> Delivered {
-        self.sink
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .offer(key, fence, claim)
+        self.sink.lock().offer(key, fence, claim)
     }
 
     /// The fenced sweeper begins a pass at `now_millis`.
