@@ -119,7 +119,7 @@ impl Summary {
         let notes = &run.verdict.notes;
         self.stale_answers += u64::from(notes.stale_answers);
         self.dirty_answers += u64::from(notes.dirty_answers);
-        self.a1_excused += u64::from(notes.a1_excused);
+        self.a1_excused += u64::from(crate::check::a1_excused(&run.verdict));
         self.strict_s7_seeds += u64::from(!notes.strict_s7_keys.is_empty());
         if run.verdict.invariants().contains(&Invariant::Internal) {
             // The checker could not decide: a harness error, never a pass

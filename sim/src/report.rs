@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use atmostonce_verify::oracle::SpecOp;
 use serde_json::{Value, json};
 
-use crate::check::{CheckOptions, Notes, Verdict, Violation, show_answer};
+use crate::check::{CheckOptions, Verdict, Violation, a1_excused, show_answer};
 use crate::config::{FaultSpec, Shape};
 use crate::history::{Event, FaultEvent, History, KeyId, OpRecord};
 use crate::outcome::{ConfigSource, InternalError, SeedRun, Summary};
@@ -247,11 +247,14 @@ fn violation_line(history: Option<&History>, violation: &Violation) -> String {
 
 /// What the checker exempted or excused, if anything.
 #[must_use]
-pub fn notes_line(notes: &Notes) -> Option<String> {
-    (notes.stale_answers + notes.dirty_answers + notes.a1_excused > 0).then(|| {
+pub fn notes_line(verdict: &Verdict) -> Option<String> {
+    let notes = &verdict.notes;
+    let excused = a1_excused(verdict);
+    (notes.stale_answers + notes.dirty_answers + excused > 0).then(|| {
         format!(
             "notes: {} stale and {} dirty read-only answers exempt from S2/S4/S7{}; {} double \
-             deliveries excused (holder crashed or the store failed its completion)",
+             deliveries excused by their cause (the holder crashed or could not store its \
+             receipt, or its lease ended before it completed)",
             notes.stale_answers,
             notes.dirty_answers,
             if notes.strict_s7_keys.is_empty() {
@@ -262,7 +265,7 @@ pub fn notes_line(notes: &Notes) -> Option<String> {
                     notes.strict_s7_keys.len()
                 )
             },
-            notes.a1_excused
+            excused
         )
     })
 }
@@ -334,7 +337,7 @@ pub fn seed_report_reproduced(run: &SeedRun, reproduce: &str) -> String {
         run.ops,
         run.wall_check.as_secs_f64() * 1e3
     );
-    if let Some(notes) = notes_line(&run.verdict.notes) {
+    if let Some(notes) = notes_line(&run.verdict) {
         let _ = writeln!(text, "  {notes}");
     }
     text.push_str(&violations_text(&run.verdict, run.history.as_ref()));

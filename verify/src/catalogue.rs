@@ -238,7 +238,8 @@ impl<K: fmt::Debug, O> fmt::Display for Violation<K, O> {
     }
 }
 
-/// A documented weakness of the seed-compatible API, named by its cause.
+/// A documented weakness, named by its cause: of the seed-compatible API,
+/// or (the last) what the fenced API does not promise either.
 ///
 /// A tool that excuses a violation names the cause that explains it, and
 /// judges the run again without the operations that cause touched: any
@@ -271,11 +272,18 @@ pub enum KnownCause {
     /// delivering and completing; without a fenced side effect a second
     /// delivery after expiry cannot be prevented.
     HolderCrashedAfterDelivery,
+    /// A1 only, the fenced API: the first holder's claim ended between its
+    /// delivery and any completion (its lease passed, as after a crash or
+    /// a pause, or the claim was expired or released), and a holder granted
+    /// later delivered again. The fence tells the downstream which delivery
+    /// is the newer; only a downstream that keeps one effect per key can
+    /// refuse the second (`docs/spec.md`, A1).
+    LeaseEndedBeforeCompletion,
 }
 
 impl KnownCause {
     /// Every cause, in documentation order.
-    pub const ALL: [KnownCause; 8] = [
+    pub const ALL: [KnownCause; 9] = [
         KnownCause::MisresolvedAppend,
         KnownCause::RetriedReleaseTombstones,
         KnownCause::StaleRead,
@@ -284,6 +292,7 @@ impl KnownCause {
         KnownCause::PausedPastTtl,
         KnownCause::SequenceReuseAfterCrash,
         KnownCause::HolderCrashedAfterDelivery,
+        KnownCause::LeaseEndedBeforeCompletion,
     ];
 
     /// A stable, kebab-case name for reports and regression files.
@@ -298,6 +307,7 @@ impl KnownCause {
             KnownCause::PausedPastTtl => "paused-past-ttl",
             KnownCause::SequenceReuseAfterCrash => "sequence-reuse-after-crash",
             KnownCause::HolderCrashedAfterDelivery => "holder-crashed-after-delivery",
+            KnownCause::LeaseEndedBeforeCompletion => "lease-ended-before-completion",
         }
     }
 }

@@ -37,7 +37,7 @@ use super::index::{Checker, Effect};
 use super::show::show_answer;
 use super::verdict::Verdict;
 use crate::history::{FencedCall, KeyId, OpId, OpRecord, WriteTruth};
-use atmostonce_verify::catalogue::Invariant;
+use atmostonce_verify::catalogue::{Invariant, KnownCause};
 
 fn call(op: &OpRecord) -> Option<&FencedCall> {
     op.fenced.as_ref()
@@ -510,7 +510,19 @@ impl Checker<'_> {
                     ),
                 );
             } else {
-                verdict.notes.a1_excused += 1;
+                Self::excuse(
+                    verdict,
+                    KnownCause::LeaseEndedBeforeCompletion,
+                    Invariant::A1,
+                    key,
+                    vec![first.id, second.id],
+                    format!(
+                        "{} delivered and its claim ended (lease to {lease_end} ms) before any \
+                         completion; {} was granted at {second_now} ms and delivered again",
+                        self.describe(first),
+                        self.describe(second)
+                    ),
+                );
             }
         }
     }

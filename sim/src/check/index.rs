@@ -9,7 +9,7 @@ use atmostonce_verify::oracle::{ErrorClass, SpecOp};
 
 use super::verdict::{CheckOptions, Verdict, Violation};
 use crate::history::{Event, FaultEvent, History, KeyId, OpId, OpRecord, Process, WriteTruth};
-use atmostonce_verify::catalogue::Invariant;
+use atmostonce_verify::catalogue::{Excused, Invariant, KnownCause};
 
 pub(super) struct Checker<'a> {
     pub(super) history: &'a History,
@@ -256,6 +256,30 @@ impl<'a> Checker<'a> {
             key: Some(key),
             ops,
             message,
+        });
+    }
+
+    /// Records a violation that `cause` explains: reported and counted,
+    /// but not a failure. Each excusal names its cause, so a violation the
+    /// cause does not explain still fails the run.
+    pub(super) fn excuse(
+        verdict: &mut Verdict,
+        cause: KnownCause,
+        invariant: Invariant,
+        key: KeyId,
+        mut ops: Vec<OpId>,
+        message: String,
+    ) {
+        ops.sort_unstable();
+        ops.dedup();
+        verdict.excused.push(Excused {
+            cause,
+            violation: Violation {
+                invariant,
+                key: Some(key),
+                ops,
+                message,
+            },
         });
     }
 

@@ -52,7 +52,7 @@ use index::Checker;
 
 pub use atmostonce_verify::catalogue::Invariant;
 pub use show::{show_answer, show_error};
-pub use verdict::{CheckOptions, Notes, Verdict, Violation};
+pub use verdict::{CheckOptions, Notes, Verdict, Violation, a1_excused};
 
 /// Checks a history.
 #[must_use]

@@ -13,7 +13,7 @@ use super::show::{show_answer, show_state};
 use super::verdict::{Verdict, Violation};
 use crate::history::receipt_key;
 use crate::history::{Event, KeyId, OpId, OpRecord, Process};
-use atmostonce_verify::catalogue::Invariant;
+use atmostonce_verify::catalogue::{Invariant, KnownCause};
 
 impl Checker<'_> {
     pub(super) fn key(&self, key: KeyId, verdict: &mut Verdict) {
@@ -329,7 +329,19 @@ impl Checker<'_> {
                     );
                 }
                 None if self.holder_gave_out(first, completions) => {
-                    verdict.notes.a1_excused += 1;
+                    Self::excuse(
+                        verdict,
+                        KnownCause::HolderCrashedAfterDelivery,
+                        Invariant::A1,
+                        key,
+                        vec![first.id, second.id],
+                        format!(
+                            "{} delivered, then its holder crashed or could not store its \
+                             receipt; {} was granted after the claim expired and delivered again",
+                            self.describe(first),
+                            self.describe(second)
+                        ),
+                    );
                 }
                 _ => {
                     let processing = done.map_or_else(

@@ -25,10 +25,18 @@ pub struct Notes {
     /// Keys whose full history (exempt answers included) is not
     /// linearizable: what `--strict-reads` would report.
     pub strict_s7_keys: Vec<KeyId>,
-    /// Double deliveries after the first holder crashed (or could not store
-    /// its receipt) between delivery and completion: at-most-once without a
-    /// fenced side effect cannot prevent those.
-    pub a1_excused: u32,
+}
+
+/// The A1 double deliveries of `verdict` that a known cause explains (a
+/// holder that crashed before completing, a lease that ended first).
+#[must_use]
+pub fn a1_excused(verdict: &Verdict) -> u32 {
+    let count = verdict
+        .excused
+        .iter()
+        .filter(|excused| excused.violation.invariant == catalogue::Invariant::A1)
+        .count();
+    u32::try_from(count).unwrap_or(u32::MAX)
 }
 
 /// How strictly to check.

@@ -7,6 +7,7 @@ use atmostonce_verify::oracle::{SpecAnswer, SpecOp};
 use serde_json::{Value, json};
 
 use super::run::LiveRun;
+use crate::check::a1_excused;
 use crate::history::{History, Process, op_name};
 use crate::report::{key_timeline, notes_line, violations_json, violations_text};
 
@@ -243,7 +244,7 @@ pub fn text(run: &LiveRun, full_history: bool) -> String {
             format!("VIOLATED {}", run.verdict.names())
         }
     );
-    if let Some(notes) = notes_line(&run.verdict.notes) {
+    if let Some(notes) = notes_line(&run.verdict) {
         let _ = writeln!(text, "  {notes}");
     }
     text.push_str(&violations_text(&run.verdict, Some(&run.history)));
@@ -326,7 +327,7 @@ pub fn json(run: &LiveRun) -> Value {
         "exempt_stale_answers": notes.stale_answers,
         "exempt_dirty_answers": notes.dirty_answers,
         "strict_reads_s7_keys": notes.strict_s7_keys.len(),
-        "a1_excused": notes.a1_excused,
+        "a1_excused": a1_excused(&run.verdict),
         "capped": run.capped,
         "kept": run.kept,
         "exit": run.exit_code(),

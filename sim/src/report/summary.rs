@@ -229,7 +229,8 @@ impl SummaryRecord {
             let _ = write!(
                 text,
                 "\n  exempt: {} stale and {} dirty read-only answers ({} seeds would fail S7 \
-                 under --strict-reads); {} double deliveries after a holder crashed",
+                 under --strict-reads); {} double deliveries excused by their cause (a holder \
+                 that crashed before completing, a lease that ended first)",
                 self.exempt_stale_answers,
                 self.exempt_dirty_answers,
                 self.strict_reads_s7_seeds,
