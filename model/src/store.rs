@@ -198,9 +198,7 @@ impl ModelStore {
     /// True when a crash would drop something.
     #[must_use]
     pub fn has_unflushed(&self) -> bool {
-        self.table
-            .stream_lengths()
-            .any(|(name, len)| self.table.durable_len(name) < len)
+        self.table.has_unflushed()
     }
 
     /// A crash: every stream loses its entries past its durable length.

@@ -3,7 +3,8 @@
 //! store refuses or fails a call with.
 
 use atmostonce::DurabilityError;
-use atmostonce::core::{Step, StoreReply, StoreRequest};
+use atmostonce::core::{Step, StoreReply};
+use atmostonce_verify::table::CallFault;
 
 use super::Machine;
 use crate::hashed::Hashed;
@@ -19,24 +20,11 @@ const SETTLE_READS: usize = 4;
 pub(super) fn settle<O: Machine>(op: Hashed<O>, store: &ModelStore) -> Hashed<O> {
     let mut settled = op.with(|op| op.feed(StoreReply::Flush(Ok(()))));
     for _ in 0..SETTLE_READS {
-        let reply = match settled.poll() {
-            Step::Request(StoreRequest::Read {
-                stream,
-                offset,
-                limit,
-            }) => StoreReply::Read(Ok(store.read(&stream, offset, limit))),
-            Step::Request(StoreRequest::Scan { prefix }) => {
-                StoreReply::Scan(Ok(store.scan(&prefix)))
-            }
-            Step::Request(StoreRequest::ReadHead { stream }) => {
-                StoreReply::Head(Ok(store.head(&stream)))
-            }
-            Step::Request(StoreRequest::ScanHeads {
-                prefix,
-                after,
-                limit,
-            }) => StoreReply::Heads(Ok(store.heads(&prefix, after.as_deref(), limit))),
-            _ => break,
+        let Step::Request(request) = settled.poll() else {
+            break;
+        };
+        let Some(reply) = store.table.view(&request, CallFault::None) else {
+            break;
         };
         settled = settled.with(|op| op.feed(reply));
     }

@@ -280,6 +280,37 @@ impl FaultTable {
         self.heads(prefix, after, limit, fault)
     }
 
+    /// What a read-only request (a read, a scan, a head read or a scan of
+    /// heads) served with `fault` would answer, without serving it; `None`
+    /// for a request that writes (an append, a flush, a compaction).
+    pub fn view(&self, request: &StoreRequest, fault: CallFault) -> Option<StoreReply> {
+        Some(match request {
+            StoreRequest::Read {
+                stream,
+                offset,
+                limit,
+            } => StoreReply::Read(Ok(self.read(stream, *offset, *limit, fault))),
+            StoreRequest::Scan { prefix } => StoreReply::Scan(Ok(self.scan(prefix, fault))),
+            StoreRequest::ReadHead { stream } => StoreReply::Head(Ok(self.head(stream, fault))),
+            StoreRequest::ScanHeads {
+                prefix,
+                after,
+                limit,
+            } => StoreReply::Heads(Ok(self.heads(prefix, after.as_deref(), *limit, fault))),
+            StoreRequest::Append { .. } | StoreRequest::Flush | StoreRequest::Compact { .. } => {
+                return None;
+            }
+        })
+    }
+
+    /// True when a crash would drop something: some stream holds entries
+    /// past its flushed length.
+    pub fn has_unflushed(&self) -> bool {
+        self.streams
+            .values()
+            .any(|stream| stream.durable_len < stream.len())
+    }
+
     /// Every non-empty stream with its current length, in name order.
     pub fn stream_lengths(&self) -> impl Iterator<Item = (&str, usize)> {
         self.streams
