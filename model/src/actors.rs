@@ -8,8 +8,8 @@ use atmostonce_verify::oracle::{SpecAnswer, SpecOp};
 use crate::action::{Call, ProducerAction};
 use crate::calls::Machine;
 use crate::checks::Made;
-use crate::config::Api;
 use crate::config::TTL_MS;
+use crate::config::{Api, Fault};
 use crate::fresh::MAX_RECEIPT_NUMBER;
 use crate::hashed::Hashed;
 use crate::model::{Actor, DedupModel};
@@ -32,10 +32,10 @@ impl DedupModel {
         let now = Self::now_ms(s);
         match (action, s.producers[p].phase) {
             (ProducerAction::Crash, phase) => {
-                if s.budget.crashes == 0 || !phase.is_busy() {
+                if !phase.is_busy() {
                     return None;
                 }
-                s.budget.crashes -= 1;
+                s.budget.spend(Fault::Crash)?;
                 s.producers[p].phase = Phase::Idle;
                 s.producers[p].session = Session::default();
                 words.say(|| format!("producer {p} crashes and restarts with no memory; it will handle {key_name} again"));
@@ -57,10 +57,7 @@ impl DedupModel {
                 words.say(|| format!("producer {p} delivers the message of {key_name} (delivery #{receipt}; its receipt will be {key_name}#{receipt})"));
             }
             (ProducerAction::FailDelivery, Phase::Delivering { grant }) => {
-                if s.budget.delivery_failures == 0 {
-                    return None;
-                }
-                s.budget.delivery_failures -= 1;
+                s.budget.spend(Fault::DeliveryFailure)?;
                 let op = self.fresh.release(key, s.tick)?;
                 s.producers[p].phase = Phase::Releasing { grant, op };
                 words.say(|| {

@@ -17,7 +17,7 @@ use settle::{settle, unexplained};
 
 use crate::action::Call;
 use crate::checks::Made;
-use crate::config::{Api, TICK_MS};
+use crate::config::{Api, Fault, TICK_MS};
 use crate::fenced_judge::{self, Judged};
 use crate::hashed::{Hashed, Internable};
 use crate::memo::{self, Memoized};
@@ -181,10 +181,7 @@ impl DedupModel {
             self.answer(op, store, actor, call, lost, words)
         }?;
         if call != Call::Normal {
-            if s.budget.indeterminate == 0 {
-                return None;
-            }
-            s.budget.indeterminate -= 1;
+            s.budget.spend(Fault::Indeterminate)?;
         }
         match answer.effect {
             Effect::Nothing => {}

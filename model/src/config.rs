@@ -43,6 +43,16 @@ pub const MAX_KEYS: usize = 3;
 /// multiplies the state space several times over.
 pub const MAX_FAULT_BOUND: u8 = 4;
 
+/// Most faults one run may inject in all (`--total-faults`).
+pub const MAX_TOTAL_FAULTS: u8 = 16;
+
+/// The total fault budget of `--api fenced` when `--total-faults` is not
+/// given. Every witness needs at most one fault of the bounded kinds (and
+/// `pause` is not counted, so each of them meets a pause); a total of two
+/// multiplied `--faults all` twelvefold (2 producers, ticks 0..=1: 1.3 M
+/// states with one, 16.1 M with two), too large for the gate.
+pub const FENCED_TOTAL_FAULTS: u8 = 1;
+
 /// The API whose decision logic the model drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Api {
@@ -233,8 +243,16 @@ pub struct Bounds {
     pub indeterminate_appends: u8,
     /// Failed deliveries per run.
     pub delivery_failures: u8,
+    /// Pauses per run (with the `pause` fault): ticks that expire a claim
+    /// a live producer is acquiring or holds.
+    pub pauses: u8,
     /// The last tick of the clock.
     pub max_tick: u8,
+    /// Faults of the four kinds above that one run may inject in all
+    /// (`None`: only the per-kind bounds). A bound on the runs explored,
+    /// like the per-kind ones, not a reduction: a run with more faults is
+    /// not explored.
+    pub total_faults: Option<u8>,
 }
 
 impl Default for Bounds {
@@ -247,7 +265,9 @@ impl Default for Bounds {
             store_crashes: 1,
             indeterminate_appends: 1,
             delivery_failures: 1,
+            pauses: 1,
             max_tick: DEFAULT_MAX_TICK,
+            total_faults: None,
         }
     }
 }
@@ -265,6 +285,10 @@ pub struct Config {
     pub faults: FaultSet,
     /// Their bounds.
     pub bounds: Bounds,
+    /// Fenced: leave out clock ticks that would change nothing (see
+    /// `DedupModel::tick_is_idle`), a sound reduction; off only to compare
+    /// verdicts with and without it.
+    pub skip_idle_ticks: bool,
 }
 
 impl Config {
@@ -278,6 +302,7 @@ impl Config {
             api: Api::Seed,
             faults: FaultSet::standard(),
             bounds: Bounds::default(),
+            skip_idle_ticks: true,
         }
     }
 
@@ -306,11 +331,19 @@ impl Config {
             }
         }
         let b = self.bounds;
+        if b.total_faults
+            .is_some_and(|total| total == 0 || total > MAX_TOTAL_FAULTS)
+        {
+            return Err(format!(
+                "--total-faults must be between 1 and {MAX_TOTAL_FAULTS}"
+            ));
+        }
         for bound in [
             b.producer_crashes,
             b.store_crashes,
             b.indeterminate_appends,
             b.delivery_failures,
+            b.pauses,
         ] {
             if bound > MAX_FAULT_BOUND {
                 return Err(format!("fault bounds are at most {MAX_FAULT_BOUND}"));
@@ -341,7 +374,8 @@ impl Config {
             Fault::StoreCrash => self.bounds.store_crashes,
             Fault::Indeterminate => self.bounds.indeterminate_appends,
             Fault::DeliveryFailure => self.bounds.delivery_failures,
-            Fault::Pause | Fault::Collision => 1,
+            Fault::Pause => self.bounds.pauses,
+            Fault::Collision => 1,
         }
     }
 
@@ -367,7 +401,7 @@ impl fmt::Display for Config {
         write!(
             f,
             "producers={} keys={} api={} faults={} bounds: crashes={} store-crashes={} \
-             indeterminate={} delivery-failures={} ticks=0..={} (tick={TICK_MS}ms, \
+             indeterminate={} delivery-failures={} pauses={} total={} ticks=0..={} (tick={TICK_MS}ms, \
              ttl={TTL_MS}ms) timing-assumption={}",
             self.producers,
             self.keys,
@@ -377,6 +411,9 @@ impl fmt::Display for Config {
             self.budget(Fault::StoreCrash),
             self.budget(Fault::Indeterminate),
             self.budget(Fault::DeliveryFailure),
+            self.budget(Fault::Pause),
+            b.total_faults
+                .map_or_else(|| "unbounded".to_owned(), |t| t.to_string()),
             b.max_tick,
             if self.timing_assumption() {
                 "on"

@@ -14,6 +14,7 @@ use atmostonce::core::fenced::{Claim, FencedClaimOp};
 
 use crate::action::{Call, ProducerAction};
 use crate::checks::Made;
+use crate::config::Fault;
 use crate::fresh::{MAX_CLAIM_ID, MAX_RECEIPT_NUMBER, claim_number};
 use crate::hashed::Hashed;
 use crate::model::{Actor, DedupModel};
@@ -39,10 +40,7 @@ impl DedupModel {
                 self.fenced_deliver(s, p, grant, words)?;
             }
             (ProducerAction::FailDelivery, Phase::FencedDelivering { grant }) => {
-                if s.budget.delivery_failures == 0 {
-                    return None;
-                }
-                s.budget.delivery_failures -= 1;
+                s.budget.spend(Fault::DeliveryFailure)?;
                 let op = Hashed::new(self.fenced()?.release(&grant.token, Self::now_ms(s)).ok()?);
                 s.producers[p].phase = Phase::FencedReleasing { grant, op };
                 words.say(|| {

@@ -51,8 +51,8 @@ pub use check::{
     narrate, path_of, replay_actions,
 };
 pub use config::{
-    Api, Bounds, Config, DEFAULT_MAX_TICK, Fault, FaultSet, LEASE_MS, MAX_FAULT_BOUND, MAX_KEYS,
-    MAX_PRODUCERS, TICK_MS, TTL_MS,
+    Api, Bounds, Config, DEFAULT_MAX_TICK, FENCED_TOTAL_FAULTS, Fault, FaultSet, LEASE_MS,
+    MAX_FAULT_BOUND, MAX_KEYS, MAX_PRODUCERS, MAX_TOTAL_FAULTS, TICK_MS, TTL_MS,
 };
 pub use fresh::{MAX_CLAIM_ID, MAX_RECEIPT_NUMBER, claim_id, claim_number, receipt_bytes};
 pub use hashed::Hashed;

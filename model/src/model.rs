@@ -248,6 +248,8 @@ impl DedupModel {
                 store_crashes: self.config.budget(Fault::StoreCrash),
                 indeterminate: self.config.budget(Fault::Indeterminate),
                 delivery_failures: self.config.budget(Fault::DeliveryFailure),
+                pauses: self.config.budget(Fault::Pause),
+                total: self.config.bounds.total_faults.unwrap_or(u8::MAX),
             },
             violations: 0,
             events: 0,

@@ -9,7 +9,7 @@ use atmostonce::core::fenced::{
 use atmostonce::core::{ClaimOp, CompleteOp, ReleaseOp, SweepOp};
 use atmostonce_verify::catalogue::Invariant;
 
-use crate::config::{LEASE_MS, MAX_KEYS};
+use crate::config::{Fault, LEASE_MS, MAX_KEYS};
 use crate::hashed::Hashed;
 use crate::store::{ModelStore, Session};
 
@@ -258,6 +258,47 @@ pub struct Budget {
     pub indeterminate: u8,
     /// Failed deliveries.
     pub delivery_failures: u8,
+    /// Pauses: ticks that expire a claim a live producer is acquiring or
+    /// holds (with the `pause` fault; not counted in `total`).
+    pub pauses: u8,
+    /// Faults of the four kinds above, in all (`u8::MAX` when only the
+    /// per-kind bounds count: it never runs out).
+    pub total: u8,
+}
+
+impl Budget {
+    /// The faults of `kind` left (0 once `total` has run out); `pause` and
+    /// `collision` are not counted and have none.
+    #[must_use]
+    pub fn left(&self, kind: Fault) -> u8 {
+        let left = match kind {
+            Fault::Crash => self.crashes,
+            Fault::StoreCrash => self.store_crashes,
+            Fault::Indeterminate => self.indeterminate,
+            Fault::DeliveryFailure => self.delivery_failures,
+            Fault::Pause | Fault::Collision => 0,
+        };
+        left.min(self.total)
+    }
+
+    /// Spends one fault of `kind`: `None` when none is left.
+    pub(crate) fn spend(&mut self, kind: Fault) -> Option<()> {
+        if self.left(kind) == 0 {
+            return None;
+        }
+        let left = match kind {
+            Fault::Crash => &mut self.crashes,
+            Fault::StoreCrash => &mut self.store_crashes,
+            Fault::Indeterminate => &mut self.indeterminate,
+            Fault::DeliveryFailure => &mut self.delivery_failures,
+            Fault::Pause | Fault::Collision => return None,
+        };
+        *left -= 1;
+        if self.total != u8::MAX {
+            self.total -= 1;
+        }
+        Some(())
+    }
 }
 
 /// Ghost variables of one key: what happened, for the properties.
@@ -396,10 +437,13 @@ impl Hash for State {
         state.write_u64(
             u64::from(self.tick)
                 | u64::from(self.violations) << 8
+                // A per-kind budget is at most MAX_FAULT_BOUND (4 bits).
                 | u64::from(budget.crashes) << 24
-                | u64::from(budget.store_crashes) << 32
-                | u64::from(budget.indeterminate) << 40
-                | u64::from(budget.delivery_failures) << 48
+                | u64::from(budget.store_crashes) << 28
+                | u64::from(budget.indeterminate) << 32
+                | u64::from(budget.delivery_failures) << 36
+                | u64::from(budget.total) << 40
+                | u64::from(budget.pauses) << 48
                 | u64::from(sweeper.session.unflushed) << 56
                 | u64::from(sweeper.session.lost) << 57
                 | u64::from(sweeper.op.is_some()) << 58

@@ -4,7 +4,7 @@
 use atmostonce::core::{Operation, PhaseKind, Step, StoreRequest};
 
 use crate::action::{Action, Call, ProducerAction};
-use crate::config::Config;
+use crate::config::{Api, Config, Fault};
 use crate::model::{Actor, DedupModel};
 use crate::narration::Narration;
 use crate::state::{Phase, State};
@@ -12,7 +12,7 @@ use crate::state::{Phase, State};
 impl DedupModel {
     /// The actions enabled in `state` (every other one is a no-op).
     pub fn enabled_actions(&self, state: &State, actions: &mut Vec<Action>) {
-        let faults_left = state.budget.indeterminate > 0;
+        let faults_left = state.budget.left(Fault::Indeterminate) > 0;
         for (index, producer) in state.producers.iter().enumerate() {
             let Ok(i) = u8::try_from(index) else { continue };
             let act = |a| Action::Producer(i, a);
@@ -20,7 +20,7 @@ impl DedupModel {
                 Phase::Done(_) => continue,
                 Phase::Delivering { .. } | Phase::FencedDelivering { .. } => {
                     actions.push(act(ProducerAction::Deliver));
-                    if state.budget.delivery_failures > 0 {
+                    if state.budget.left(Fault::DeliveryFailure) > 0 {
                         actions.push(act(ProducerAction::FailDelivery));
                     }
                 }
@@ -33,7 +33,7 @@ impl DedupModel {
                     }
                 }
             }
-            if state.budget.crashes > 0 && producer.phase.is_busy() {
+            if state.budget.left(Fault::Crash) > 0 && producer.phase.is_busy() {
                 actions.push(act(ProducerAction::Crash));
             }
         }
@@ -51,30 +51,67 @@ impl DedupModel {
             None if self.sweep_would_expire(state) => actions.push(Action::Sweeper(Call::Normal)),
             None => {}
         }
-        if self.may_tick(state) {
+        if self.may_tick(state).is_some() {
             actions.push(Action::Tick);
         }
-        if state.budget.store_crashes > 0 && state.store.has_unflushed() {
+        if state.budget.left(Fault::StoreCrash) > 0 && state.store.has_unflushed() {
             actions.push(Action::StoreCrash);
         }
     }
 
-    /// The clock may advance unless it reaches its bound or, under A1's
-    /// timing assumption, the next tick would expire a claim that a live
-    /// producer is acquiring or holds ("processing time + clock skew < TTL").
-    fn may_tick(&self, state: &State) -> bool {
-        if state.tick >= self.config.bounds.max_tick {
-            return false;
-        }
-        if !self.config.timing_assumption() {
-            return true;
+    /// Whether the clock may advance, and whether that tick is a pause. It
+    /// may not at its bound, nor when the tick would change nothing (see
+    /// [`DedupModel::tick_is_idle`]). A tick that would expire a claim a live
+    /// producer is acquiring or holds breaks A1's timing assumption
+    /// ("processing time + clock skew < TTL"): without the `pause` fault it
+    /// is not enabled; with it, it is a pause and spends one of the run's
+    /// pauses (`--bound`, as every fault kind is bounded: every run with at
+    /// most that many pauses is explored, each at every point it can
+    /// strike).
+    pub(crate) fn may_tick(&self, state: &State) -> Option<TickKind> {
+        if state.tick >= self.config.bounds.max_tick || self.tick_is_idle(state) {
+            return None;
         }
         let next = state.tick + 1;
-        !state
+        let overtakes = state
             .producers
             .iter()
             .filter_map(|p| p.phase.live_claim_stamp())
-            .any(|stamp| Config::expired_at(stamp, next))
+            .any(|stamp| Config::expired_at(stamp, next));
+        if !overtakes {
+            return Some(TickKind::OnTime);
+        }
+        (!self.config.timing_assumption() && state.budget.pauses > 0).then_some(TickKind::Pause)
+    }
+
+    /// Fenced: true when a tick now would change nothing but the clock's
+    /// reading, so the clock need not advance (a reduction, sound as
+    /// follows). No actor is in an operation (every producer idle, deferred
+    /// or done, the sweeper between passes), so no time value lives outside
+    /// the store, and no record is stamped at the current tick `t`: every
+    /// stamp is older, and an entry stamped at `s` has expired at every tick
+    /// after `s`, so each is as expired at `t` as at `t + 1`. Every run that
+    /// takes this tick is then matched, step for step, by the run that does
+    /// not take it and stamps everything that follows one tick earlier: what
+    /// the engine and the oracle compare (a stamp against the clock, one
+    /// stamp against another) compares alike, every answer and record is the
+    /// same but for the stamps, and so is every property's verdict; the
+    /// matching run needs one tick fewer, so it stays within `--ticks`. The
+    /// seed API keeps every tick (its standard configuration's figures stay
+    /// comparable).
+    fn tick_is_idle(&self, state: &State) -> bool {
+        self.config.api == Api::Fenced
+            && self.config.skip_idle_ticks
+            && state.sweeper.op.is_none()
+            && state
+                .producers
+                .iter()
+                .all(|p| matches!(p.phase, Phase::Idle | Phase::Deferred | Phase::Done(_)))
+            && state
+                .store
+                .streams
+                .iter()
+                .all(|stream| stream.records.iter().all(|r| r.tick < state.tick))
     }
 
     /// True when a sweep pass started now would expire something: the
@@ -105,8 +142,8 @@ impl DedupModel {
         next.events = 0;
         match action {
             Action::Tick => {
-                if !self.may_tick(state) {
-                    return None;
+                if self.may_tick(state)? == TickKind::Pause {
+                    next.budget.pauses -= 1;
                 }
                 next.tick += 1;
                 words.say(|| {
@@ -118,10 +155,10 @@ impl DedupModel {
                 });
             }
             Action::StoreCrash => {
-                if next.budget.store_crashes == 0 || !next.store.has_unflushed() {
+                if !next.store.has_unflushed() {
                     return None;
                 }
-                next.budget.store_crashes -= 1;
+                next.budget.spend(Fault::StoreCrash)?;
                 next.store = next.store.with(|s| s.crash(&self.stream_names));
                 next.sweeper.session.crashed();
                 for producer in &mut next.producers {
@@ -144,6 +181,15 @@ impl DedupModel {
         }
         Some(next)
     }
+}
+
+/// A tick the clock may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TickKind {
+    /// No live producer's claim expires.
+    OnTime,
+    /// A live producer's claim expires: the `pause` fault.
+    Pause,
 }
 
 /// True when a producer's engine operation asks to append next: the seed

@@ -85,3 +85,71 @@ fn the_seed_only_properties_are_not_listed_for_the_fenced_api() {
     assert!(report.passed(), "{report}");
     assert_eq!(report.verdict(atmostonce_model::A1_VACUITY), None);
 }
+
+/// The idle-tick reduction (a tick is left out when no actor is in an
+/// operation and nothing is stamped at the current tick) keeps every
+/// verdict, invariant and witness alike, and visits fewer states.
+#[test]
+fn leaving_out_idle_ticks_keeps_every_verdict_and_visits_fewer_states() {
+    let mut reduced = fenced(2, 1, &[Fault::Pause, Fault::Crash, Fault::DeliveryFailure]);
+    reduced.bounds.max_tick = 2;
+    let mut full = reduced.clone();
+    full.skip_idle_ticks = false;
+    let search = SearchOptions::default();
+    let (reduced, full) = (
+        check(&reduced, search).unwrap(),
+        check(&full, search).unwrap(),
+    );
+    let kinds = |report: &atmostonce_model::Report| {
+        report
+            .verdicts
+            .iter()
+            .map(|(name, verdict)| (*name, std::mem::discriminant(verdict)))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(kinds(&reduced), kinds(&full), "{reduced}\n{full}");
+    assert!(reduced.passed(), "{reduced}");
+    assert!(
+        reduced.unique_states < full.unique_states,
+        "{} states reduced, {} without",
+        reduced.unique_states,
+        full.unique_states
+    );
+}
+
+/// A total fault budget bounds the faults of a run in all: with a total of
+/// one, no run has both a producer crash and a failed delivery, and the
+/// witnesses that need one fault are still reached.
+#[test]
+fn a_total_fault_budget_keeps_every_one_fault_witness() {
+    let mut config = fenced(2, 1, &[Fault::Crash, Fault::DeliveryFailure, Fault::Pause]);
+    let unbounded = check(&config, SearchOptions::default()).unwrap();
+    config.bounds.total_faults = Some(1);
+    let bounded = check(&config, SearchOptions::default()).unwrap();
+    assert!(bounded.passed(), "{bounded}");
+    assert!(bounded.unique_states < unbounded.unique_states);
+    for name in [
+        "the sweeper expires an in-flight claim whose holder crashed",
+        "a failed delivery releases the claim",
+        "a zombie's completion is refused with StaleClaim",
+    ] {
+        assert_witnessed(&bounded, name);
+    }
+}
+
+/// Without a pause left, no tick may overtake a live claim: the zombie
+/// witnesses need one.
+#[test]
+fn the_zombie_witnesses_need_a_pause() {
+    let mut config = fenced(2, 1, &[Fault::Pause]);
+    config.bounds.pauses = 0;
+    let report = check(&config, SearchOptions::default()).unwrap();
+    assert_eq!(
+        report.verdict("a zombie's completion is refused with StaleClaim"),
+        Some(&Verdict::NotWitnessed),
+        "{report}"
+    );
+    config.bounds.pauses = 1;
+    let report = check(&config, SearchOptions::default()).unwrap();
+    assert_witnessed(&report, "a zombie's completion is refused with StaleClaim");
+}

@@ -12,7 +12,10 @@ mod run;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use atmostonce_model::{Api, DEFAULT_MAX_TICK, MAX_FAULT_BOUND, MAX_KEYS, MAX_PRODUCERS};
+use atmostonce_model::{
+    Api, DEFAULT_MAX_TICK, FENCED_TOTAL_FAULTS, MAX_FAULT_BOUND, MAX_KEYS, MAX_PRODUCERS,
+    MAX_TOTAL_FAULTS,
+};
 
 pub use faults::FaultChoice;
 pub use progress::ProgressMode;
@@ -24,6 +27,10 @@ pub const THREADS_ENV: &str = "ATMOSTONCE_MODEL_THREADS";
 pub const FAULTS_ENV: &str = "ATMOSTONCE_MODEL_FAULTS";
 /// The environment variable that sets `--api` when the flag is absent.
 pub const API_ENV: &str = "ATMOSTONCE_MODEL_API";
+/// `--producers` when it is not given.
+pub const SEED_PRODUCERS: u64 = 3;
+/// `--producers` with `--api fenced` when it is not given.
+pub const FENCED_PRODUCERS: u64 = 2;
 
 const ABOUT: &str = "Exhaustive model checking of the atmostonce protocol";
 
@@ -42,7 +49,14 @@ reached (an applicable witness never reached is a failure).
 Without options, `check` runs the standard configuration: 3 producers, 1 key, \
 the seed API, the faults producer-crash, store-crash, indeterminate and \
 delivery-failure, one of each, the clock at ticks 0..=2, producer symmetry \
-reduction, 2 threads. `atmostonce-model check --help` lists every option.";
+reduction, 2 threads. `--api fenced` changes two defaults: 2 producers, and \
+at most one fault of the bounded kinds per run in all (--total-faults 1), so \
+that `check --api fenced --faults all` (the fenced gate) is exhaustive in a few \
+minutes. With `pause`, a tick that overtakes a live producer's claim is a \
+pause, bounded by --bound as every fault kind is. Fenced ticks that would \
+change nothing (no operation under way, nothing stamped at the current tick) \
+are left out: every run taking one is matched by a run without it. \
+`atmostonce-model check --help` lists every option.";
 
 const AFTER_LONG_HELP: &str = "\
 OUTPUT (check): the configuration, unique states, states per second, elapsed \
@@ -136,18 +150,18 @@ pub struct ExploreArgs {
 /// The configuration both `check` and `explore` take.
 #[derive(Debug, Args)]
 pub struct ModelArgs {
-    /// Concurrent producers.
+    /// Concurrent producers (default: 3, or 2 with `--api fenced`).
     #[arg(
         long,
         value_name = "N",
-        default_value_t = 3,
         value_parser = clap::value_parser!(u64).range(1..=MAX_PRODUCERS as u64),
         long_help = format!(
-            "Concurrent producers (1-{MAX_PRODUCERS}). The state space grows about \
-             tenfold per producer."
+            "Concurrent producers (1-{MAX_PRODUCERS}; default {SEED_PRODUCERS}, or \
+             {FENCED_PRODUCERS} with --api fenced, whose runs are longer: each \
+             zombie claims again). The state space grows about tenfold per producer."
         )
     )]
-    pub producers: u64,
+    pub producers: Option<u64>,
     /// Idempotency keys; each producer handles one message per key, in order.
     #[arg(
         long,
@@ -185,6 +199,22 @@ pub struct ModelArgs {
         )
     )]
     pub bound: u8,
+    /// How many faults one run may inject in all (default: 1 with `--api
+    /// fenced`, no total with the seed API).
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = clap::value_parser!(u8).range(1..=i64::from(MAX_TOTAL_FAULTS)),
+        long_help = format!(
+            "How many faults of the bounded kinds (producer-crash, store-crash, \
+             indeterminate, delivery-failure) one run may inject in all \
+             (1-{MAX_TOTAL_FAULTS}), on top of --bound per kind; pause and collisions \
+             are not counted. Default: {FENCED_TOTAL_FAULTS} with --api fenced (every \
+             witness needs at most one, and pause, not counted, meets each), no \
+             total with the seed API (its standard configuration)."
+        )
+    )]
+    pub total_faults: Option<u8>,
     /// The clock's last tick (1-4; an entry expires one tick after its
     /// timestamp).
     #[arg(

@@ -7,11 +7,13 @@ use clap::CommandFactory;
 use clap::error::ErrorKind;
 use stateright::Model;
 
-use atmostonce_model::{Config, DedupModel, SearchOptions, check_watched};
+use atmostonce_model::{
+    Api, Config, DedupModel, FENCED_TOTAL_FAULTS, SearchOptions, check_watched,
+};
 
 use super::faults::{self, LeftOut};
 use super::progress::CheckProgress;
-use super::{Cli, Command, ModelArgs};
+use super::{Cli, Command, FENCED_PRODUCERS, ModelArgs, SEED_PRODUCERS};
 
 /// The exit status of a usage error (clap's own, too).
 const USAGE_ERROR: u8 = 2;
@@ -36,7 +38,11 @@ fn usage_error(message: String) -> ExitCode {
 fn configure(args: &ModelArgs) -> Result<(Config, SearchOptions, Vec<LeftOut>), String> {
     let mut config = Config::standard();
     // Both are within their clap ranges (at most MAX_PRODUCERS, MAX_KEYS).
-    config.producers = usize::try_from(args.producers).map_err(|e| e.to_string())?;
+    let producers = args.producers.unwrap_or(match args.api.into() {
+        Api::Seed => SEED_PRODUCERS,
+        Api::Fenced => FENCED_PRODUCERS,
+    });
+    config.producers = usize::try_from(producers).map_err(|e| e.to_string())?;
     config.keys = usize::try_from(args.keys).map_err(|e| e.to_string())?;
     config.api = args.api.into();
     let bounds = &mut config.bounds;
@@ -44,7 +50,13 @@ fn configure(args: &ModelArgs) -> Result<(Config, SearchOptions, Vec<LeftOut>), 
     bounds.store_crashes = args.bound;
     bounds.indeterminate_appends = args.bound;
     bounds.delivery_failures = args.bound;
+    bounds.pauses = args.bound;
     bounds.max_tick = args.ticks;
+    bounds.total_faults = match (args.total_faults, config.api) {
+        (Some(total), _) => Some(total),
+        (None, Api::Fenced) => Some(FENCED_TOTAL_FAULTS),
+        (None, Api::Seed) => None,
+    };
     let left_out = faults::apply(&args.faults, &mut config)?;
     config.validate()?;
     let search = SearchOptions {

@@ -154,6 +154,8 @@ fn changing_any_field_of_a_state_changes_its_hash() {
             "delivery failures",
             Box::new(|s| s.budget.delivery_failures += 1),
         ),
+        ("total", Box::new(|s| s.budget.total -= 1)),
+        ("pauses", Box::new(|s| s.budget.pauses += 1)),
         ("violations", Box::new(|s| s.flag(Invariant::S1))),
         ("events", Box::new(|s| s.note(Event::LostRace))),
         ("sink fence", Box::new(|s| s.keys[1].sink_fence = Some(0))),
