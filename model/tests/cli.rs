@@ -219,7 +219,8 @@ fn check_help_explains_every_flag_its_limits_and_environment() {
     assert_eq!(code, 0);
     for needle in [
         "--producers",
-        "(1-6)",
+        "(1-6;",
+        "2 with --api fenced",
         "--keys",
         "(1-3)",
         "--api",
@@ -235,6 +236,7 @@ fn check_help_explains_every_flag_its_limits_and_environment() {
         "(needs --keys 2+)",
         "--bound",
         "(0-4)",
+        "--total-faults",
         "--ticks",
         "(1-4",
         "--no-symmetry",
