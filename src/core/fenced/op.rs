@@ -80,6 +80,9 @@ struct Attempt {
     sequence: u64,
     error: DurabilityError,
     failed_reads: u32,
+    /// The record read at `sequence`, below the head, was not this
+    /// append's: it did not land, and the next head read decides afresh.
+    foreign: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -229,8 +232,9 @@ impl<R: FencedRule> FencedOp<R> {
         let Some(attempt) = attempt else {
             return self.read_done(view, None);
         };
-        if matches!(attempt.error, DurabilityError::SequenceConflict { .. }) {
-            // A lost race: nothing of this append to look for.
+        if attempt.foreign || matches!(attempt.error, DurabilityError::SequenceConflict { .. }) {
+            // A lost race, or an append whose sequence holds another
+            // record: nothing of this append to look for.
             return self.read_done(view, Some(attempt));
         }
         match &view.head {
@@ -243,18 +247,27 @@ impl<R: FencedRule> FencedOp<R> {
         }
     }
 
-    /// After the probe of the failed append's sequence.
+    /// After the probe of the failed append's sequence: the append's own
+    /// record there is its landing; another record means it did not land,
+    /// and the head is read again to decide on, so that a decision always
+    /// rests on the last read before it (the one its flush settles).
     fn probed(
         &mut self,
         mut view: View,
-        attempt: Attempt,
+        mut attempt: Attempt,
         entries: Vec<StoredEntry>,
     ) -> Phase<R::Output> {
         match entries.as_slice() {
             [entry] if entry.sequence == attempt.sequence => match self.record_of(entry) {
-                Ok(record) => {
+                Ok(record) if is_own::<R>(&record, &attempt) => {
                     view.probed = Some(record);
                     self.read_done(view, Some(attempt))
+                }
+                Ok(_) => {
+                    attempt.foreign = true;
+                    Phase::Reading {
+                        attempt: Some(attempt),
+                    }
                 }
                 Err(error) => Phase::Done(Err(error)),
             },
@@ -306,10 +319,7 @@ impl<R: FencedRule> FencedOp<R> {
         if let Some(attempt) = &attempt
             && !matches!(attempt.error, DurabilityError::SequenceConflict { .. })
             && let Some(found) = &view.probed
-            && discriminant(found) == discriminant(&attempt.record)
-            && found.claim_id().is_some()
-            && found.claim_id() == attempt.record.claim_id()
-            && R::resolves_as_own(found, &attempt.record)
+            && is_own::<R>(found, attempt)
         {
             return Phase::Done(Ok(self.rule.landed(found, attempt.sequence)));
         }
@@ -376,6 +386,16 @@ impl<R: FencedRule> FencedOp<R> {
             attempt: Some(attempt),
         }
     }
+}
+
+/// Whether `found`, the record at the sequence of the uncertain append
+/// `attempt`, is that append: of its kind, with its claim id, and the
+/// rule's own by [`FencedRule::resolves_as_own`]. Never by bytes.
+fn is_own<R: FencedRule>(found: &FencedRecord, attempt: &Attempt) -> bool {
+    discriminant(found) == discriminant(&attempt.record)
+        && found.claim_id().is_some()
+        && found.claim_id() == attempt.record.claim_id()
+        && R::resolves_as_own(found, &attempt.record)
 }
 
 /// The fence a version-2 record carries (version-1 records carry none).
@@ -536,6 +556,7 @@ impl<R: FencedRule> Operation for FencedOp<R> {
                         sequence: expected_seq,
                         error,
                         failed_reads: 0,
+                        foreign: false,
                     })
                 } else if let Some((own, sequence)) = self.uncertain_at.clone()
                     && sequence == expected_seq
@@ -549,6 +570,7 @@ impl<R: FencedRule> Operation for FencedOp<R> {
                         sequence,
                         error: uncertain,
                         failed_reads: 0,
+                        foreign: false,
                     })
                 } else {
                     Self::reread(Attempt {
@@ -556,6 +578,7 @@ impl<R: FencedRule> Operation for FencedOp<R> {
                         sequence: expected_seq,
                         error,
                         failed_reads: 0,
+                        foreign: false,
                     })
                 }
             }
