@@ -549,13 +549,14 @@ impl Run {
 
     fn corrupt(&mut self, key: &str, sequence: u8, damage: Damage) {
         let stream = self.stream_of(key);
-        let len = self.table.len(&stream);
-        if len == 0 {
+        // Only a record the store still holds can be damaged: a compacted
+        // stream's entries start above sequence 0.
+        let entries = self.table.entries(&stream);
+        if entries.is_empty() {
             return;
         }
-        let index = usize::from(sequence) % len;
-        let payload = self.table.entries(&stream)[index].payload.clone();
-        let sequence = index as u64;
+        let entry = &entries[usize::from(sequence) % entries.len()];
+        let (payload, sequence) = (entry.payload.clone(), entry.sequence);
         if !self
             .table
             .corrupt(&stream, sequence, &damage.corruption(payload.len()))

@@ -157,6 +157,10 @@ struct Stream {
     durable_len: usize,
     /// Who appended each entry, for which operation (parallel to `entries`).
     appended_by: Vec<Call>,
+    /// The entries compactions removed, in order (sequences 0 to
+    /// `compacted - 1` for a stream this table compacted itself): what a
+    /// checker judges as the stream's history, never served to a caller.
+    removed: Vec<StoredEntry>,
 }
 
 /// One caller's session: whether a crash dropped appends it made since
@@ -197,6 +201,7 @@ impl FaultTable {
                 usize::try_from(first.sequence).unwrap_or(usize::MAX)
             });
             let stream = Stream {
+                removed: Vec::new(),
                 appended_by: vec![Call::new(0, None); entries.len()],
                 durable_len: compacted.saturating_add(entries.len()),
                 compacted,
@@ -226,6 +231,19 @@ impl FaultTable {
     /// `entries[i].sequence` is `i` plus [`compacted`](FaultTable::compacted)).
     pub fn entries(&self, stream: &str) -> &[StoredEntry] {
         self.streams.get(stream).map_or(&[], |s| &s.entries)
+    }
+
+    /// Every entry the stream has held that a crash did not drop, from
+    /// sequence 0 on: the entries compactions removed (which were durable,
+    /// so no crash drops them), then the current ones. This is the history
+    /// a checker judges; callers of the store see only
+    /// [`entries`](FaultTable::entries). A stream copied from a compacted
+    /// engine table ([`copy_of`](FaultTable::copy_of)) starts above 0.
+    pub fn history(&self, stream: &str) -> impl Iterator<Item = &StoredEntry> {
+        self.streams
+            .get(stream)
+            .into_iter()
+            .flat_map(|s| s.removed.iter().chain(&s.entries))
     }
 
     /// How many leading entries of the stream compactions removed.
