@@ -11,13 +11,13 @@
 
 use std::sync::Arc;
 
-use atmostonce::codec::{ClaimId, ClaimRecord, FencedRecord, ReleaseRecord};
+use atmostonce::codec::{ClaimId, ClaimRecord, CompletionRecord, FencedRecord, ReleaseRecord};
 use atmostonce::core::{Operation, Step, StoreRequest};
 use atmostonce::fenced::{
     FencedCache, FencedOptions, FencedSweepReport, FencedSweeper, SkipReason,
 };
 use atmostonce::limits::{CLOCK_SKEW_GRACE_MS, SWEEP_PAGE_STREAMS};
-use atmostonce::{DurableStore, execute};
+use atmostonce::{DurableStore, ProcessingReceipt, execute};
 
 const LEASE_MS: u64 = 10_000;
 const TTL_MS: u64 = 100_000;
@@ -298,6 +298,30 @@ async fn compaction_keeps_the_head_and_the_next_sequence_and_bounds_every_key(
             .unwrap(),
         101
     );
+    // A completed key quiet past the lease keeps only its receipt (the head)
+    // while the receipt lives, and a later sweep spends no call on it.
+    let cache = cache_on(store.clone(), "done");
+    let sweeper = FencedSweeper::new(&cache);
+    let done = cache.stream_key_for("done");
+    write_history(&cache, &*store, "done", 31, 0).await;
+    let claimed = ClaimRecord::new("done", id(30), 30, 0, LEASE_MS, None);
+    let receipt = ProcessingReceipt::new(b"ok".to_vec());
+    let completion = FencedRecord::Completion(CompletionRecord::of(&claimed, receipt, 1));
+    store.append(&done, &completion.encode(), 31).await.unwrap();
+    store.flush().await.unwrap();
+    let report = sweeper.sweep_once(1).await.unwrap();
+    assert_eq!(kept(&*store, &done).await, vec![30, 31], "{report:?}");
+    let report = sweep_checked(&cache, &*store, AFTER_LEASE + 1, async |_| {}).await;
+    assert_eq!((report.retained, report.compactions), (1, 1), "{report:?}");
+    assert_eq!(kept(&*store, &done).await, vec![31]);
+    let report = sweeper.sweep_once(AFTER_LEASE + 1).await.unwrap();
+    assert_eq!(
+        report.compactions, 1,
+        "the first quiet sweep of this sweeper"
+    );
+    let report = sweeper.sweep_once(AFTER_LEASE + 1_000).await.unwrap();
+    assert_eq!((report.retained, report.compactions), (1, 0), "{report:?}");
+    assert_eq!(store.read_head(&done).await.unwrap().length, 32);
 }
 
 mod memory {
