@@ -47,6 +47,8 @@ pub struct FencedSummary {
     pub corrupt_refusals: usize,
     /// Expiries the sweeper wrote.
     pub expiries: usize,
+    /// Records the sweeps' compactions removed.
+    pub compacted_records: u64,
     /// Store crashes injected.
     pub crashes: usize,
     /// Runs passing only with stale read-only answers left out (0 or 1;
@@ -265,7 +267,11 @@ impl Run {
             protocol: program.protocol(),
             hash_bits: program.hash_bits(),
             flush_appends: program.config.flush_appends,
-            table: FaultTable::new(),
+            table: {
+                let mut table = FaultTable::new();
+                table.set_appends_durable(!program.config.flush_appends);
+                table
+            },
             slots: Default::default(),
             events: Vec::new(),
             tick: 0,
@@ -452,6 +458,9 @@ impl Run {
                 } = &request
             {
                 note_expiry(&mut running, stream, payload, &reply);
+            }
+            if let StoreReply::Compact(Ok(removed)) = &reply {
+                self.summary.compacted_records += removed;
             }
             running.machine.feed(reply);
         }

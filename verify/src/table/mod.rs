@@ -179,6 +179,9 @@ pub struct FaultTable {
     calls: Vec<CallRecord>,
     /// True when served calls are not recorded ([`FaultTable::record_calls`]).
     calls_unrecorded: bool,
+    /// True for a store whose acknowledged appends are durable
+    /// ([`FaultTable::set_appends_durable`]).
+    appends_durable: bool,
 }
 
 /// The message of every injected indeterminate failure.
@@ -363,6 +366,14 @@ impl FaultTable {
     /// flat over a long run.
     pub fn record_calls(&mut self, on: bool) {
         self.calls_unrecorded = !on;
+    }
+
+    /// Makes the table a store whose acknowledged appends are durable (an
+    /// engine on it does not flush): an append that lands is durable at
+    /// once, so a compaction may reach up to it. A crash of such a store
+    /// drops nothing.
+    pub fn set_appends_durable(&mut self, on: bool) {
+        self.appends_durable = on;
     }
 
     /// [`serve_with`](FaultTable::serve_with), also returning where an
@@ -568,7 +579,7 @@ impl FaultTable {
         payload: &[u8],
         expected_seq: u64,
     ) -> Result<u64, DurabilityError> {
-        let now_millis = self.now_millis;
+        let (now_millis, appends_durable) = (self.now_millis, self.appends_durable);
         let s = self.streams.entry(stream.to_string()).or_default();
         let actual = s.len() as u64;
         if actual != expected_seq {
@@ -583,6 +594,9 @@ impl FaultTable {
             timestamp: now_millis,
         });
         s.appended_by.push(call);
+        if appends_durable {
+            s.durable_len = s.len();
+        }
         Ok(actual)
     }
 
