@@ -401,9 +401,12 @@ fn a_record_of_another_key_in_the_stream_is_a_collision_and_the_sweep_skips_it()
         // One hash bit: keys share streams on purpose.
         let cache = FencedCache::new(store.clone(), "orders", options().with_hash_bits(1)).unwrap();
         let first = "k0";
+        // A key named to the other stream: the sweep reads heads only, and
+        // a head of a key not named to its stream is the collision it sees
+        // (the engine never appends on top of another key's head).
         let other = (1..64)
             .map(|n| format!("k{n}"))
-            .find(|key| cache.stream_key_for(key) == cache.stream_key_for(first))
+            .find(|key| cache.stream_key_for(key) != cache.stream_key_for(first))
             .unwrap();
         granted(cache.claim(first, 0).await.unwrap());
         // Written into the shared stream as if by a store that mixed them.

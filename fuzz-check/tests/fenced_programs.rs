@@ -255,6 +255,10 @@ fn a_sweep_ends_an_expired_claim_and_an_expired_receipt() {
         (summary.expiries, summary.grants, summary.stale_refusals),
         (2, 2, 1)
     );
+    // Each expiry went with everything below it (the claim and completion,
+    // then the first expiry and the second claim), and the judge still read
+    // the whole history.
+    assert_eq!(summary.compacted_records, 4, "{summary:?}");
 }
 
 /// The key is claimed; then `op` is served a read that misses the claim's

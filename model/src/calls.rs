@@ -73,6 +73,8 @@ enum Effect {
     },
     /// A flush made every append durable.
     Flushed { store: Hashed<ModelStore> },
+    /// A compaction removed entries below a head.
+    Compacted { store: Hashed<ModelStore> },
     /// A flush failed: a crash had dropped the caller's appends.
     FlushFailed,
     /// The model cannot explain the call: an append to a stream no key of
@@ -195,6 +197,7 @@ impl DedupModel {
                 s.store = store;
                 s.all_flushed();
             }
+            Effect::Compacted { store } => s.store = store,
             Effect::Unexplained => s.flag(Invariant::Internal),
             Effect::FlushFailed => {
                 let failed = Self::session(s, actor).flush();
@@ -310,19 +313,34 @@ impl DedupModel {
                 let reply = StoreReply::Heads(Ok(store.heads(prefix, after.as_deref(), *limit)));
                 (reply, Made::Other, Effect::Nothing)
             }
-            StoreRequest::Compact { stream, .. } => {
+            StoreRequest::Compact { stream, below_seq } => {
                 if call != Call::Normal {
                     return None;
                 }
-                // The model does not compact: its streams are a few records
-                // long and compaction decides nothing.
-                words.say(|| format!("{} compacts {stream}, which the model does not do", who()));
-                let refused = unexplained("a compaction (the model does not compact)");
-                (
-                    StoreReply::Compact(Err(refused)),
-                    Made::Other,
-                    Effect::Unexplained,
-                )
+                if self.stream_index(stream).is_none() {
+                    words.say(|| format!("{} compacts {stream}, which no key names", who()));
+                    let refused = unexplained("a compaction of a stream no key of the model names");
+                    (
+                        StoreReply::Compact(Err(refused)),
+                        Made::Other,
+                        Effect::Unexplained,
+                    )
+                } else {
+                    let mut removed = 0;
+                    let after = store.with(|store| removed = store.compact(stream, *below_seq));
+                    words.say(|| {
+                        format!(
+                            "{} compacts {stream} below {below_seq}: {removed} removed",
+                            who()
+                        )
+                    });
+                    let effect = if removed > 0 {
+                        Effect::Compacted { store: after }
+                    } else {
+                        Effect::Nothing
+                    };
+                    (StoreReply::Compact(Ok(removed)), Made::Other, effect)
+                }
             }
             StoreRequest::Flush => {
                 if call != Call::Normal {
@@ -445,7 +463,7 @@ impl DedupModel {
                     expected_seq,
                     ..
                 } => (*store, Some((*index, *expected_seq))),
-                Effect::Flushed { store } => (*store, None),
+                Effect::Flushed { store } | Effect::Compacted { store } => (*store, None),
                 _ => (store, None),
             };
             let call = Judged {

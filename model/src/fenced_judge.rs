@@ -254,8 +254,10 @@ pub(crate) fn judge<O: Oracled>(model: &DedupModel, call: &Judged<'_, O>) -> u16
 /// appended it, which its own judgement flags).
 fn records(model: &DedupModel, store: &ModelStore, index: usize) -> Option<Vec<Record>> {
     let stream = model.stream_names().get(index)?;
+    // The whole history, compacted records included: the judge reads
+    // records by position (sequence) and needs the one before an append.
     store
-        .read(stream, 0, usize::MAX)
+        .history(stream)
         .iter()
         .map(|entry| record::decode(&entry.payload).ok())
         .collect()

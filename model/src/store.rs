@@ -186,6 +186,27 @@ impl ModelStore {
         Ok(sequence)
     }
 
+    /// `compact`: removes the entries of `stream` below `below_seq` but
+    /// never its last durable entry, and returns how many went. The record
+    /// summaries keep the whole history (the properties judge it).
+    pub fn compact(&mut self, stream: &str, below_seq: u64) -> u64 {
+        let request = StoreRequest::Compact {
+            stream: stream.to_owned(),
+            below_seq,
+        };
+        match self.table.serve(&request) {
+            StoreReply::Compact(Ok(removed)) => removed,
+            _ => 0,
+        }
+    }
+
+    /// Every entry `stream` has held that a crash did not drop, compacted
+    /// ones included, from sequence 0 on (see [`FaultTable::history`]).
+    #[must_use]
+    pub fn history(&self, stream: &str) -> Vec<StoredEntry> {
+        self.table.history(stream).cloned().collect()
+    }
+
     /// Every applied append becomes durable (a successful flush). The
     /// table's flush cannot fail here: a crash of the model's table
     /// reconnects every caller, so no session of the table remembers a loss

@@ -30,6 +30,7 @@
 //! ```
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::DurabilityError;
 use crate::cache::IntoStore;
@@ -234,12 +235,20 @@ impl FencedCache {
 }
 
 /// Ends claims whose lease and receipts whose TTL (each plus the clock-skew
-/// grace) have passed. Call [`sweep_once`](FencedSweeper::sweep_once)
-/// periodically from your runtime; it owns no timer.
+/// grace) have passed, and compacts the history below stream heads. Call
+/// [`sweep_once`](FencedSweeper::sweep_once) periodically from your runtime;
+/// it owns no timer. It remembers when its last clean sweep started (one
+/// number), so that a key nobody wrote since costs no compaction.
 #[derive(Debug, Clone)]
 pub struct FencedSweeper {
     cache: FencedCache,
+    /// The start of the last sweep that ended cleanly ([`NO_SWEEP`]: none),
+    /// shared by the clones of this sweeper.
+    previous_sweep_millis: Arc<AtomicU64>,
 }
+
+/// [`FencedSweeper::previous_sweep_millis`] before any clean sweep.
+const NO_SWEEP: u64 = u64::MAX;
 
 impl FencedSweeper {
     /// A sweeper for `cache`'s namespace, with its lease and receipt TTL.
@@ -247,17 +256,29 @@ impl FencedSweeper {
     pub fn new(cache: &FencedCache) -> FencedSweeper {
         FencedSweeper {
             cache: cache.clone(),
+            previous_sweep_millis: Arc::new(AtomicU64::new(NO_SWEEP)),
         }
     }
 
     /// One sweep at `now_millis`. A contended, corrupt or collided key is
     /// listed in [`FencedSweepReport::skipped`] and the sweep goes on; only a
-    /// failed scan or a failed final flush is an error.
+    /// failed page read or a failed flush is an error.
     pub async fn sweep_once(&self, now_millis: u64) -> Result<FencedSweepReport, DurabilityError> {
+        let previous = match self.previous_sweep_millis.load(Ordering::Acquire) {
+            NO_SWEEP => None,
+            millis => Some(millis),
+        };
         let watch = self.cache.watch(OpKind::Sweep, None);
-        drive_watched(&**self.cache.store(), watch, || {
-            Ok(self.cache.protocol.sweep(now_millis))
+        let report = drive_watched(&**self.cache.store(), watch, || {
+            Ok(self.cache.protocol.sweep_after(now_millis, previous))
         })
-        .await
+        .await?;
+        // A failed compaction is retried by the next sweep: keep the older
+        // time, so that sweep sees the head as not compacted yet.
+        if report.failed_compactions == 0 && now_millis != NO_SWEEP {
+            self.previous_sweep_millis
+                .store(now_millis, Ordering::Release);
+        }
+        Ok(report)
     }
 }

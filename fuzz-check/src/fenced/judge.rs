@@ -160,7 +160,21 @@ fn read_streams(
     for stream in table.stream_names() {
         let mut records = Vec::new();
         let mut owner: Option<String> = None;
-        for entry in table.entries(stream) {
+        // The history, compacted records included: records are judged
+        // against the one before them and tokens found by their fence, so
+        // a record's position must be its sequence.
+        for entry in table.history(stream) {
+            if entry.sequence != records.len() as u64 {
+                return Err(violation(
+                    Invariant::Internal,
+                    stream,
+                    format!(
+                        "the table's history of the stream holds sequence {} at position {}",
+                        entry.sequence,
+                        records.len()
+                    ),
+                ));
+            }
             let decoded = decode(&entry.payload);
             let damage = history
                 .damaged

@@ -47,6 +47,8 @@ pub struct FencedSummary {
     pub corrupt_refusals: usize,
     /// Expiries the sweeper wrote.
     pub expiries: usize,
+    /// Records the sweeps' compactions removed.
+    pub compacted_records: u64,
     /// Store crashes injected.
     pub crashes: usize,
     /// Runs passing only with stale read-only answers left out (0 or 1;
@@ -265,7 +267,11 @@ impl Run {
             protocol: program.protocol(),
             hash_bits: program.hash_bits(),
             flush_appends: program.config.flush_appends,
-            table: FaultTable::new(),
+            table: {
+                let mut table = FaultTable::new();
+                table.set_appends_durable(!program.config.flush_appends);
+                table
+            },
             slots: Default::default(),
             events: Vec::new(),
             tick: 0,
@@ -453,6 +459,9 @@ impl Run {
             {
                 note_expiry(&mut running, stream, payload, &reply);
             }
+            if let StoreReply::Compact(Ok(removed)) = &reply {
+                self.summary.compacted_records += removed;
+            }
             running.machine.feed(reply);
         }
         match running.machine.poll() {
@@ -549,13 +558,14 @@ impl Run {
 
     fn corrupt(&mut self, key: &str, sequence: u8, damage: Damage) {
         let stream = self.stream_of(key);
-        let len = self.table.len(&stream);
-        if len == 0 {
+        // Only a record the store still holds can be damaged: a compacted
+        // stream's entries start above sequence 0.
+        let entries = self.table.entries(&stream);
+        if entries.is_empty() {
             return;
         }
-        let index = usize::from(sequence) % len;
-        let payload = self.table.entries(&stream)[index].payload.clone();
-        let sequence = index as u64;
+        let entry = &entries[usize::from(sequence) % entries.len()];
+        let (payload, sequence) = (entry.payload.clone(), entry.sequence);
         if !self
             .table
             .corrupt(&stream, sequence, &damage.corruption(payload.len()))

@@ -123,28 +123,30 @@ impl StoreCore {
     /// Corrupts one random record (bit flip or truncation).
     pub(crate) fn corrupt<E: Env>(&self, world: &World<E>, rng: &mut impl Draw) {
         let mut state = self.lock();
+        // Only the records the store still holds: a compacted stream's
+        // entries start above sequence 0.
         let total: u64 = state
             .table
-            .stream_lengths()
-            .map(|(_, len)| len as u64)
+            .stream_names()
+            .map(|stream| state.table.entries(stream).len() as u64)
             .sum();
         if total == 0 {
             return;
         }
         let mut pick = rng.range(0, total - 1);
-        let Some((stream, sequence)) = state.table.stream_lengths().find_map(|(stream, len)| {
-            if pick < len as u64 {
-                Some((stream.to_owned(), pick))
-            } else {
-                pick -= len as u64;
-                None
+        let Some((stream, entry)) = state.table.stream_names().find_map(|stream| {
+            let entries = state.table.entries(stream);
+            match usize::try_from(pick).ok().and_then(|at| entries.get(at)) {
+                Some(entry) => Some((stream.to_owned(), entry.clone())),
+                None => {
+                    pick -= entries.len() as u64;
+                    None
+                }
             }
         }) else {
             return;
         };
-        let Some(entry) = state.table.read_from(&stream, sequence, 1).pop() else {
-            return;
-        };
+        let sequence = entry.sequence;
         // Read by the oracle's reference decoder (`docs/record-format.md`),
         // not the engine's codec: the bookkeeping of what was corrupted must
         // not share a codec bug with the engine it judges.

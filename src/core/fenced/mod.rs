@@ -433,9 +433,27 @@ impl FencedProtocol {
         Ok(FencedOp::new(self.base.target(key)?, self.base.io(), rule))
     }
 
-    /// One sweep of the namespace at `now_millis`.
+    /// One sweep of the namespace at `now_millis`, with no memory of an
+    /// earlier one (it compacts every head with history below it).
     #[must_use]
     pub fn sweep(&self, now_millis: u64) -> FencedSweepOp {
-        FencedSweepOp::new(self.base.clone(), self.times, now_millis)
+        FencedSweepOp::new(self.base.clone(), self.times, now_millis, None)
+    }
+
+    /// One sweep at `now_millis` after a sweep that started at
+    /// `previous_sweep_millis` and ended cleanly: heads that sweep already
+    /// compacted cost no compaction (`docs/spec.md`, "Sweep").
+    #[must_use]
+    pub fn sweep_after(
+        &self,
+        now_millis: u64,
+        previous_sweep_millis: Option<u64>,
+    ) -> FencedSweepOp {
+        FencedSweepOp::new(
+            self.base.clone(),
+            self.times,
+            now_millis,
+            previous_sweep_millis,
+        )
     }
 }

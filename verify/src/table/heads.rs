@@ -54,7 +54,7 @@ impl FaultTable {
         let below = usize::try_from(below_seq).unwrap_or(usize::MAX);
         let cut = below.min(s.durable_len.saturating_sub(1));
         let removed = cut.saturating_sub(s.compacted).min(s.entries.len());
-        s.entries.drain(..removed);
+        s.removed.extend(s.entries.drain(..removed));
         s.appended_by.drain(..removed);
         s.compacted += removed;
         removed as u64

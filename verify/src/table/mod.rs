@@ -157,6 +157,10 @@ struct Stream {
     durable_len: usize,
     /// Who appended each entry, for which operation (parallel to `entries`).
     appended_by: Vec<Call>,
+    /// The entries compactions removed, in order (sequences 0 to
+    /// `compacted - 1` for a stream this table compacted itself): what a
+    /// checker judges as the stream's history, never served to a caller.
+    removed: Vec<StoredEntry>,
 }
 
 /// One caller's session: whether a crash dropped appends it made since
@@ -175,6 +179,9 @@ pub struct FaultTable {
     calls: Vec<CallRecord>,
     /// True when served calls are not recorded ([`FaultTable::record_calls`]).
     calls_unrecorded: bool,
+    /// True for a store whose acknowledged appends are durable
+    /// ([`FaultTable::set_appends_durable`]).
+    appends_durable: bool,
 }
 
 /// The message of every injected indeterminate failure.
@@ -197,6 +204,7 @@ impl FaultTable {
                 usize::try_from(first.sequence).unwrap_or(usize::MAX)
             });
             let stream = Stream {
+                removed: Vec::new(),
                 appended_by: vec![Call::new(0, None); entries.len()],
                 durable_len: compacted.saturating_add(entries.len()),
                 compacted,
@@ -226,6 +234,19 @@ impl FaultTable {
     /// `entries[i].sequence` is `i` plus [`compacted`](FaultTable::compacted)).
     pub fn entries(&self, stream: &str) -> &[StoredEntry] {
         self.streams.get(stream).map_or(&[], |s| &s.entries)
+    }
+
+    /// Every entry the stream has held that a crash did not drop, from
+    /// sequence 0 on: the entries compactions removed (which were durable,
+    /// so no crash drops them), then the current ones. This is the history
+    /// a checker judges; callers of the store see only
+    /// [`entries`](FaultTable::entries). A stream copied from a compacted
+    /// engine table ([`copy_of`](FaultTable::copy_of)) starts above 0.
+    pub fn history(&self, stream: &str) -> impl Iterator<Item = &StoredEntry> {
+        self.streams
+            .get(stream)
+            .into_iter()
+            .flat_map(|s| s.removed.iter().chain(&s.entries))
     }
 
     /// How many leading entries of the stream compactions removed.
@@ -345,6 +366,14 @@ impl FaultTable {
     /// flat over a long run.
     pub fn record_calls(&mut self, on: bool) {
         self.calls_unrecorded = !on;
+    }
+
+    /// Makes the table a store whose acknowledged appends are durable (an
+    /// engine on it does not flush): an append that lands is durable at
+    /// once, so a compaction may reach up to it. A crash of such a store
+    /// drops nothing.
+    pub fn set_appends_durable(&mut self, on: bool) {
+        self.appends_durable = on;
     }
 
     /// [`serve_with`](FaultTable::serve_with), also returning where an
@@ -550,7 +579,7 @@ impl FaultTable {
         payload: &[u8],
         expected_seq: u64,
     ) -> Result<u64, DurabilityError> {
-        let now_millis = self.now_millis;
+        let (now_millis, appends_durable) = (self.now_millis, self.appends_durable);
         let s = self.streams.entry(stream.to_string()).or_default();
         let actual = s.len() as u64;
         if actual != expected_seq {
@@ -565,6 +594,9 @@ impl FaultTable {
             timestamp: now_millis,
         });
         s.appended_by.push(call);
+        if appends_durable {
+            s.durable_len = s.len();
+        }
         Ok(actual)
     }
 
