@@ -1,0 +1,333 @@
+//! The fenced API's claim against history: a claim on a key whose stream
+//! has seen 1, 100, 10,000 and 1,000,000 operations, as a ratio to the
+//! claim on a 1-record stream, on `MemoryStore`, an ephemeral
+//! `HaematiteStore` and (feature `postgres`) `PostgresStore`. Target
+//! (issue 14): at most 1.2 at every length.
+//!
+//! ```text
+//! cargo bench --bench history -- --quick                       # memory, haematite
+//! cargo bench --bench history --features postgres -- --quick   # and PostgreSQL
+//! ```
+//!
+//! (`--quick` or `ATMOSTONCE_BENCH_QUICK=1`: fewer rounds and calls; the
+//! lengths are the same.) PostgreSQL is the server at
+//! `ATMOSTONCE_POSTGRES_URL`, or a throwaway cluster (`testpg`).
+//!
+//! What is measured is the same call at every length: the stream holds N
+//! records of claims, each released by the next record, ending with a
+//! release; the timed call is `FencedCache::claim` (granted: it appends),
+//! and the bench releases the grant again outside the timing. Each claim
+//! and release add two records, so a stream serves at most `N / 100`
+//! measured claims (it grows by at most 2%) and a stream of fewer than 200
+//! records serves one: every claim on the "1-record" side finds exactly one
+//! record. The histories are encoded directly (`benches/support`) and
+//! copied in with each store's bulk path: appends for `MemoryStore` and
+//! haematite, one `INSERT ... SELECT FROM unnest(...)` per 10,000 rows on
+//! PostgreSQL. Every length lives in the same store (one map, one tree, one
+//! table), so the short side does not profit from a smaller store.
+//!
+//! There is no criterion report: criterion picks its iteration counts, and
+//! each iteration here needs a freshly built stream. The ratios are medians
+//! of alternating rounds (N-record claims, 1-record claims) in this process.
+
+mod support;
+
+use std::collections::VecDeque;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use atmostonce::fenced::{Claim, FencedCache, FencedOptions};
+use atmostonce::{DurableStore, HaematiteStore, MemoryStore};
+use support::{NOW_MILLIS, interleaved, ratio, released_history};
+
+/// The lengths measured (operations a key's stream has seen).
+const LENGTHS: [u64; 4] = [1, 100, 10_000, 1_000_000];
+
+/// Measured claims a stream of `records` records serves before the bench
+/// moves to a fresh one (each claim + release appends two records).
+fn uses_per_stream(records: u64) -> u64 {
+    (records / 100).max(1)
+}
+
+/// How one store's rounds are sized.
+#[derive(Clone, Copy)]
+struct Plan {
+    rounds: usize,
+    /// Most claims per round per side.
+    calls: u32,
+    /// A round stops early after this long (a claim that reads a long
+    /// history can take a second).
+    budget: Duration,
+}
+
+/// Runs a store's futures: the PostgreSQL store needs a tokio runtime.
+enum Executor {
+    Futures,
+    #[cfg(feature = "postgres")]
+    Tokio(Arc<tokio::runtime::Runtime>),
+}
+
+impl Executor {
+    fn run<F: Future>(&self, future: F) -> F::Output {
+        match self {
+            Executor::Futures => futures::executor::block_on(future),
+            #[cfg(feature = "postgres")]
+            Executor::Tokio(runtime) => runtime.block_on(future),
+        }
+    }
+}
+
+/// Copies one stream's records into a store, its bulk way.
+type Loader = Box<dyn Fn(&Executor, &str, &[Vec<u8>])>;
+
+/// One store under test.
+struct Subject {
+    name: &'static str,
+    executor: Executor,
+    cache: FencedCache,
+    load: Loader,
+}
+
+/// Appends the records one by one, as the store's own calls.
+fn append_loader(store: Arc<dyn DurableStore>) -> Loader {
+    Box::new(move |executor, stream, records| {
+        for (sequence, payload) in (0u64..).zip(records) {
+            executor
+                .run(store.append(stream, payload, sequence))
+                .expect("a fresh stream takes appends");
+        }
+    })
+}
+
+/// Keys whose streams hold `records` records, each good for a few claims.
+struct Shelf {
+    records: u64,
+    /// Keys ready, with the claims each has left.
+    keys: VecDeque<(String, u64)>,
+    built: u64,
+}
+
+impl Shelf {
+    fn new(records: u64) -> Shelf {
+        Shelf {
+            records,
+            keys: VecDeque::new(),
+            built: 0,
+        }
+    }
+
+    /// Builds streams until `claims` claims are ready.
+    fn stock(&mut self, subject: &Subject, claims: u64) {
+        let mut ready: u64 = self.keys.iter().map(|(_, left)| left).sum();
+        while ready < claims {
+            let key = format!("order-{}-{}", self.records, self.built);
+            self.built += 1;
+            let history = released_history(&key, self.records);
+            (subject.load)(
+                &subject.executor,
+                &subject.cache.stream_key_for(&key),
+                &history,
+            );
+            let uses = uses_per_stream(self.records);
+            self.keys.push_back((key, uses));
+            ready += uses;
+        }
+    }
+
+    /// The next key to claim.
+    fn take(&mut self) -> String {
+        let (key, left) = self.keys.front_mut().expect("stocked before the round");
+        let key = key.clone();
+        *left -= 1;
+        if *left == 0 {
+            self.keys.pop_front();
+        }
+        key
+    }
+}
+
+/// One round: up to `plan.calls` claims (each on a key of `shelf`), each
+/// timed alone and released again untimed; the time per claim.
+fn round(subject: &Subject, shelf: &mut Shelf, plan: Plan) -> Duration {
+    let started = Instant::now();
+    let (mut timed, mut calls) = (Duration::ZERO, 0u32);
+    while calls < plan.calls && (calls == 0 || started.elapsed() < plan.budget) {
+        let key = shelf.take();
+        let claim_started = Instant::now();
+        let claim = subject.executor.run(subject.cache.claim(&key, NOW_MILLIS));
+        timed += claim_started.elapsed();
+        let token = match black_box(claim) {
+            Ok(Claim::Granted(token)) => token,
+            other => panic!("{}: key {key} was not granted: {other:?}", subject.name),
+        };
+        subject
+            .executor
+            .run(subject.cache.release(&token, NOW_MILLIS))
+            .expect("the holder's release");
+        calls += 1;
+    }
+    timed / calls
+}
+
+fn measure(subject: &Subject, plan: Plan) {
+    let started = Instant::now();
+    let claims = (plan.rounds as u64) * u64::from(plan.calls);
+    let mut base = Shelf::new(1);
+    base.stock(subject, claims * LENGTHS.len() as u64);
+    let mut shelves: Vec<Shelf> = LENGTHS
+        .iter()
+        .map(|&records| {
+            let mut shelf = Shelf::new(records);
+            shelf.stock(subject, claims);
+            shelf
+        })
+        .collect();
+    println!(
+        "  {}: histories built in {:.1?} ({} rounds of at most {} claims per side)",
+        subject.name,
+        started.elapsed(),
+        plan.rounds,
+        plan.calls
+    );
+    for shelf in &mut shelves {
+        let (long, short) = interleaved(
+            plan.rounds,
+            || round(subject, shelf, plan),
+            || round(subject, &mut base, plan),
+        );
+        println!(
+            "  {}: claim on a stream of {:>9} operations: {long:>10.1?} = {:>7.2}x the \
+             1-record claim ({short:.1?})",
+            subject.name,
+            shelf.records,
+            ratio(long, short)
+        );
+    }
+}
+
+fn fenced_cache(store: Arc<dyn DurableStore>) -> FencedCache {
+    FencedCache::new(store, "history", FencedOptions::default()).expect("a valid namespace")
+}
+
+fn memory() -> Subject {
+    let store: Arc<dyn DurableStore> = Arc::new(MemoryStore::new());
+    Subject {
+        name: "memory",
+        executor: Executor::Futures,
+        cache: fenced_cache(Arc::clone(&store)),
+        load: append_loader(store),
+    }
+}
+
+fn haematite() -> Subject {
+    let store: Arc<dyn DurableStore> =
+        Arc::new(HaematiteStore::ephemeral().expect("an ephemeral haematite store"));
+    Subject {
+        name: "haematite",
+        executor: Executor::Futures,
+        cache: fenced_cache(Arc::clone(&store)),
+        load: append_loader(store),
+    }
+}
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    //! The PostgreSQL subject and its bulk loader.
+
+    use std::sync::Arc;
+
+    use atmostonce::{DurableStore, PostgresOptions, PostgresStore};
+    use tokio_postgres::NoTls;
+
+    use super::{Executor, Subject, fenced_cache};
+
+    /// Rows per bulk `INSERT`.
+    const ROWS_PER_INSERT: usize = 10_000;
+
+    pub(super) fn subject() -> (Subject, impl FnOnce()) {
+        let server = testpg::server().expect("a PostgreSQL server");
+        let url = server.url().to_owned();
+        let runtime = Arc::new(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("a tokio runtime"),
+        );
+        let table = format!("history_bench_{}", std::process::id());
+        let options = PostgresOptions::default().with_table(table.clone());
+        let store: Arc<dyn DurableStore> = Arc::new(
+            runtime
+                .block_on(PostgresStore::connect_with_options(&url, options))
+                .expect("a PostgreSQL store"),
+        );
+        let client = runtime.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&url, NoTls)
+                .await
+                .expect("a connection for the bulk loader");
+            tokio::spawn(connection);
+            client
+        });
+        let client = Arc::new(client);
+        let insert = format!(
+            "INSERT INTO \"{table}\" (stream, sequence, payload, stored_ms) \
+             SELECT $1::bytea, s, p, 0 FROM unnest($2::int8[], $3::bytea[]) AS u (s, p)"
+        );
+        let loader_client = Arc::clone(&client);
+        let load = Box::new(move |executor: &Executor, stream: &str, records: &[Vec<u8>]| {
+            executor.run(async {
+                let stream = stream.as_bytes().to_vec();
+                for (chunk_index, chunk) in records.chunks(ROWS_PER_INSERT).enumerate() {
+                    let first = (chunk_index * ROWS_PER_INSERT) as i64;
+                    let sequences: Vec<i64> = (first..).take(chunk.len()).collect();
+                    loader_client
+                        .execute(&insert, &[&stream, &sequences, &chunk])
+                        .await
+                        .expect("a bulk insert");
+                }
+            })
+        });
+        let subject = Subject {
+            name: "postgres",
+            executor: Executor::Tokio(Arc::clone(&runtime)),
+            cache: fenced_cache(store),
+            load,
+        };
+        let drop_table = move || {
+            runtime.block_on(async {
+                client
+                    .batch_execute(&format!("DROP TABLE \"{table}\""))
+                    .await
+                    .expect("the bench's table is dropped");
+            });
+        };
+        (subject, drop_table)
+    }
+}
+
+fn main() {
+    if support::is_test_run() {
+        return;
+    }
+    let quick = support::quick();
+    let plan = |rounds: usize, calls: u32, budget_ms: u64| Plan {
+        rounds: if quick { rounds.div_ceil(2) } else { rounds },
+        calls: if quick { calls.div_ceil(2) } else { calls },
+        budget: Duration::from_millis(budget_ms),
+    };
+    println!(
+        "fenced claim against history: medians of interleaved rounds, ratios to the claim on a \
+         1-record stream{} (load average {})",
+        if quick { ", quick mode" } else { "" },
+        support::load_average()
+    );
+    measure(&memory(), plan(11, 400, 100));
+    measure(&haematite(), plan(9, 150, 200));
+    #[cfg(feature = "postgres")]
+    {
+        let (subject, drop_table) = postgres::subject();
+        measure(&subject, plan(7, 80, 500));
+        drop_table();
+    }
+}
