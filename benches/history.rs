@@ -21,10 +21,14 @@
 //! measured claims (it grows by at most 2%) and a stream of fewer than 200
 //! records serves one: every claim on the "1-record" side finds exactly one
 //! record. The histories are encoded directly (`benches/support`) and
-//! copied in with each store's bulk path: appends for `MemoryStore` and
-//! haematite, one `INSERT ... SELECT FROM unnest(...)` per 10,000 rows on
-//! PostgreSQL. Every length lives in the same store (one map, one tree, one
-//! table), so the short side does not profit from a smaller store.
+//! copied in with each store's bulk path before the store is opened: into
+//! `MemoryStore`'s `StreamTable`, through haematite's `append_batch` (10,000
+//! records per commit) on the database `HaematiteStore::open` created
+//! (durable, on disk, its default buffered commits), one `INSERT ... SELECT
+//! FROM unnest(...)` per 10,000 rows into the PostgreSQL store's table (a
+//! table of its own, `history_bench_<pid>`, left behind; then `ANALYZE`).
+//! Every length lives in the same store (one map, one tree, one table), so
+//! the short side does not profit from a smaller store.
 //!
 //! There is no criterion report: criterion picks its iteration counts, and
 //! each iteration here needs a freshly built stream. The ratios are medians
@@ -38,7 +42,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use atmostonce::fenced::{Claim, FencedCache, FencedOptions};
-use atmostonce::{DurableStore, HaematiteStore, MemoryStore};
+use atmostonce::{DurableStore, HaematiteStore, MemoryStore, StreamTable};
 use support::{NOW_MILLIS, interleaved, ratio, released_history};
 
 /// The lengths measured (operations a key's stream has seen).
@@ -78,30 +82,114 @@ impl Executor {
     }
 }
 
-/// Copies one stream's records into a store, its bulk way.
-type Loader = Box<dyn Fn(&Executor, &str, &[Vec<u8>])>;
+/// A store being filled with histories, its bulk way, before it is opened
+/// for the measured claims.
+trait Backend {
+    /// Copies one fresh stream's records in.
+    fn load(&mut self, stream: &str, records: &[Vec<u8>]);
+    /// The store, filled, under a fenced cache.
+    fn open(self: Box<Self>) -> Subject;
+}
 
 /// One store under test.
 struct Subject {
     name: &'static str,
     executor: Executor,
     cache: FencedCache,
-    load: Loader,
 }
 
-/// Appends the records one by one, as the store's own calls.
-fn append_loader(store: Arc<dyn DurableStore>) -> Loader {
-    Box::new(move |executor, stream, records| {
+/// The streams' names, as every store's cache names them.
+fn namer() -> FencedCache {
+    fenced_cache(Arc::new(MemoryStore::new()))
+}
+
+/// `MemoryStore`: the records go straight into its `StreamTable`.
+struct Memory(StreamTable);
+
+impl Backend for Memory {
+    fn load(&mut self, stream: &str, records: &[Vec<u8>]) {
         for (sequence, payload) in (0u64..).zip(records) {
-            executor
-                .run(store.append(stream, payload, sequence))
-                .expect("a fresh stream takes appends");
+            self.0
+                .append(stream, payload, sequence, support::HISTORY_MILLIS)
+                .expect("a fresh stream");
         }
-    })
+    }
+
+    fn open(self: Box<Self>) -> Subject {
+        Subject {
+            name: "memory",
+            executor: Executor::Futures,
+            cache: fenced_cache(Arc::new(MemoryStore::from_table(self.0))),
+        }
+    }
+}
+
+/// haematite: a database created by `HaematiteStore::open` (so with its
+/// configuration), filled through haematite's own `EventStore::append_batch`
+/// (one tree commit per [`RECORDS_PER_BATCH`] records), closed, and opened
+/// again as a `HaematiteStore`.
+struct Haematite {
+    dir: tempfile::TempDir,
+    events: haematite::EventStore,
+}
+
+/// Records per haematite batch append while loading.
+const RECORDS_PER_BATCH: usize = 10_000;
+
+impl Haematite {
+    fn new() -> Haematite {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        drop(HaematiteStore::open(dir.path().join("db")).expect("a haematite store"));
+        let runtime_options = haematite::RuntimeOptions {
+            long_wait_interval: Duration::from_secs(10),
+            reclaim_start: haematite::ReclaimStart::AtOpen,
+        };
+        let database = haematite::Database::open(dir.path().join("db"), runtime_options)
+            .expect("the database HaematiteStore created");
+        Haematite {
+            dir,
+            events: haematite::EventStore::new(database),
+        }
+    }
+}
+
+impl Backend for Haematite {
+    fn load(&mut self, stream: &str, records: &[Vec<u8>]) {
+        // `HaematiteStore`'s stream key is the name with 0x00 and 0x01
+        // escaped; these names have neither.
+        assert!(!stream.bytes().any(|byte| byte <= 1), "a plain stream name");
+        for (index, batch) in records.chunks(RECORDS_PER_BATCH).enumerate() {
+            let payloads: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+            let first = (index * RECORDS_PER_BATCH) as u64;
+            self.events
+                .append_batch(stream.as_bytes(), &payloads, first)
+                .expect("a batch append to a fresh stream");
+        }
+    }
+
+    fn open(self: Box<Self>) -> Subject {
+        let Haematite { dir, events } = *self;
+        events.flush().expect("the loaded records are flushed");
+        events
+            .into_database()
+            .close()
+            .expect("the loading database closes");
+        let store = HaematiteStore::open(dir.path().join("db")).expect("the loaded store");
+        // The directory lives as long as the process: the subject is used
+        // until the end of `main`.
+        std::mem::forget(dir);
+        Subject {
+            name: "haematite",
+            executor: Executor::Futures,
+            cache: fenced_cache(Arc::new(store)),
+        }
+    }
 }
 
 /// Keys whose streams hold `records` records, each good for a few claims.
 struct Shelf {
+    /// Names this shelf's keys apart from another's of the same length.
+    name: &'static str,
     records: u64,
     /// Keys ready, with the claims each has left.
     keys: VecDeque<(String, u64)>,
@@ -109,8 +197,9 @@ struct Shelf {
 }
 
 impl Shelf {
-    fn new(records: u64) -> Shelf {
+    fn new(name: &'static str, records: u64) -> Shelf {
         Shelf {
+            name,
             records,
             keys: VecDeque::new(),
             built: 0,
@@ -118,17 +207,13 @@ impl Shelf {
     }
 
     /// Builds streams until `claims` claims are ready.
-    fn stock(&mut self, subject: &Subject, claims: u64) {
+    fn stock(&mut self, namer: &FencedCache, backend: &mut dyn Backend, claims: u64) {
         let mut ready: u64 = self.keys.iter().map(|(_, left)| left).sum();
         while ready < claims {
-            let key = format!("order-{}-{}", self.records, self.built);
+            let key = format!("{}-{}-{}", self.name, self.records, self.built);
             self.built += 1;
             let history = released_history(&key, self.records);
-            (subject.load)(
-                &subject.executor,
-                &subject.cache.stream_key_for(&key),
-                &history,
-            );
+            backend.load(&namer.stream_key_for(&key), &history);
             let uses = uses_per_stream(self.records);
             self.keys.push_back((key, uses));
             ready += uses;
@@ -170,19 +255,22 @@ fn round(subject: &Subject, shelf: &mut Shelf, plan: Plan) -> Duration {
     timed / calls
 }
 
-fn measure(subject: &Subject, plan: Plan) {
+fn measure(backend: Box<dyn Backend>, plan: Plan) -> Subject {
+    let mut backend = backend;
     let started = Instant::now();
+    let namer = namer();
     let claims = (plan.rounds as u64) * u64::from(plan.calls);
-    let mut base = Shelf::new(1);
-    base.stock(subject, claims * LENGTHS.len() as u64);
+    let mut base = Shelf::new("base", 1);
+    base.stock(&namer, &mut *backend, claims * LENGTHS.len() as u64);
     let mut shelves: Vec<Shelf> = LENGTHS
         .iter()
         .map(|&records| {
-            let mut shelf = Shelf::new(records);
-            shelf.stock(subject, claims);
+            let mut shelf = Shelf::new("long", records);
+            shelf.stock(&namer, &mut *backend, claims);
             shelf
         })
         .collect();
+    let subject = backend.open();
     println!(
         "  {}: histories built in {:.1?} ({} rounds of at most {} claims per side)",
         subject.name,
@@ -193,8 +281,8 @@ fn measure(subject: &Subject, plan: Plan) {
     for shelf in &mut shelves {
         let (long, short) = interleaved(
             plan.rounds,
-            || round(subject, shelf, plan),
-            || round(subject, &mut base, plan),
+            || round(&subject, shelf, plan),
+            || round(&subject, &mut base, plan),
         );
         println!(
             "  {}: claim on a stream of {:>9} operations: {long:>10.1?} = {:>7.2}x the \
@@ -204,105 +292,101 @@ fn measure(subject: &Subject, plan: Plan) {
             ratio(long, short)
         );
     }
+    subject
 }
 
 fn fenced_cache(store: Arc<dyn DurableStore>) -> FencedCache {
     FencedCache::new(store, "history", FencedOptions::default()).expect("a valid namespace")
 }
 
-fn memory() -> Subject {
-    let store: Arc<dyn DurableStore> = Arc::new(MemoryStore::new());
-    Subject {
-        name: "memory",
-        executor: Executor::Futures,
-        cache: fenced_cache(Arc::clone(&store)),
-        load: append_loader(store),
-    }
-}
-
-fn haematite() -> Subject {
-    let store: Arc<dyn DurableStore> =
-        Arc::new(HaematiteStore::ephemeral().expect("an ephemeral haematite store"));
-    Subject {
-        name: "haematite",
-        executor: Executor::Futures,
-        cache: fenced_cache(Arc::clone(&store)),
-        load: append_loader(store),
-    }
-}
-
 #[cfg(feature = "postgres")]
 mod postgres {
-    //! The PostgreSQL subject and its bulk loader.
+    //! PostgreSQL: the store's table, filled by multi-row inserts.
 
     use std::sync::Arc;
 
-    use atmostonce::{DurableStore, PostgresOptions, PostgresStore};
+    use atmostonce::{PostgresOptions, PostgresStore};
     use tokio_postgres::NoTls;
 
-    use super::{Executor, Subject, fenced_cache};
+    use super::{Backend, Executor, Subject, fenced_cache};
 
     /// Rows per bulk `INSERT`.
     const ROWS_PER_INSERT: usize = 10_000;
 
-    pub(super) fn subject() -> (Subject, impl FnOnce()) {
-        let server = testpg::server().expect("a PostgreSQL server");
-        let url = server.url().to_owned();
-        let runtime = Arc::new(
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("a tokio runtime"),
-        );
-        let table = format!("history_bench_{}", std::process::id());
-        let options = PostgresOptions::default().with_table(table.clone());
-        let store: Arc<dyn DurableStore> = Arc::new(
-            runtime
+    pub(super) struct Postgres {
+        runtime: Arc<tokio::runtime::Runtime>,
+        store: PostgresStore,
+        client: tokio_postgres::Client,
+        insert: String,
+    }
+
+    impl Postgres {
+        /// The store on a table of its own (`history_bench_<pid>`), at the
+        /// server `testpg` gives (`ATMOSTONCE_POSTGRES_URL`'s, or a
+        /// throwaway cluster).
+        pub(super) fn new() -> Postgres {
+            let server = testpg::server().expect("a PostgreSQL server");
+            let url = server.url().to_owned();
+            let runtime = Arc::new(
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("a tokio runtime"),
+            );
+            let table = format!("history_bench_{}", std::process::id());
+            let options = PostgresOptions::default().with_table(table.clone());
+            let store = runtime
                 .block_on(PostgresStore::connect_with_options(&url, options))
-                .expect("a PostgreSQL store"),
-        );
-        let client = runtime.block_on(async {
-            let (client, connection) = tokio_postgres::connect(&url, NoTls)
-                .await
-                .expect("a connection for the bulk loader");
-            tokio::spawn(connection);
-            client
-        });
-        let client = Arc::new(client);
-        let insert = format!(
-            "INSERT INTO \"{table}\" (stream, sequence, payload, stored_ms) \
-             SELECT $1::bytea, s, p, 0 FROM unnest($2::int8[], $3::bytea[]) AS u (s, p)"
-        );
-        let loader_client = Arc::clone(&client);
-        let load = Box::new(move |executor: &Executor, stream: &str, records: &[Vec<u8>]| {
-            executor.run(async {
+                .expect("a PostgreSQL store");
+            let client = runtime.block_on(async {
+                let (client, connection) = tokio_postgres::connect(&url, NoTls)
+                    .await
+                    .expect("a connection for the bulk loader");
+                tokio::spawn(connection);
+                client
+            });
+            Postgres {
+                runtime,
+                store,
+                client,
+                insert: format!(
+                    "INSERT INTO \"{table}\" (stream, sequence, payload, stored_ms) \
+                     SELECT $1::bytea, s, p, 0 FROM unnest($2::int8[], $3::bytea[]) AS u (s, p)"
+                ),
+            }
+        }
+    }
+
+    impl Backend for Postgres {
+        fn load(&mut self, stream: &str, records: &[Vec<u8>]) {
+            self.runtime.block_on(async {
                 let stream = stream.as_bytes().to_vec();
-                for (chunk_index, chunk) in records.chunks(ROWS_PER_INSERT).enumerate() {
-                    let first = (chunk_index * ROWS_PER_INSERT) as i64;
+                for (index, chunk) in records.chunks(ROWS_PER_INSERT).enumerate() {
+                    let first = (index * ROWS_PER_INSERT) as i64;
                     let sequences: Vec<i64> = (first..).take(chunk.len()).collect();
-                    loader_client
-                        .execute(&insert, &[&stream, &sequences, &chunk])
+                    self.client
+                        .execute(&self.insert, &[&stream, &sequences, &chunk])
                         .await
                         .expect("a bulk insert");
                 }
-            })
-        });
-        let subject = Subject {
-            name: "postgres",
-            executor: Executor::Tokio(Arc::clone(&runtime)),
-            cache: fenced_cache(store),
-            load,
-        };
-        let drop_table = move || {
-            runtime.block_on(async {
-                client
-                    .batch_execute(&format!("DROP TABLE \"{table}\""))
-                    .await
-                    .expect("the bench's table is dropped");
             });
-        };
-        (subject, drop_table)
+        }
+
+        fn open(self: Box<Self>) -> Subject {
+            let table = self.store.table().to_owned();
+            self.runtime.block_on(async {
+                self.client
+                    .batch_execute(&format!("ANALYZE \"{table}\""))
+                    .await
+                    .expect("ANALYZE");
+            });
+            Subject {
+                name: "postgres",
+                executor: Executor::Tokio(Arc::clone(&self.runtime)),
+                cache: fenced_cache(Arc::new(self.store)),
+            }
+        }
     }
 }
 
@@ -322,12 +406,8 @@ fn main() {
         if quick { ", quick mode" } else { "" },
         support::load_average()
     );
-    measure(&memory(), plan(11, 400, 100));
-    measure(&haematite(), plan(9, 150, 200));
+    measure(Box::new(Memory(StreamTable::new())), plan(11, 400, 100));
+    measure(Box::new(Haematite::new()), plan(9, 150, 200));
     #[cfg(feature = "postgres")]
-    {
-        let (subject, drop_table) = postgres::subject();
-        measure(&subject, plan(7, 80, 500));
-        drop_table();
-    }
+    measure(Box::new(postgres::Postgres::new()), plan(7, 80, 500));
 }
