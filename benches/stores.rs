@@ -35,10 +35,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use atmostonce::fenced::{Claim, FencedCache, FencedOptions};
 use atmostonce::store::haematite::{
     DEFAULT_BUFFERED_COMMIT_BYTES, DEFAULT_NODE_CACHE_BYTES, DEFAULT_SHARD_COUNT,
 };
-use atmostonce::fenced::{Claim, FencedCache, FencedOptions};
 use atmostonce::{
     DedupCache, DedupDecision, DurableStore, HaematiteStore, PostgresOptions, PostgresStore,
     ProcessingReceipt,
@@ -464,7 +464,10 @@ fn main() {
             ("engine on HaematiteStore", &haematite.engine),
             ("bare haematite read+append calls", &haematite.bare),
             ("fenced engine on HaematiteStore", &haematite.fenced),
-            ("bare haematite calls of the fenced engine", &haematite.fenced_bare),
+            (
+                "bare haematite calls of the fenced engine",
+                &haematite.fenced_bare,
+            ),
         ],
     );
     bench(
@@ -482,7 +485,11 @@ fn main() {
     criterion.final_summary();
     println!("load average {}", support::load_average());
     ratio("haematite", &haematite.engine, &haematite.bare);
-    ratio("haematite fenced", &haematite.fenced, &haematite.fenced_bare);
+    ratio(
+        "haematite fenced",
+        &haematite.fenced,
+        &haematite.fenced_bare,
+    );
     ratio("postgres", &postgres_engine, &postgres_baseline);
     ratio("postgres fenced", &postgres_fenced, &postgres_baseline);
 }

@@ -152,7 +152,12 @@ pub async fn replay(store: &dyn DurableStore, calls: &[Call], stream: &str) {
                 assert_eq!(landed, Ok(*expected_seq), "a replayed append lands");
             }
             Call::ReadFrom { offset, limit, .. } => {
-                black_box(store.read_from(stream, *offset, *limit).await.expect("read"));
+                black_box(
+                    store
+                        .read_from(stream, *offset, *limit)
+                        .await
+                        .expect("read"),
+                );
             }
             Call::ReadHead { .. } => {
                 black_box(store.read_head(stream).await.expect("read_head"));
