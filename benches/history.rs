@@ -31,8 +31,11 @@
 //! the short side does not profit from a smaller store.
 //!
 //! There is no criterion report: criterion picks its iteration counts, and
-//! each iteration here needs a freshly built stream. The ratios are medians
-//! of alternating rounds (N-record claims, 1-record claims) in this process.
+//! each iteration here needs a freshly built stream. Rounds alternate
+//! (N-record claims, 1-record claims) in this process; each line gives the
+//! ratio of the median single claims of all rounds (the figure to read: on
+//! the durable stores a claim waits for an fsync, whose outliers the median
+//! ignores) and of the medians of the rounds' mean claims.
 
 mod support;
 
@@ -43,7 +46,7 @@ use std::time::{Duration, Instant};
 
 use atmostonce::fenced::{Claim, FencedCache, FencedOptions};
 use atmostonce::{DurableStore, HaematiteStore, MemoryStore, StreamTable};
-use support::{NOW_MILLIS, interleaved, ratio, released_history};
+use support::{NOW_MILLIS, interleaved, median, ratio, released_history};
 
 /// The lengths measured (operations a key's stream has seen).
 const LENGTHS: [u64; 4] = [1, 100, 10_000, 1_000_000];
@@ -233,15 +236,18 @@ impl Shelf {
 }
 
 /// One round: up to `plan.calls` claims (each on a key of `shelf`), each
-/// timed alone and released again untimed; the time per claim.
-fn round(subject: &Subject, shelf: &mut Shelf, plan: Plan) -> Duration {
+/// timed alone (into `times`) and released again untimed; the mean time
+/// per claim.
+fn round(subject: &Subject, shelf: &mut Shelf, plan: Plan, times: &mut Vec<Duration>) -> Duration {
     let started = Instant::now();
     let (mut timed, mut calls) = (Duration::ZERO, 0u32);
     while calls < plan.calls && (calls == 0 || started.elapsed() < plan.budget) {
         let key = shelf.take();
         let claim_started = Instant::now();
         let claim = subject.executor.run(subject.cache.claim(&key, NOW_MILLIS));
-        timed += claim_started.elapsed();
+        let elapsed = claim_started.elapsed();
+        timed += elapsed;
+        times.push(elapsed);
         let token = match black_box(claim) {
             Ok(Claim::Granted(token)) => token,
             other => panic!("{}: key {key} was not granted: {other:?}", subject.name),
@@ -279,17 +285,21 @@ fn measure(backend: Box<dyn Backend>, plan: Plan) -> Subject {
         plan.calls
     );
     for shelf in &mut shelves {
+        let (mut long_claims, mut short_claims) = (Vec::new(), Vec::new());
         let (long, short) = interleaved(
             plan.rounds,
-            || round(&subject, shelf, plan),
-            || round(&subject, &mut base, plan),
+            || round(&subject, shelf, plan, &mut long_claims),
+            || round(&subject, &mut base, plan, &mut short_claims),
         );
+        let (long_claim, short_claim) = (median(long_claims), median(short_claims));
         println!(
-            "  {}: claim on a stream of {:>9} operations: {long:>10.1?} = {:>7.2}x the \
-             1-record claim ({short:.1?})",
+            "  {}: claim on a stream of {:>9} operations: median claim {long_claim:>9.1?} = \
+             {:>8.2}x the 1-record claim's ({short_claim:.1?}); median round mean {long:.1?} = \
+             {:.2}x ({short:.1?})",
             subject.name,
             shelf.records,
-            ratio(long, short)
+            ratio(long_claim, short_claim),
+            ratio(long, short),
         );
     }
     subject
@@ -407,7 +417,7 @@ fn main() {
         support::load_average()
     );
     measure(Box::new(Memory(StreamTable::new())), plan(11, 400, 100));
-    measure(Box::new(Haematite::new()), plan(9, 150, 200));
+    measure(Box::new(Haematite::new()), plan(20, 40, 200));
     #[cfg(feature = "postgres")]
-    measure(Box::new(postgres::Postgres::new()), plan(7, 80, 500));
+    measure(Box::new(postgres::Postgres::new()), plan(20, 20, 500));
 }
