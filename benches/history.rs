@@ -417,7 +417,10 @@ fn main() {
         support::load_average()
     );
     measure(Box::new(Memory(StreamTable::new())), plan(11, 400, 100));
-    measure(Box::new(Haematite::new()), plan(20, 40, 200));
+    // On the durable stores a claim waits for an fsync, whose latency
+    // drifts over seconds on a shared disk: the sides alternate claim by
+    // claim.
+    measure(Box::new(Haematite::new()), plan(600, 1, 200));
     #[cfg(feature = "postgres")]
-    measure(Box::new(postgres::Postgres::new()), plan(20, 20, 500));
+    measure(Box::new(postgres::Postgres::new()), plan(400, 1, 500));
 }
