@@ -46,7 +46,7 @@ use std::time::{Duration, Instant};
 
 use atmostonce::fenced::{Claim, FencedCache, FencedOptions};
 use atmostonce::{DurableStore, HaematiteStore, MemoryStore, StreamTable};
-use support::{NOW_MILLIS, interleaved, median, ratio, released_history};
+use support::{NOW_MILLIS, median, ratio, released_history};
 
 /// The lengths measured (operations a key's stream has seen).
 const LENGTHS: [u64; 4] = [1, 100, 10_000, 1_000_000];
@@ -66,7 +66,12 @@ struct Plan {
     /// A round stops early after this long (a claim that reads a long
     /// history can take a second).
     budget: Duration,
+    /// A length's rounds stop early (after [`MIN_ROUNDS`]) after this long.
+    length_budget: Duration,
 }
+
+/// Rounds per length however long they take.
+const MIN_ROUNDS: usize = 5;
 
 /// Runs a store's futures: the PostgreSQL store needs a tokio runtime.
 enum Executor {
@@ -286,20 +291,27 @@ fn measure(backend: Box<dyn Backend>, plan: Plan) -> Subject {
     );
     for shelf in &mut shelves {
         let (mut long_claims, mut short_claims) = (Vec::new(), Vec::new());
-        let (long, short) = interleaved(
-            plan.rounds,
-            || round(&subject, shelf, plan, &mut long_claims),
-            || round(&subject, &mut base, plan, &mut short_claims),
-        );
+        let (mut long_means, mut short_means) = (Vec::new(), Vec::new());
+        let length_started = Instant::now();
+        for done in 1..=plan.rounds {
+            long_means.push(round(&subject, shelf, plan, &mut long_claims));
+            short_means.push(round(&subject, &mut base, plan, &mut short_claims));
+            if done >= MIN_ROUNDS && length_started.elapsed() >= plan.length_budget {
+                break;
+            }
+        }
+        let rounds = long_means.len();
+        let (long, short) = (median(long_means), median(short_means));
         let (long_claim, short_claim) = (median(long_claims), median(short_claims));
         println!(
             "  {}: claim on a stream of {:>9} operations: median claim {long_claim:>9.1?} = \
              {:>8.2}x the 1-record claim's ({short_claim:.1?}); median round mean {long:.1?} = \
-             {:.2}x ({short:.1?})",
+             {:.2}x ({short:.1?}); {} rounds",
             subject.name,
             shelf.records,
             ratio(long_claim, short_claim),
             ratio(long, short),
+            rounds,
         );
     }
     subject
@@ -409,6 +421,7 @@ fn main() {
         rounds: if quick { rounds.div_ceil(2) } else { rounds },
         calls: if quick { calls.div_ceil(2) } else { calls },
         budget: Duration::from_millis(budget_ms),
+        length_budget: Duration::from_secs(if quick { 10 } else { 30 }),
     };
     println!(
         "fenced claim against history: medians of interleaved rounds, ratios to the claim on a \
