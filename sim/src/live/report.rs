@@ -7,6 +7,7 @@ use atmostonce_verify::oracle::{SpecAnswer, SpecOp};
 use serde_json::{Value, json};
 
 use super::run::LiveRun;
+use super::storage::per_minute;
 use crate::check::a1_excused;
 use crate::history::{History, Process, op_name};
 use crate::report::{key_timeline, notes_line, violations_json, violations_text};
@@ -379,6 +380,15 @@ pub fn json(run: &LiveRun) -> Value {
                 "claims": minute.claims,
                 "p50_ms": minute.p50_ms,
                 "p99_ms": minute.p99_ms,
+            }))
+            .collect::<Vec<_>>(),
+        "storage_per_minute": per_minute(&run.storage)
+            .iter()
+            .map(|(minute, sample)| json!({
+                "minute": minute,
+                "keys": sample.streams,
+                "records": sample.records,
+                "records_per_key": sample.records_per_key(),
             }))
             .collect::<Vec<_>>(),
         "fault_counts": {
