@@ -267,12 +267,27 @@ pub fn text(run: &LiveRun, full_history: bool) -> String {
     }
     let _ = writeln!(
         text,
-        "  claims per minute   minute  claims      p50      p99"
+        "  per minute   minute  claims  p50 (ms)  p99 (ms)    keys  records  records/key"
     );
+    let storage = per_minute(&run.storage);
     for minute in claim_latency_per_minute(&run.history) {
+        let stored = storage
+            .iter()
+            .find(|(at, _)| *at == minute.minute)
+            .map_or_else(
+                || format!("{:>7} {:>8} {:>12}", "-", "-", "-"),
+                |(_, sample)| {
+                    format!(
+                        "{:>7} {:>8} {:>12.2}",
+                        sample.streams,
+                        sample.records,
+                        sample.records_per_key()
+                    )
+                },
+            );
         let _ = writeln!(
             text,
-            "                      {:>6} {:>7} {:>8.2} {:>8.2}",
+            "               {:>6} {:>7} {:>9.2} {:>9.2} {stored}",
             minute.minute, minute.claims, minute.p50_ms, minute.p99_ms
         );
     }
