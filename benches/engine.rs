@@ -6,13 +6,29 @@
 //!    on the same store type. Their ratio is the engine's own overhead.
 //! 2. `fenced claim+complete`: the same through `FencedCache` (v2 records
 //!    with claim ids and CRC-32C, a random claim id per claim), against the
-//!    seed's `claim+complete`.
+//!    seed's `claim+complete`, and against `fenced bare store calls`: the
+//!    store calls the fenced claim + complete makes on a fresh key, recorded
+//!    from one probe run at start-up (so they follow the engine: read,
+//!    append, read, append while operations read first; an append and an
+//!    append once they try the conditional append first), replayed with the
+//!    probe's payloads on a fresh `MemoryStore`. Target (issue 14): at most
+//!    1.5x.
 //! 3. `claim on a stream of N records`: `claim_or_get` on a key whose stream
 //!    already holds N records of claim/release churn (N = 1, 100, 10,000).
 //!
 //! After criterion's report, an interleaved A/B run prints the ratios
 //! measured in this same process (medians of alternating rounds), so a
 //! noisy neighbour affects both sides alike.
+//!
+//! ```text
+//! cargo bench --bench engine               # criterion, then the ratios
+//! cargo bench --bench engine -- --quick    # a minute or so
+//! ```
+//!
+//! The fenced API's claim against history, on every store, is
+//! `benches/history.rs`; its sweep, `benches/sweep.rs`.
+
+mod support;
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -25,6 +41,7 @@ use atmostonce::{
 };
 use criterion::{BatchSize, Criterion, criterion_group};
 use futures::executor::block_on;
+use support::calls::{Call, Recording, names, replay};
 
 const KEY: &str = "order-0000017";
 const NOW_MILLIS: u64 = 1_700_000_000_000;
@@ -120,6 +137,34 @@ impl Bare {
     }
 }
 
+/// The store calls a fenced claim + complete of a fresh key makes,
+/// recorded once, replayed on a fresh `MemoryStore` each time.
+struct FencedBare {
+    calls: Vec<Call>,
+    stream: String,
+}
+
+impl FencedBare {
+    fn recorded() -> FencedBare {
+        let store = Arc::new(Recording::new(MemoryStore::new()));
+        let cache = FencedCache::new(
+            Arc::clone(&store) as Arc<dyn DurableStore>,
+            "orders",
+            FencedOptions::default(),
+        )
+        .expect("valid namespace");
+        fenced_claim_and_complete(&cache, &receipt());
+        FencedBare {
+            calls: store.take(),
+            stream: cache.stream_key_for(KEY),
+        }
+    }
+
+    fn run(&self, store: &MemoryStore) {
+        block_on(replay(store, &self.calls, &self.stream));
+    }
+}
+
 /// A store whose stream for `KEY` holds `records` records of claim/release
 /// churn, ending with a tombstone (so the next claim appends).
 fn churned_table(records: u64) -> StreamTable {
@@ -148,6 +193,7 @@ fn cache_on(table: &StreamTable) -> DedupCache {
 fn benches(c: &mut Criterion) {
     let receipt = receipt();
     let template = Bare::template();
+    let fenced_bare = FencedBare::recorded();
     let mut group = c.benchmark_group("memory store");
     group.bench_function("claim+complete", |b| {
         b.iter_batched(
@@ -160,6 +206,13 @@ fn benches(c: &mut Criterion) {
         b.iter_batched(
             fresh_fenced_cache,
             |cache| fenced_claim_and_complete(&cache, &receipt),
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("fenced bare store calls", |b| {
+        b.iter_batched(
+            MemoryStore::new,
+            |store| fenced_bare.run(&store),
             BatchSize::SmallInput,
         )
     });
@@ -221,25 +274,30 @@ fn interleaved<SA, SB>(
 }
 
 fn summary() {
-    const ROUNDS: usize = 15;
+    let quick = support::quick();
+    let rounds = if quick { 7 } else { 15 };
+    let calls = if quick { 5_000 } else { 20_000 };
     let receipt = receipt();
     let template = Bare::template();
     let (engine, bare) = interleaved(
-        ROUNDS,
-        20_000,
+        rounds,
+        calls,
         fresh_cache,
         |cache| claim_and_complete(&cache, &receipt),
         || Bare::fresh(&template),
         |bare| bare.run(),
     );
-    println!("\nsummary (medians of {ROUNDS} interleaved rounds, same process):");
+    println!(
+        "\nsummary (medians of {rounds} interleaved rounds, same process; load average {}):",
+        support::load_average()
+    );
     println!(
         "  claim+complete {engine:?} / bare store calls {bare:?} = {:.2}x",
         engine.as_secs_f64() / bare.as_secs_f64()
     );
     let (fenced, seed) = interleaved(
-        ROUNDS,
-        20_000,
+        rounds,
+        calls,
         fresh_fenced_cache,
         |cache| fenced_claim_and_complete(&cache, &receipt),
         fresh_cache,
@@ -249,12 +307,27 @@ fn summary() {
         "  fenced claim+complete {fenced:?} / seed claim+complete {seed:?} = {:.2}x",
         fenced.as_secs_f64() / seed.as_secs_f64()
     );
+    let fenced_bare = FencedBare::recorded();
+    let (fenced, bare) = interleaved(
+        rounds,
+        calls,
+        fresh_fenced_cache,
+        |cache| fenced_claim_and_complete(&cache, &receipt),
+        MemoryStore::new,
+        |store| fenced_bare.run(&store),
+    );
+    println!(
+        "  fenced claim+complete {fenced:?} / its bare store calls ({}) {bare:?} = {:.2}x \
+         (target: at most 1.5x)",
+        names(&fenced_bare.calls),
+        fenced.as_secs_f64() / bare.as_secs_f64()
+    );
     let short = churned_table(STREAM_LENGTHS[0]);
     for records in STREAM_LENGTHS {
         let table = churned_table(records);
         let calls = if records >= 10_000 { 50 } else { 5_000 };
         let (long, base) = interleaved(
-            ROUNDS,
+            rounds,
             calls,
             || cache_on(&table),
             |cache| drop(black_box(block_on(cache.claim_or_get(KEY, NOW_MILLIS)))),

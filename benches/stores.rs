@@ -8,6 +8,12 @@
 //!   idempotency table (`INSERT ... ON CONFLICT DO NOTHING`, then an
 //!   `UPDATE` with the receipt), on the same server, pool size and
 //!   durability (`synchronous_commit = on`).
+//! - The same for the fenced API (`FencedCache::claim`, then `complete`
+//!   with the token): on PostgreSQL against the same hand-written table, on
+//!   haematite against the `EventStore` calls the fenced claim + complete
+//!   makes on a fresh key, recorded from one probe run on a `HaematiteStore`
+//!   at start-up (so they follow the engine) and printed. Targets
+//!   (issue 14): at least 1.0x on both.
 //!
 //! Criterion reports each figure; the ratios are measured afterwards in the
 //! same process by alternating rounds of the engine and its baseline, so
@@ -16,21 +22,30 @@
 //! ```text
 //! source scripts/throwaway-postgres.sh && throwaway_postgres_start
 //! cargo bench --bench stores --features postgres
+//! cargo bench --bench stores --features postgres -- --quick   # a few minutes
 //! ```
+//!
+//! `--quick` (or `ATMOSTONCE_BENCH_QUICK=1`) also halves the alternating
+//! rounds behind the ratios.
+
+mod support;
 
 use std::num::{NonZeroU64, NonZeroUsize};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use atmostonce::fenced::{Claim, FencedCache, FencedOptions};
 use atmostonce::store::haematite::{
     DEFAULT_BUFFERED_COMMIT_BYTES, DEFAULT_NODE_CACHE_BYTES, DEFAULT_SHARD_COUNT,
 };
 use atmostonce::{
-    DedupCache, DedupDecision, HaematiteStore, PostgresOptions, PostgresStore, ProcessingReceipt,
+    DedupCache, DedupDecision, DurableStore, HaematiteStore, PostgresOptions, PostgresStore,
+    ProcessingReceipt,
 };
 use criterion::{Criterion, Throughput};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use support::calls::{Call, Recording, names};
 use tokio_postgres::NoTls;
 
 /// Concurrent producers, as the issue asks.
@@ -121,6 +136,105 @@ impl Workload for Engine {
     }
 }
 
+/// The fenced engine: `claim` then `complete` with the token.
+struct Fenced {
+    runtime: Arc<tokio::runtime::Runtime>,
+    cache: FencedCache,
+}
+
+impl Workload for Fenced {
+    fn run(&self, keys: u64) -> Duration {
+        let cache = self.cache.clone();
+        time_tokio_producers(&self.runtime, keys, move |key| {
+            let cache = cache.clone();
+            async move {
+                let receipt = ProcessingReceipt::new(vec![7; RECEIPT_BYTES]);
+                let Claim::Granted(token) = cache.claim(&key, 1_000).await.unwrap() else {
+                    panic!("a fresh key is granted");
+                };
+                cache.complete(&token, &receipt, 1_000).await.unwrap();
+            }
+        })
+    }
+}
+
+fn fenced_cache(store: Arc<dyn DurableStore>) -> FencedCache {
+    FencedCache::new(store, "fenced", FencedOptions::default()).expect("a valid namespace")
+}
+
+/// The store calls one fenced claim + complete of a fresh key makes on
+/// `store` (the probe's key is left in the store).
+fn fenced_calls(
+    runtime: &Arc<tokio::runtime::Runtime>,
+    store: impl DurableStore + 'static,
+) -> Vec<Call> {
+    let store = Arc::new(Recording::new(store));
+    let probe = Fenced {
+        runtime: Arc::clone(runtime),
+        cache: fenced_cache(Arc::clone(&store) as Arc<dyn DurableStore>),
+    };
+    probe.run(1);
+    store.take()
+}
+
+/// haematite's bare calls for a fenced claim + complete: the recorded
+/// calls, made on `EventStore` for a fresh key, from 16 threads.
+struct FencedHaematiteBare {
+    events: Arc<haematite::EventStore>,
+    calls: Vec<Call>,
+}
+
+impl Workload for FencedHaematiteBare {
+    fn run(&self, keys: u64) -> Duration {
+        let started = Instant::now();
+        std::thread::scope(|scope| {
+            for producer in 0..PRODUCERS {
+                let (events, calls) = (&self.events, &self.calls);
+                scope.spawn(move || {
+                    for _ in 0..share(keys, producer) {
+                        let key = next_key();
+                        replay_on_events(events, calls, key.as_bytes());
+                    }
+                });
+            }
+        });
+        started.elapsed()
+    }
+}
+
+/// `calls` on haematite's `EventStore` at `key`, as `HaematiteStore` makes
+/// them (a head read: the sequence counter, then a one-entry page).
+fn replay_on_events(events: &haematite::EventStore, calls: &[Call], key: &[u8]) {
+    let page = NonZeroUsize::new(256).unwrap();
+    for call in calls {
+        match call {
+            Call::Append {
+                payload,
+                expected_seq,
+                ..
+            } => {
+                events.append(key, payload, *expected_seq).unwrap();
+            }
+            Call::ReadFrom { offset, .. } => {
+                std::hint::black_box(events.read_page(key, *offset, page).unwrap());
+            }
+            Call::ReadHead { .. } => {
+                if let Some(length) = events.read_stream_next_seq(key).unwrap()
+                    && length > 0
+                {
+                    std::hint::black_box(
+                        events
+                            .read_page(key, length - 1, NonZeroUsize::MIN)
+                            .unwrap(),
+                    );
+                }
+            }
+            Call::Flush => events.flush().unwrap(),
+            Call::Other(_) => {}
+        }
+    }
+}
+
 /// haematite's bare calls for a claim + complete: read the stream, append
 /// the claim, read it again, append the completion.
 struct HaematiteBare {
@@ -182,11 +296,31 @@ impl Workload for PostgresBaseline {
     }
 }
 
-fn haematite_workloads(dir: &std::path::Path) -> (Engine, HaematiteBare) {
-    let store = HaematiteStore::open(dir.join("engine")).expect("a haematite store");
+/// The haematite workloads: the seed engine, its bare calls, the fenced
+/// engine (on the same store, another namespace), its bare calls (on the
+/// same database as the seed's).
+struct HaematiteWorkloads {
+    engine: Engine,
+    bare: HaematiteBare,
+    fenced: Fenced,
+    fenced_bare: FencedHaematiteBare,
+}
+
+fn haematite_workloads(dir: &std::path::Path) -> HaematiteWorkloads {
+    let store = Arc::new(HaematiteStore::open(dir.join("engine")).expect("a haematite store"));
+    let runtime = tokio_runtime();
+    let fenced = Fenced {
+        runtime: Arc::clone(&runtime),
+        cache: fenced_cache(Arc::clone(&store) as Arc<dyn DurableStore>),
+    };
+    let calls = fenced_calls(&runtime, Arc::clone(&store));
+    println!(
+        "fenced claim+complete on HaematiteStore makes: {}",
+        names(&calls)
+    );
     let engine = Engine {
-        runtime: tokio_runtime(),
-        cache: DedupCache::new(Arc::new(store), "bench"),
+        runtime,
+        cache: DedupCache::new(store, "bench"),
     };
     // The configuration `HaematiteStore::open` creates with.
     let config = haematite::DatabaseConfig {
@@ -206,13 +340,18 @@ fn haematite_workloads(dir: &std::path::Path) -> (Engine, HaematiteBare) {
     let database = haematite::Database::create(config, runtime_options).unwrap();
     let policy =
         haematite::CommitPolicy::buffered(NonZeroU64::new(DEFAULT_BUFFERED_COMMIT_BYTES).unwrap());
-    let bare = HaematiteBare {
-        events: Arc::new(haematite::EventStore::with_commit_policy(database, policy)),
-    };
-    (engine, bare)
+    let events = Arc::new(haematite::EventStore::with_commit_policy(database, policy));
+    HaematiteWorkloads {
+        engine,
+        bare: HaematiteBare {
+            events: Arc::clone(&events),
+        },
+        fenced,
+        fenced_bare: FencedHaematiteBare { events, calls },
+    }
 }
 
-fn postgres_workloads() -> (Engine, PostgresBaseline) {
+fn postgres_workloads() -> (Engine, Fenced, PostgresBaseline) {
     let url = std::env::var("ATMOSTONCE_POSTGRES_URL").expect(
         "ATMOSTONCE_POSTGRES_URL is not set: the PostgreSQL benchmarks need a server \
          (source scripts/throwaway-postgres.sh && throwaway_postgres_start)",
@@ -220,12 +359,22 @@ fn postgres_workloads() -> (Engine, PostgresBaseline) {
     let runtime = tokio_runtime();
     let table = format!("bench_{}", std::process::id());
     let options = PostgresOptions::default().with_table(table.clone());
-    let store = runtime
-        .block_on(PostgresStore::connect_with_options(&url, options))
-        .expect("a PostgreSQL store at ATMOSTONCE_POSTGRES_URL");
+    let store = Arc::new(
+        runtime
+            .block_on(PostgresStore::connect_with_options(&url, options))
+            .expect("a PostgreSQL store at ATMOSTONCE_POSTGRES_URL"),
+    );
+    let fenced = Fenced {
+        runtime: Arc::clone(&runtime),
+        cache: fenced_cache(Arc::clone(&store) as Arc<dyn DurableStore>),
+    };
+    println!(
+        "fenced claim+complete on PostgresStore makes: {}",
+        names(&fenced_calls(&runtime, Arc::clone(&store)))
+    );
     let engine = Engine {
         runtime: Arc::clone(&runtime),
-        cache: DedupCache::new(Arc::new(store), "bench"),
+        cache: DedupCache::new(store, "bench"),
     };
     let baseline_table = format!("bench_baseline_{}", std::process::id());
     let manager = Manager::from_config(
@@ -261,17 +410,17 @@ fn postgres_workloads() -> (Engine, PostgresBaseline) {
         .into(),
         complete: format!("UPDATE {baseline_table} SET receipt = $2 WHERE key = $1").into(),
     };
-    (engine, baseline)
+    (engine, fenced, baseline)
 }
 
-fn bench(criterion: &mut Criterion, group: &str, workloads: [(&str, &dyn Workload); 2]) {
+fn bench(criterion: &mut Criterion, group: &str, workloads: &[(&str, &dyn Workload)]) {
     let mut group = criterion.benchmark_group(group);
     group
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(5))
         .throughput(Throughput::Elements(1));
-    for (name, workload) in workloads {
+    for &(name, workload) in workloads {
         group.bench_function(name, |bencher| {
             bencher.iter_custom(|keys| workload.run(keys))
         });
@@ -282,17 +431,22 @@ fn bench(criterion: &mut Criterion, group: &str, workloads: [(&str, &dyn Workloa
 /// Throughput of `engine` as a fraction of `baseline`'s, from alternating
 /// rounds.
 fn ratio(what: &str, engine: &dyn Workload, baseline: &dyn Workload) {
+    let rounds = if support::quick() {
+        RATIO_ROUNDS / 2
+    } else {
+        RATIO_ROUNDS
+    };
     let (mut engine_time, mut baseline_time) = (Duration::ZERO, Duration::ZERO);
-    for _ in 0..RATIO_ROUNDS {
+    for _ in 0..rounds {
         engine_time += engine.run(RATIO_KEYS_PER_ROUND);
         baseline_time += baseline.run(RATIO_KEYS_PER_ROUND);
     }
-    let keys = (RATIO_ROUNDS as u64 * RATIO_KEYS_PER_ROUND) as f64;
+    let keys = (rounds as u64 * RATIO_KEYS_PER_ROUND) as f64;
     let engine_rate = keys / engine_time.as_secs_f64();
     let baseline_rate = keys / baseline_time.as_secs_f64();
     println!(
         "ratio {what}: engine {engine_rate:.0} claim+complete/s, baseline {baseline_rate:.0}/s, \
-         engine/baseline = {:.2} ({RATIO_ROUNDS} alternating rounds of {RATIO_KEYS_PER_ROUND} keys, \
+         engine/baseline = {:.2} ({rounds} alternating rounds of {RATIO_KEYS_PER_ROUND} keys, \
          {PRODUCERS} producers)",
         engine_rate / baseline_rate
     );
@@ -301,21 +455,27 @@ fn ratio(what: &str, engine: &dyn Workload, baseline: &dyn Workload) {
 fn main() {
     let mut criterion = Criterion::default().configure_from_args();
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let (haematite_engine, haematite_bare) = haematite_workloads(dir.path());
-    let (postgres_engine, postgres_baseline) = postgres_workloads();
+    let haematite = haematite_workloads(dir.path());
+    let (postgres_engine, postgres_fenced, postgres_baseline) = postgres_workloads();
     bench(
         &mut criterion,
         "haematite claim+complete, 16 producers",
-        [
-            ("engine on HaematiteStore", &haematite_engine),
-            ("bare haematite read+append calls", &haematite_bare),
+        &[
+            ("engine on HaematiteStore", &haematite.engine),
+            ("bare haematite read+append calls", &haematite.bare),
+            ("fenced engine on HaematiteStore", &haematite.fenced),
+            (
+                "bare haematite calls of the fenced engine",
+                &haematite.fenced_bare,
+            ),
         ],
     );
     bench(
         &mut criterion,
         "postgres claim+complete, 16 producers",
-        [
+        &[
             ("engine on PostgresStore", &postgres_engine),
+            ("fenced engine on PostgresStore", &postgres_fenced),
             (
                 "hand-written INSERT ON CONFLICT + UPDATE",
                 &postgres_baseline,
@@ -323,6 +483,13 @@ fn main() {
         ],
     );
     criterion.final_summary();
-    ratio("haematite", &haematite_engine, &haematite_bare);
+    println!("load average {}", support::load_average());
+    ratio("haematite", &haematite.engine, &haematite.bare);
+    ratio(
+        "haematite fenced",
+        &haematite.fenced,
+        &haematite.fenced_bare,
+    );
     ratio("postgres", &postgres_engine, &postgres_baseline);
+    ratio("postgres fenced", &postgres_fenced, &postgres_baseline);
 }

@@ -47,6 +47,7 @@ mod remote;
 pub mod report;
 mod run;
 pub mod server;
+pub mod storage;
 mod wire;
 
 pub use options::{LiveOptions, PostgresTarget};

@@ -7,6 +7,7 @@ use atmostonce_verify::oracle::{SpecAnswer, SpecOp};
 use serde_json::{Value, json};
 
 use super::run::LiveRun;
+use super::storage::per_minute;
 use crate::check::a1_excused;
 use crate::history::{History, Process, op_name};
 use crate::report::{key_timeline, notes_line, violations_json, violations_text};
@@ -69,6 +70,55 @@ pub fn latencies(history: &History) -> Vec<Latency> {
                 p50_ms: ms(percentile(&spans, 50)),
                 p99_ms: ms(percentile(&spans, 99)),
                 max_ms: ms(spans.last().copied().unwrap_or(0)),
+            }
+        })
+        .collect()
+}
+
+/// A soak's view of one minute of the run: the claims invoked in it and
+/// their latency, so that a long run shows whether claims slow down as
+/// history grows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MinuteLatency {
+    /// Minutes since the run started (0 is the first).
+    pub minute: u64,
+    /// Claims invoked in that minute that answered.
+    pub claims: usize,
+    /// Median time from invocation to answer.
+    pub p50_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+}
+
+/// Microseconds in a minute.
+const MINUTE_US: u64 = 60_000_000;
+
+/// Claim latency per minute of the run (by invocation time), over the
+/// producers' answered claims; minutes without one are left out.
+#[must_use]
+pub fn claim_latency_per_minute(history: &History) -> Vec<MinuteLatency> {
+    let mut minutes: std::collections::BTreeMap<u64, Vec<u64>> = std::collections::BTreeMap::new();
+    for op in &history.ops {
+        if op_name(&op.op) != "claim" || op.process == Process::Probe || op.result.is_none() {
+            continue;
+        }
+        if let Some(ret_us) = op.ret_us {
+            minutes
+                .entry(op.call_us / MINUTE_US)
+                .or_default()
+                .push(ret_us.saturating_sub(op.call_us));
+        }
+    }
+    minutes
+        .into_iter()
+        .map(|(minute, mut spans)| {
+            spans.sort_unstable();
+            let ms = |us: u64| us as f64 / 1000.0;
+            MinuteLatency {
+                minute,
+                claims: spans.len(),
+                p50_ms: ms(percentile(&spans, 50)),
+                p99_ms: ms(percentile(&spans, 99)),
             }
         })
         .collect()
@@ -215,6 +265,32 @@ pub fn text(run: &LiveRun, full_history: bool) -> String {
             latency.max_ms
         );
     }
+    let _ = writeln!(
+        text,
+        "  per minute   minute  claims  p50 (ms)  p99 (ms)    keys  records  records/key"
+    );
+    let storage = per_minute(&run.storage);
+    for minute in claim_latency_per_minute(&run.history) {
+        let stored = storage
+            .iter()
+            .find(|(at, _)| *at == minute.minute)
+            .map_or_else(
+                || format!("{:>7} {:>8} {:>12}", "-", "-", "-"),
+                |(_, sample)| {
+                    format!(
+                        "{:>7} {:>8} {:>12.2}",
+                        sample.streams,
+                        sample.records,
+                        sample.records_per_key()
+                    )
+                },
+            );
+        let _ = writeln!(
+            text,
+            "               {:>6} {:>7} {:>9.2} {:>9.2} {stored}",
+            minute.minute, minute.claims, minute.p50_ms, minute.p99_ms
+        );
+    }
     let faults = &run.faults;
     let _ = writeln!(
         text,
@@ -312,6 +388,24 @@ pub fn json(run: &LiveRun) -> Value {
         "decisions": decisions(history),
         "expiries": expiries(history),
         "latency_ms": latency,
+        "claim_latency_per_minute": claim_latency_per_minute(history)
+            .iter()
+            .map(|minute| json!({
+                "minute": minute.minute,
+                "claims": minute.claims,
+                "p50_ms": minute.p50_ms,
+                "p99_ms": minute.p99_ms,
+            }))
+            .collect::<Vec<_>>(),
+        "storage_per_minute": per_minute(&run.storage)
+            .iter()
+            .map(|(minute, sample)| json!({
+                "minute": minute,
+                "keys": sample.streams,
+                "records": sample.records,
+                "records_per_key": sample.records_per_key(),
+            }))
+            .collect::<Vec<_>>(),
         "fault_counts": {
             "producer_crashes": faults.producer_crashes,
             "store_crashes": faults.store_crashes,
@@ -347,5 +441,82 @@ impl LiveRun {
         } else {
             i32::from(!self.verdict.passed())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use atmostonce::DedupDecision;
+    use atmostonce_verify::oracle::{SpecAnswer, SpecOp};
+
+    use super::{MINUTE_US, MinuteLatency, claim_latency_per_minute};
+    use crate::history::{History, Process};
+
+    /// A producer's claim invoked at `call_us` that answered `span_us` later.
+    fn claim(history: &mut History, call_us: u64, span_us: u64) {
+        let id = history.invoke(
+            Process::Producer(0),
+            0,
+            0,
+            SpecOp::Claim { now_millis: 0 },
+            None,
+            call_us,
+        );
+        history.respond(
+            id,
+            Ok(SpecAnswer::Decision(DedupDecision::Claimed)),
+            call_us + span_us,
+        );
+    }
+
+    #[test]
+    fn claim_latency_is_reported_per_minute_of_invocation() {
+        let mut history = History::new(vec!["k".into()], vec!["s".into()]);
+        // Minute 0: 100 claims of 1..=100 ms; the last answers in minute 1.
+        for n in 1..=100 {
+            claim(&mut history, MINUTE_US - 50_000 + n, n * 1_000);
+        }
+        // Minute 2 (minute 1 has none): one slow claim; a lookup and the
+        // probe's claim do not count.
+        claim(&mut history, 2 * MINUTE_US + 5, 7_000);
+        let lookup = history.invoke(
+            Process::Producer(1),
+            0,
+            0,
+            SpecOp::Lookup,
+            None,
+            2 * MINUTE_US,
+        );
+        history.respond(lookup, Ok(SpecAnswer::Lookup(None)), 3 * MINUTE_US);
+        let probe = history.invoke(
+            Process::Probe,
+            0,
+            0,
+            SpecOp::Claim { now_millis: 0 },
+            None,
+            2 * MINUTE_US,
+        );
+        history.respond(
+            probe,
+            Ok(SpecAnswer::Decision(DedupDecision::Claimed)),
+            3 * MINUTE_US,
+        );
+        assert_eq!(
+            claim_latency_per_minute(&history),
+            vec![
+                MinuteLatency {
+                    minute: 0,
+                    claims: 100,
+                    p50_ms: 50.0,
+                    p99_ms: 99.0,
+                },
+                MinuteLatency {
+                    minute: 2,
+                    claims: 1,
+                    p50_ms: 7.0,
+                    p99_ms: 7.0,
+                },
+            ]
+        );
     }
 }

@@ -16,6 +16,7 @@ use super::plant::{PlantedStore, WipeableStore};
 use super::postgres::PgControl;
 use super::remote::RemoteStore;
 use super::server::HaematiteServer;
+use super::storage::{StorageSample, sample_storage};
 use crate::check::{Invariant, Verdict, Violation, check};
 use crate::cli::{LiveFault, Plant, StoreKind};
 use crate::config::SplitMix;
@@ -81,6 +82,8 @@ pub struct LiveRun {
     pub capped: bool,
     /// Where the store's data was kept for a look after a violation.
     pub kept: Option<String>,
+    /// The store's records and keys, sampled during the main phase.
+    pub storage: Vec<StorageSample>,
 }
 
 /// The store under test and what the run needs to crash it and clean up.
@@ -270,6 +273,14 @@ async fn run_async(options: &LiveOptions) -> Result<LiveRun, String> {
         }));
     }
 
+    let storage = Arc::new(Mutex::new(Vec::new()));
+    let storage_task = tokio::spawn(sample_storage(
+        setup.plain.clone(),
+        started,
+        storage.clone(),
+        off_receiver.clone(),
+    ));
+
     // Main phase: until the duration is up (or the history is full), then
     // until every producer has finished the message in hand.
     let mut capped = false;
@@ -308,6 +319,7 @@ async fn run_async(options: &LiveOptions) -> Result<LiveRun, String> {
     // every abandoned claim must then expire.
     world.quiet();
     let _ = off.send(true);
+    let _ = storage_task.await;
     if let Some(task) = clock_jumps {
         task.abort();
     }
@@ -404,6 +416,7 @@ async fn run_async(options: &LiveOptions) -> Result<LiveRun, String> {
         faults: counts,
         capped,
         kept,
+        storage: std::mem::take(&mut *storage.lock()),
     })
 }
 
