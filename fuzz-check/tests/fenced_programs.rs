@@ -129,21 +129,18 @@ fn a_release_after_ones_own_completion_is_stale_and_the_receipt_stays() {
 
 #[test]
 fn a_lost_claim_append_is_resolved_by_claim_id_against_a_near_identical_id() {
-    // A and B read the empty stream; A's append is lost, B's (whose id
-    // differs from A's in one byte) lands at the same sequence in the same
-    // millisecond; A re-reads and must not take B's claim for its own.
+    // A and B both guess the key is new: A's grant at sequence 0 is lost,
+    // B's (whose id differs from A's in one byte) lands there in the same
+    // millisecond; A reads the head and must not take B's claim for its own.
     let near = claim(ClaimIdChoice::NearCopyOf { claim: 0, byte: 15 }, 0);
-    let summary = run(
-        PLAIN,
-        vec![vec![
-            start(0, FRESH),
-            start(1, near),
-            step(0, Fault::None),
-            step(1, Fault::None),
-            step(0, Fault::Indeterminate { applied: false }),
-            step(1, Fault::None),
-        ]],
-    );
+    let mut a_resolves = vec![
+        start(0, FRESH),
+        start(1, near),
+        step(0, Fault::Indeterminate { applied: false }),
+        step(1, Fault::None),
+    ];
+    a_resolves.extend((0..STEPS_TO_FINISH).map(|_| step(0, Fault::None)));
+    let summary = run(PLAIN, vec![a_resolves]);
     assert_eq!(summary.grants, 1);
 }
 
@@ -152,8 +149,9 @@ fn an_indeterminate_claim_append_that_landed_is_the_claimers_grant() {
     let summary = run(
         FLUSHING,
         vec![
-            vec![start(0, FRESH), step(0, Fault::None)],
-            vec![step(0, Fault::Indeterminate { applied: true })],
+            // The grant at sequence 0 lands, its answer is lost.
+            vec![start(0, FRESH), step(0, Fault::Indeterminate { applied: true })],
+            (0..STEPS_TO_FINISH).map(|_| step(0, Fault::None)).collect(),
             done(1, claim(ClaimIdChoice::CopyOf(0), 0)),
         ],
     );
@@ -223,12 +221,13 @@ fn an_acknowledged_grant_survives_a_store_crash() {
 
 #[test]
 fn an_unflushed_claim_dropped_by_a_crash_is_never_acknowledged() {
-    // A's claim is appended but not yet flushed when the store crashes: its
-    // flush then fails, and B may have the key.
+    // A's claim (its first call: the grant at sequence 0) is appended but
+    // not yet flushed when the store crashes: its flush then fails, and B
+    // may have the key.
     let summary = run(
         FLUSHING,
         vec![
-            vec![start(0, FRESH), step(0, Fault::None), step(0, Fault::None)],
+            vec![start(0, FRESH), step(0, Fault::None)],
             vec![FencedAction::Crash],
             done(0, FRESH),
             done(1, FRESH),
@@ -274,8 +273,8 @@ fn claimed_then_stale(op: FencedOpKind) -> Vec<Vec<FencedAction>> {
 
 #[test]
 fn a_stale_read_never_refuses_the_holders_own_completion() {
-    // The read ends before the token's own record, so it is provably
-    // stale: the completion must read again, not answer StaleClaim.
+    // The completion's first call is its append right after the token's
+    // claim, which reads nothing: no stale snapshot can refuse it.
     let summary = run(PLAIN, claimed_then_stale(COMPLETE));
     assert_eq!(
         (summary.stale_refusals, summary.stale_reads_excused),

@@ -16,7 +16,7 @@
 use std::fmt;
 
 mod v1;
-mod v2;
+pub(crate) mod v2;
 
 pub use v1::{ACTIVE_MAGIC_V1, DedupEntry, DedupRecord, TOMBSTONE_MAGIC_V1, Tombstone};
 pub use v2::{

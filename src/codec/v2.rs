@@ -537,7 +537,7 @@ impl FencedRecord {
     }
 }
 
-fn put_option(out: &mut Vec<u8>, option: Option<&[u8]>) {
+pub(crate) fn put_option(out: &mut Vec<u8>, option: Option<&[u8]>) {
     match option {
         None => out.push(OPTION_NONE),
         Some(bytes) => {
@@ -557,7 +557,7 @@ fn nonzero(id: [u8; CLAIM_ID_LEN], magic: [u8; MAGIC_LEN]) -> Result<ClaimId, En
     ClaimId::new(id).ok_or(EnvelopeError::ZeroClaimId { magic })
 }
 
-fn fingerprint(input: &mut Reader<'_>) -> Result<Option<Vec<u8>>, EnvelopeError> {
+pub(crate) fn fingerprint(input: &mut Reader<'_>) -> Result<Option<Vec<u8>>, EnvelopeError> {
     match input.take(1, RecordField::FingerprintMarker)?[0] {
         OPTION_NONE => Ok(None),
         OPTION_SOME => Ok(Some(

@@ -314,29 +314,48 @@ struct Uncertain {
 
 /// What a read of the stream showed at an uncertain append's sequence.
 fn resolution(uncertain: &Uncertain, request: &StoreRequest, reply: &StoreReply) -> Option<usize> {
-    let (StoreRequest::Read { stream, limit, .. }, StoreReply::Read(Ok(entries))) =
-        (request, reply)
-    else {
-        return None;
-    };
-    if *stream != uncertain.stream {
-        return None;
-    }
-    match entries
-        .iter()
-        .find(|entry| entry.sequence == uncertain.sequence)
-    {
-        Some(entry) if entry.payload == uncertain.payload => Some(LANDED),
-        Some(_) => Some(LOST),
-        // A short batch ends the stream: nothing is at the sequence.
-        None if entries.len() < *limit
-            && entries
-                .iter()
-                .all(|entry| entry.sequence < uncertain.sequence) =>
+    match (request, reply) {
+        (StoreRequest::Read { stream, limit, .. }, StoreReply::Read(Ok(entries)))
+            if *stream == uncertain.stream =>
         {
-            Some(ABSENT)
+            match entries
+                .iter()
+                .find(|entry| entry.sequence == uncertain.sequence)
+            {
+                Some(entry) => Some(landed_or_lost(uncertain, &entry.payload)),
+                // A short batch ends the stream: nothing is at the sequence.
+                None if entries.len() < *limit
+                    && entries
+                        .iter()
+                        .all(|entry| entry.sequence < uncertain.sequence) =>
+                {
+                    Some(ABSENT)
+                }
+                None => None,
+            }
         }
-        None => None,
+        (StoreRequest::ReadHead { stream }, StoreReply::Head(Ok(head)))
+            if *stream == uncertain.stream =>
+        {
+            match &head.last {
+                Some(last) if last.sequence == uncertain.sequence => {
+                    Some(landed_or_lost(uncertain, &last.payload))
+                }
+                // The stream ends before the sequence.
+                _ if head.length <= uncertain.sequence => Some(ABSENT),
+                // Past it: a read of that one record tells.
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+fn landed_or_lost(uncertain: &Uncertain, payload: &[u8]) -> usize {
+    if payload == uncertain.payload.as_slice() {
+        LANDED
+    } else {
+        LOST
     }
 }
 
@@ -347,6 +366,8 @@ pub(crate) struct Watch {
     span: Span,
     started: Instant,
     call_started: Option<Instant>,
+    /// Store calls answered so far.
+    calls: u32,
     appended_streams: Vec<String>,
     uncertain: Vec<Uncertain>,
 }
@@ -385,6 +406,7 @@ impl Watch {
             span,
             started: Instant::now(),
             call_started: None,
+            calls: 0,
             appended_streams: Vec::new(),
             uncertain: Vec::new(),
         }
@@ -410,7 +432,11 @@ impl Watch {
                 self.appended_streams.push(stream.clone());
             }
         }
-        if matches!(request, StoreRequest::Scan { .. }) && self.operation == OpKind::Sweep {
+        if matches!(
+            request,
+            StoreRequest::Scan { .. } | StoreRequest::ScanHeads { .. }
+        ) && self.operation == OpKind::Sweep
+        {
             SWEEP_PAGES.counter(&[self.api as usize]).increment(1);
         }
     }
@@ -424,6 +450,8 @@ impl Watch {
                 .record(started.elapsed().as_secs_f64());
         }
         let [api, operation] = self.labels();
+        let first_call = self.calls == 0;
+        self.calls = self.calls.saturating_add(1);
         self.uncertain.retain(|uncertain| match resolution(uncertain, request, reply) {
             Some(resolution) => {
                 tracing::debug!(target: "atmostonce", sequence = uncertain.sequence, resolution = RESOLUTION.1[resolution], "an indeterminate append resolved");
@@ -435,10 +463,24 @@ impl Watch {
         let error = match reply {
             StoreReply::Read(Err(error))
             | StoreReply::Scan(Err(error))
-            | StoreReply::Flush(Err(error)) => error,
-            StoreReply::Append(Err(error)) => error,
+            | StoreReply::Flush(Err(error))
+            | StoreReply::Head(Err(error))
+            | StoreReply::Heads(Err(error))
+            | StoreReply::Compact(Err(error))
+            | StoreReply::Append(Err(error)) => error,
             _ => return,
         };
+        if let (DurabilityError::SequenceConflict { .. }, StoreRequest::Append { stream, .. }) =
+            (error, request)
+            && first_call
+        {
+            // An append before any read is the operation's guess of the
+            // head (`core::fenced`'s first append): a conflict says the key
+            // is not new, not that a race was lost.
+            tracing::debug!(target: "atmostonce", "the first append's guess of the head missed");
+            self.appended_streams.retain(|appended| appended != stream);
+            return;
+        }
         if let (
             DurabilityError::SequenceConflict { expected, actual },
             StoreRequest::Append { .. },

@@ -8,18 +8,24 @@ use crate::codec::FencedRecord;
 use crate::core::read::next_sequence;
 use crate::core::{IoPolicy, Operation, Step, StoreReply, StoreRequest, Target, misfed};
 use crate::limits::{MAX_RESOLVE_READS, MAX_SHORT_READS};
-use crate::store::StoredEntry;
+use crate::store::{StoredEntry, StreamHead};
 
-/// A fenced single-key operation: read the key's whole stream (every record
-/// must decode, with a valid checksum, and belong to the key), flush if the
-/// store's entries may not be durable yet, let the [`FencedRule`] decide,
-/// append at the stream's head if it says so, and flush before answering.
+/// A fenced single-key operation: read the key's head (its last record, which
+/// must decode, with a valid checksum, and belong to the key, and the
+/// stream's length) with one `read_head`, flush if the store's entries may
+/// not be durable yet, let the [`FencedRule`] decide, append at the stream's
+/// head if it says so, and flush before answering. Nothing below the head
+/// is read, so an operation costs the same whatever the key's history
+/// (`docs/spec.md`, "Fenced API").
 ///
-/// - A lost append race re-reads and decides again.
+/// - A lost append race re-reads the head and decides again.
 /// - An indeterminate append error re-reads (up to [`MAX_RESOLVE_READS`]
-///   reads) and looks at the record at the sequence it appended at: if it is
-///   of the same kind and carries the operation's claim id, the append was
-///   its own and landed; otherwise it decides again from what it read.
+///   reads) and looks at the record at the sequence it appended at (the
+///   head, or one record read at that sequence when the stream has grown
+///   past it): if it is of the same kind and carries the operation's claim
+///   id, the append was its own and landed; otherwise it decides again from
+///   the head. When that record was compacted away the append's fate cannot
+///   be known, and the operation reports the append's indeterminate error.
 /// - A read shorter than the stream is known to be (the token's claim
 ///   record, a failed append's sequence) is stale and decides nothing: it is
 ///   read again, up to [`MAX_SHORT_READS`] reads.
@@ -46,6 +52,10 @@ pub struct FencedOp<R: FencedRule> {
     uncertain_at: Option<(FencedRecord, u64)>,
     /// Flush-and-verify rounds so far (at most [`MAX_SETTLE_ROUNDS`]).
     settles: u32,
+    /// True while the first append, the rule's guess made before any read
+    /// ([`FencedRule::first_append`]), awaits its answer: a conflict then
+    /// says the guess was wrong, not that a race was lost.
+    guessing: bool,
     phase: Phase<R::Output>,
 }
 
@@ -70,15 +80,22 @@ struct Attempt {
     sequence: u64,
     error: DurabilityError,
     failed_reads: u32,
+    /// The record read at `sequence`, below the head, was not this
+    /// append's: it did not land, and the next head read decides afresh.
+    foreign: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Phase<T> {
-    /// Reading from `view.next_seq`; `attempt` is the failed append to
-    /// resolve, if any.
+    /// Reading the head; `attempt` is the failed append to resolve, if any.
     Reading {
-        view: View,
         attempt: Option<Attempt>,
+    },
+    /// Reading the one record at the failed append's sequence, below the
+    /// head just read.
+    Probing {
+        view: View,
+        attempt: Attempt,
     },
     /// Flushing what was read before deciding on it.
     Settling {
@@ -110,19 +127,26 @@ enum Phase<T> {
 
 impl<R: FencedRule> FencedOp<R> {
     pub(crate) fn new(target: Target, io: IoPolicy, rule: R) -> FencedOp<R> {
+        let guess = rule.first_append(&target);
+        let guessing = guess.is_some();
+        let phase = match guess {
+            Some((record, expected_seq)) => Phase::Appending {
+                record,
+                expected_seq,
+            },
+            None => Phase::Reading { attempt: None },
+        };
         FencedOp {
             target,
             io,
             rule,
-            appends: 0,
+            appends: u32::from(guessing),
             uncertain: None,
             short_reads: 0,
             uncertain_at: None,
             settles: 0,
-            phase: Phase::Reading {
-                view: View::empty(),
-                attempt: None,
-            },
+            guessing,
+            phase,
         }
     }
 
@@ -145,8 +169,9 @@ impl<R: FencedRule> FencedOp<R> {
     #[must_use]
     pub fn phase_name(&self) -> &'static str {
         match &self.phase {
-            Phase::Reading { attempt: None, .. } => "reading",
+            Phase::Reading { attempt: None } => "reading",
             Phase::Reading { .. } => "re-reading after a failed append",
+            Phase::Probing { .. } => "reading the failed append's record",
             Phase::Settling { .. } => "flushing before deciding",
             Phase::Verifying { .. } => "re-reading the head after the flush",
             Phase::Appending { .. } => "appending",
@@ -155,47 +180,110 @@ impl<R: FencedRule> FencedOp<R> {
         }
     }
 
-    fn absorb(
-        &self,
-        view: &mut View,
-        probe: Option<u64>,
-        entries: Vec<StoredEntry>,
-    ) -> Result<bool, DurabilityError> {
-        let batch = self.io.read_batch;
-        if entries.len() > batch {
+    /// The record of `entry`, which must decode and belong to the key.
+    fn record_of(&self, entry: &StoredEntry) -> Result<FencedRecord, DurabilityError> {
+        let record = FencedRecord::decode(&entry.payload).map_err(|error| {
+            DurabilityError::EnvelopeError {
+                stream: self.target.stream.clone(),
+                sequence: entry.sequence,
+                error,
+            }
+        })?;
+        if record.idempotency_key() != self.target.key {
+            return Err(DurabilityError::DedupCollision {
+                key: self.target.key.clone(),
+            });
+        }
+        Ok(record)
+    }
+
+    /// What a head read shows: the stream's length and its last record.
+    /// The head must be consistent (its last entry at `length - 1`).
+    fn view_of(&self, head: StreamHead) -> Result<View, DurabilityError> {
+        let Some(last) = head.last else {
+            return if head.length == 0 {
+                Ok(View::empty())
+            } else {
+                Err(DurabilityError::StoreError(format!(
+                    "store answered a head of stream {:?} with length {} and no last entry",
+                    self.target.stream, head.length
+                )))
+            };
+        };
+        let next_seq = next_sequence(&self.target, last.sequence)?;
+        if next_seq != head.length {
             return Err(DurabilityError::StoreError(format!(
-                "store returned {} entries of stream {:?} for a read of at most {batch}",
-                entries.len(),
-                self.target.stream
+                "store answered a head of stream {:?} with its last entry at sequence {} and \
+                 length {}",
+                self.target.stream, last.sequence, head.length
             )));
         }
-        let full_batch = entries.len() == batch;
-        for entry in entries {
-            if entry.sequence != view.next_seq {
-                return Err(DurabilityError::StoreError(format!(
-                    "store returned sequence {} of stream {:?} where {} was next",
-                    entry.sequence, self.target.stream, view.next_seq
-                )));
-            }
-            let record = FencedRecord::decode(&entry.payload).map_err(|error| {
-                DurabilityError::EnvelopeError {
-                    stream: self.target.stream.clone(),
-                    sequence: entry.sequence,
-                    error,
-                }
-            })?;
-            if record.idempotency_key() != self.target.key {
-                return Err(DurabilityError::DedupCollision {
-                    key: self.target.key.clone(),
-                });
-            }
-            if probe == Some(entry.sequence) {
-                view.probed = Some(record.clone());
-            }
-            view.next_seq = next_sequence(&self.target, entry.sequence)?;
-            view.head = Some((entry.sequence, record));
+        let record = self.record_of(&last)?;
+        Ok(View {
+            next_seq,
+            head: Some((last.sequence, record)),
+            probed: None,
+        })
+    }
+
+    /// After a head read: probe the failed append's sequence when it is
+    /// below the head, else go on with what was read.
+    fn head_read(&mut self, mut view: View, attempt: Option<Attempt>) -> Phase<R::Output> {
+        let Some(attempt) = attempt else {
+            return self.read_done(view, None);
+        };
+        if attempt.foreign || matches!(attempt.error, DurabilityError::SequenceConflict { .. }) {
+            // A lost race, or an append whose sequence holds another
+            // record: nothing of this append to look for.
+            return self.read_done(view, Some(attempt));
         }
-        Ok(!full_batch)
+        match &view.head {
+            Some((sequence, record)) if *sequence == attempt.sequence => {
+                view.probed = Some(record.clone());
+                self.read_done(view, Some(attempt))
+            }
+            Some((sequence, _)) if *sequence > attempt.sequence => Phase::Probing { view, attempt },
+            _ => self.read_done(view, Some(attempt)),
+        }
+    }
+
+    /// After the probe of the failed append's sequence: the append's own
+    /// record there is its landing; another record means it did not land,
+    /// and the head is read again to decide on, so that a decision always
+    /// rests on the last read before it (the one its flush settles).
+    fn probed(
+        &mut self,
+        mut view: View,
+        mut attempt: Attempt,
+        entries: Vec<StoredEntry>,
+    ) -> Phase<R::Output> {
+        match entries.as_slice() {
+            [entry] if entry.sequence == attempt.sequence => match self.record_of(entry) {
+                Ok(record) if is_own::<R>(&record, &attempt) => {
+                    view.probed = Some(record);
+                    self.read_done(view, Some(attempt))
+                }
+                Ok(_) => {
+                    attempt.foreign = true;
+                    Phase::Reading {
+                        attempt: Some(attempt),
+                    }
+                }
+                Err(error) => Phase::Done(Err(error)),
+            },
+            // The stream's first entry is past the sequence (compacted
+            // away): whether the append landed can no longer be known.
+            [entry] if entry.sequence > attempt.sequence => {
+                Phase::Done(Err(self.give_up(attempt.error)))
+            }
+            _ => Phase::Done(Err(DurabilityError::StoreError(format!(
+                "store answered {} entries of stream {:?} for a read of the one at sequence {} \
+                 below its head",
+                entries.len(),
+                self.target.stream,
+                attempt.sequence
+            )))),
+        }
     }
 
     /// After a finished read (and, where needed, its flush).
@@ -213,10 +301,7 @@ impl<R: FencedRule> FencedOp<R> {
         if view.next_seq < known_len {
             self.short_reads += 1;
             return if self.short_reads < MAX_SHORT_READS {
-                Phase::Reading {
-                    view: View::empty(),
-                    attempt,
-                }
+                Phase::Reading { attempt }
             } else {
                 let error = DurabilityError::StoreError(format!(
                     "the store served {MAX_SHORT_READS} reads of stream {:?} shorter than the \
@@ -234,10 +319,7 @@ impl<R: FencedRule> FencedOp<R> {
         if let Some(attempt) = &attempt
             && !matches!(attempt.error, DurabilityError::SequenceConflict { .. })
             && let Some(found) = &view.probed
-            && discriminant(found) == discriminant(&attempt.record)
-            && found.claim_id().is_some()
-            && found.claim_id() == attempt.record.claim_id()
-            && R::resolves_as_own(found, &attempt.record)
+            && is_own::<R>(found, attempt)
         {
             return Phase::Done(Ok(self.rule.landed(found, attempt.sequence)));
         }
@@ -301,10 +383,19 @@ impl<R: FencedRule> FencedOp<R> {
 
     fn reread(attempt: Attempt) -> Phase<R::Output> {
         Phase::Reading {
-            view: View::empty(),
             attempt: Some(attempt),
         }
     }
+}
+
+/// Whether `found`, the record at the sequence of the uncertain append
+/// `attempt`, is that append: of its kind, with its claim id, and the
+/// rule's own by [`FencedRule::resolves_as_own`]. Never by bytes.
+fn is_own<R: FencedRule>(found: &FencedRecord, attempt: &Attempt) -> bool {
+    discriminant(found) == discriminant(&attempt.record)
+        && found.claim_id().is_some()
+        && found.claim_id() == attempt.record.claim_id()
+        && R::resolves_as_own(found, &attempt.record)
 }
 
 /// The fence a version-2 record carries (version-1 records carry none).
@@ -332,10 +423,13 @@ impl<R: FencedRule> Operation for FencedOp<R> {
 
     fn poll(&self) -> Step<R::Output> {
         match &self.phase {
-            Phase::Reading { view, .. } => Step::Request(StoreRequest::Read {
+            Phase::Reading { .. } => Step::Request(StoreRequest::ReadHead {
                 stream: self.target.stream.clone(),
-                offset: view.next_seq,
-                limit: self.io.read_batch,
+            }),
+            Phase::Probing { attempt, .. } => Step::Request(StoreRequest::Read {
+                stream: self.target.stream.clone(),
+                offset: attempt.sequence,
+                limit: 1,
             }),
             Phase::Appending {
                 record,
@@ -348,7 +442,7 @@ impl<R: FencedRule> Operation for FencedOp<R> {
             Phase::Verifying { view, .. } => Step::Request(StoreRequest::Read {
                 stream: self.target.stream.clone(),
                 offset: view.next_seq.saturating_sub(1),
-                limit: self.io.read_batch,
+                limit: 1,
             }),
             Phase::Settling { .. } | Phase::Flushing { .. } => Step::Request(StoreRequest::Flush),
             Phase::Done(result) => Step::Done(result.clone()),
@@ -364,23 +458,32 @@ impl<R: FencedRule> Operation for FencedOp<R> {
         // `Done` is a placeholder while the real next phase is computed.
         let placeholder = Phase::Done(Err(DurabilityError::StoreError(String::new())));
         let phase = std::mem::replace(&mut self.phase, placeholder);
+        let guessed = std::mem::take(&mut self.guessing);
         self.phase = match (phase, reply) {
             (Phase::Done(result), _) => Phase::Done(result),
-            (Phase::Reading { mut view, attempt }, StoreReply::Read(Ok(entries))) => {
-                let probe = attempt.as_ref().map(|attempt| attempt.sequence);
-                match self.absorb(&mut view, probe, entries) {
-                    Ok(false) => Phase::Reading { view, attempt },
-                    Ok(true) => self.read_done(view, attempt),
-                    Err(error) => Phase::Done(Err(error)),
-                }
+            // The guess was wrong: the stream is not as the rule expected.
+            // Read the head and decide; the guess counts as no append.
+            (
+                Phase::Appending { .. },
+                StoreReply::Append(Err(DurabilityError::SequenceConflict { .. })),
+            ) if guessed => {
+                self.appends = 0;
+                Phase::Reading { attempt: None }
+            }
+            (Phase::Reading { attempt }, StoreReply::Head(Ok(head))) => match self.view_of(head) {
+                Ok(view) => self.head_read(view, attempt),
+                Err(error) => Phase::Done(Err(error)),
+            },
+            (Phase::Probing { view, attempt }, StoreReply::Read(Ok(entries))) => {
+                self.probed(view, attempt, entries)
             }
             (
                 Phase::Reading {
                     attempt: Some(mut attempt),
-                    ..
                 },
-                StoreReply::Read(Err(_)),
-            ) => {
+                StoreReply::Head(Err(_)),
+            )
+            | (Phase::Probing { mut attempt, .. }, StoreReply::Read(Err(_))) => {
                 attempt.failed_reads += 1;
                 if attempt.failed_reads < MAX_RESOLVE_READS {
                     Self::reread(attempt)
@@ -390,7 +493,7 @@ impl<R: FencedRule> Operation for FencedOp<R> {
                     Phase::Done(Err(self.give_up(attempt.error)))
                 }
             }
-            (Phase::Reading { .. }, StoreReply::Read(Err(error))) => Phase::Done(Err(error)),
+            (Phase::Reading { .. }, StoreReply::Head(Err(error))) => Phase::Done(Err(error)),
             (Phase::Settling { view, attempt }, StoreReply::Flush(Ok(()))) => {
                 self.settles += 1;
                 Phase::Verifying { view, attempt }
@@ -412,10 +515,7 @@ impl<R: FencedRule> Operation for FencedOp<R> {
                         self.target.stream
                     ))))
                 } else {
-                    Phase::Reading {
-                        view: View::empty(),
-                        attempt,
-                    }
+                    Phase::Reading { attempt }
                 }
             }
             (Phase::Verifying { .. }, StoreReply::Read(Err(error))) => Phase::Done(Err(error)),
@@ -456,6 +556,7 @@ impl<R: FencedRule> Operation for FencedOp<R> {
                         sequence: expected_seq,
                         error,
                         failed_reads: 0,
+                        foreign: false,
                     })
                 } else if let Some((own, sequence)) = self.uncertain_at.clone()
                     && sequence == expected_seq
@@ -469,6 +570,7 @@ impl<R: FencedRule> Operation for FencedOp<R> {
                         sequence,
                         error: uncertain,
                         failed_reads: 0,
+                        foreign: false,
                     })
                 } else {
                     Self::reread(Attempt {
@@ -476,6 +578,7 @@ impl<R: FencedRule> Operation for FencedOp<R> {
                         sequence: expected_seq,
                         error,
                         failed_reads: 0,
+                        foreign: false,
                     })
                 }
             }
@@ -483,7 +586,10 @@ impl<R: FencedRule> Operation for FencedOp<R> {
                 Phase::Done(Ok(self.rule.landed(&record, sequence)))
             }
             (Phase::Flushing { .. }, StoreReply::Flush(Err(error))) => Phase::Done(Err(error)),
-            (Phase::Reading { .. }, reply) => Phase::Done(Err(misfed(&reply, "a read answer"))),
+            (Phase::Reading { .. }, reply) => {
+                Phase::Done(Err(misfed(&reply, "a head-read answer")))
+            }
+            (Phase::Probing { .. }, reply) => Phase::Done(Err(misfed(&reply, "a read answer"))),
             (Phase::Appending { .. }, reply) => {
                 Phase::Done(Err(misfed(&reply, "an append answer")))
             }

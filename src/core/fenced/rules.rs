@@ -59,6 +59,43 @@ pub trait FencedRule: Clone + Eq + Hash + Debug {
     fn known_len(&self) -> u64 {
         0
     }
+
+    /// The append to try before reading anything, and the sequence it must
+    /// land at: the record the rule would write if the stream were as the
+    /// operation expects it (a claim: empty; a completion: the token's claim
+    /// at the head). The conditional append is the check, as it lands only
+    /// on exactly that head; a conflict means the guess was wrong and the
+    /// operation reads the head and decides as usual. `None`: read first.
+    ///
+    /// A guess must stay recognisable when its append is indeterminate: the
+    /// record at its sequence may then be an earlier operation's, appended
+    /// before this one began. A grant's claim id is drawn per operation, and
+    /// a completion with the same claim and receipt is a retried completion,
+    /// answered `Ok` either way; a release or a renewal of the same claim by
+    /// an earlier operation is not this one's, so those two read first.
+    fn first_append(&self, target: &Target) -> Option<(FencedRecord, u64)> {
+        let _ = target;
+        None
+    }
+}
+
+/// The sequence right after `token`'s claim record: where the token's own
+/// operation appends while the claim is the stream's head.
+fn after_claim(token: &ClaimToken) -> Option<u64> {
+    token.sequence.checked_add(1)
+}
+
+/// The token's claim record as far as a completion needs it (key, claim
+/// id, fence, fingerprint; a completion never copies the claim's times).
+fn claim_of(token: &ClaimToken) -> ClaimRecord {
+    ClaimRecord::new(
+        token.key.clone(),
+        token.claim_id,
+        token.fence,
+        0,
+        0,
+        token.fingerprint.clone(),
+    )
 }
 
 fn mismatched(ours: Option<&[u8]>, theirs: Option<&[u8]>) -> bool {
@@ -98,6 +135,7 @@ fn token_of(claim: &ClaimRecord, sequence: u64) -> ClaimToken {
         claim_id: claim.claim_id(),
         fence: claim.fence(),
         lease_expires_millis: claim.lease_expires_millis(),
+        fingerprint: claim.fingerprint().map(<[u8]>::to_vec),
     }
 }
 
@@ -114,9 +152,28 @@ pub struct FencedClaimRule {
     pub times: Times,
 }
 
+impl FencedClaimRule {
+    /// The claim record granting the key at `sequence` (its fence).
+    fn grant(&self, target: &Target, sequence: u64) -> FencedRecord {
+        FencedRecord::Claim(ClaimRecord::new(
+            target.key.clone(),
+            self.claim_id,
+            sequence,
+            self.now_millis,
+            self.times.lease_ms,
+            self.fingerprint.clone(),
+        ))
+    }
+}
+
 impl FencedRule for FencedClaimRule {
     type Output = Claim;
     const MAX_APPENDS: u32 = MAX_CLAIM_ATTEMPTS;
+
+    /// Most keys are new: a grant at sequence 0 lands on an empty stream.
+    fn first_append(&self, target: &Target) -> Option<(FencedRecord, u64)> {
+        Some((self.grant(target, 0), 0))
+    }
 
     fn decide(
         &self,
@@ -134,14 +191,7 @@ impl FencedRule for FencedClaimRule {
         let ours = self.fingerprint.as_deref();
         match FencedState::at(head.map(|(_, record)| record), self.now_millis, self.times) {
             FencedState::Absent | FencedState::ExpiredClaim | FencedState::ExpiredReceipt => {
-                FencedPlan::Append(FencedRecord::Claim(ClaimRecord::new(
-                    target.key.clone(),
-                    self.claim_id,
-                    next_seq,
-                    self.now_millis,
-                    self.times.lease_ms,
-                    self.fingerprint.clone(),
-                )))
+                FencedPlan::Append(self.grant(target, next_seq))
             }
             FencedState::Held {
                 fingerprint,
@@ -202,6 +252,18 @@ impl FencedRule for FencedCompleteRule {
         self.token.sequence.saturating_add(1)
     }
 
+    fn first_append(&self, _target: &Target) -> Option<(FencedRecord, u64)> {
+        let completion = CompletionRecord::of(
+            &claim_of(&self.token),
+            self.receipt.clone(),
+            self.now_millis,
+        );
+        Some((
+            FencedRecord::Completion(completion),
+            after_claim(&self.token)?,
+        ))
+    }
+
     fn decide(
         &self,
         target: &Target,
@@ -248,6 +310,17 @@ pub struct FencedReleaseRule {
     pub now_millis: u64,
 }
 
+impl FencedReleaseRule {
+    fn release(&self, target: &Target) -> FencedRecord {
+        FencedRecord::Release(ReleaseRecord::released(
+            target.key.clone(),
+            self.token.claim_id,
+            self.token.fence,
+            self.now_millis,
+        ))
+    }
+}
+
 impl FencedRule for FencedReleaseRule {
     type Output = ();
     const MAX_APPENDS: u32 = MAX_TOKEN_OP_ATTEMPTS;
@@ -263,12 +336,7 @@ impl FencedRule for FencedReleaseRule {
         _: u64,
     ) -> FencedPlan<()> {
         if own_claim(&self.token, head).is_some() {
-            return FencedPlan::Append(FencedRecord::Release(ReleaseRecord::released(
-                target.key.clone(),
-                self.token.claim_id,
-                self.token.fence,
-                self.now_millis,
-            )));
+            return FencedPlan::Append(self.release(target));
         }
         // Anything else is left as it is: the holder's own completion (a
         // receipt is never released), and a release of this very claim (a

@@ -2,15 +2,18 @@
 
 use std::fmt;
 
+use crate::codec::v2::{fingerprint, put_option};
 use crate::codec::{CLAIM_ID_LEN, ClaimId, EnvelopeError, Reader, RecordField, put_bytes};
 
 /// Magic of a serialized claim token (not a record: tokens never enter a
 /// stream).
-const TOKEN_MAGIC: [u8; 4] = *b"AOT1";
+const TOKEN_MAGIC: [u8; 4] = *b"AOT2";
 const CRC_LEN: usize = 4;
 
 /// Proof that a claim was granted: the key, the stream sequence of the
-/// claim's record, its random claim id, its fence and the lease's end.
+/// claim's record, its random claim id, its fence, the lease's end and the
+/// claim's fingerprint (so that a completion or a renewal can write its
+/// record without reading the claim's first).
 ///
 /// Pass [`fence`](ClaimToken::fence) downstream with the message: it is
 /// strictly greater for every later grant of the same key, so a downstream
@@ -26,6 +29,7 @@ pub struct ClaimToken {
     pub(crate) claim_id: ClaimId,
     pub(crate) fence: u64,
     pub(crate) lease_expires_millis: u64,
+    pub(crate) fingerprint: Option<Vec<u8>>,
 }
 
 impl ClaimToken {
@@ -62,9 +66,16 @@ impl ClaimToken {
         self.lease_expires_millis
     }
 
-    /// The token's bytes: `"AOT1" | key | sequence u64 | claim_id [16] |
-    /// fence u64 | lease_expires_millis u64 | crc32c u32`, integers
-    /// big-endian, the key as a length-prefixed string.
+    /// The fingerprint the claim was made with, if any.
+    #[must_use]
+    pub fn fingerprint(&self) -> Option<&[u8]> {
+        self.fingerprint.as_deref()
+    }
+
+    /// The token's bytes: `"AOT2" | key | sequence u64 | claim_id [16] |
+    /// fence u64 | lease_expires_millis u64 | fingerprint option | crc32c
+    /// u32`, integers big-endian, the key as a length-prefixed string, the
+    /// fingerprint as in a claim record (`docs/record-format.md`).
     #[must_use]
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(4 + 8 + self.key.len() + 8 + CLAIM_ID_LEN + 16 + 4);
@@ -74,6 +85,7 @@ impl ClaimToken {
         out.extend_from_slice(self.claim_id.as_bytes());
         out.extend_from_slice(&self.fence.to_be_bytes());
         out.extend_from_slice(&self.lease_expires_millis.to_be_bytes());
+        put_option(&mut out, self.fingerprint.as_deref());
         let crc = crc32c::crc32c(&out);
         out.extend_from_slice(&crc.to_be_bytes());
         out
@@ -108,6 +120,7 @@ impl ClaimToken {
         let claim_id = ClaimId::new(id).ok_or(TokenError::ZeroClaimId)?;
         let fence = input.u64(RecordField::Fence)?;
         let lease_expires_millis = input.u64(RecordField::LeaseExpires)?;
+        let fingerprint = fingerprint(&mut input)?;
         if input.offset != body.len() {
             return Err(TokenError::Field(EnvelopeError::TrailingBytes {
                 count: (body.len() - input.offset) as u64,
@@ -122,6 +135,7 @@ impl ClaimToken {
             claim_id,
             fence,
             lease_expires_millis,
+            fingerprint,
         })
     }
 }
@@ -140,7 +154,7 @@ pub enum TokenError {
     #[error("not a claim token: the checksum does not match (the bytes were damaged)")]
     ChecksumMismatch,
     /// The bytes are something else.
-    #[error("not a claim token: the bytes do not start with \"AOT1\"")]
+    #[error("not a claim token: the bytes do not start with \"AOT2\"")]
     NotAToken,
     /// A token's claim id is never all zero.
     #[error("not a claim token: its claim id is all zero")]
@@ -179,12 +193,18 @@ mod tests {
             claim_id: ClaimId::new([7; CLAIM_ID_LEN]).unwrap(),
             fence: 3,
             lease_expires_millis: 31_000,
+            fingerprint: Some(b"sha256:9f2c".to_vec()),
         }
     }
 
     #[test]
     fn a_token_survives_its_bytes() {
         assert_eq!(ClaimToken::from_bytes(&token().to_bytes()), Ok(token()));
+        let without = ClaimToken {
+            fingerprint: None,
+            ..token()
+        };
+        assert_eq!(ClaimToken::from_bytes(&without.to_bytes()), Ok(without));
     }
 
     #[test]

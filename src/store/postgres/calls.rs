@@ -74,15 +74,26 @@ pub(super) async fn append(
     for _ in 0..APPEND_ATTEMPTS {
         // A sequence beyond bigint's range is ahead of every stream: it
         // conflicts without an insert.
-        if let Ok(sequence) = i64::try_from(expected_seq)
-            && client
-                .execute(&insert, &[&stream, &sequence, &payload])
-                .await?
-                == 1
-        {
-            return Ok(Ok(expected_seq));
-        }
-        let actual: i64 = client.query_one(&length, &[&stream]).await?.try_get(0)?;
+        let seen = match i64::try_from(expected_seq) {
+            Ok(sequence) => {
+                let row = client
+                    .query_one(&insert, &[&stream, &sequence, &payload])
+                    .await?;
+                if row.try_get::<_, bool>(0)? {
+                    return Ok(Ok(expected_seq));
+                }
+                Some(row.try_get::<_, i64>(1)?)
+            }
+            Err(_) => None,
+        };
+        // A length past the expected sequence, seen by the insert's
+        // snapshot, is a conflict as it stands (rows are never removed from
+        // a stream's end). A shorter one may be older than a predecessor
+        // committed since: read the length again in a fresh snapshot.
+        let actual: i64 = match seen {
+            Some(seen) if u64::try_from(seen).is_ok_and(|seen| seen > expected_seq) => seen,
+            _ => client.query_one(&length, &[&stream]).await?.try_get(0)?,
+        };
         // The CHECK constraint keeps sequences non-negative.
         let actual = u64::try_from(actual).unwrap_or(0);
         if actual != expected_seq {

@@ -26,11 +26,14 @@
 //! An append is one statement, in autocommit:
 //!
 //! ```sql
-//! INSERT INTO t (stream, sequence, payload, stored_ms)
-//! SELECT $1, $2, $3, <now in ms>
-//! WHERE CASE WHEN $2 = 0 THEN NOT EXISTS (SELECT 1 FROM t WHERE stream = $1)
-//!       ELSE EXISTS (SELECT 1 FROM t WHERE stream = $1 AND sequence = $2 - 1) END
-//! ON CONFLICT (stream, sequence) DO NOTHING
+//! WITH inserted AS (
+//!   INSERT INTO t (stream, sequence, payload, stored_ms)
+//!   SELECT $1, $2, $3, <now in ms>
+//!   WHERE CASE WHEN $2 = 0 THEN NOT EXISTS (SELECT 1 FROM t WHERE stream = $1)
+//!         ELSE EXISTS (SELECT 1 FROM t WHERE stream = $1 AND sequence = $2 - 1) END
+//!   ON CONFLICT (stream, sequence) DO NOTHING RETURNING sequence)
+//! SELECT EXISTS (SELECT 1 FROM inserted),
+//!        (SELECT COALESCE(MAX(sequence) + 1, 0) FROM t WHERE stream = $1)
 //! ```
 //!
 //! It inserts entry `n` only if entry `n - 1` is committed (no gaps, ever:
@@ -41,10 +44,13 @@
 //! for the first to commit and then does nothing). Exactly one writer wins
 //! each sequence, across every process sharing the database, at READ
 //! COMMITTED (which the store sets for its sessions). When nothing was
-//! inserted, a second query reads the stream's real length for the
-//! `SequenceConflict`. If that length equals the expected sequence (the
-//! predecessor committed between the insert's snapshot and the length
-//! query), the insert is retried, at most [`APPEND_ATTEMPTS`] times.
+//! inserted, the same statement's second column is the stream's length in
+//! the insert's snapshot: past the expected sequence, that is the
+//! `SequenceConflict` (one round trip, the common conflict: a claim's guess
+//! of a new key that is not new). Otherwise a second query reads the
+//! stream's length in a fresh snapshot. If that length equals the expected
+//! sequence (the predecessor committed after the insert's snapshot), the
+//! insert is retried, at most [`APPEND_ATTEMPTS`] times.
 //!
 //! # Durability
 //!

@@ -25,13 +25,20 @@ impl Statements {
     pub(super) fn for_table(table: &str) -> Statements {
         let t = format!("\"{table}\"");
         Statements {
+            // The conditional insert and, in the same round trip, the
+            // stream's length as the insert's snapshot saw it (which does
+            // not include the inserted row: unused when it inserted).
             append: format!(
-                "INSERT INTO {t} (stream, sequence, payload, stored_ms) \
-                 SELECT $1, $2, $3, (extract(epoch FROM clock_timestamp()) * 1000)::bigint \
-                 WHERE CASE WHEN $2 = 0 \
-                   THEN NOT EXISTS (SELECT 1 FROM {t} WHERE stream = $1) \
-                   ELSE EXISTS (SELECT 1 FROM {t} WHERE stream = $1 AND sequence = $2 - 1) END \
-                 ON CONFLICT (stream, sequence) DO NOTHING"
+                "WITH inserted AS (\
+                   INSERT INTO {t} (stream, sequence, payload, stored_ms) \
+                   SELECT $1, $2, $3, (extract(epoch FROM clock_timestamp()) * 1000)::bigint \
+                   WHERE CASE WHEN $2 = 0 \
+                     THEN NOT EXISTS (SELECT 1 FROM {t} WHERE stream = $1) \
+                     ELSE EXISTS (SELECT 1 FROM {t} WHERE stream = $1 AND sequence = $2 - 1) \
+                   END \
+                   ON CONFLICT (stream, sequence) DO NOTHING RETURNING sequence) \
+                 SELECT EXISTS (SELECT 1 FROM inserted), \
+                   (SELECT COALESCE(MAX(sequence) + 1, 0) FROM {t} WHERE stream = $1)"
             ),
             length: format!("SELECT COALESCE(MAX(sequence) + 1, 0) FROM {t} WHERE stream = $1"),
             read: format!(
