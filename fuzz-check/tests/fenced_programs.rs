@@ -150,7 +150,10 @@ fn an_indeterminate_claim_append_that_landed_is_the_claimers_grant() {
         FLUSHING,
         vec![
             // The grant at sequence 0 lands, its answer is lost.
-            vec![start(0, FRESH), step(0, Fault::Indeterminate { applied: true })],
+            vec![
+                start(0, FRESH),
+                step(0, Fault::Indeterminate { applied: true }),
+            ],
             (0..STEPS_TO_FINISH).map(|_| step(0, Fault::None)).collect(),
             done(1, claim(ClaimIdChoice::CopyOf(0), 0)),
         ],
