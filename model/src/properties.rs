@@ -333,6 +333,17 @@ pub const WITNESSES: &[Witness] = &[
         api: Some(Api::Fenced),
         seen: |_, s| s.saw(Event::StaleDeliveryRefused),
     },
+    Witness {
+        name: "the fenced sweeper compacts the history below a head",
+        needs: &[],
+        min_producers: 1,
+        api: Some(Api::Fenced),
+        seen: |m, s| {
+            m.stream_names()
+                .iter()
+                .any(|name| s.store.table.compacted(name) > 0)
+        },
+    },
 ];
 
 /// The stateright properties of `config`: every invariant (A1 only under
@@ -428,7 +439,7 @@ const ALWAYS_ONCE: [Condition; 10] = [
     always_once::<9>,
 ];
 
-const SOMETIMES_ONCE: [Condition; 20] = [
+const SOMETIMES_ONCE: [Condition; 21] = [
     sometimes_once::<0>,
     sometimes_once::<1>,
     sometimes_once::<2>,
@@ -449,6 +460,7 @@ const SOMETIMES_ONCE: [Condition; 20] = [
     sometimes_once::<17>,
     sometimes_once::<18>,
     sometimes_once::<19>,
+    sometimes_once::<20>,
 ];
 
 // One condition per property (`zip` would silently drop the rest), and a

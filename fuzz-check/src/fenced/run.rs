@@ -267,11 +267,7 @@ impl Run {
             protocol: program.protocol(),
             hash_bits: program.hash_bits(),
             flush_appends: program.config.flush_appends,
-            table: {
-                let mut table = FaultTable::new();
-                table.set_appends_durable(!program.config.flush_appends);
-                table
-            },
+            table: FaultTable::new().with_appends_durable(!program.config.flush_appends),
             slots: Default::default(),
             events: Vec::new(),
             tick: 0,

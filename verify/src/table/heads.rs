@@ -3,7 +3,7 @@
 //! sequence (never the last durable entry). Their fault model is stated in
 //! `docs/spec.md` (the storage contract).
 
-use atmostonce::{ScannedHead, StreamHead};
+use atmostonce::{ScannedHead, StoredEntry, StreamHead};
 
 use super::{CallFault, FaultTable};
 
@@ -58,5 +58,27 @@ impl FaultTable {
         s.appended_by.drain(..removed);
         s.compacted += removed;
         removed as u64
+    }
+
+    /// Every entry the stream has held that a crash did not drop, from
+    /// sequence 0 on: the entries compactions removed (which were durable,
+    /// so no crash drops them), then the current ones. This is the history
+    /// a checker judges; callers of the store see only
+    /// [`entries`](FaultTable::entries). A stream copied from a compacted
+    /// engine table ([`copy_of`](FaultTable::copy_of)) starts above 0.
+    pub fn history(&self, stream: &str) -> impl Iterator<Item = &StoredEntry> {
+        self.streams
+            .get(stream)
+            .into_iter()
+            .flat_map(|s| s.removed.iter().chain(&s.entries))
+    }
+
+    /// The table of a store whose acknowledged appends are durable (an
+    /// engine on it does not flush) when `on`: an append that lands is
+    /// durable at once, so a compaction may reach up to it.
+    #[must_use]
+    pub fn with_appends_durable(mut self, on: bool) -> Self {
+        self.appends_durable = on;
+        self
     }
 }

@@ -180,7 +180,7 @@ pub struct FaultTable {
     /// True when served calls are not recorded ([`FaultTable::record_calls`]).
     calls_unrecorded: bool,
     /// True for a store whose acknowledged appends are durable
-    /// ([`FaultTable::set_appends_durable`]).
+    /// ([`FaultTable::with_appends_durable`]).
     appends_durable: bool,
 }
 
@@ -234,19 +234,6 @@ impl FaultTable {
     /// `entries[i].sequence` is `i` plus [`compacted`](FaultTable::compacted)).
     pub fn entries(&self, stream: &str) -> &[StoredEntry] {
         self.streams.get(stream).map_or(&[], |s| &s.entries)
-    }
-
-    /// Every entry the stream has held that a crash did not drop, from
-    /// sequence 0 on: the entries compactions removed (which were durable,
-    /// so no crash drops them), then the current ones. This is the history
-    /// a checker judges; callers of the store see only
-    /// [`entries`](FaultTable::entries). A stream copied from a compacted
-    /// engine table ([`copy_of`](FaultTable::copy_of)) starts above 0.
-    pub fn history(&self, stream: &str) -> impl Iterator<Item = &StoredEntry> {
-        self.streams
-            .get(stream)
-            .into_iter()
-            .flat_map(|s| s.removed.iter().chain(&s.entries))
     }
 
     /// How many leading entries of the stream compactions removed.
@@ -366,14 +353,6 @@ impl FaultTable {
     /// flat over a long run.
     pub fn record_calls(&mut self, on: bool) {
         self.calls_unrecorded = !on;
-    }
-
-    /// Makes the table a store whose acknowledged appends are durable (an
-    /// engine on it does not flush): an append that lands is durable at
-    /// once, so a compaction may reach up to it. A crash of such a store
-    /// drops nothing.
-    pub fn set_appends_durable(&mut self, on: bool) {
-        self.appends_durable = on;
     }
 
     /// [`serve_with`](FaultTable::serve_with), also returning where an

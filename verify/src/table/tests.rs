@@ -386,3 +386,30 @@ fn a_copy_of_a_compacted_engine_table_is_compacted_alike() {
     assert_eq!((copy.len("s"), copy.compacted("s")), (4, 3));
     assert_eq!(copy.serve(&append("s", 9, 4)), StoreReply::Append(Ok(4)));
 }
+
+#[test]
+fn a_compaction_keeps_what_it_removed_in_the_history_checkers_read() {
+    let mut table = filled(&[("s", 4)]);
+    table.serve(&StoreRequest::Flush);
+    assert_eq!(table.serve(&compact("s", 3)), StoreReply::Compact(Ok(3)));
+    let sequences = |table: &FaultTable| {
+        let history: Vec<u64> = table.history("s").map(|e| e.sequence).collect();
+        let entries: Vec<u64> = table.entries("s").iter().map(|e| e.sequence).collect();
+        (history, entries)
+    };
+    assert_eq!(sequences(&table), (vec![0, 1, 2, 3], vec![3]));
+    // A crash drops nothing of it: what went was durable.
+    table.serve(&append("s", 9, 4));
+    table.crash();
+    assert_eq!(sequences(&table), (vec![0, 1, 2, 3], vec![3]));
+}
+
+#[test]
+fn a_table_of_durable_appends_compacts_up_to_its_last_append_unflushed() {
+    let mut table = FaultTable::new().with_appends_durable(true);
+    for sequence in 0..3 {
+        table.serve(&append("s", 1, sequence));
+    }
+    assert_eq!(table.serve(&compact("s", 10)), StoreReply::Compact(Ok(2)));
+    assert_eq!(head_of(table.serve(&head("s"))), (Some(2), 3));
+}
