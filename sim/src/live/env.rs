@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use atmostonce::{DurabilityError, DurableStore, ScannedEntry, StoreFuture, StoredEntry};
+use atmostonce::{
+    DurabilityError, DurableStore, ScannedEntry, ScannedHead, StoreFuture, StoredEntry, StreamHead,
+};
 use atmostonce_verify::oracle::SpecAnswer;
 
 use crate::config::{Draw, SplitMix};
@@ -259,6 +261,65 @@ impl DurableStore for Recording {
     fn acknowledged_appends_are_durable(&self) -> bool {
         self.world.env.store.acknowledged_appends_are_durable()
     }
+
+    // The head calls go to the store under test too (its own `read_head`,
+    // `scan_heads` and `compact`, not the defaults over the four calls
+    // above), so live mode runs the calls the engine makes in production.
+
+    fn read_head<'a>(&'a self, stream: &'a str) -> StoreFuture<'a, StreamHead> {
+        Box::pin(async move {
+            let op = self.world.current_op(self.caller);
+            self.delay().await;
+            let result = self.world.env.store.read_head(stream).await;
+            match &result {
+                Ok(head) => {
+                    if let (true, Some(op), Some(last)) =
+                        (self.world.env.track_reads, op, &head.last)
+                    {
+                        self.world
+                            .env
+                            .ledger
+                            .read(stream, std::slice::from_ref(last), op);
+                    }
+                }
+                Err(error) => self.failed(op, "read-head", error),
+            }
+            self.delay().await;
+            result
+        })
+    }
+
+    fn scan_heads<'a>(
+        &'a self,
+        prefix: &'a str,
+        after: Option<&'a str>,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<ScannedHead>> {
+        Box::pin(async move {
+            self.delay().await;
+            let result = self.world.env.store.scan_heads(prefix, after, limit).await;
+            if let Err(error) = &result {
+                self.failed(None, "scan-heads", error);
+            }
+            self.delay().await;
+            result
+        })
+    }
+
+    fn compact<'a>(&'a self, stream: &'a str, below_seq: u64) -> StoreFuture<'a, u64> {
+        Box::pin(async move {
+            // Before the call: a failed compaction may have removed its
+            // entries all the same.
+            self.world.env.ledger.compacting(stream, below_seq);
+            self.delay().await;
+            let result = self.world.env.store.compact(stream, below_seq).await;
+            if let Err(error) = &result {
+                self.failed(None, "compact", error);
+            }
+            self.delay().await;
+            result
+        })
+    }
 }
 
 /// An acknowledged append: its payload's fingerprint, the order in which
@@ -283,6 +344,9 @@ struct LedgerState {
     unconfirmed: Vec<(String, u64, u64, OpId)>,
     /// Per operation: store calls in flight and the end of the last one.
     calls: HashMap<OpId, (u32, u64)>,
+    /// Per stream, the sequence below which a compaction may have removed
+    /// entries (`DurableStore::compact`): those are gone by right, not lost.
+    compacted_below: HashMap<String, u64>,
 }
 
 /// What live mode knows of the store's side of the run: every acknowledged
@@ -377,6 +441,13 @@ impl Ledger {
         }
     }
 
+    /// A compaction of `stream` below `below_seq` is about to be asked for.
+    fn compacting(&self, stream: &str, below_seq: u64) {
+        let mut state = self.lock();
+        let below = state.compacted_below.entry(stream.to_owned()).or_default();
+        *below = (*below).max(below_seq);
+    }
+
     /// Marks the ledger before the store is read back: what was
     /// acknowledged or read before now must be judged by that read.
     pub(crate) fn mark(&self) -> Mark {
@@ -399,11 +470,24 @@ impl Ledger {
         };
         let mut losses = Losses::default();
         let mut state = self.lock();
-        for (stream, slots) in &mut state.acked {
+        let LedgerState {
+            acked,
+            compacted_below,
+            ..
+        } = &mut *state;
+        let compacted = |stream: &str, sequence: u64| {
+            compacted_below
+                .get(stream)
+                .is_some_and(|below| sequence < *below)
+        };
+        for (stream, slots) in acked.iter_mut() {
             for (sequence, slot) in slots.iter_mut().enumerate() {
                 let Some(acked) = *slot else { continue };
                 let sequence = sequence as u64;
-                if acked.order <= mark.acks && !there(stream, sequence, acked.fingerprint) {
+                if acked.order <= mark.acks
+                    && !compacted(stream, sequence)
+                    && !there(stream, sequence, acked.fingerprint)
+                {
                     losses
                         .acknowledged
                         .push((stream.clone(), sequence, acked.op));
@@ -413,9 +497,13 @@ impl Ledger {
                 }
             }
         }
+        let compacted_below = state.compacted_below.clone();
         drop(state);
         for (stream, sequence, fingerprint, reader) in mark.unconfirmed {
-            if !there(&stream, sequence, fingerprint) {
+            let compacted = compacted_below
+                .get(&stream)
+                .is_some_and(|below| sequence < *below);
+            if !compacted && !there(&stream, sequence, fingerprint) {
                 losses.slots.push((stream, sequence));
                 losses.dirty_readers.push(reader);
             }
@@ -426,5 +514,26 @@ impl Ledger {
         losses.dirty_readers.sort_unstable();
         losses.dirty_readers.dedup();
         losses
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_acknowledged_entry_a_compaction_removed_is_no_loss_and_one_above_it_is() {
+        let ledger = Ledger::default();
+        for op in 0..4u32 {
+            let sequence = u64::from(op);
+            ledger.acknowledged("sim:a", sequence, 10 + sequence, Some(op));
+        }
+        ledger.compacting("sim:a", 2);
+        let mark = ledger.mark();
+        // Read back: 0 and 1 compacted away, 2 kept, 3 lost.
+        let present = HashMap::from([("sim:a".to_owned(), vec![0, 0, 12])]);
+        let losses = ledger.losses(mark, &present);
+        assert_eq!(losses.acknowledged, [("sim:a".to_owned(), 3, Some(3))]);
+        assert_eq!(losses.slots, [("sim:a".to_owned(), 3)]);
     }
 }
