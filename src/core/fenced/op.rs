@@ -321,6 +321,9 @@ impl<R: FencedRule> FencedOp<R> {
             && let Some(found) = &view.probed
             && is_own::<R>(found, attempt)
         {
+            if R::OWN_MAY_BE_ANOTHERS {
+                return Phase::Done(Err(self.give_up(attempt.error.clone())));
+            }
             return Phase::Done(Ok(self.rule.landed(found, attempt.sequence)));
         }
         let head = view

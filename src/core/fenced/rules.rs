@@ -52,6 +52,13 @@ pub trait FencedRule: Clone + Eq + Hash + Debug {
         true
     }
 
+    /// True when a record that [`resolves_as_own`](FencedRule::resolves_as_own)
+    /// may still be another operation's: two renewals of one token in the
+    /// same millisecond write the same bytes, so a renewal cannot tell its
+    /// own landed append from an earlier renewal's, and reports the
+    /// append's indeterminate error instead of a token it may not own.
+    const OWN_MAY_BE_ANOTHERS: bool = false;
+
     /// How many records the stream is known to hold before the operation
     /// reads it: a token's claim record was made durable before the token
     /// was handed out, so the stream holds at least `token.sequence + 1`.
@@ -388,6 +395,8 @@ impl FencedRule for FencedRenewRule {
             None => FencedPlan::Finish(Err(stale(&self.token))),
         }
     }
+
+    const OWN_MAY_BE_ANOTHERS: bool = true;
 
     fn resolves_as_own(found: &FencedRecord, appended: &FencedRecord) -> bool {
         found == appended
