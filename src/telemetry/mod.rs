@@ -366,8 +366,8 @@ pub(crate) struct Watch {
     span: Span,
     started: Instant,
     call_started: Option<Instant>,
-    /// Store calls answered so far.
-    calls: u32,
+    /// Whether a store call was answered yet.
+    answered: bool,
     appended_streams: Vec<String>,
     uncertain: Vec<Uncertain>,
 }
@@ -406,7 +406,7 @@ impl Watch {
             span,
             started: Instant::now(),
             call_started: None,
-            calls: 0,
+            answered: false,
             appended_streams: Vec::new(),
             uncertain: Vec::new(),
         }
@@ -450,8 +450,7 @@ impl Watch {
                 .record(started.elapsed().as_secs_f64());
         }
         let [api, operation] = self.labels();
-        let first_call = self.calls == 0;
-        self.calls = self.calls.saturating_add(1);
+        let first_call = !std::mem::replace(&mut self.answered, true);
         self.uncertain.retain(|uncertain| match resolution(uncertain, request, reply) {
             Some(resolution) => {
                 tracing::debug!(target: "atmostonce", sequence = uncertain.sequence, resolution = RESOLUTION.1[resolution], "an indeterminate append resolved");

@@ -14,6 +14,7 @@
 mod input;
 pub mod judge;
 mod run;
+mod terms;
 
 pub use input::{
     ClaimIdChoice, Damage, FINGERPRINTS, FencedAction, FencedConfig, FencedOpKind, FencedProgram,

@@ -11,18 +11,16 @@ use atmostonce::core::fenced::{
     FencedReleaseOp, FencedRenewOp, FencedSweepOp, KeyStatus,
 };
 use atmostonce::core::{Operation, Step, StoreReply, StoreRequest};
-use atmostonce_verify::oracle::ErrorClass;
-use atmostonce_verify::oracle::fenced::{
-    FencedAnswer, FencedError, FencedOp, FencedResponse, Token,
-};
+use atmostonce_verify::oracle::fenced::{FencedAnswer, FencedError, FencedOp, FencedResponse};
 use atmostonce_verify::oracle::naming::stream_name_with_hash_bits;
-use atmostonce_verify::oracle::record::{ClaimId, Record, ReleaseReason, decode};
+use atmostonce_verify::oracle::record::{Record, ReleaseReason, decode};
 use atmostonce_verify::table::{Call, CallFault, FaultTable};
 
 use super::input::{
     ClaimIdChoice, Damage, FencedAction, FencedOpKind, FencedProgram, fingerprint_for,
 };
 use super::judge::{Damaged, FencedEvent, FencedHistory, verify_fenced};
+use super::terms::{classify, token_of};
 use crate::history::{Violation, stream_holds_other_key};
 use crate::program::{
     Fault, KEY_SLOTS, MAX_ACTIONS, MAX_ADVANCE_MS, NAMESPACE, SLOTS, START_MILLIS, drain,
@@ -203,30 +201,6 @@ struct Run {
     fresh_ids: u32,
     damaged: BTreeMap<(String, u64), Damaged>,
     summary: FencedSummary,
-}
-
-/// The oracle's token for an engine token.
-fn token_of(token: &ClaimToken) -> Token {
-    Token {
-        claim_id: ClaimId(*token.claim_id().as_bytes()),
-        fence: token.fence(),
-        lease_expires_millis: token.lease_expires_millis(),
-    }
-}
-
-/// An engine error in the oracle's terms: the fenced refusals by name, the
-/// rest by the oracle's error classes.
-fn classify(error: &DurabilityError) -> FencedError {
-    match error {
-        DurabilityError::StaleClaim { .. } => FencedError::StaleClaim,
-        DurabilityError::FingerprintMismatch { .. } => FencedError::FingerprintMismatch,
-        _ => match ErrorClass::of(error) {
-            ErrorClass::Indeterminate => FencedError::Indeterminate,
-            ErrorClass::NoEffect => FencedError::NoEffect,
-            ErrorClass::Collision => FencedError::Collision,
-            ErrorClass::Unclassified => FencedError::Unclassified,
-        },
-    }
 }
 
 /// A finished operation's answer in the oracle's terms; an answer of a
