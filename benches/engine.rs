@@ -41,7 +41,7 @@ use atmostonce::{
 };
 use criterion::{BatchSize, Criterion, criterion_group};
 use futures::executor::block_on;
-use support::calls::{Call, Recording, names, replay};
+use support::calls::{Call, names, recording, replay, take};
 
 const KEY: &str = "order-0000017";
 const NOW_MILLIS: u64 = 1_700_000_000_000;
@@ -146,7 +146,7 @@ struct FencedBare {
 
 impl FencedBare {
     fn recorded() -> FencedBare {
-        let store = Arc::new(Recording::new(MemoryStore::new()));
+        let store = Arc::new(recording(MemoryStore::new()));
         let cache = FencedCache::new(
             Arc::clone(&store) as Arc<dyn DurableStore>,
             "orders",
@@ -155,7 +155,7 @@ impl FencedBare {
         .expect("valid namespace");
         fenced_claim_and_complete(&cache, &receipt());
         FencedBare {
-            calls: store.take(),
+            calls: take(&store),
             stream: cache.stream_key_for(KEY),
         }
     }

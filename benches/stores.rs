@@ -35,6 +35,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use atmostonce::core::StoreRequest;
 use atmostonce::fenced::{Claim, FencedCache, FencedOptions};
 use atmostonce::store::haematite::{
     DEFAULT_BUFFERED_COMMIT_BYTES, DEFAULT_NODE_CACHE_BYTES, DEFAULT_SHARD_COUNT,
@@ -45,7 +46,7 @@ use atmostonce::{
 };
 use criterion::{Criterion, Throughput};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use support::calls::{Call, Recording, names};
+use support::calls::{Call, names, recording, take};
 use tokio_postgres::NoTls;
 
 /// Concurrent producers, as the issue asks.
@@ -168,13 +169,13 @@ fn fenced_calls(
     runtime: &Arc<tokio::runtime::Runtime>,
     store: impl DurableStore + 'static,
 ) -> Vec<Call> {
-    let store = Arc::new(Recording::new(store));
+    let store = Arc::new(recording(store));
     let probe = Fenced {
         runtime: Arc::clone(runtime),
         cache: fenced_cache(Arc::clone(&store) as Arc<dyn DurableStore>),
     };
     probe.run(1);
-    store.take()
+    take(&store)
 }
 
 /// haematite's bare calls for a fenced claim + complete: the recorded
@@ -208,17 +209,17 @@ fn replay_on_events(events: &haematite::EventStore, calls: &[Call], key: &[u8]) 
     let page = NonZeroUsize::new(256).unwrap();
     for call in calls {
         match call {
-            Call::Append {
+            StoreRequest::Append {
                 payload,
                 expected_seq,
                 ..
             } => {
                 events.append(key, payload, *expected_seq).unwrap();
             }
-            Call::ReadFrom { offset, .. } => {
+            StoreRequest::Read { offset, .. } => {
                 std::hint::black_box(events.read_page(key, *offset, page).unwrap());
             }
-            Call::ReadHead { .. } => {
+            StoreRequest::ReadHead { .. } => {
                 if let Some(length) = events.read_stream_next_seq(key).unwrap()
                     && length > 0
                 {
@@ -229,8 +230,10 @@ fn replay_on_events(events: &haematite::EventStore, calls: &[Call], key: &[u8]) 
                     );
                 }
             }
-            Call::Flush => events.flush().unwrap(),
-            Call::Other(_) => {}
+            StoreRequest::Flush => events.flush().unwrap(),
+            StoreRequest::Scan { .. }
+            | StoreRequest::ScanHeads { .. }
+            | StoreRequest::Compact { .. } => {}
         }
     }
 }
