@@ -106,56 +106,35 @@ async fn drive_bounded<O: Operation>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::DedupEntry;
+    use crate::DedupOptions;
     use crate::core::{AppendDurability, Protocol};
-    use crate::store::{ScannedEntry, StoreFuture, StoredEntry};
-    use crate::{DedupOptions, DedupRecord};
 
-    /// A store whose every stream is endless: each read returns a full batch
-    /// of the key's in-flight entries, however far the reader has got.
-    struct EndlessStore;
+    /// An operation that never ends: it asks for a flush, whatever it is
+    /// answered. No operation of the engine does this (each reads its head a
+    /// bounded number of times), which is why the driver's bound is needed
+    /// only as a guard.
+    #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+    struct Endless;
 
-    impl DurableStore for EndlessStore {
-        fn append<'a>(&'a self, _: &'a str, _: &'a [u8], _: u64) -> StoreFuture<'a, u64> {
-            Box::pin(async { Err(DurabilityError::StoreError("read-only".into())) })
+    impl Operation for Endless {
+        type Output = ();
+
+        fn poll(&self) -> Step<()> {
+            Step::Request(StoreRequest::Flush)
         }
 
-        fn read_from<'a>(
-            &'a self,
-            _: &'a str,
-            offset: u64,
-            limit: usize,
-        ) -> StoreFuture<'a, Vec<StoredEntry>> {
-            let payload = DedupRecord::Active(DedupEntry::new("k", None, 1)).encode();
-            let entries = (offset..)
-                .take(limit)
-                .map(|sequence| StoredEntry {
-                    payload: payload.clone(),
-                    sequence,
-                    timestamp: 0,
-                })
-                .collect();
-            Box::pin(async move { Ok(entries) })
-        }
-
-        fn scan<'a>(&'a self, _: &'a str) -> StoreFuture<'a, Vec<ScannedEntry>> {
-            Box::pin(async { Ok(Vec::new()) })
-        }
-
-        fn flush(&self) -> StoreFuture<'_, ()> {
-            Box::pin(async { Ok(()) })
-        }
+        fn feed(&mut self, _: StoreReply) {}
     }
 
     fn lookup() -> crate::core::LookupOp {
-        let options = DedupOptions::default().with_read_batch(2);
+        let options = DedupOptions::default();
         let protocol = Protocol::new("ns", options, AppendDurability::Durable).unwrap();
         protocol.lookup("k").unwrap()
     }
 
     #[test]
     fn an_operation_that_never_ends_is_stopped_at_the_step_bound_with_an_error() {
-        let result = futures::executor::block_on(drive_bounded(&EndlessStore, lookup(), 50, None));
+        let result = futures::executor::block_on(drive_bounded(&crate::MemoryStore::new(), Endless, 50, None));
         let Err(DurabilityError::StoreError(message)) = result else {
             panic!("expected the step bound's error, got {result:?}");
         };

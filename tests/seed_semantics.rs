@@ -453,9 +453,9 @@ fn an_indeterminate_append_whose_re_reads_all_fail_returns_the_append_error() {
     for _ in 0..atmostonce::limits::MAX_RESOLVE_READS {
         assert!(matches!(
             claim.poll(),
-            Step::Request(StoreRequest::Read { .. })
+            Step::Request(StoreRequest::ReadHead { .. })
         ));
-        claim.feed(StoreReply::Read(Err(DurabilityError::StoreError(
+        claim.feed(StoreReply::Head(Err(DurabilityError::StoreError(
             "read timed out".into(),
         ))));
     }

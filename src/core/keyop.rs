@@ -1,23 +1,27 @@
 //! [`KeyOp`]: the machinery every single-key operation shares.
 
-use super::read::{ReadProgress, StreamRead, StreamView};
+use super::read::{StreamView, probed_record, view_of_head};
 use super::rules::{LostRace, Plan, Rule};
 use super::{IoPolicy, KeyState, Operation, Step, StoreReply, StoreRequest, Target, misfed};
 use crate::DurabilityError;
 use crate::codec::DedupRecord;
 use crate::limits::MAX_RESOLVE_READS;
+use crate::store::StreamHead;
 
-/// A single-key operation: read the key's stream, let the [`Rule`] decide,
-/// append at the stream's head if it says so, and flush before answering.
+/// A single-key operation: read the key's head, let the [`Rule`] decide,
+/// append after the head if it says so, and flush before answering. It
+/// never reads the history below the head (`docs/spec.md`, "Operations"):
+/// the key's state is its last record's.
 ///
 /// - A lost append race ([`DurabilityError::SequenceConflict`]) re-reads the
-///   stream and asks the rule what to do now.
-/// - An indeterminate append error re-reads the stream (up to
-///   [`MAX_RESOLVE_READS`] times) to learn whether the append landed: if the
-///   record at the expected sequence is identical to the one appended, it
-///   did (the seed system's test, which cannot tell two identical records
-///   apart); if nothing is there, the error is returned; if another record is
-///   there, the race was lost.
+///   head and asks the rule what to do now.
+/// - An indeterminate append error re-reads the head (up to
+///   [`MAX_RESOLVE_READS`] times) to learn whether the append landed, and
+///   when the stream has grown past the append's sequence reads the one
+///   record there: if it is identical to the one appended, the append landed
+///   (the seed system's test, which cannot tell two identical records
+///   apart); if nothing is there (or it was compacted away), the error is
+///   returned; if another record is there, the race was lost.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct KeyOp<R: Rule> {
     target: Target,
@@ -29,9 +33,15 @@ pub struct KeyOp<R: Rule> {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Phase<T> {
+    /// Its next request reads the head.
     Reading {
-        read: StreamRead,
         purpose: Purpose,
+    },
+    /// Its next request reads the one record at the uncertain append's
+    /// sequence, below the head `view` shows.
+    Probing {
+        view: StreamView,
+        resolve: Resolve,
     },
     Appending {
         record: DedupRecord,
@@ -83,12 +93,34 @@ enum Purpose {
     /// After a `SequenceConflict`: learn what the winner wrote.
     AfterRace { expected: u64, actual: u64 },
     /// After an indeterminate append error: learn whether it landed.
-    Resolve {
-        record: DedupRecord,
-        expected_seq: u64,
-        error: DurabilityError,
-        attempt: u32,
-    },
+    Resolve(Resolve),
+}
+
+/// An append that answered with an indeterminate error, being resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Resolve {
+    record: DedupRecord,
+    expected_seq: u64,
+    error: DurabilityError,
+    /// Reads made so far to resolve it, less one.
+    attempt: u32,
+}
+
+impl Resolve {
+    /// After a failed read: read the head again, or give up with the
+    /// append's own error (its fate stays unknown).
+    fn retry<T>(self) -> Phase<T> {
+        if self.attempt + 1 < MAX_RESOLVE_READS {
+            Phase::Reading {
+                purpose: Purpose::Resolve(Resolve {
+                    attempt: self.attempt + 1,
+                    ..self
+                }),
+            }
+        } else {
+            Phase::Done(Err(self.error))
+        }
+    }
 }
 
 impl<R: Rule> KeyOp<R> {
@@ -99,7 +131,6 @@ impl<R: Rule> KeyOp<R> {
             rule,
             lost_races: 0,
             phase: Phase::Reading {
-                read: StreamRead::new(),
                 purpose: Purpose::Decide,
             },
         }
@@ -132,9 +163,9 @@ impl<R: Rule> KeyOp<R> {
                 ..
             } => PhaseKind::RereadingAfterLostRace,
             Phase::Reading {
-                purpose: Purpose::Resolve { .. },
-                ..
-            } => PhaseKind::ResolvingIndeterminateAppend,
+                purpose: Purpose::Resolve(_),
+            }
+            | Phase::Probing { .. } => PhaseKind::ResolvingIndeterminateAppend,
             Phase::Appending { .. } => PhaseKind::Appending,
             Phase::Flushing => PhaseKind::Flushing,
             Phase::Done(_) => PhaseKind::Done,
@@ -165,16 +196,16 @@ impl<R: Rule> KeyOp<R> {
                 let plan = self.rule.after_lost_race(&self.target, &view.state, race);
                 self.follow(&view, plan)
             }
-            Purpose::Resolve {
+            Purpose::Resolve(Resolve {
                 record,
                 expected_seq,
                 error,
                 ..
-            } => match &view.probed {
+            }) => match &view.probed {
                 Some(found) if *found == record => {
                     debug_assert!(
                         view.next_seq > expected_seq,
-                        "an append found by its re-read lies inside the stream read"
+                        "an append found by its re-read lies inside the stream"
                     );
                     self.landed()
                 }
@@ -223,6 +254,27 @@ impl<R: Rule> KeyOp<R> {
             Phase::Done(Ok(self.rule.landed()))
         }
     }
+
+    /// After a head read: probe the uncertain append's sequence when the
+    /// stream has grown past it, else go on with what was read.
+    fn after_head(&mut self, purpose: Purpose, head: StreamHead) -> Phase<R::Output> {
+        let probe = match &purpose {
+            Purpose::Resolve(resolve) => Some(resolve.expected_seq),
+            Purpose::Decide | Purpose::AfterRace { .. } => None,
+        };
+        let view = match view_of_head(&self.target, head, probe) {
+            Ok(view) => view,
+            Err(error) => return Phase::Done(Err(error)),
+        };
+        match purpose {
+            Purpose::Resolve(resolve)
+                if view.head_seq.is_some_and(|head| head > resolve.expected_seq) =>
+            {
+                Phase::Probing { view, resolve }
+            }
+            purpose => self.after_read(purpose, view),
+        }
+    }
 }
 
 impl<R: Rule> Operation for KeyOp<R> {
@@ -230,9 +282,14 @@ impl<R: Rule> Operation for KeyOp<R> {
 
     fn poll(&self) -> Step<R::Output> {
         match &self.phase {
-            Phase::Reading { read, .. } => {
-                Step::Request(read.request(&self.target, self.io.read_batch))
-            }
+            Phase::Reading { .. } => Step::Request(StoreRequest::ReadHead {
+                stream: self.target.stream.clone(),
+            }),
+            Phase::Probing { resolve, .. } => Step::Request(StoreRequest::Read {
+                stream: self.target.stream.clone(),
+                offset: resolve.expected_seq,
+                limit: 1,
+            }),
             Phase::Appending {
                 record,
                 expected_seq,
@@ -256,45 +313,26 @@ impl<R: Rule> Operation for KeyOp<R> {
         let phase = std::mem::replace(&mut self.phase, Phase::Flushing);
         self.phase = match (phase, reply) {
             (Phase::Done(result), _) => Phase::Done(result),
-            (Phase::Reading { mut read, purpose }, StoreReply::Read(Ok(entries))) => {
-                match read.absorb(&self.target, self.io.read_batch, entries) {
-                    Ok(ReadProgress::More) => Phase::Reading { read, purpose },
-                    Ok(ReadProgress::Finished(view)) => self.after_read(purpose, view),
+            (Phase::Reading { purpose }, StoreReply::Head(Ok(head))) => {
+                self.after_head(purpose, head)
+            }
+            (
+                Phase::Reading {
+                    purpose: Purpose::Resolve(resolve),
+                },
+                StoreReply::Head(Err(_)),
+            ) => resolve.retry(),
+            (Phase::Reading { .. }, StoreReply::Head(Err(error))) => Phase::Done(Err(error)),
+            (Phase::Probing { mut view, resolve }, StoreReply::Read(Ok(entries))) => {
+                match probed_record(&self.target, resolve.expected_seq, &entries) {
+                    Ok(probed) => {
+                        view.probed = probed;
+                        self.after_read(Purpose::Resolve(resolve), view)
+                    }
                     Err(error) => Phase::Done(Err(error)),
                 }
             }
-            (
-                Phase::Reading {
-                    purpose:
-                        Purpose::Resolve {
-                            record,
-                            expected_seq,
-                            error,
-                            attempt,
-                        },
-                    ..
-                },
-                StoreReply::Read(Err(_)),
-            ) if attempt + 1 < MAX_RESOLVE_READS => Phase::Reading {
-                read: StreamRead::probing(expected_seq),
-                purpose: Purpose::Resolve {
-                    record,
-                    expected_seq,
-                    error,
-                    attempt: attempt + 1,
-                },
-            },
-            (
-                Phase::Reading {
-                    purpose: Purpose::Resolve { error, .. },
-                    ..
-                },
-                StoreReply::Read(Err(_)),
-            ) => {
-                // The append's fate stays unknown: report its own error.
-                Phase::Done(Err(error))
-            }
-            (Phase::Reading { .. }, StoreReply::Read(Err(error))) => Phase::Done(Err(error)),
+            (Phase::Probing { resolve, .. }, StoreReply::Read(Err(_))) => resolve.retry(),
             (Phase::Appending { expected_seq, .. }, StoreReply::Append(Ok(sequence))) => {
                 if sequence == expected_seq {
                     self.landed()
@@ -312,7 +350,6 @@ impl<R: Rule> Operation for KeyOp<R> {
             ) => {
                 self.lost_races += 1;
                 Phase::Reading {
-                    read: StreamRead::new(),
                     purpose: Purpose::AfterRace { expected, actual },
                 }
             }
@@ -323,17 +360,19 @@ impl<R: Rule> Operation for KeyOp<R> {
                 },
                 StoreReply::Append(Err(error)),
             ) => Phase::Reading {
-                read: StreamRead::probing(expected_seq),
-                purpose: Purpose::Resolve {
+                purpose: Purpose::Resolve(Resolve {
                     record,
                     expected_seq,
                     error,
                     attempt: 0,
-                },
+                }),
             },
             (Phase::Flushing, StoreReply::Flush(Ok(()))) => Phase::Done(Ok(self.rule.landed())),
             (Phase::Flushing, StoreReply::Flush(Err(error))) => Phase::Done(Err(error)),
-            (Phase::Reading { .. }, reply) => Phase::Done(Err(misfed(&reply, "a read answer"))),
+            (Phase::Reading { .. }, reply) => {
+                Phase::Done(Err(misfed(&reply, "a head read's answer")))
+            }
+            (Phase::Probing { .. }, reply) => Phase::Done(Err(misfed(&reply, "a read answer"))),
             (Phase::Appending { .. }, reply) => {
                 Phase::Done(Err(misfed(&reply, "an append answer")))
             }

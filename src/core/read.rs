@@ -1,34 +1,18 @@
-//! Reading a key's stream to learn its state, one batch at a time.
+//! Reading what a single-key operation needs of its stream: the head, and
+//! the one record at an uncertain append's sequence below it.
 
-use super::{KeyState, StoreRequest, Target};
+use super::{KeyState, Target};
 use crate::DurabilityError;
 use crate::codec::DedupRecord;
-use crate::store::StoredEntry;
+use crate::store::{StoredEntry, StreamHead};
 
-/// Progress of reading one stream from its first entry to its end.
-///
-/// Every record is decoded and checked to belong to the target key (records
-/// of two keys are never mixed); the last one is kept as the stream's head.
-/// Optionally the record at one sequence is kept too (`probe`), to learn
-/// whether an append answered with an indeterminate error landed.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct StreamRead {
-    next_seq: u64,
-    head: Option<DedupRecord>,
-    probe: Option<Probe>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Probe {
-    sequence: u64,
-    record: Option<DedupRecord>,
-}
-
-/// What a finished read learned.
+/// What a read learned.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct StreamView {
     /// The stream's length: where the next append goes.
     pub next_seq: u64,
+    /// The sequence of the stream's last record (`None`: an empty stream).
+    pub head_seq: Option<u64>,
     /// The key's state by the stream's last record.
     pub state: KeyState,
     /// The record at the probed sequence, if one was asked for and exists.
@@ -48,95 +32,97 @@ pub(crate) fn next_sequence(target: &Target, sequence: u64) -> Result<u64, Durab
     })
 }
 
-pub(crate) enum ReadProgress {
-    More,
-    Finished(StreamView),
+/// The last entry of a head the store answered for `target`'s stream, and
+/// the stream's length, once the head is consistent: its last entry at
+/// `length - 1`, and no length without a last entry. Shared by both APIs;
+/// each decodes the entry with its own codec.
+pub(crate) fn consistent_head(
+    target: &Target,
+    head: StreamHead,
+) -> Result<(Option<StoredEntry>, u64), DurabilityError> {
+    let Some(last) = head.last else {
+        return if head.length == 0 {
+            Ok((None, 0))
+        } else {
+            Err(DurabilityError::StoreError(format!(
+                "store answered a head of stream {:?} with length {} and no last entry",
+                target.stream, head.length
+            )))
+        };
+    };
+    let next_seq = next_sequence(target, last.sequence)?;
+    if next_seq != head.length {
+        return Err(DurabilityError::StoreError(format!(
+            "store answered a head of stream {:?} with its last entry at sequence {} and \
+             length {}",
+            target.stream, last.sequence, head.length
+        )));
+    }
+    Ok((Some(last), next_seq))
 }
 
-impl StreamRead {
-    pub(crate) fn new() -> StreamRead {
-        StreamRead {
-            next_seq: 0,
-            head: None,
-            probe: None,
-        }
-    }
-
-    /// A read that also keeps the record at `sequence`.
-    pub(crate) fn probing(sequence: u64) -> StreamRead {
-        StreamRead {
-            probe: Some(Probe {
-                sequence,
-                record: None,
-            }),
-            ..StreamRead::new()
-        }
-    }
-
-    pub(crate) fn request(&self, target: &Target, read_batch: usize) -> StoreRequest {
-        StoreRequest::Read {
+/// The seed record of `entry`, which must decode and belong to the target
+/// key (records of two keys are never mixed: every append is conditioned on
+/// a head that passed this check).
+pub(crate) fn seed_record(
+    target: &Target,
+    entry: &StoredEntry,
+) -> Result<DedupRecord, DurabilityError> {
+    let record =
+        DedupRecord::decode(&entry.payload).map_err(|error| DurabilityError::EnvelopeError {
             stream: target.stream.clone(),
-            offset: self.next_seq,
-            limit: read_batch,
-        }
+            sequence: entry.sequence,
+            error,
+        })?;
+    if record.idempotency_key() != target.key {
+        return Err(DurabilityError::DedupCollision {
+            key: target.key.clone(),
+        });
     }
+    Ok(record)
+}
 
-    /// Takes in one batch. Fails on a record that does not decode, a record
-    /// of another key, or a store that answered out of order or too much.
-    pub(crate) fn absorb(
-        &mut self,
-        target: &Target,
-        read_batch: usize,
-        entries: Vec<StoredEntry>,
-    ) -> Result<ReadProgress, DurabilityError> {
-        if entries.len() > read_batch {
-            return Err(DurabilityError::StoreError(format!(
-                "store returned {} entries of stream {:?} for a read of at most {read_batch}",
-                entries.len(),
-                target.stream
-            )));
-        }
-        let full_batch = entries.len() == read_batch;
-        for entry in entries {
-            if entry.sequence != self.next_seq {
-                return Err(DurabilityError::StoreError(format!(
-                    "store returned sequence {} of stream {:?} where {} was next",
-                    entry.sequence, target.stream, self.next_seq
-                )));
-            }
-            let record = DedupRecord::decode(&entry.payload).map_err(|error| {
-                DurabilityError::EnvelopeError {
-                    stream: target.stream.clone(),
-                    sequence: entry.sequence,
-                    error,
-                }
-            })?;
-            if record.idempotency_key() != target.key {
-                return Err(DurabilityError::DedupCollision {
-                    key: target.key.clone(),
-                });
-            }
-            if let Some(probe) = &mut self.probe
-                && probe.sequence == entry.sequence
-            {
-                probe.record = Some(record.clone());
-            }
-            self.head = Some(record);
-            self.next_seq = next_sequence(target, entry.sequence)?;
-        }
-        debug_assert!(
-            self.probe
-                .as_ref()
-                .is_none_or(|probe| probe.record.is_none() || probe.sequence < self.next_seq),
-            "a probed record is one the read has passed"
-        );
-        if full_batch {
-            return Ok(ReadProgress::More);
-        }
-        Ok(ReadProgress::Finished(StreamView {
-            next_seq: self.next_seq,
-            state: KeyState::of(self.head.as_ref()),
-            probed: self.probe.as_mut().and_then(|probe| probe.record.take()),
-        }))
+/// The view a head read gives; when `probe` is the head's own sequence,
+/// the head is the probed record too.
+pub(crate) fn view_of_head(
+    target: &Target,
+    head: StreamHead,
+    probe: Option<u64>,
+) -> Result<StreamView, DurabilityError> {
+    let (last, next_seq) = consistent_head(target, head)?;
+    let Some(last) = last else {
+        return Ok(StreamView {
+            next_seq,
+            head_seq: None,
+            state: KeyState::of(None),
+            probed: None,
+        });
+    };
+    let record = seed_record(target, &last)?;
+    let probed = (probe == Some(last.sequence)).then(|| record.clone());
+    Ok(StreamView {
+        next_seq,
+        head_seq: Some(last.sequence),
+        state: KeyState::of(Some(&record)),
+        probed,
+    })
+}
+
+/// The record at `sequence` from the answer to a one-record read there:
+/// `None` when the stream's first entry is past it (compacted away).
+pub(crate) fn probed_record(
+    target: &Target,
+    sequence: u64,
+    entries: &[StoredEntry],
+) -> Result<Option<DedupRecord>, DurabilityError> {
+    match entries {
+        [entry] if entry.sequence == sequence => seed_record(target, entry).map(Some),
+        [entry] if entry.sequence > sequence => Ok(None),
+        _ => Err(DurabilityError::StoreError(format!(
+            "store answered {} entries of stream {:?} for a read of the one at sequence \
+             {sequence} below its head",
+            entries.len(),
+            target.stream
+        ))),
     }
 }

@@ -7,7 +7,7 @@ use super::{Attempt, FencedOp, Phase, View};
 use crate::DurabilityError;
 use crate::codec::FencedRecord;
 use crate::core::fenced::rules::FencedRule;
-use crate::core::read::next_sequence;
+use crate::core::read::consistent_head;
 use crate::store::{StoredEntry, StreamHead};
 
 impl<R: FencedRule> FencedOp<R> {
@@ -31,24 +31,10 @@ impl<R: FencedRule> FencedOp<R> {
     /// What a head read shows: the stream's length and its last record.
     /// The head must be consistent (its last entry at `length - 1`).
     pub(super) fn view_of(&self, head: StreamHead) -> Result<View, DurabilityError> {
-        let Some(last) = head.last else {
-            return if head.length == 0 {
-                Ok(View::empty())
-            } else {
-                Err(DurabilityError::StoreError(format!(
-                    "store answered a head of stream {:?} with length {} and no last entry",
-                    self.target.stream, head.length
-                )))
-            };
+        let (last, next_seq) = consistent_head(&self.target, head)?;
+        let Some(last) = last else {
+            return Ok(View::empty());
         };
-        let next_seq = next_sequence(&self.target, last.sequence)?;
-        if next_seq != head.length {
-            return Err(DurabilityError::StoreError(format!(
-                "store answered a head of stream {:?} with its last entry at sequence {} and \
-                 length {}",
-                self.target.stream, last.sequence, head.length
-            )));
-        }
         let record = self.record_of(&last)?;
         Ok(View {
             next_seq,
