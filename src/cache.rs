@@ -23,7 +23,10 @@ use crate::telemetry::{Api, OpKind, Watch};
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DedupOptions {
-    /// Records fetched per store read (1..=[`MAX_READ_BATCH`](crate::limits::MAX_READ_BATCH)).
+    /// Records fetched per store read (1..=[`MAX_READ_BATCH`](crate::limits::MAX_READ_BATCH)),
+    /// kept for the seed system's configurations: operations now read only
+    /// the key's head and the sweep scans in one call, so no call reads in
+    /// batches (`docs/spec.md`, "Seed API").
     pub read_batch: usize,
     /// Bits of the key hash kept in stream names (1..=64); only the harness
     /// narrows it (feature `testing`), to make keys collide on purpose.

@@ -134,7 +134,12 @@ mod tests {
 
     #[test]
     fn an_operation_that_never_ends_is_stopped_at_the_step_bound_with_an_error() {
-        let result = futures::executor::block_on(drive_bounded(&crate::MemoryStore::new(), Endless, 50, None));
+        let result = futures::executor::block_on(drive_bounded(
+            &crate::MemoryStore::new(),
+            Endless,
+            50,
+            None,
+        ));
         let Err(DurabilityError::StoreError(message)) = result else {
             panic!("expected the step bound's error, got {result:?}");
         };

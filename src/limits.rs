@@ -73,8 +73,11 @@ pub const MAX_CLAIM_ID_DRAWS: u32 = 2;
 /// blocked for that long after its holder crashed.
 pub const MAX_LEASE_MS: u64 = 7 * 24 * 60 * 60 * 1000;
 
-/// Streams per page of a fenced sweep (`scan_heads`' limit), and so the most
-/// stream heads a sweep holds in memory at once. A page costs one store call;
+/// Streams per page of a fenced sweep (`scan_heads`' limit), by default and
+/// at most ([`FencedOptions::sweep_page_streams`] may lower it), and so the
+/// most stream heads a sweep holds in memory at once.
+///
+/// [`FencedOptions::sweep_page_streams`]: crate::fenced::FencedOptions::sweep_page_streams A page costs one store call;
 /// 256 heads of records bounded by [`MAX_KEY_BYTES`] and
 /// [`MAX_RECEIPT_BYTES`] are at most about 16 MiB in the worst case and a few
 /// tens of KiB for typical keys and receipts, while a sweep of a million
@@ -83,9 +86,9 @@ pub const SWEEP_PAGE_STREAMS: usize = 256;
 
 /// Store calls the driver makes for one operation before it stops it with an
 /// error. No correct operation comes near it: a single-key operation reads
-/// its stream a bounded number of times (at most [`MAX_CONFLICT_ROUNDS`] +
-/// [`MAX_RESOLVE_READS`] rounds, or [`MAX_CLAIM_ATTEMPTS`] appends), each in
-/// batches of at least one entry, and a fenced sweep makes one call per page
+/// its head a bounded number of times (at most [`MAX_CONFLICT_ROUNDS`] +
+/// [`MAX_RESOLVE_READS`] rounds, or [`MAX_CLAIM_ATTEMPTS`] appends), each
+/// read one or two calls, and a fenced sweep makes one call per page
 /// of [`SWEEP_PAGE_STREAMS`] heads, two flushes per page, and at most three
 /// calls per key (a head re-read, an expiry, a compaction). 2^24 (about 16.8
 /// million) calls is more than a stream a read returns into memory, and

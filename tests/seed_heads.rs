@@ -95,7 +95,8 @@ fn every_seed_operation_makes_the_same_store_calls_whatever_the_history() {
             let (completed, done) = calls_of(&store, &mut complete).await;
             done.unwrap();
             assert_eq!(completed, ["head", "append"], "history {history}");
-            let (release, released) = calls_of(&store, &mut protocol.release("k", 3).unwrap()).await;
+            let (release, released) =
+                calls_of(&store, &mut protocol.release("k", 3).unwrap()).await;
             released.unwrap();
             assert_eq!(release, ["head"], "release of a receipt, history {history}");
         }
@@ -111,7 +112,10 @@ fn an_indeterminate_claim_below_a_grown_head_is_resolved_by_the_record_at_its_se
         let sequence = append_applied_then_error(&store, &mut claim).await;
         // Another writer (a sweeper) appends past the claim before it re-reads.
         let tombstone = DedupRecord::Tombstone(Tombstone::new("k", 8)).encode();
-        store.append(&stream, &tombstone, sequence + 1).await.unwrap();
+        store
+            .append(&stream, &tombstone, sequence + 1)
+            .await
+            .unwrap();
         let (calls, decision) = calls_of(&store, &mut claim).await;
         assert_eq!(decision.unwrap(), DedupDecision::Claimed);
         assert_eq!(calls, ["head", "read 1"]);
@@ -160,7 +164,10 @@ fn an_indeterminate_claim_whose_record_was_compacted_away_returns_its_error() {
         let mut claim = cache.protocol().unwrap().claim("k", 7).unwrap();
         let sequence = append_applied_then_error(&store, &mut claim).await;
         let tombstone = DedupRecord::Tombstone(Tombstone::new("k", 8)).encode();
-        store.append(&stream, &tombstone, sequence + 1).await.unwrap();
+        store
+            .append(&stream, &tombstone, sequence + 1)
+            .await
+            .unwrap();
         assert_eq!(store.compact(&stream, sequence + 1).await.unwrap(), 1);
         let (calls, decision) = calls_of(&store, &mut claim).await;
         assert_eq!(

@@ -18,7 +18,7 @@ use atmostonce::telemetry::{
 };
 use atmostonce::{
     DedupCache, DedupDecision, DedupSweeper, DurableStore, MemoryStore, ProcessingReceipt,
-    ScannedEntry, StoreFuture, StoredEntry,
+    ScannedEntry, StoreFuture, StoredEntry, StreamHead,
 };
 use common::{AppendFault, run, scripted_store};
 use futures::FutureExt as _;
@@ -101,6 +101,7 @@ struct Counting {
     inner: MemoryStore,
     race_first_append: bool,
     reads: AtomicUsize,
+    heads: AtomicUsize,
     appends: AtomicUsize,
     scans: AtomicUsize,
     flushes: AtomicUsize,
@@ -131,6 +132,11 @@ impl DurableStore for Counting {
         self.inner.read_from(stream, offset, limit)
     }
 
+    fn read_head<'a>(&'a self, stream: &'a str) -> StoreFuture<'a, StreamHead> {
+        self.heads.fetch_add(1, Ordering::SeqCst);
+        self.inner.read_head(stream)
+    }
+
     fn scan<'a>(&'a self, prefix: &'a str) -> StoreFuture<'a, Vec<ScannedEntry>> {
         self.scans.fetch_add(1, Ordering::SeqCst);
         self.inner.scan(prefix)
@@ -150,6 +156,7 @@ impl Counting {
     fn calls(&self, call: &str) -> usize {
         match call {
             "read" => &self.reads,
+            "read_head" => &self.heads,
             "append" => &self.appends,
             "scan" => &self.scans,
             _ => &self.flushes,
@@ -226,7 +233,7 @@ fn every_seed_operation_is_counted_by_its_outcome_and_every_store_call_timed() {
         reported.total(LOST_RACES_TOTAL) + reported.total(RETRIES_TOTAL),
         0
     );
-    for call in ["read", "append", "scan", "flush"] {
+    for call in ["read", "read_head", "append", "scan", "flush"] {
         assert_eq!(
             reported.samples(STORE_CALL_SECONDS, &[("call", call)]),
             store.calls(call),
@@ -234,7 +241,7 @@ fn every_seed_operation_is_counted_by_its_outcome_and_every_store_call_timed() {
         );
     }
     assert!(
-        store.calls("append") >= 3 && store.calls("read") >= 6,
+        store.calls("append") >= 3 && store.calls("read_head") >= 6,
         "the test's premise"
     );
     assert_eq!(

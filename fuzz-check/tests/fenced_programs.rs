@@ -12,7 +12,7 @@ use atmostonce_fuzz_check::program::{Fault, HashWidth, KeyChoice};
 /// acknowledged appends are durable.
 const PLAIN: FencedConfig = FencedConfig {
     hash: HashWidth::Full,
-    read_batch: 3,
+    sweep_page: 3,
     flush_appends: false,
     lease_steps: 0,
     receipt_ttl_steps: 1,

@@ -268,7 +268,9 @@ impl<R: Rule> KeyOp<R> {
         };
         match purpose {
             Purpose::Resolve(resolve)
-                if view.head_seq.is_some_and(|head| head > resolve.expected_seq) =>
+                if view
+                    .head_seq
+                    .is_some_and(|head| head > resolve.expected_seq) =>
             {
                 Phase::Probing { view, resolve }
             }

@@ -61,7 +61,7 @@ pub enum Fault {
     Corruption,
     /// Keys share streams (a tiny hash space or a forced collision).
     Collisions,
-    /// Small read batches, so reads take many calls.
+    /// Fenced sweeps page over a few streams, so their cursor crosses pages.
     LongStreams,
     /// A producer paused longer than the TTL (drops A1's assumption).
     Pause,
@@ -154,7 +154,9 @@ impl Fault {
             Fault::ClockSkew => "clocks are offset from each other and jump",
             Fault::Corruption => "a stored record gets a bit flip, is truncated or overwritten",
             Fault::Collisions => "keys share streams",
-            Fault::LongStreams => "read batches of a few records, so reads take many calls",
+            Fault::LongStreams => {
+                "fenced sweeps page over a few streams, so their cursor crosses pages"
+            }
             Fault::Pause => "a producer is paused longer than the TTL (drops A1's assumption)",
             Fault::DeliveryFailure => "a delivery fails, so the producer releases its claim",
         }

@@ -34,8 +34,8 @@ pub struct FencedProgram {
 pub struct FencedConfig {
     /// Bits of the key hash in stream names: narrow widths force collisions.
     pub hash: HashWidth,
-    /// Records per read, 1 + this modulo 4.
-    pub read_batch: u8,
+    /// Streams per sweep page, 1 + this modulo 4.
+    pub sweep_page: u8,
     /// Whether the engine flushes before acknowledging a write and before
     /// deciding on a read. Off models a store whose acknowledged appends are
     /// durable: store crashes are then not injected.
@@ -211,7 +211,7 @@ impl FencedProgram {
         let options = FencedOptions::default()
             .with_lease_ms(params.lease_ms)
             .with_receipt_ttl_ms(params.receipt_ttl_ms)
-            .with_read_batch(1 + usize::from(self.config.read_batch % 4))
+            .with_sweep_page_streams(1 + usize::from(self.config.sweep_page % 4))
             .with_hash_bits(self.hash_bits());
         let durability = if self.config.flush_appends {
             AppendDurability::NeedsFlush

@@ -118,7 +118,9 @@ impl LiveFault {
             }
             LiveFault::Disconnect => "postgres: pg_terminate_backend on the run's connections",
             LiveFault::Collisions => "1-3 hash bits, so keys share streams",
-            LiveFault::LongStreams => "read batches of 1-4 records, so reads take many calls",
+            LiveFault::LongStreams => {
+                "fenced sweeps page over 1-3 streams, so their cursor crosses pages"
+            }
         }
     }
 

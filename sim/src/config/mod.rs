@@ -164,7 +164,9 @@ pub struct Config {
     pub sweep_interval_ms: u64,
     /// Hash bits of stream names (64 unless `collisions`).
     pub hash_bits: u8,
-    /// Records per store read (256 unless `long-streams`).
+    /// The seed API's read batch, and the streams per page of a fenced
+    /// sweep (256 unless `long-streams`: then 1-3, so sweeps take many
+    /// pages and their cursor crosses pages while producers write).
     pub read_batch: usize,
     /// Hot keys and the share of picks they get (`contention`).
     pub hot_keys: u16,

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, MutexGuard};
 
 use atmostonce::fenced::{FencedCache, FencedOptions};
+use atmostonce::limits::SWEEP_PAGE_STREAMS;
 use atmostonce::{DedupCache, DedupOptions, DurabilityError, DurableStore};
 use atmostonce_verify::oracle::fenced::{FencedOp, FencedParams};
 use atmostonce_verify::oracle::record::{self, Record, ReleaseReason};
@@ -82,7 +83,7 @@ pub(crate) fn fenced_cache<E: Env>(
     let options = FencedOptions::default()
         .with_lease_ms(params.lease_ms)
         .with_receipt_ttl_ms(params.receipt_ttl_ms)
-        .with_read_batch(world.config.read_batch)
+        .with_sweep_page_streams(world.config.read_batch.min(SWEEP_PAGE_STREAMS))
         .with_hash_bits(world.config.hash_bits);
     FencedCache::new(E::store_for(world, process), NAMESPACE, options)
 }

@@ -16,7 +16,8 @@ mod token;
 use super::{AppendDurability, Protocol, Target};
 use crate::codec::{ClaimId, FencedRecord, ProcessingReceipt};
 use crate::limits::{
-    CLOCK_SKEW_GRACE_MS, DEFAULT_READ_BATCH, MAX_FINGERPRINT_BYTES, MAX_LEASE_MS, MAX_RECEIPT_BYTES,
+    CLOCK_SKEW_GRACE_MS, DEFAULT_READ_BATCH, MAX_FINGERPRINT_BYTES, MAX_LEASE_MS,
+    MAX_RECEIPT_BYTES, SWEEP_PAGE_STREAMS,
 };
 use crate::{DedupOptions, DurabilityError, KeyHash};
 
@@ -56,8 +57,10 @@ pub struct FencedOptions {
     /// How long duplicates are answered with a receipt, in ms (at least 1).
     /// Default 86 400 000 (one day).
     pub receipt_ttl_ms: u64,
-    /// Records fetched per store read, as in [`DedupOptions::read_batch`].
-    pub read_batch: usize,
+    /// Streams per page of a sweep (1..=[`SWEEP_PAGE_STREAMS`], the
+    /// default): the most stream heads a sweep holds in memory at once, and
+    /// one store call per page.
+    pub sweep_page_streams: usize,
     /// Bits of the key hash in stream names (1..=64); only the harness
     /// narrows it (feature `testing`), to make keys collide on purpose.
     pub(crate) hash_bits: u8,
@@ -73,7 +76,7 @@ impl Default for FencedOptions {
         FencedOptions {
             lease_ms: 30_000,
             receipt_ttl_ms: 86_400_000,
-            read_batch: DEFAULT_READ_BATCH,
+            sweep_page_streams: SWEEP_PAGE_STREAMS,
             hash_bits: 64,
             key_hash: KeyHash::Fnv1a64,
             raw_keys_in_traces: false,
@@ -96,10 +99,10 @@ impl FencedOptions {
         self
     }
 
-    /// Sets the read batch.
+    /// Sets the streams per sweep page.
     #[must_use]
-    pub fn with_read_batch(mut self, read_batch: usize) -> Self {
-        self.read_batch = read_batch;
+    pub fn with_sweep_page_streams(mut self, sweep_page_streams: usize) -> Self {
+        self.sweep_page_streams = sweep_page_streams;
         self
     }
 
@@ -283,6 +286,7 @@ impl FencedState {
 pub struct FencedProtocol {
     base: Protocol,
     times: Times,
+    sweep_page_streams: usize,
 }
 
 impl FencedProtocol {
@@ -307,8 +311,14 @@ impl FencedProtocol {
                     .into(),
             ));
         }
+        if options.sweep_page_streams == 0 || options.sweep_page_streams > SWEEP_PAGE_STREAMS {
+            return Err(DurabilityError::ConfigError(format!(
+                "sweep_page_streams is {}; it must be between 1 and {SWEEP_PAGE_STREAMS}",
+                options.sweep_page_streams
+            )));
+        }
         let seed_options = DedupOptions {
-            read_batch: options.read_batch,
+            read_batch: DEFAULT_READ_BATCH,
             hash_bits: options.hash_bits,
             key_hash: options.key_hash,
             raw_keys_in_traces: options.raw_keys_in_traces,
@@ -319,6 +329,7 @@ impl FencedProtocol {
                 lease_ms: options.lease_ms,
                 receipt_ttl_ms: options.receipt_ttl_ms,
             },
+            sweep_page_streams: options.sweep_page_streams,
         })
     }
 
@@ -437,7 +448,7 @@ impl FencedProtocol {
     /// earlier one (it compacts every head with history below it).
     #[must_use]
     pub fn sweep(&self, now_millis: u64) -> FencedSweepOp {
-        FencedSweepOp::new(self.base.clone(), self.times, now_millis, None)
+        self.sweep_after(now_millis, None)
     }
 
     /// One sweep at `now_millis` after a sweep that started at
@@ -452,6 +463,7 @@ impl FencedProtocol {
         FencedSweepOp::new(
             self.base.clone(),
             self.times,
+            self.sweep_page_streams,
             now_millis,
             previous_sweep_millis,
         )

@@ -1,7 +1,7 @@
 //! [`FencedSweepOp`]: one pass of the fenced sweeper as a state machine.
 //!
 //! The sweep pages over the namespace's stream heads (`scan_heads`, at most
-//! [`SWEEP_PAGE_STREAMS`] per page, a cursor between pages), never over
+//! [`SWEEP_PAGE_STREAMS`](crate::limits::SWEEP_PAGE_STREAMS) per page, a cursor between pages), never over
 //! history: its cost grows with the number of keys, not of operations.
 //! Per page it judges every head, flushes and re-reads the heads it means
 //! to write to, appends the expiries, flushes them, and compacts the
@@ -13,7 +13,6 @@ use super::{FencedState, Times};
 use crate::DurabilityError;
 use crate::codec::{EnvelopeError, FencedRecord, ReleaseRecord};
 use crate::core::{Operation, Protocol, Step, StoreReply, StoreRequest, misfed};
-use crate::limits::SWEEP_PAGE_STREAMS;
 use crate::store::{ScannedHead, StreamHead};
 
 /// Why the sweep left a key alone.
@@ -158,6 +157,8 @@ enum Phase {
 pub struct FencedSweepOp {
     protocol: Protocol,
     times: Times,
+    /// Streams per page (`scan_heads`' limit).
+    page_streams: usize,
     now_millis: u64,
     previous_sweep_millis: Option<u64>,
     report: FencedSweepReport,
@@ -168,12 +169,14 @@ impl FencedSweepOp {
     pub(crate) fn new(
         protocol: Protocol,
         times: Times,
+        page_streams: usize,
         now_millis: u64,
         previous_sweep_millis: Option<u64>,
     ) -> FencedSweepOp {
         FencedSweepOp {
             protocol,
             times,
+            page_streams,
             now_millis,
             previous_sweep_millis,
             report: FencedSweepReport::default(),
@@ -188,7 +191,7 @@ impl FencedSweepOp {
     }
 
     /// The stream heads the machine holds now: never more than one page
-    /// ([`SWEEP_PAGE_STREAMS`]).
+    /// (at most [`SWEEP_PAGE_STREAMS`](crate::limits::SWEEP_PAGE_STREAMS)).
     #[must_use]
     pub fn heads_held(&self) -> usize {
         match &self.phase {
@@ -293,10 +296,11 @@ impl FencedSweepOp {
         heads: Vec<ScannedHead>,
     ) -> Result<Page, DurabilityError> {
         let prefix = self.protocol.stream_prefix();
-        if heads.len() > SWEEP_PAGE_STREAMS {
+        if heads.len() > self.page_streams {
             return Err(DurabilityError::StoreError(format!(
-                "scan_heads returned {} heads for a page of at most {SWEEP_PAGE_STREAMS}",
-                heads.len()
+                "scan_heads returned {} heads for a page of at most {}",
+                heads.len(),
+                self.page_streams
             )));
         }
         let mut previous = after;
@@ -315,7 +319,7 @@ impl FencedSweepOp {
             }
             previous = Some(&head.stream);
         }
-        let next = (heads.len() == SWEEP_PAGE_STREAMS)
+        let next = (heads.len() == self.page_streams)
             .then(|| heads.last().map(|head| head.stream.clone()))
             .flatten();
         self.report.pages += 1;
@@ -484,7 +488,7 @@ impl Operation for FencedSweepOp {
             Phase::Paging { after } => Step::Request(StoreRequest::ScanHeads {
                 prefix: self.protocol.stream_prefix(),
                 after: after.clone(),
-                limit: SWEEP_PAGE_STREAMS,
+                limit: self.page_streams,
             }),
             Phase::Settling(_) | Phase::Flushing(_) => Step::Request(StoreRequest::Flush),
             Phase::Verifying { page, next } => match candidate(page, *next) {
