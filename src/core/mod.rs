@@ -22,8 +22,8 @@
 //! let decision = loop {
 //!     match claim.poll() {
 //!         Step::Done(result) => break result.unwrap(),
-//!         Step::Request(StoreRequest::Read { stream, offset, limit }) => {
-//!             claim.feed(StoreReply::Read(Ok(table.read_from(&stream, offset, limit))))
+//!         Step::Request(StoreRequest::ReadHead { stream }) => {
+//!             claim.feed(StoreReply::Head(Ok(table.head(&stream))))
 //!         }
 //!         Step::Request(StoreRequest::Append { stream, payload, expected_seq }) => {
 //!             claim.feed(StoreReply::Append(table.append(&stream, &payload, expected_seq, 0)))
