@@ -148,6 +148,13 @@ fn key_events(history: &History, key: KeyId) -> Vec<(u64, String)> {
                     } if *corrupted == key => {
                         format!("fault: record {sequence} corrupted ({how})")
                     }
+                    FaultEvent::Compaction {
+                        stream: compacted,
+                        below_seq,
+                        removed,
+                    } if compacted == stream => format!(
+                        "fault: janitor compacted the stream below {below_seq} ({removed} removed)"
+                    ),
                     FaultEvent::QuietPhase => "quiet phase: faults stop".to_owned(),
                     FaultEvent::StoreCallFailed { op, call, error } if op_of_key(op) => format!(
                         "fault: {call} of op {} failed ({error}; whether it took effect is unknown)",

@@ -67,6 +67,9 @@ pub enum Fault {
     Pause,
     /// A delivery fails, so the producer releases its claim.
     DeliveryFailure,
+    /// A janitor compacts a stream below its head at any moment, racing
+    /// every operation.
+    Compaction,
 }
 
 /// The group name `--faults` accepts for [`Fault::INDETERMINATE`].
@@ -102,7 +105,7 @@ impl Fault {
     pub const INDETERMINATE: [Fault; 2] = [Fault::ErrorApplied, Fault::ErrorLost];
 
     /// Every fault, in a fixed order (the simulator's order first).
-    pub const ALL: [Fault; 13] = [
+    pub const ALL: [Fault; 14] = [
         Fault::Contention,
         Fault::Latency,
         Fault::ErrorApplied,
@@ -116,6 +119,7 @@ impl Fault {
         Fault::LongStreams,
         Fault::Pause,
         Fault::DeliveryFailure,
+        Fault::Compaction,
     ];
 
     /// The name used by `--faults` and in files.
@@ -135,6 +139,7 @@ impl Fault {
             Fault::LongStreams => "long-streams",
             Fault::Pause => "pause",
             Fault::DeliveryFailure => "delivery-failure",
+            Fault::Compaction => "compaction",
         }
     }
 
@@ -157,6 +162,9 @@ impl Fault {
             Fault::LongStreams => "read batches of a few records, so reads take many calls",
             Fault::Pause => "a producer is paused longer than the TTL (drops A1's assumption)",
             Fault::DeliveryFailure => "a delivery fails, so the producer releases its claim",
+            Fault::Compaction => {
+                "a janitor compacts a stream below its head at any moment, racing every operation"
+            }
         }
     }
 
@@ -170,7 +178,7 @@ impl Fault {
             Fault::StaleReads | Fault::Corruption => &[Simulator, Live, Fuzz],
             Fault::ProducerCrash | Fault::Pause => &[Simulator, Live, Model],
             Fault::StoreCrash => &[Simulator, Live, Model, Fuzz],
-            Fault::ClockSkew => &[Simulator, Live],
+            Fault::ClockSkew | Fault::Compaction => &[Simulator, Live],
             Fault::Collisions => &[Simulator, Live, Model],
             Fault::DeliveryFailure => &[Model],
         }

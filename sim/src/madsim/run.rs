@@ -121,6 +121,19 @@ async fn corrupt_records(world: Arc<SimWorld>, core: Arc<StoreCore>) {
     }
 }
 
+/// The janitor (`compaction`): compacts a random stream below its head
+/// every `compact_every_ms` or so, between any two store calls.
+async fn compact_streams(world: Arc<SimWorld>, core: Arc<StoreCore>) {
+    let mut rng = sim_rng();
+    loop {
+        sleep_ms(rng.around(world.config.compact_every_ms)).await;
+        if !world.faults_on() {
+            return;
+        }
+        core.compact(&world, &mut rng);
+    }
+}
+
 /// Runs one simulated run of `config`, its producers running `workload`,
 /// and returns its history.
 pub(crate) async fn simulate(config: Config, workload: Workload) -> Result<History, String> {
@@ -190,6 +203,9 @@ pub(crate) async fn simulate(config: Config, workload: Workload) -> Result<Histo
     }
     if faults.has(Fault::ClockSkew) {
         madsim::task::spawn(jump_clocks(world.clone()));
+    }
+    if faults.has(Fault::Compaction) && config.compact_every_ms > 0 {
+        madsim::task::spawn(compact_streams(world.clone(), core.clone()));
     }
 
     // Main phase: until every producer has spent its budget.

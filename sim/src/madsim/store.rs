@@ -32,6 +32,7 @@ use atmostonce_verify::table::{Call, CallFault, Corruption, FaultTable};
 use super::rng::sim_rng;
 use crate::config::Draw;
 use crate::history::{FaultEvent, OpId, Process};
+use crate::world::janitor::janitor_below;
 use crate::world::{Env, World};
 use atmostonce_verify::served::ServeRequest;
 
@@ -181,11 +182,60 @@ impl StoreCore {
         }));
     }
 
+    /// The janitor (`compaction`): compacts one random stream below a
+    /// sequence drawn by [`janitor_below`], through the table's own
+    /// compaction (the engine's path, so the table's
+    /// [`history`](FaultTable::history) keeps what went). A store that is
+    /// down compacts nothing.
+    pub(crate) fn compact<E: Env>(&self, world: &World<E>, rng: &mut impl Draw) {
+        let mut state = self.lock();
+        if state.down {
+            return;
+        }
+        let streams: Vec<(String, u64)> = state
+            .table
+            .stream_lengths()
+            .map(|(stream, len)| (stream.to_owned(), len as u64))
+            .collect();
+        if streams.is_empty() {
+            return;
+        }
+        let pick = usize::try_from(rng.range(0, streams.len() as u64 - 1)).unwrap_or(0);
+        let Some((stream, len)) = streams.into_iter().nth(pick) else {
+            return;
+        };
+        let Some(below_seq) = janitor_below(len, rng) else {
+            return;
+        };
+        let request = StoreRequest::Compact {
+            stream: stream.clone(),
+            below_seq,
+        };
+        state.table.set_now_millis(world.true_millis());
+        let reply = state
+            .table
+            .serve_with(Call::new(JANITOR_SESSION, None), &request, CallFault::None);
+        drop(state);
+        let removed = match reply {
+            StoreReply::Compact(Ok(removed)) => removed,
+            _ => 0,
+        };
+        world.history().event(world.fault(FaultEvent::Compaction {
+            stream,
+            below_seq,
+            removed,
+        }));
+    }
+
     /// The quiet phase: the store is up and stays up.
     pub(crate) fn heal(&self) {
         self.lock().down = false;
     }
 }
+
+/// The table's session of the janitor (`compaction`), apart from every
+/// caller's (see [`session_of`]).
+const JANITOR_SESSION: u32 = u16::MAX as u32 + 3;
 
 /// One caller's handle on the simulated store.
 pub(crate) struct FaultStore<E: Env> {

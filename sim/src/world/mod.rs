@@ -11,6 +11,7 @@
 
 pub(crate) mod actors;
 pub(crate) mod fenced;
+pub(crate) mod janitor;
 mod sink;
 
 use std::collections::BTreeMap;
