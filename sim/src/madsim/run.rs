@@ -121,19 +121,6 @@ async fn corrupt_records(world: Arc<SimWorld>, core: Arc<StoreCore>) {
     }
 }
 
-/// The janitor (`compaction`): compacts a random stream below its head
-/// every `compact_every_ms` or so, between any two store calls.
-async fn compact_streams(world: Arc<SimWorld>, core: Arc<StoreCore>) {
-    let mut rng = sim_rng();
-    loop {
-        sleep_ms(rng.around(world.config.compact_every_ms)).await;
-        if !world.faults_on() {
-            return;
-        }
-        core.compact(&world, &mut rng);
-    }
-}
-
 /// Runs one simulated run of `config`, its producers running `workload`,
 /// and returns its history.
 pub(crate) async fn simulate(config: Config, workload: Workload) -> Result<History, String> {
@@ -205,7 +192,7 @@ pub(crate) async fn simulate(config: Config, workload: Workload) -> Result<Histo
         madsim::task::spawn(jump_clocks(world.clone()));
     }
     if faults.has(Fault::Compaction) && config.compact_every_ms > 0 {
-        madsim::task::spawn(compact_streams(world.clone(), core.clone()));
+        core.start_janitor(config.compact_every_ms, handle.seed());
     }
 
     // Main phase: until every producer has spent its budget.
