@@ -33,6 +33,9 @@ pub fn reproduce_command(seed: u64, source: &ConfigSource, check: CheckOptions) 
                     " --producers {} --keys {} --ops {}",
                     shape.producers, shape.keys, shape.ops
                 );
+                if shape.fresh_pm > 0 {
+                    let _ = write!(command, " --fresh-keys {}", shape.fresh_pm);
+                }
             }
         }
         ConfigSource::Fixed(_) => {

@@ -139,6 +139,12 @@ pub struct Shape {
     /// Engine operations invoked by producers in all (claims, completions,
     /// releases, lookups), shared out evenly.
     pub ops: u32,
+    /// Per mille of messages that carry a fresh key (`--fresh-keys`): a
+    /// key after the workload's `keys`, claimed once, then completed or
+    /// released, never picked again ([`Config::fresh_keys`] of them). 0
+    /// (the default) is the workload's keys only.
+    #[serde(default)]
+    pub fresh_pm: u32,
 }
 
 impl Shape {
@@ -147,6 +153,7 @@ impl Shape {
         producers: 8,
         keys: 16,
         ops: 400,
+        fresh_pm: 0,
     };
 }
 
@@ -219,14 +226,9 @@ pub struct Config {
     /// none). Absent in replay files written before the fault existed.
     #[serde(default)]
     pub compact_every_ms: u64,
-    /// Per mille of messages that carry a fresh key (`--fresh-keys`): one
-    /// of [`fresh_keys`](Config::fresh_keys) keys after the workload's
-    /// `shape.keys`, each claimed once, then completed or released, never
-    /// picked again. 0 (the default) is the hot keys only.
-    #[serde(default)]
-    pub fresh_pm: u32,
-    /// How many fresh keys the run has (they follow the workload's keys;
-    /// once all are used, messages go to the workload's keys).
+    /// How many fresh keys the run has (`shape.fresh_pm`; they follow the
+    /// workload's keys; once all are used, messages go to the workload's
+    /// keys).
     #[serde(default)]
     pub fresh_keys: u16,
 }
@@ -314,9 +316,13 @@ impl Config {
             .into_iter()
             .map(|fault| (fault, late.chance(500)))
             .collect();
+        // The seed API reads a stream from sequence 0 and answers
+        // `StoreError` for one compacted below its head (it never compacts):
+        // a janitor only takes its liveness (A2), so its swarm leaves
+        // `compaction` out; `all` or the name still bring it in.
         if let FaultSpec::Swarm(pool) = spec {
             for (fault, coin) in coins {
-                if coin && pool.has(fault) {
+                if coin && pool.has(fault) && (fault != Fault::Compaction || api == Api::Fenced) {
                     config.faults.0.insert(fault);
                 }
             }
@@ -402,8 +408,7 @@ impl Config {
             lookup_pm,
             echo_pm,
             compact_every_ms: 0,
-            fresh_pm: 0,
-            fresh_keys: 0,
+            fresh_keys: crate::workload::fresh_keys_for(shape.ops, shape.fresh_pm),
             faults,
         }
     }
@@ -496,7 +501,7 @@ impl Config {
             self.lookup_pm,
             self.echo_pm,
             self.compact_every_ms,
-            self.fresh_pm,
+            self.shape.fresh_pm,
             self.fresh_keys,
         )
     }

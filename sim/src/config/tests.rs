@@ -151,5 +151,14 @@ mod late {
             assert_eq!(config, without, "seed {seed}");
         }
         assert!((5..=35).contains(&with), "{with} of 40 seeds drew compaction");
+        let seed_api = |seed| {
+            Config::draw(
+                Api::Seed,
+                Shape::STANDARD,
+                &FaultSpec::parse("swarm").unwrap(),
+                &mut SplitMix(seed),
+            )
+        };
+        assert!((0..40).all(|seed| !seed_api(seed).faults.has(Fault::Compaction)));
     }
 }
