@@ -128,6 +128,29 @@ mod tests {
     }
 
     #[test]
+    fn fresh_keys_follow_the_workload_keys_and_are_bounded() {
+        let mut config = Config::draw(
+            Api::Fenced,
+            Shape {
+                producers: 2,
+                keys: 3,
+                ops: 100,
+                fresh_pm: 250,
+            },
+            &FaultSpec::parse("none").unwrap(),
+            &mut SplitMix(1),
+        );
+        assert_eq!(config.fresh_keys, 26);
+        let keys = all_key_names(&config).unwrap();
+        assert_eq!(keys.len(), 29);
+        assert_eq!((keys[2].as_str(), keys[3].as_str()), ("k02", "f00000"));
+        assert_eq!(fresh_keys_for(u32::MAX, 1000), MAX_FRESH_KEYS);
+        assert_eq!(fresh_keys_for(1000, 0), 0);
+        config.fresh_keys = MAX_FRESH_KEYS + 1;
+        assert!(all_key_names(&config).is_err());
+    }
+
+    #[test]
     fn budgets_share_out_every_operation() {
         let config = Config::draw(
             Api::Seed,

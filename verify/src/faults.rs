@@ -365,6 +365,22 @@ mod tests {
     }
 
     #[test]
+    fn compaction_parses_and_is_in_all_and_swarm_for_the_simulator_and_live_only() {
+        assert_eq!(Fault::parse("compaction"), Some(Fault::Compaction));
+        for tool in [Tool::Simulator, Tool::Live] {
+            assert!(FaultSet::all_for(tool).has(Fault::Compaction), "{tool:?}");
+            let swarm = FaultSpec::parse("swarm", tool).unwrap();
+            assert!(swarm.swarm && swarm.set.has(Fault::Compaction), "{tool:?}");
+            let named = FaultSpec::parse("none,compaction", tool).unwrap();
+            assert_eq!(named.set.to_string(), "compaction");
+        }
+        for tool in [Tool::Model, Tool::Fuzz] {
+            assert!(!FaultSet::all_for(tool).has(Fault::Compaction), "{tool:?}");
+            assert!(FaultSpec::parse("compaction", tool).is_err(), "{tool:?}");
+        }
+    }
+
+    #[test]
     fn swarm_minus_a_fault_is_a_swarm_pool_without_it() {
         let spec = FaultSpec::parse("swarm,-latency", Tool::Simulator).unwrap();
         assert!(spec.swarm);

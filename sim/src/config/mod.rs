@@ -439,6 +439,12 @@ impl Config {
         if shape.ops > MAX_OPS {
             return Err(format!("ops must be at most {MAX_OPS}"));
         }
+        if shape.fresh_pm > 1000 || self.fresh_keys > crate::workload::MAX_FRESH_KEYS {
+            return Err(format!(
+                "fresh_pm must be at most 1000 and fresh_keys at most {}",
+                crate::workload::MAX_FRESH_KEYS
+            ));
+        }
         if self.ttl_ms == 0 || self.sweep_interval_ms == 0 {
             return Err("ttl_ms and sweep_interval_ms must be positive".into());
         }
