@@ -116,7 +116,7 @@ type IsMark = fn(&FaultEvent) -> bool;
 
 #[test]
 fn every_fault_leaves_its_mark_in_the_history() {
-    let marks: [(&str, IsMark); 7] = [
+    let marks: [(&str, IsMark); 8] = [
         ("producer-crash", |f| {
             matches!(f, FaultEvent::ProducerCrash(_))
         }),
