@@ -132,9 +132,10 @@ fn every_fault_leaves_its_mark_in_the_history() {
         }),
         ("corruption", |f| matches!(f, FaultEvent::Corruption { .. })),
         ("clock-skew", |f| matches!(f, FaultEvent::ClockJump { .. })),
-        ("compaction", |f| {
-            matches!(f, FaultEvent::Compaction { removed, .. } if *removed > 0)
-        }),
+        (
+            "compaction",
+            |f| matches!(f, FaultEvent::Compaction { removed, .. } if *removed > 0),
+        ),
     ];
     for (fault, mark) in marks {
         // Rare faults (a corruption every few seconds) may miss one short

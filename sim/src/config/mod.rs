@@ -309,7 +309,10 @@ impl Config {
     /// they are the seed's as much as the others, and an old seed draws
     /// every other fault and rate as it did before they existed.
     pub fn draw(api: Api, shape: Shape, spec: &FaultSpec, rng: &mut impl Draw) -> Config {
-        let mut rng = Folded { inner: rng, fold: 0 };
+        let mut rng = Folded {
+            inner: rng,
+            fold: 0,
+        };
         let mut config = Config::draw_early(api, shape, spec, &mut rng);
         let mut late = SplitMix(rng.fold);
         let coins: Vec<(Fault, bool)> = LATE_FAULTS

@@ -150,7 +150,10 @@ mod late {
             }
             assert_eq!(config, without, "seed {seed}");
         }
-        assert!((5..=35).contains(&with), "{with} of 40 seeds drew compaction");
+        assert!(
+            (5..=35).contains(&with),
+            "{with} of 40 seeds drew compaction"
+        );
         let seed_api = |seed| {
             Config::draw(
                 Api::Seed,

@@ -248,9 +248,9 @@ impl State {
             below_seq,
         };
         self.table.set_now_millis(true_millis);
-        let reply = self
-            .table
-            .serve_with(Call::new(JANITOR_SESSION, None), &request, CallFault::None);
+        let reply =
+            self.table
+                .serve_with(Call::new(JANITOR_SESSION, None), &request, CallFault::None);
         let removed = match reply {
             StoreReply::Compact(Ok(removed)) => removed,
             _ => 0,
