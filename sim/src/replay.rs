@@ -172,6 +172,7 @@ pub fn read_regressions(path: &Path) -> Result<Vec<Regression>, String> {
                         producers: entry.producers.unwrap_or(Shape::STANDARD.producers),
                         keys: entry.keys.unwrap_or(Shape::STANDARD.keys),
                         ops: entry.ops.unwrap_or(Shape::STANDARD.ops),
+                        fresh_pm: 0,
                     };
                     (
                         seed,

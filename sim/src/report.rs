@@ -33,6 +33,9 @@ pub fn reproduce_command(seed: u64, source: &ConfigSource, check: CheckOptions) 
                     " --producers {} --keys {} --ops {}",
                     shape.producers, shape.keys, shape.ops
                 );
+                if shape.fresh_pm > 0 {
+                    let _ = write!(command, " --fresh-keys {}", shape.fresh_pm);
+                }
             }
         }
         ConfigSource::Fixed(_) => {
@@ -148,6 +151,13 @@ fn key_events(history: &History, key: KeyId) -> Vec<(u64, String)> {
                     } if *corrupted == key => {
                         format!("fault: record {sequence} corrupted ({how})")
                     }
+                    FaultEvent::Compaction {
+                        stream: compacted,
+                        below_seq,
+                        removed,
+                    } if compacted == stream => format!(
+                        "fault: janitor compacted the stream below {below_seq} ({removed} removed)"
+                    ),
                     FaultEvent::QuietPhase => "quiet phase: faults stop".to_owned(),
                     FaultEvent::StoreCallFailed { op, call, error } if op_of_key(op) => format!(
                         "fault: {call} of op {} failed ({error}; whether it took effect is unknown)",

@@ -285,6 +285,14 @@ fn panel(
                     FaultEvent::Corruption { key, how, .. } if keys.contains(key) => {
                         (None, format!("corruption: {how}"), "#e377c2")
                     }
+                    FaultEvent::Compaction {
+                        stream, below_seq, ..
+                    } if keys
+                        .iter()
+                        .any(|key| history.streams.get(usize::from(*key)) == Some(stream)) =>
+                    {
+                        (None, format!("compacted below {below_seq}"), "#8c564b")
+                    }
                     FaultEvent::StaleRead { op: Some(op), .. }
                     | FaultEvent::StoreCallError { op: Some(op), .. }
                     | FaultEvent::StoreCallFailed { op: Some(op), .. }

@@ -51,6 +51,44 @@ pub fn key_names(keys: u16) -> Vec<String> {
     (0..keys).map(|index| format!("k{index:0width$}")).collect()
 }
 
+/// Most fresh keys a run may have (`--fresh-keys`): keys are named by a
+/// `u16`, and the workload's own keys (at most `MAX_KEYS`, 4,096) come
+/// first.
+pub const MAX_FRESH_KEYS: u16 = 60_000;
+
+/// The fresh keys' names: `f00000`, `f00001`, ... (apart from the
+/// workload's `k` keys; zero-padded so they sort).
+#[must_use]
+pub fn fresh_key_names(fresh: u16) -> Vec<String> {
+    (0..fresh).map(|index| format!("f{index:05}")).collect()
+}
+
+/// Every key of a run of `config`: the workload's, then the fresh ones.
+pub fn all_key_names(config: &Config) -> Result<Vec<String>, String> {
+    if config.fresh_keys > MAX_FRESH_KEYS {
+        return Err(format!(
+            "invalid configuration: {} fresh keys; at most {MAX_FRESH_KEYS}",
+            config.fresh_keys
+        ));
+    }
+    let mut keys = key_names(config.shape.keys);
+    keys.extend(fresh_key_names(config.fresh_keys));
+    Ok(keys)
+}
+
+/// How many fresh keys a simulated run of `ops` operations with `fresh_pm`
+/// per mille of its messages on fresh keys needs: one per such message at
+/// most (a message takes at least one operation), within
+/// [`MAX_FRESH_KEYS`].
+#[must_use]
+pub fn fresh_keys_for(ops: u32, fresh_pm: u32) -> u16 {
+    if fresh_pm == 0 {
+        return 0;
+    }
+    let wanted = u64::from(ops) * u64::from(fresh_pm.min(1000)) / 1000 + 1;
+    u16::try_from(wanted.min(u64::from(MAX_FRESH_KEYS))).unwrap_or(MAX_FRESH_KEYS)
+}
+
 /// Picks the key of the next message: with `contention`, most picks go to a
 /// few hot keys; otherwise keys are uniform.
 pub fn pick_key(config: &Config, rng: &mut impl Draw) -> u16 {
@@ -90,6 +128,29 @@ mod tests {
     }
 
     #[test]
+    fn fresh_keys_follow_the_workload_keys_and_are_bounded() {
+        let mut config = Config::draw(
+            Api::Fenced,
+            Shape {
+                producers: 2,
+                keys: 3,
+                ops: 100,
+                fresh_pm: 250,
+            },
+            &FaultSpec::parse("none").unwrap(),
+            &mut SplitMix(1),
+        );
+        assert_eq!(config.fresh_keys, 26);
+        let keys = all_key_names(&config).unwrap();
+        assert_eq!(keys.len(), 29);
+        assert_eq!((keys[2].as_str(), keys[3].as_str()), ("k02", "f00000"));
+        assert_eq!(fresh_keys_for(u32::MAX, 1000), MAX_FRESH_KEYS);
+        assert_eq!(fresh_keys_for(1000, 0), 0);
+        config.fresh_keys = MAX_FRESH_KEYS + 1;
+        assert!(all_key_names(&config).is_err());
+    }
+
+    #[test]
     fn budgets_share_out_every_operation() {
         let config = Config::draw(
             Api::Seed,
@@ -97,6 +158,7 @@ mod tests {
                 producers: 3,
                 keys: 4,
                 ops: 100,
+                fresh_pm: 0,
             },
             &FaultSpec::parse("none").unwrap(),
             &mut SplitMix(3),

@@ -27,6 +27,7 @@ fn options(store: StoreKind, main_phase_ms: u64, keys: u16) -> LiveOptions {
         producers: 8,
         keys,
         ops: 0,
+        fresh_pm: 0,
     };
     let mut options = LiveOptions::new(
         store,

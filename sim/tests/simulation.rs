@@ -2,8 +2,8 @@
 #![cfg(madsim)]
 
 use atmostonce_sim::check::Invariant;
-use atmostonce_sim::config::{Api, Fault, FaultSpec};
-use atmostonce_sim::history::{Event, FaultEvent};
+use atmostonce_sim::config::{Api, Fault, FaultSpec, Shape};
+use atmostonce_sim::history::{Event, FaultEvent, Process};
 use atmostonce_sim::outcome::{ConfigSource, RunOptions};
 use atmostonce_sim::replay::read_regressions;
 use atmostonce_sim::runner::{run_regressions, run_seed, run_seeds, shrink};
@@ -80,12 +80,43 @@ fn the_gate_fault_set_passes_on_the_seed_api() {
     assert_every_seed_passes(GATE, 0..150);
 }
 
+#[test]
+fn each_fresh_key_is_one_message_of_one_producer_and_the_fenced_api_passes_with_them() {
+    let shape = Shape {
+        fresh_pm: 300,
+        ..Shape::STANDARD
+    };
+    let source = ConfigSource::Draw {
+        api: Api::Fenced,
+        shape,
+        faults: FaultSpec::parse("all").expect("a valid fault spec"),
+    };
+    let mut fresh_used = 0;
+    for seed in 0..6 {
+        let run = run_seed(seed, &source, keep()).expect("the seed runs");
+        assert!(run.verdict.passed(), "seed {seed}: {:?}", run.verdict);
+        let history = run.history.expect("kept");
+        let mut holders = std::collections::BTreeMap::new();
+        for op in history
+            .ops
+            .iter()
+            .filter(|op| op.key >= shape.keys && op.process != Process::Sweeper)
+            .filter(|op| op.process != Process::Probe)
+        {
+            let who = (op.process, op.incarnation);
+            assert_eq!(*holders.entry(op.key).or_insert(who), who, "seed {seed}");
+        }
+        fresh_used += holders.len();
+    }
+    assert!(fresh_used > 100, "only {fresh_used} fresh keys were used");
+}
+
 /// Recognises the history event a fault leaves.
 type IsMark = fn(&FaultEvent) -> bool;
 
 #[test]
 fn every_fault_leaves_its_mark_in_the_history() {
-    let marks: [(&str, IsMark); 7] = [
+    let marks: [(&str, IsMark); 8] = [
         ("producer-crash", |f| {
             matches!(f, FaultEvent::ProducerCrash(_))
         }),
@@ -101,6 +132,10 @@ fn every_fault_leaves_its_mark_in_the_history() {
         }),
         ("corruption", |f| matches!(f, FaultEvent::Corruption { .. })),
         ("clock-skew", |f| matches!(f, FaultEvent::ClockJump { .. })),
+        (
+            "compaction",
+            |f| matches!(f, FaultEvent::Compaction { removed, .. } if *removed > 0),
+        ),
     ];
     for (fault, mark) in marks {
         // Rare faults (a corruption every few seconds) may miss one short

@@ -67,6 +67,9 @@ pub enum Fault {
     Pause,
     /// A delivery fails, so the producer releases its claim.
     DeliveryFailure,
+    /// A janitor compacts a stream below its head at any moment, racing
+    /// every operation.
+    Compaction,
 }
 
 /// The group name `--faults` accepts for [`Fault::INDETERMINATE`].
@@ -102,7 +105,7 @@ impl Fault {
     pub const INDETERMINATE: [Fault; 2] = [Fault::ErrorApplied, Fault::ErrorLost];
 
     /// Every fault, in a fixed order (the simulator's order first).
-    pub const ALL: [Fault; 13] = [
+    pub const ALL: [Fault; 14] = [
         Fault::Contention,
         Fault::Latency,
         Fault::ErrorApplied,
@@ -116,6 +119,7 @@ impl Fault {
         Fault::LongStreams,
         Fault::Pause,
         Fault::DeliveryFailure,
+        Fault::Compaction,
     ];
 
     /// The name used by `--faults` and in files.
@@ -135,6 +139,7 @@ impl Fault {
             Fault::LongStreams => "long-streams",
             Fault::Pause => "pause",
             Fault::DeliveryFailure => "delivery-failure",
+            Fault::Compaction => "compaction",
         }
     }
 
@@ -159,6 +164,9 @@ impl Fault {
             }
             Fault::Pause => "a producer is paused longer than the TTL (drops A1's assumption)",
             Fault::DeliveryFailure => "a delivery fails, so the producer releases its claim",
+            Fault::Compaction => {
+                "a janitor compacts a stream below its head at any moment, racing every operation"
+            }
         }
     }
 
@@ -172,7 +180,7 @@ impl Fault {
             Fault::StaleReads | Fault::Corruption => &[Simulator, Live, Fuzz],
             Fault::ProducerCrash | Fault::Pause => &[Simulator, Live, Model],
             Fault::StoreCrash => &[Simulator, Live, Model, Fuzz],
-            Fault::ClockSkew => &[Simulator, Live],
+            Fault::ClockSkew | Fault::Compaction => &[Simulator, Live],
             Fault::Collisions => &[Simulator, Live, Model],
             Fault::DeliveryFailure => &[Model],
         }
@@ -355,6 +363,22 @@ mod tests {
     fn every_fault_name_parses_back_to_itself() {
         for fault in Fault::ALL {
             assert_eq!(Fault::parse(fault.name()), Some(fault));
+        }
+    }
+
+    #[test]
+    fn compaction_parses_and_is_in_all_and_swarm_for_the_simulator_and_live_only() {
+        assert_eq!(Fault::parse("compaction"), Some(Fault::Compaction));
+        for tool in [Tool::Simulator, Tool::Live] {
+            assert!(FaultSet::all_for(tool).has(Fault::Compaction), "{tool:?}");
+            let swarm = FaultSpec::parse("swarm", tool).unwrap();
+            assert!(swarm.swarm && swarm.set.has(Fault::Compaction), "{tool:?}");
+            let named = FaultSpec::parse("none,compaction", tool).unwrap();
+            assert_eq!(named.set.to_string(), "compaction");
+        }
+        for tool in [Tool::Model, Tool::Fuzz] {
+            assert!(!FaultSet::all_for(tool).has(Fault::Compaction), "{tool:?}");
+            assert!(FaultSpec::parse("compaction", tool).is_err(), "{tool:?}");
         }
     }
 

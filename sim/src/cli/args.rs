@@ -105,6 +105,17 @@ pub struct SimArgs {
         help_heading = "Workload (default: the standard scenario)"
     )]
     ops: u32,
+    /// Per mille of messages on fresh keys: besides the workload's keys, a
+    /// stream of fresh ones, each claimed once, then completed or released,
+    /// and never seen again (0: none).
+    #[arg(
+        long = "fresh-keys",
+        value_name = "PM",
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u32).range(..=1000),
+        help_heading = "Workload (default: the standard scenario)"
+    )]
+    fresh_keys: u32,
     /// Run every seed twice; a different trace hash fails (exit 2).
     #[arg(long)]
     check_determinism: bool,
@@ -281,6 +292,7 @@ impl SimArgs {
                 producers: self.producers,
                 keys: self.keys,
                 ops: self.ops,
+                fresh_pm: self.fresh_keys,
             },
             check_determinism: self.check_determinism,
             strict_reads: self.strict_reads,

@@ -62,7 +62,9 @@ pub(super) fn after_long_help() -> String {
 /// injects, from the harness's fault vocabulary.
 pub(super) fn faults_long_help() -> String {
     let mut text = "Which faults may be drawn; rates are drawn from the seed. SPEC is one of
-  swarm   each seed enables a random half of every fault but pause
+  swarm   each seed enables a random half of every fault but pause (and
+          but compaction with --api seed: the seed API reads a stream
+          from sequence 0 and never compacts)
   all     every fault but pause (`standard` too)
   none    contention only (no injected faults)
   LIST    exactly these, comma-separated
@@ -107,7 +109,12 @@ the key, the operations and the key's timeline. After a store crash the run
 reads the store back: an acknowledged append that is gone is an S4
 violation of the store's durability promise; a record that an operation
 read and that is gone makes that operation's read dirty (exempt as in the
-simulator, and counted). On a terminal a progress bar shows the phase.
+simulator, and counted). Per minute it gives the claims' p50/p99 latency
+and the store's storage: the records it holds divided by the streams it
+holds (every key seen, fresh keys included: each of those ends with one or
+two records), and the records of the --keys keys' streams divided by those
+streams (the hot keys' history, which compaction keeps bounded). On a
+terminal a progress bar shows the phase.
 
 Exit status as for the simulator: 0 pass, 1 a violation, 2 a usage or
 internal error (a store that cannot be reached, a server that does not come
@@ -118,7 +125,8 @@ back, a checker that gives up); never a pass on an internal error.";
 pub(super) fn live_faults_long_help() -> String {
     let mut text = "Which faults to inject: all (every fault the store supports), none
 (contention only) or a list, with ,-NAME to remove and ,NAME to add;
-default: all but collisions and long-streams. Faults [stores]:"
+default: all but collisions and long-streams (and but compaction with
+--api seed, whose reads need a stream from sequence 0). Faults [stores]:"
         .to_owned();
     for fault in LiveFault::ALL {
         let stores: Vec<&str> = StoreKind::ALL

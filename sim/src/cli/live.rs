@@ -72,11 +72,14 @@ pub enum LiveFault {
     Collisions,
     /// Read batches of 1-4 records.
     LongStreams,
+    /// A janitor compacts a random stream below its head, racing every
+    /// operation (haematite's delete-below, PostgreSQL's `DELETE`).
+    Compaction,
 }
 
 impl LiveFault {
     /// Every live fault, in a fixed order.
-    pub const ALL: [LiveFault; 8] = [
+    pub const ALL: [LiveFault; 9] = [
         LiveFault::Contention,
         LiveFault::Latency,
         LiveFault::ProducerCrash,
@@ -85,6 +88,7 @@ impl LiveFault {
         LiveFault::Disconnect,
         LiveFault::Collisions,
         LiveFault::LongStreams,
+        LiveFault::Compaction,
     ];
 
     /// The name on the command line.
@@ -99,6 +103,7 @@ impl LiveFault {
             LiveFault::Disconnect => "disconnect",
             LiveFault::Collisions => "collisions",
             LiveFault::LongStreams => "long-streams",
+            LiveFault::Compaction => "compaction",
         }
     }
 
@@ -121,6 +126,10 @@ impl LiveFault {
             LiveFault::LongStreams => {
                 "fenced sweeps page over 1-3 streams, so their cursor crosses pages"
             }
+            LiveFault::Compaction => {
+                "a janitor compacts a random stream below its head every 5-200 ms (mean drawn \
+                 per run), through the store's own compact"
+            }
         }
     }
 
@@ -135,6 +144,7 @@ impl LiveFault {
             LiveFault::StoreCrash => Some(Fault::StoreCrash),
             LiveFault::Collisions => Some(Fault::Collisions),
             LiveFault::LongStreams => Some(Fault::LongStreams),
+            LiveFault::Compaction => Some(Fault::Compaction),
             LiveFault::Disconnect => None,
         }
     }
@@ -351,6 +361,17 @@ pub struct LiveArgs {
         value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_KEYS))
     )]
     pub keys: u16,
+    /// Per mille of messages on fresh keys: besides the K keys, a stream
+    /// of fresh ones (up to 60,000 in a run), each claimed once, then
+    /// completed or released, and never seen again; storage then grows
+    /// with the keys seen, not with the operations (0: none).
+    #[arg(
+        long = "fresh-keys",
+        value_name = "PM",
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u32).range(..=1000)
+    )]
+    pub fresh_keys: u32,
     /// The main phase, e.g. 60s, 500ms, 2m, 1m30s (a bare number is
     /// seconds; at most an hour); then the producers finish the message in
     /// hand, faults stop, and the quiet phase (TTL + grace + skew + 2

@@ -176,10 +176,12 @@ fn the_default_live_faults_are_what_each_store_supports_but_the_workload_shapers
             LiveFault::Contention,
             LiveFault::Latency,
             LiveFault::ProducerCrash,
-            LiveFault::ClockSkew
+            LiveFault::ClockSkew,
+            LiveFault::Compaction
         ]
     );
     let postgres = LiveFault::defaults(StoreKind::Postgres);
+    assert!(postgres.contains(&LiveFault::Compaction));
     assert!(postgres.contains(&LiveFault::StoreCrash));
     assert!(postgres.contains(&LiveFault::Disconnect));
     assert!(!postgres.contains(&LiveFault::Collisions));
@@ -257,6 +259,7 @@ fn the_help_names_every_flag_every_fault_and_the_exit_status() {
         "Exit status",
         "merge",
         "completions",
+        "--fresh-keys",
     ] {
         assert!(help.contains(flag), "help lacks {flag}");
     }
@@ -277,6 +280,7 @@ fn the_help_names_every_flag_every_fault_and_the_exit_status() {
         "--pg-data",
         "--pg-bin",
         "--path",
+        "--fresh-keys",
     ] {
         assert!(live_help.contains(flag), "live help lacks {flag}");
     }

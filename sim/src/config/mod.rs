@@ -11,12 +11,23 @@ use atmostonce_verify::faults::Tool;
 /// vocabulary of the harness (`atmostonce_verify::faults`).
 pub use atmostonce_verify::faults::{Fault, FaultSet};
 
-/// The faults the simulator injects, in the fixed order in which
-/// [`Config::draw`] draws one coin each (the vocabulary's order).
+/// The faults the simulator injects, in the vocabulary's order.
 pub fn simulator_faults() -> impl Iterator<Item = Fault> {
     Fault::ALL
         .into_iter()
         .filter(|fault| fault.supported_by(Tool::Simulator))
+}
+
+/// Faults added after seeds were recorded in `sim/regressions.toml`: their
+/// swarm coins and rates come from a side stream (see [`Config::draw`]), so
+/// that adding one leaves every other draw of an old seed as it was.
+pub const LATE_FAULTS: [Fault; 1] = [Fault::Compaction];
+
+/// The faults whose swarm coins [`Config::draw`] draws from the seed's own
+/// stream, one each in this fixed order: the simulator's faults but
+/// [`LATE_FAULTS`].
+fn early_faults() -> impl Iterator<Item = Fault> {
+    simulator_faults().filter(|fault| !LATE_FAULTS.contains(fault))
 }
 
 /// What `--faults` asked for.
@@ -128,6 +139,12 @@ pub struct Shape {
     /// Engine operations invoked by producers in all (claims, completions,
     /// releases, lookups), shared out evenly.
     pub ops: u32,
+    /// Per mille of messages that carry a fresh key (`--fresh-keys`): a
+    /// key after the workload's `keys`, claimed once, then completed or
+    /// released, never picked again ([`Config::fresh_keys`] of them). 0
+    /// (the default) is the workload's keys only.
+    #[serde(default)]
+    pub fresh_pm: u32,
 }
 
 impl Shape {
@@ -136,6 +153,7 @@ impl Shape {
         producers: 8,
         keys: 16,
         ops: 400,
+        fresh_pm: 0,
     };
 }
 
@@ -206,6 +224,15 @@ pub struct Config {
     /// client that processed a duplicate). The engine must answer both
     /// without touching the stored receipt.
     pub echo_pm: u32,
+    /// Mean time between the janitor's compactions (`compaction`; 0:
+    /// none). Absent in replay files written before the fault existed.
+    #[serde(default)]
+    pub compact_every_ms: u64,
+    /// How many fresh keys the run has (`shape.fresh_pm`; they follow the
+    /// workload's keys; once all are used, messages go to the workload's
+    /// keys).
+    #[serde(default)]
+    pub fresh_keys: u16,
 }
 
 /// A source of seed-derived randomness: madsim's RNG in the simulation, a
@@ -237,6 +264,23 @@ pub trait Draw {
     }
 }
 
+/// A [`Draw`] that folds every value it hands out into `fold`, to seed a
+/// side stream with what was drawn (see [`Config::draw`]).
+struct Folded<'a, D> {
+    inner: &'a mut D,
+    fold: u64,
+}
+
+impl<D: Draw> Draw for Folded<'_, D> {
+    fn next_u64(&mut self) -> u64 {
+        let value = self.inner.next_u64();
+        self.fold = (self.fold ^ value)
+            .rotate_left(23)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        value
+    }
+}
+
 /// SplitMix64: a tiny deterministic generator for tests and for anything
 /// drawn outside a simulation.
 #[derive(Debug, Clone)]
@@ -261,8 +305,43 @@ impl Config {
     /// zeroed. So a run whose configuration is given exactly (a replay, a
     /// shrink candidate) can consume the same draws and follow the very
     /// schedule of the run its configuration was drawn in.
+    ///
+    /// The coins and rates of [`LATE_FAULTS`] consume nothing of `rng`:
+    /// they come from a [`SplitMix`] seeded with every value `rng` gave, so
+    /// they are the seed's as much as the others, and an old seed draws
+    /// every other fault and rate as it did before they existed.
     pub fn draw(api: Api, shape: Shape, spec: &FaultSpec, rng: &mut impl Draw) -> Config {
-        let coins: Vec<(Fault, bool)> = simulator_faults()
+        let mut rng = Folded {
+            inner: rng,
+            fold: 0,
+        };
+        let mut config = Config::draw_early(api, shape, spec, &mut rng);
+        let mut late = SplitMix(rng.fold);
+        let coins: Vec<(Fault, bool)> = LATE_FAULTS
+            .into_iter()
+            .map(|fault| (fault, late.chance(500)))
+            .collect();
+        // The seed API reads a stream from sequence 0 and answers
+        // `StoreError` for one compacted below its head (it never compacts):
+        // a janitor only takes its liveness (A2), so its swarm leaves
+        // `compaction` out; `all` or the name still bring it in.
+        if let FaultSpec::Swarm(pool) = spec {
+            for (fault, coin) in coins {
+                if coin && pool.has(fault) && (fault != Fault::Compaction || api == Api::Fenced) {
+                    config.faults.0.insert(fault);
+                }
+            }
+        }
+        let compact_every_ms = late.range(5, 200);
+        if config.faults.has(Fault::Compaction) {
+            config.compact_every_ms = compact_every_ms;
+        }
+        config
+    }
+
+    /// Every draw but those of [`LATE_FAULTS`] (see [`Config::draw`]).
+    fn draw_early(api: Api, shape: Shape, spec: &FaultSpec, rng: &mut impl Draw) -> Config {
+        let coins: Vec<(Fault, bool)> = early_faults()
             .map(|fault| (fault, rng.chance(500)))
             .collect();
         let faults = match spec {
@@ -333,6 +412,8 @@ impl Config {
             delivery_failure_pm,
             lookup_pm,
             echo_pm,
+            compact_every_ms: 0,
+            fresh_keys: crate::workload::fresh_keys_for(shape.ops, shape.fresh_pm),
             faults,
         }
     }
@@ -362,6 +443,12 @@ impl Config {
         }
         if shape.ops > MAX_OPS {
             return Err(format!("ops must be at most {MAX_OPS}"));
+        }
+        if shape.fresh_pm > 1000 || self.fresh_keys > crate::workload::MAX_FRESH_KEYS {
+            return Err(format!(
+                "fresh_pm must be at most 1000 and fresh_keys at most {}",
+                crate::workload::MAX_FRESH_KEYS
+            ));
         }
         if self.ttl_ms == 0 || self.sweep_interval_ms == 0 {
             return Err("ttl_ms and sweep_interval_ms must be positive".into());
@@ -396,7 +483,8 @@ impl Config {
             "api={} producers={} keys={} ops={} faults={} ttl={}ms sweep={}ms hash_bits={} \
              read_batch={} hot={}@{}‰ latency={}‰≤{}ms err_applied={}‰ err_lost={}‰ stale={}‰ \
              crash_every={}ms store_crash_every={}ms corrupt_every={}ms skew≤{}ms \
-             jump_every={}ms pause_every={}ms think≤{}ms delivery_fail={}‰ lookup={}‰ echo={}‰",
+             jump_every={}ms pause_every={}ms think≤{}ms delivery_fail={}‰ lookup={}‰ echo={}‰ \
+             compact_every={}ms fresh={}‰ of {} keys",
             self.api,
             self.shape.producers,
             self.shape.keys,
@@ -423,6 +511,9 @@ impl Config {
             self.delivery_failure_pm,
             self.lookup_pm,
             self.echo_pm,
+            self.compact_every_ms,
+            self.shape.fresh_pm,
+            self.fresh_keys,
         )
     }
 }

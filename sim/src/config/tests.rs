@@ -95,3 +95,73 @@ mod draws {
         }
     }
 }
+
+mod late {
+    use crate::config::*;
+
+    /// Values an old seed's configuration takes from the seed's stream: one
+    /// coin per fault but the late ones (12), then 21 rates and timings. A
+    /// new fault drawn from that stream would shift every later draw of
+    /// every old seed (and the schedule after it), so the count is pinned.
+    const EARLY_DRAWS: usize = 33;
+
+    #[test]
+    fn a_late_fault_takes_nothing_from_the_seed_stream() {
+        for spec in ["swarm", "all", "none,compaction"] {
+            let mut rng = SplitMix(5);
+            let config = Config::draw(
+                Api::Fenced,
+                Shape::STANDARD,
+                &FaultSpec::parse(spec).unwrap(),
+                &mut rng,
+            );
+            let mut reference = SplitMix(5);
+            for _ in 0..EARLY_DRAWS {
+                reference.next_u64();
+            }
+            assert_eq!(rng.next_u64(), reference.next_u64(), "{spec}");
+            if spec != "swarm" {
+                assert!(config.faults.has(Fault::Compaction), "{spec}");
+                assert!((5..=200).contains(&config.compact_every_ms), "{spec}");
+            }
+        }
+    }
+
+    #[test]
+    fn swarm_draws_compaction_for_some_seeds_and_leaves_their_other_draws_alone() {
+        let draw = |spec: &str, seed| {
+            Config::draw(
+                Api::Fenced,
+                Shape::STANDARD,
+                &FaultSpec::parse(spec).unwrap(),
+                &mut SplitMix(seed),
+            )
+        };
+        let mut with = 0;
+        for seed in 0..40 {
+            let mut config = draw("swarm", seed);
+            let without = draw("swarm,-compaction", seed);
+            if config.faults.0.remove(&Fault::Compaction) {
+                with += 1;
+                assert!(config.compact_every_ms > 0);
+                config.compact_every_ms = 0;
+            } else {
+                assert_eq!(config.compact_every_ms, 0);
+            }
+            assert_eq!(config, without, "seed {seed}");
+        }
+        assert!(
+            (5..=35).contains(&with),
+            "{with} of 40 seeds drew compaction"
+        );
+        let seed_api = |seed| {
+            Config::draw(
+                Api::Seed,
+                Shape::STANDARD,
+                &FaultSpec::parse("swarm").unwrap(),
+                &mut SplitMix(seed),
+            )
+        };
+        assert!((0..40).all(|seed| !seed_api(seed).faults.has(Fault::Compaction)));
+    }
+}

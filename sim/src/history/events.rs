@@ -56,6 +56,16 @@ pub enum FaultEvent {
         /// The new offset in milliseconds.
         offset_ms: i64,
     },
+    /// The janitor (`compaction`) compacted a stream below a sequence it
+    /// drew at or under its head.
+    Compaction {
+        /// The stream.
+        stream: String,
+        /// Entries below this sequence were to go.
+        below_seq: u64,
+        /// How many went (the store keeps its last durable entry).
+        removed: u64,
+    },
     /// Faults stop; the quiet phase begins.
     QuietPhase,
     /// Live mode: a store call failed with an error other than a sequence

@@ -12,7 +12,7 @@ use super::report;
 use super::run::run;
 use crate::check::CheckOptions;
 use crate::cli::{LiveArgs, LiveFault, StoreKind};
-use crate::config::Shape;
+use crate::config::{Api, Shape};
 use crate::progress::{self, Progress};
 
 /// The variable the PostgreSQL tests read the server's URL from.
@@ -61,6 +61,11 @@ pub fn options(args: &LiveArgs) -> Result<LiveOptions, String> {
                 let crashable = postgres
                     .as_ref()
                     .is_some_and(|target| target.data.is_some());
+                // The seed API reads streams from sequence 0 and never
+                // compacts: a janitor would only take its liveness (A2).
+                if *fault == LiveFault::Compaction && args.api == Api::Seed {
+                    return false;
+                }
                 let keep = !(args.store == StoreKind::Postgres
                     && *fault == LiveFault::StoreCrash
                     && !crashable);
@@ -81,6 +86,7 @@ pub fn options(args: &LiveArgs) -> Result<LiveOptions, String> {
         producers: args.producers,
         keys: args.keys,
         ops: 0,
+        fresh_pm: args.fresh_keys,
     };
     let mut options = LiveOptions::new(
         args.store,

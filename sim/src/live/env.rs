@@ -140,7 +140,7 @@ impl Recording {
     }
 }
 
-fn record_failure(
+pub(crate) fn record_failure(
     world: &LiveWorld,
     op: Option<OpId>,
     call: &'static str,
@@ -442,7 +442,7 @@ impl Ledger {
     }
 
     /// A compaction of `stream` below `below_seq` is about to be asked for.
-    fn compacting(&self, stream: &str, below_seq: u64) {
+    pub(crate) fn compacting(&self, stream: &str, below_seq: u64) {
         let mut state = self.lock();
         let below = state.compacted_below.entry(stream.to_owned()).or_default();
         *below = (*below).max(below_seq);

@@ -12,7 +12,7 @@ use atmostonce::DurableStore;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::env::{LiveWorld, Losses, fingerprint};
+use super::env::{LiveWorld, Losses, fingerprint, record_failure};
 use super::plant::WipeableStore;
 use super::postgres::PgControl;
 use super::remote::RemoteStore;
@@ -22,6 +22,7 @@ use crate::history::{Event, FaultEvent, Process};
 use crate::workload::NAMESPACE;
 use crate::world::Env;
 use crate::world::actors::{pick_producer, producer};
+use crate::world::janitor::janitor_below;
 
 /// How long an aborted producer stays down before it restarts (as in the
 /// simulation).
@@ -290,6 +291,58 @@ async fn read_back(store: &dyn DurableStore) -> Result<HashMap<String, Vec<u64>>
     Err(format!(
         "the store did not come back after a crash: its scans kept failing ({last_error})"
     ))
+}
+
+/// The janitor (`compaction`): about every `every_ms`, compacts a random
+/// stream of the run below a sequence drawn under its head
+/// ([`janitor_below`]), with the store's own `compact` (haematite's
+/// delete-below, PostgreSQL's `DELETE`), racing every operation. Half its
+/// picks are among the workload's keys, half among the fresh keys handed
+/// out so far (if any). The ledger is told first, so the read-back after a
+/// store crash takes what the compaction may have removed for no loss.
+pub(crate) async fn compact_streams(
+    world: Arc<LiveWorld>,
+    every_ms: u64,
+    mut off: watch::Receiver<bool>,
+) {
+    let mut rng = world.env.rng();
+    let keys = u64::from(world.config.shape.keys.max(1));
+    loop {
+        if !pause(&mut off, rng.around(every_ms)).await || !world.faults_on() {
+            return;
+        }
+        let fresh = u64::from(world.fresh_used());
+        let index = if fresh > 0 && rng.chance(500) {
+            keys + rng.range(0, fresh - 1)
+        } else {
+            rng.range(0, keys - 1)
+        };
+        let Some(stream) = u16::try_from(index)
+            .ok()
+            .and_then(|key| world.stream_of(key))
+            .map(str::to_owned)
+        else {
+            continue;
+        };
+        let store = &world.env.store;
+        // A store that is down answers neither: the janitor waits for the
+        // next round (a failed head read is no fault of the run's).
+        let Ok(head) = store.read_head(&stream).await else {
+            continue;
+        };
+        let Some(below_seq) = janitor_below(head.length, &mut rng) else {
+            continue;
+        };
+        world.env.ledger.compacting(&stream, below_seq);
+        match store.compact(&stream, below_seq).await {
+            Ok(removed) => world.history().event(world.fault(FaultEvent::Compaction {
+                stream,
+                below_seq,
+                removed,
+            })),
+            Err(error) => record_failure(&world, None, "compact", &error),
+        }
+    }
 }
 
 /// Closes the run's PostgreSQL connections now and then.

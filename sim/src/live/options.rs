@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::check::CheckOptions;
 use crate::cli::{LiveFault, Plant, StoreKind};
 use crate::config::{Api, Config, Draw, FaultSet, FaultSpec, Shape, SplitMix};
+use crate::workload::MAX_FRESH_KEYS;
 
 /// Mean time between store crashes, drawn in this range per run: a
 /// haematite restart (spawn, open, WAL replay) takes a fraction of a
@@ -85,6 +86,13 @@ impl LiveOptions {
         let mut rng = SplitMix(seed);
         let mut config = Config::draw(Api::Seed, shape, &FaultSpec::Exact(simulated), &mut rng);
         config.think_max_ms = think_ms;
+        // A live run's operations are not counted in advance: it gets every
+        // fresh key it may have.
+        config.fresh_keys = if shape.fresh_pm > 0 {
+            MAX_FRESH_KEYS
+        } else {
+            0
+        };
         let crash_every = match store {
             StoreKind::Postgres => POSTGRES_CRASH_EVERY_MS,
             _ => HAEMATITE_CRASH_EVERY_MS,

@@ -267,7 +267,8 @@ pub fn text(run: &LiveRun, full_history: bool) -> String {
     }
     let _ = writeln!(
         text,
-        "  per minute   minute  claims  p50 (ms)  p99 (ms)    keys  records  records/key"
+        "  per minute   minute  claims  p50 (ms)  p99 (ms)    keys  records  records/key  \
+         workload keys' records/key"
     );
     let storage = per_minute(&run.storage);
     for minute in claim_latency_per_minute(&run.history) {
@@ -275,13 +276,14 @@ pub fn text(run: &LiveRun, full_history: bool) -> String {
             .iter()
             .find(|(at, _)| *at == minute.minute)
             .map_or_else(
-                || format!("{:>7} {:>8} {:>12}", "-", "-", "-"),
+                || format!("{:>7} {:>8} {:>12} {:>27}", "-", "-", "-", "-"),
                 |(_, sample)| {
                     format!(
-                        "{:>7} {:>8} {:>12.2}",
+                        "{:>7} {:>8} {:>12.2} {:>27.2}",
                         sample.streams,
                         sample.records,
-                        sample.records_per_key()
+                        sample.records_per_key(),
+                        sample.records_per_workload_key()
                     )
                 },
             );
@@ -297,7 +299,7 @@ pub fn text(run: &LiveRun, full_history: bool) -> String {
         "  faults: {} producer crashes; {} store crashes (after them the store had lost {} \
          unacknowledged and {} acknowledged appends; {} operations had read a lost entry); {} \
          pg_terminate_backend rounds ({} connections); {} failed store calls; {} delayed \
-         calls; {} clock jumps",
+         calls; {} clock jumps; {} janitor compactions ({} records removed)",
         faults.producer_crashes,
         faults.store_crashes,
         faults.unacknowledged_lost,
@@ -307,7 +309,9 @@ pub fn text(run: &LiveRun, full_history: bool) -> String {
         faults.connections_terminated,
         faults.store_call_errors,
         faults.delayed_calls,
-        faults.clock_jumps
+        faults.clock_jumps,
+        faults.compactions,
+        faults.compacted_records
     );
     let _ = writeln!(
         text,
@@ -404,6 +408,9 @@ pub fn json(run: &LiveRun) -> Value {
                 "keys": sample.streams,
                 "records": sample.records,
                 "records_per_key": sample.records_per_key(),
+                "workload_keys": sample.workload_streams,
+                "workload_records": sample.workload_records,
+                "records_per_workload_key": sample.records_per_workload_key(),
             }))
             .collect::<Vec<_>>(),
         "fault_counts": {
@@ -417,6 +424,8 @@ pub fn json(run: &LiveRun) -> Value {
             "store_call_errors": faults.store_call_errors,
             "delayed_calls": faults.delayed_calls,
             "clock_jumps": faults.clock_jumps,
+            "compactions": faults.compactions,
+            "compacted_records": faults.compacted_records,
         },
         "exempt_stale_answers": notes.stale_answers,
         "exempt_dirty_answers": notes.dirty_answers,

@@ -52,6 +52,11 @@ pub struct FaultCounts {
     pub delayed_calls: u64,
     /// Clock jumps.
     pub clock_jumps: u64,
+    /// The janitor's compactions (`compaction`), and the records they
+    /// removed.
+    pub compactions: u64,
+    /// Records the janitor's compactions removed.
+    pub compacted_records: u64,
     /// Acknowledged appends a restarted store no longer had.
     pub acknowledged_lost: u64,
     /// Unacknowledged entries a restarted store no longer had.
@@ -273,9 +278,25 @@ async fn run_async(options: &LiveOptions) -> Result<LiveRun, String> {
         }));
     }
 
+    if options.has(LiveFault::Compaction) && config.compact_every_ms > 0 {
+        let task = super::faults::compact_streams(
+            world.clone(),
+            config.compact_every_ms,
+            off_receiver.clone(),
+        );
+        controllers.push(tokio::spawn(async move {
+            task.await;
+            Ok(())
+        }));
+    }
+
     let storage = Arc::new(Mutex::new(Vec::new()));
+    let workload_streams = (0..config.shape.keys)
+        .filter_map(|key| world.stream_of(key).map(str::to_owned))
+        .collect();
     let storage_task = tokio::spawn(sample_storage(
         setup.plain.clone(),
+        workload_streams,
         started,
         storage.clone(),
         off_receiver.clone(),
@@ -467,6 +488,10 @@ fn count_faults(history: &History, counts: &mut FaultCounts) {
             }
             FaultEvent::StoreCallFailed { .. } => counts.store_call_errors += 1,
             FaultEvent::ClockJump { .. } => counts.clock_jumps += 1,
+            FaultEvent::Compaction { removed, .. } => {
+                counts.compactions += 1;
+                counts.compacted_records += removed;
+            }
             _ => {}
         }
     }

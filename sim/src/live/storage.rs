@@ -26,17 +26,35 @@ pub struct StorageSample {
     pub streams: usize,
     /// Records in them.
     pub records: usize,
+    /// Streams of the workload's own keys (`--keys`, not the fresh ones)
+    /// that the store holds.
+    pub workload_streams: usize,
+    /// Records in them.
+    pub workload_records: usize,
 }
 
 impl StorageSample {
-    /// Records per stream (0 for an empty store).
+    /// Records per stream the store holds, fresh keys' included (0 for
+    /// an empty store): with fresh keys, each of which ends with one or
+    /// two records, this tends to their count whatever the hot keys hold.
     #[must_use]
     pub fn records_per_key(&self) -> f64 {
-        if self.streams == 0 {
-            0.0
-        } else {
-            self.records as f64 / self.streams as f64
-        }
+        ratio(self.records, self.streams)
+    }
+
+    /// Records per stream of the workload's own keys: the hot keys'
+    /// storage, which grows with their history unless compaction bounds it.
+    #[must_use]
+    pub fn records_per_workload_key(&self) -> f64 {
+        ratio(self.workload_records, self.workload_streams)
+    }
+}
+
+fn ratio(records: usize, streams: usize) -> f64 {
+    if streams == 0 {
+        0.0
+    } else {
+        records as f64 / streams as f64
     }
 }
 
@@ -45,6 +63,7 @@ impl StorageSample {
 /// that is down for a crash is skipped, not waited for).
 pub(crate) async fn sample_storage(
     store: Arc<dyn DurableStore>,
+    workload_streams: BTreeSet<String>,
     started: Instant,
     samples: Arc<Mutex<Vec<StorageSample>>>,
     mut off: watch::Receiver<bool>,
@@ -62,10 +81,19 @@ pub(crate) async fn sample_storage(
         if let Ok(entries) = store.scan(&prefix).await {
             let streams: BTreeSet<&str> =
                 entries.iter().map(|entry| entry.stream.as_str()).collect();
+            let workload_records = entries
+                .iter()
+                .filter(|entry| workload_streams.contains(&entry.stream))
+                .count();
             samples.lock().push(StorageSample {
                 at_us,
                 streams: streams.len(),
                 records: entries.len(),
+                workload_streams: streams
+                    .iter()
+                    .filter(|stream| workload_streams.contains(**stream))
+                    .count(),
+                workload_records,
             });
         }
     }
@@ -96,6 +124,8 @@ mod tests {
             at_us: at_s * 1_000_000,
             streams,
             records,
+            workload_streams: 2,
+            workload_records: 2 * records,
         }
     }
 
@@ -112,11 +142,14 @@ mod tests {
             vec![(0, samples[1]), (1, samples[2]), (3, samples[3])]
         );
         assert!((samples[1].records_per_key() - 10.0).abs() < 1e-9);
+        assert!((samples[1].records_per_workload_key() - 40.0).abs() < 1e-9);
         assert!(
             StorageSample {
                 at_us: 0,
                 streams: 0,
-                records: 0
+                records: 0,
+                workload_streams: 0,
+                workload_records: 0,
             }
             .records_per_key()
             .abs()

@@ -23,7 +23,6 @@ use super::env::SimWorld;
 use super::rng::{sim_rng, sleep_ms};
 use crate::config::Draw;
 use crate::history::{Event, KeyId, NO_CLAIM, OpId, claim_answer, lookup_answer, token_of};
-use crate::workload::pick_key;
 use crate::world::actors::Who;
 use crate::world::fenced::{begin_producer, done, renewed, traced};
 
@@ -337,7 +336,7 @@ pub(crate) async fn producer(world: Arc<SimWorld>, index: u16, handler: Arc<dyn 
     let mut rng = sim_rng();
     while world.has_budget(index) {
         sleep_ms(rng.range(0, world.config.think_max_ms)).await;
-        let key = pick_key(&world.config, &mut rng);
+        let (key, _) = world.next_key(&mut rng);
         let name = world.keys[usize::from(key)].clone();
         let mut ctx = HandlerCtx {
             world: world.clone(),

@@ -48,6 +48,7 @@ const DEFAULT_SHAPE: Shape = Shape {
     producers: 4,
     keys: 4,
     ops: 160,
+    fresh_pm: 0,
 };
 
 /// Candidate runs a shrink may make unless set: a few seconds at the

@@ -191,6 +191,9 @@ pub(crate) async fn simulate(config: Config, workload: Workload) -> Result<Histo
     if faults.has(Fault::ClockSkew) {
         madsim::task::spawn(jump_clocks(world.clone()));
     }
+    if faults.has(Fault::Compaction) && config.compact_every_ms > 0 {
+        core.start_janitor(config.compact_every_ms, handle.seed());
+    }
 
     // Main phase: until every producer has spent its budget.
     loop {

@@ -391,6 +391,7 @@ fn disable(config: &Config, fault: crate::config::Fault) -> Config {
         Fault::Collisions => c.hash_bits = 64,
         Fault::LongStreams => c.read_batch = atmostonce::limits::DEFAULT_READ_BATCH,
         Fault::Pause => c.pause_every_ms = 0,
+        Fault::Compaction => c.compact_every_ms = 0,
         // Not a simulator fault (`Config::validate` refuses it): the
         // simulator's deliveries fail at a drawn rate in every run.
         Fault::DeliveryFailure => {}

@@ -30,8 +30,9 @@ use atmostonce_verify::oracle::{SpecAnswer, record};
 use atmostonce_verify::table::{Call, CallFault, Corruption, FaultTable};
 
 use super::rng::sim_rng;
-use crate::config::Draw;
+use crate::config::{Draw, SplitMix};
 use crate::history::{FaultEvent, OpId, Process};
+use crate::world::janitor::janitor_below;
 use crate::world::{Env, World};
 use atmostonce_verify::served::ServeRequest;
 
@@ -53,6 +54,8 @@ struct State {
     /// Reads of unflushed slots since the last flush: `(stream, sequence,
     /// reader)`; a crash that drops the slot makes the reader's answer dirty.
     dirty: Vec<(String, u64, OpId)>,
+    /// The janitor, when `compaction` is on.
+    janitor: Option<Janitor>,
 }
 
 impl Default for State {
@@ -66,6 +69,7 @@ impl Default for State {
             epoch: 0,
             down: false,
             dirty: Vec::new(),
+            janitor: None,
         }
     }
 }
@@ -181,11 +185,87 @@ impl StoreCore {
         }));
     }
 
+    /// Starts the janitor (`compaction`): from now on, the first store call
+    /// served after each of its due times (about every `every_ms`) is
+    /// preceded by a compaction of a random stream.
+    ///
+    /// It runs inside the store, between calls, and draws from a stream of
+    /// its own seeded by the run's seed, never from madsim's: a task of its
+    /// own or draws from the shared generator would change every later
+    /// draw of the run, and with them the schedule of every seed recorded
+    /// before the fault existed (`sim/regressions.toml`). So a seed that
+    /// draws `compaction` runs as it did without it until a compaction
+    /// changes an answer.
+    pub(crate) fn start_janitor(&self, every_ms: u64, seed: u64) {
+        let mut rng = SplitMix(seed ^ JANITOR_SALT);
+        let next_at_ms = rng.around(every_ms);
+        self.lock().janitor = Some(Janitor {
+            rng,
+            every_ms,
+            next_at_ms,
+        });
+    }
+
     /// The quiet phase: the store is up and stays up.
     pub(crate) fn heal(&self) {
         self.lock().down = false;
     }
 }
+
+/// The janitor's side stream and its next due time (simulated ms).
+#[derive(Debug)]
+struct Janitor {
+    rng: SplitMix,
+    every_ms: u64,
+    next_at_ms: u64,
+}
+
+/// Sets the janitor's stream apart from the seed's other uses.
+const JANITOR_SALT: u64 = 0x6a61_6e69_746f_7221;
+
+impl State {
+    /// If the janitor is due at `now_ms`, compacts one random stream below a
+    /// sequence drawn by [`janitor_below`], through the table's own
+    /// compaction (the engine's path, so the table's
+    /// [`history`](FaultTable::history) keeps what went), and returns the
+    /// event to record.
+    fn janitor_step(&mut self, now_ms: u64, true_millis: u64) -> Option<FaultEvent> {
+        let janitor = self.janitor.as_mut()?;
+        if now_ms < janitor.next_at_ms {
+            return None;
+        }
+        janitor.next_at_ms = now_ms + janitor.rng.around(janitor.every_ms);
+        let count = self.table.stream_names().count() as u64;
+        let pick = usize::try_from(janitor.rng.range(0, count.checked_sub(1)?)).ok()?;
+        let (stream, len) = self
+            .table
+            .stream_lengths()
+            .nth(pick)
+            .map(|(stream, len)| (stream.to_owned(), len as u64))?;
+        let below_seq = janitor_below(len, &mut janitor.rng)?;
+        let request = StoreRequest::Compact {
+            stream: stream.clone(),
+            below_seq,
+        };
+        self.table.set_now_millis(true_millis);
+        let reply =
+            self.table
+                .serve_with(Call::new(JANITOR_SESSION, None), &request, CallFault::None);
+        let removed = match reply {
+            StoreReply::Compact(Ok(removed)) => removed,
+            _ => 0,
+        };
+        Some(FaultEvent::Compaction {
+            stream,
+            below_seq,
+            removed,
+        })
+    }
+}
+
+/// The table's session of the janitor (`compaction`), apart from every
+/// caller's (see [`session_of`]).
+const JANITOR_SESSION: u32 = u16::MAX as u32 + 3;
 
 /// One caller's handle on the simulated store.
 pub(crate) struct FaultStore<E: Env> {
@@ -304,6 +384,12 @@ impl<E: Env> FaultStore<E> {
             drop(state);
             self.record_error(op, request, false);
             return Err(injected("connection reset: the store crashed"));
+        }
+        if faults_on
+            && let Some(event) =
+                state.janitor_step(self.world.now_us() / 1000, self.world.true_millis())
+        {
+            self.world.history().event(self.world.fault(event));
         }
         let mut rng = sim_rng();
         let call = Call::new(session_of(self.caller), op.map(u64::from));

@@ -12,7 +12,7 @@ use atmostonce_verify::oracle::{SpecAnswer, SpecOp};
 use super::{Env, WorkloadPlant, World, fenced, seed_cache};
 use crate::config::{Api, Config, Draw};
 use crate::history::{Event, FaultEvent, KeyId, OpId, Process, echo_receipt_for, receipt_for};
-use crate::workload::{BACKOFF_MS, DELIVERY_MS, MAX_CLAIM_ATTEMPTS, MAX_FINISH_ATTEMPTS, pick_key};
+use crate::workload::{BACKOFF_MS, DELIVERY_MS, MAX_CLAIM_ATTEMPTS, MAX_FINISH_ATTEMPTS};
 
 /// Who invokes an operation: a process and its incarnation.
 #[derive(Debug, Clone, Copy)]
@@ -119,7 +119,7 @@ async fn seed_producer<E: Env>(world: Arc<World<E>>, index: u16) {
     let mut rng = world.env.rng();
     while world.has_budget(index) {
         world.env.sleep_ms(rng.range(0, config.think_max_ms)).await;
-        let key = pick_key(&config, &mut rng);
+        let (key, fresh) = world.next_key(&mut rng);
         let name = world.keys[usize::from(key)].clone();
         if rng.chance(config.lookup_pm) {
             world.spend(index);
@@ -233,7 +233,8 @@ async fn seed_producer<E: Env>(world: Arc<World<E>>, index: u16) {
             }
         }
         world.set_holding(index, false);
-        if completed && rng.chance(config.echo_pm) {
+        // A fresh key is never seen again, not even as a duplicate.
+        if completed && !fresh && rng.chance(config.echo_pm) {
             echo(&world, who, &cache, key, &name, claim, &mut rng).await;
         }
     }
@@ -342,7 +343,8 @@ pub(crate) async fn probe<E: Env>(world: &Arc<World<E>>) -> Result<(), String> {
     }
     let probe =
         seed_cache(world, Process::Probe).map_err(|error| format!("probe cache: {error}"))?;
-    for (index, name) in world.keys.clone().iter().enumerate() {
+    let in_use = world.keys_in_use();
+    for (index, name) in world.keys.clone().iter().enumerate().take(in_use) {
         let key = KeyId::try_from(index).map_err(|_| "too many keys".to_owned())?;
         // The checker judges the answer (A2); nothing here depends on it.
         let _ = traced(

@@ -26,7 +26,7 @@ use crate::history::{
 };
 use crate::workload::{
     BACKOFF_MS, DELIVERY_MS, FINGERPRINT_PM, LONG_WORK_MS, MAX_CLAIM_ATTEMPTS, MAX_FINISH_ATTEMPTS,
-    MISMATCH_PM, RENEW_PM, pick_key,
+    MISMATCH_PM, RENEW_PM,
 };
 
 /// Runs one fenced engine call as a history operation (the workload's
@@ -87,7 +87,7 @@ pub(crate) async fn producer<E: Env>(world: Arc<World<E>>, index: u16) {
     let mut rng = world.env.rng();
     while world.has_budget(index) {
         world.env.sleep_ms(rng.range(0, config.think_max_ms)).await;
-        let key = pick_key(&config, &mut rng);
+        let (key, fresh) = world.next_key(&mut rng);
         let name = world.keys[usize::from(key)].clone();
         if rng.chance(config.lookup_pm) {
             world.spend(index);
@@ -150,7 +150,8 @@ pub(crate) async fn producer<E: Env>(world: Arc<World<E>>, index: u16) {
         )
         .await;
         world.set_holding(index, false);
-        if completed && rng.chance(config.echo_pm) {
+        // A fresh key is never seen again, not even as a duplicate.
+        if completed && !fresh && rng.chance(config.echo_pm) {
             echo(&world, who, &cache, key, &name, claim, &token, &mut rng).await;
         }
     }
@@ -352,7 +353,8 @@ pub(crate) async fn probe<E: Env>(world: &Arc<World<E>>) -> Result<(), String> {
         process: Process::Probe,
         incarnation: 0,
     };
-    for (index, name) in world.keys.clone().iter().enumerate() {
+    let in_use = world.keys_in_use();
+    for (index, name) in world.keys.clone().iter().enumerate().take(in_use) {
         let key = KeyId::try_from(index).map_err(|_| "too many keys".to_owned())?;
         lookup(world, who, &probe, key, name).await;
     }

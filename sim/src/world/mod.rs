@@ -11,6 +11,7 @@
 
 pub(crate) mod actors;
 pub(crate) mod fenced;
+pub(crate) mod janitor;
 mod sink;
 
 use std::collections::BTreeMap;
@@ -28,7 +29,7 @@ use atmostonce_verify::oracle::{SpecOp, naming};
 
 use crate::config::{Api, Config, Draw};
 use crate::history::{Event, FaultEvent, History, KeyId, OpId, Process};
-use crate::workload::{NAMESPACE, key_names};
+use crate::workload::{NAMESPACE, all_key_names, pick_key};
 pub(crate) use sink::{Delivered, Sink};
 
 /// What the tasks of a run need from their surroundings.
@@ -114,6 +115,8 @@ struct WorldState {
     /// The clock of the fenced sweeper's current pass (its expiries are
     /// judged at it).
     sweep_now_millis: u64,
+    /// Fresh keys handed out so far (`--fresh-keys`).
+    fresh_used: u16,
 }
 
 /// What every task of a run shares.
@@ -163,6 +166,7 @@ impl<E: Env> World<E> {
                 finished: vec![false; producers],
                 holding: vec![false; producers],
                 sweep_now_millis: 0,
+                fresh_used: 0,
             }),
             history: Mutex::new(history),
             sink: Mutex::new(Sink::default()),
@@ -234,6 +238,39 @@ impl<E: Env> World<E> {
         if let Some(offset) = self.state().offsets_ms.get_mut(slot) {
             *offset = offset_ms;
         }
+    }
+
+    /// The key of a producer's next message, and whether it is fresh:
+    /// `fresh_pm` per mille of messages take the next unused fresh key
+    /// (each is handed out once), the others (and every message once the
+    /// fresh keys are all used) pick among the workload's keys
+    /// ([`pick_key`]). Without fresh keys it draws what [`pick_key`] draws
+    /// and nothing more, so runs without them are unchanged.
+    pub(crate) fn next_key(&self, rng: &mut impl Draw) -> (KeyId, bool) {
+        let config = &self.config;
+        if config.shape.fresh_pm > 0 && rng.chance(config.shape.fresh_pm) {
+            let mut state = self.state();
+            if state.fresh_used < config.fresh_keys {
+                let key = config.shape.keys.saturating_add(state.fresh_used);
+                state.fresh_used += 1;
+                return (key, true);
+            }
+        }
+        (pick_key(config, rng), false)
+    }
+
+    /// Fresh keys handed out so far.
+    pub(crate) fn fresh_used(&self) -> u16 {
+        self.state().fresh_used
+    }
+
+    /// The keys a producer may have used so far: the workload's, then the
+    /// fresh ones handed out (the probe reads those; the others were never
+    /// written).
+    pub(crate) fn keys_in_use(&self) -> usize {
+        usize::from(self.config.shape.keys)
+            .saturating_add(usize::from(self.fresh_used()))
+            .min(self.keys.len())
     }
 
     /// The stream `key` lives in.
@@ -402,7 +439,7 @@ impl<E: Env> World<E> {
 /// The empty history of a run of `config`: its keys, the stream each lives
 /// in, the configuration hashed in, and A1's dedup window.
 pub(crate) fn new_history(config: &Config) -> Result<History, String> {
-    let keys = key_names(config.shape.keys);
+    let keys = all_key_names(config)?;
     if config.hash_bits == 0 || config.hash_bits > naming::MAX_HASH_BITS {
         return Err(format!(
             "invalid configuration: hash_bits is {}; it must be between 1 and {}",
