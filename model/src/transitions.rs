@@ -73,15 +73,18 @@ impl DedupModel {
             return None;
         }
         let next = state.tick + 1;
-        let overtakes = state
+        let overtaken = state
             .producers
             .iter()
             .filter_map(|p| p.phase.live_claim_stamp())
-            .any(|stamp| Config::expired_at(stamp, next));
-        if !overtakes {
+            .filter(|stamp| Config::expired_at(*stamp, next))
+            .count();
+        if overtaken == 0 {
             return Some(TickKind::OnTime);
         }
-        (!self.config.timing_assumption() && state.budget.pauses > 0).then_some(TickKind::Pause)
+        let overtaken = u8::try_from(overtaken).unwrap_or(u8::MAX);
+        (!self.config.timing_assumption() && state.budget.pauses >= overtaken)
+            .then_some(TickKind::Pause(overtaken))
     }
 
     /// Fenced: true when a tick now would change nothing but the clock's
@@ -142,8 +145,8 @@ impl DedupModel {
         next.events = 0;
         match action {
             Action::Tick => {
-                if self.may_tick(state)? == TickKind::Pause {
-                    next.budget.pauses -= 1;
+                if let TickKind::Pause(overtaken) = self.may_tick(state)? {
+                    next.budget.pauses -= overtaken;
                 }
                 next.tick += 1;
                 words.say(|| {
@@ -188,8 +191,9 @@ impl DedupModel {
 pub(crate) enum TickKind {
     /// No live producer's claim expires.
     OnTime,
-    /// A live producer's claim expires: the `pause` fault.
-    Pause,
+    /// Live producers' claims expire: the `pause` fault, one pause per
+    /// producer overtaken.
+    Pause(u8),
 }
 
 /// True when a producer's engine operation asks to append next: the seed
