@@ -27,6 +27,15 @@ pub enum ProducerAction {
     Crash,
 }
 
+/// Which way a skewed clock is off (`clock-skew`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Skew {
+    /// It reads later than the true time.
+    Ahead,
+    /// It reads earlier than the true time.
+    Behind,
+}
+
 /// One step of the system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
@@ -34,6 +43,9 @@ pub enum Action {
     Producer(u8, ProducerAction),
     /// The sweeper's next store call (starting a pass first when idle).
     Sweeper(Call),
+    /// The idle sweeper starts a pass on a clock off by the skew, and makes
+    /// its first store call (`clock-skew`).
+    SkewedSweep(Skew),
     /// The clock advances one tick.
     Tick,
     /// The store crashes and restarts, dropping unflushed appends.
@@ -66,6 +78,12 @@ impl fmt::Display for Action {
             }
             Action::Sweeper(Call::AppendFailsNotApplied) => {
                 write!(f, "sweeper: append not applied, answered with an error")
+            }
+            Action::SkewedSweep(Skew::Ahead) => {
+                write!(f, "sweeper: starts a pass on a clock ahead of time")
+            }
+            Action::SkewedSweep(Skew::Behind) => {
+                write!(f, "sweeper: starts a pass on a clock behind time")
             }
             Action::Tick => write!(f, "clock tick"),
             Action::StoreCrash => write!(f, "store crash"),

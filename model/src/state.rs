@@ -228,6 +228,15 @@ pub enum SweepPass {
 }
 
 impl SweepPass {
+    /// The pass's clock reading.
+    #[must_use]
+    pub fn now_millis(&self) -> u64 {
+        match self {
+            SweepPass::Seed(op) => op.now_millis(),
+            SweepPass::Fenced(op) => op.now_millis(),
+        }
+    }
+
     /// The interned operation's hash.
     #[must_use]
     pub fn hash_value(&self) -> u64 {
@@ -261,8 +270,10 @@ pub struct Budget {
     /// Pauses: ticks that expire a claim a live producer is acquiring or
     /// holds (with the `pause` fault; not counted in `total`).
     pub pauses: u8,
-    /// Faults of the four kinds above, in all (`u8::MAX` when only the
-    /// per-kind bounds count: it never runs out).
+    /// Sweep passes on a skewed clock (with `clock-skew`).
+    pub skews: u8,
+    /// Faults of the kinds above but pauses, in all (`u8::MAX` when only
+    /// the per-kind bounds count: it never runs out).
     pub total: u8,
 }
 
@@ -276,6 +287,7 @@ impl Budget {
             Fault::StoreCrash => self.store_crashes,
             Fault::Indeterminate => self.indeterminate,
             Fault::DeliveryFailure => self.delivery_failures,
+            Fault::ClockSkew => self.skews,
             Fault::Pause | Fault::Collision => 0,
         };
         left.min(self.total)
@@ -291,6 +303,7 @@ impl Budget {
             Fault::StoreCrash => &mut self.store_crashes,
             Fault::Indeterminate => &mut self.indeterminate,
             Fault::DeliveryFailure => &mut self.delivery_failures,
+            Fault::ClockSkew => &mut self.skews,
             Fault::Pause | Fault::Collision => return None,
         };
         *left -= 1;
@@ -399,8 +412,7 @@ pub struct State {
 }
 
 /// A step of the fenced API that a witness needs and the state does not
-/// otherwise show, as a bit of [`State::events`]. Five at most: they share
-/// the hash's first word.
+/// otherwise show, as a bit of [`State::events`] (eight at most).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
     /// A claim whose append was applied but answered with an error was
@@ -416,10 +428,14 @@ pub enum Event {
     StaleDeliveryRefused,
     /// A fenced operation's append lost its race (`SequenceConflict`).
     LostRace,
+    /// A sweep pass on a skewed clock appended an expiry.
+    SkewedExpiry,
+    /// The sweeper expired a claim whose lease plus the grace had not
+    /// passed by the true clock (only a skew of the grace or more can).
+    LeaseCutShort,
 }
 
-// Bits 59..64 of the hash's first word.
-const _: () = assert!((Event::LostRace as u8) < 5);
+const _: () = assert!((Event::LeaseCutShort as u8) < 8);
 
 impl Event {
     /// The event's bit in [`State::events`].
@@ -446,9 +462,9 @@ impl Hash for State {
                 | u64::from(budget.pauses) << 48
                 | u64::from(sweeper.session.unflushed) << 56
                 | u64::from(sweeper.session.lost) << 57
-                | u64::from(sweeper.op.is_some()) << 58
-                | u64::from(self.events) << 59,
+                | u64::from(sweeper.op.is_some()) << 58,
         );
+        state.write_u64(u64::from(self.events) | u64::from(budget.skews) << 8);
         state.write_u64(self.store.hash_value());
         state.write_u64(sweeper.op.as_ref().map_or(0, SweepPass::hash_value));
         self.producers.hash(state);

@@ -3,11 +3,11 @@
 
 use atmostonce::core::{Operation, PhaseKind, Step, StoreRequest};
 
-use crate::action::{Action, Call, ProducerAction};
+use crate::action::{Action, Call, ProducerAction, Skew};
 use crate::config::{Api, Config, Fault};
 use crate::model::{Actor, DedupModel};
 use crate::narration::Narration;
-use crate::state::{Phase, State};
+use crate::state::{Phase, State, SweepPass};
 
 impl DedupModel {
     /// The actions enabled in `state` (every other one is a no-op).
@@ -48,8 +48,21 @@ impl DedupModel {
             }
             // A pass that finds nothing expired changes nothing: start one
             // only when some key's latest entry has expired.
-            None if self.sweep_would_expire(state) => actions.push(Action::Sweeper(Call::Normal)),
-            None => {}
+            None => {
+                if self.sweep_would_expire(state) {
+                    actions.push(Action::Sweeper(Call::Normal));
+                }
+                if state.budget.left(Fault::ClockSkew) > 0 {
+                    for skew in [Skew::Ahead, Skew::Behind] {
+                        if self
+                            .skewed_sweep(state, skew)
+                            .is_some_and(|op| self.would_append_next(state, Actor::Sweeper, &op))
+                        {
+                            actions.push(Action::SkewedSweep(skew));
+                        }
+                    }
+                }
+            }
         }
         if self.may_tick(state).is_some() {
             actions.push(Action::Tick);
@@ -132,6 +145,16 @@ impl DedupModel {
         }
     }
 
+    /// The fenced sweep a pass on a clock off by the skew starts with
+    /// (`None` for the seed API, which has no `clock-skew`).
+    fn skewed_sweep(
+        &self,
+        state: &State,
+        skew: Skew,
+    ) -> Option<crate::hashed::Hashed<atmostonce::core::fenced::FencedSweepOp>> {
+        self.fresh_fenced()?.skewed_sweep(state.tick, skew)
+    }
+
     /// Performs `action` on `state`: the next state, or `None` when the
     /// action is not enabled.
     pub(crate) fn perform(
@@ -174,6 +197,12 @@ impl DedupModel {
                 self.check_durable(&mut next);
             }
             Action::Sweeper(call) => self.sweeper_step(&mut next, call, words)?,
+            Action::SkewedSweep(skew) => {
+                let op = self.skewed_sweep(state, skew)?;
+                next.budget.spend(Fault::ClockSkew)?;
+                let start = Some(SweepPass::Fenced(op));
+                self.sweeper_step_from(&mut next, start, Call::Normal, words)?;
+            }
             Action::Producer(index, action) => {
                 let index = usize::from(index);
                 if index >= next.producers.len() {

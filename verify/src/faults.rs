@@ -170,7 +170,7 @@ impl Fault {
             Fault::StaleReads | Fault::Corruption => &[Simulator, Live, Fuzz],
             Fault::ProducerCrash | Fault::Pause => &[Simulator, Live, Model],
             Fault::StoreCrash => &[Simulator, Live, Model, Fuzz],
-            Fault::ClockSkew => &[Simulator, Live],
+            Fault::ClockSkew => &[Simulator, Live, Model],
             Fault::Collisions => &[Simulator, Live, Model],
             Fault::DeliveryFailure => &[Model],
         }

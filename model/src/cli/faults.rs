@@ -88,6 +88,10 @@ fn meaning(fault: Fault) -> &'static str {
              `sometimes` that must be witnessed)"
         }
         Fault::Collision => "all keys share one stream (needs --keys 2+)",
+        Fault::ClockSkew => {
+            "a sweep pass reads the clock --skew-ms ahead of or behind the true time \
+             (needs --api fenced; counted in --total-faults)"
+        }
     }
 }
 
