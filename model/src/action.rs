@@ -12,6 +12,9 @@ pub enum Call {
     AppendFailsApplied,
     /// The call is an append; it is answered with an error, not applied.
     AppendFailsNotApplied,
+    /// The call is a read, a head read or a scan; it is served from an
+    /// older view of the store (`stale-reads`).
+    StaleRead,
 }
 
 /// What a producer does in one step.
@@ -65,6 +68,9 @@ impl fmt::Display for Action {
                 f,
                 "producer {p}: append not applied, answered with an error"
             ),
+            Action::Producer(p, ProducerAction::Call(Call::StaleRead)) => {
+                write!(f, "producer {p}: read served from an older view")
+            }
             Action::Producer(p, ProducerAction::Deliver) => write!(f, "producer {p}: deliver"),
             Action::Producer(p, ProducerAction::FailDelivery) => {
                 write!(f, "producer {p}: delivery fails")
@@ -78,6 +84,9 @@ impl fmt::Display for Action {
             }
             Action::Sweeper(Call::AppendFailsNotApplied) => {
                 write!(f, "sweeper: append not applied, answered with an error")
+            }
+            Action::Sweeper(Call::StaleRead) => {
+                write!(f, "sweeper: read served from an older view")
             }
             Action::SkewedSweep(Skew::Ahead) => {
                 write!(f, "sweeper: starts a pass on a clock ahead of time")

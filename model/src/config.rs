@@ -110,11 +110,14 @@ pub enum Fault {
     /// The sweeper's clock is off: a pass reads the clock ahead of or
     /// behind the true time by [`Config::skew_ms`] (fenced API).
     ClockSkew,
+    /// A read, head read or scan is served from an older view of the
+    /// store, missing each stream's newest entry (fenced API).
+    StaleReads,
 }
 
 impl Fault {
     /// Every fault, in display order.
-    pub const ALL: [Fault; 7] = [
+    pub const ALL: [Fault; 8] = [
         Fault::Crash,
         Fault::StoreCrash,
         Fault::Indeterminate,
@@ -122,6 +125,7 @@ impl Fault {
         Fault::Pause,
         Fault::Collision,
         Fault::ClockSkew,
+        Fault::StaleReads,
     ];
 
     /// The name `--faults` knows it by, in the harness's one fault
@@ -148,6 +152,7 @@ impl Fault {
             Fault::Pause => &[VerifyFault::Pause],
             Fault::Collision => &[VerifyFault::Collisions],
             Fault::ClockSkew => &[VerifyFault::ClockSkew],
+            Fault::StaleReads => &[VerifyFault::StaleReads],
         }
     }
 
@@ -267,6 +272,8 @@ pub struct Bounds {
     pub pauses: u8,
     /// Sweep passes on a skewed clock per run (with `clock-skew`).
     pub clock_skews: u8,
+    /// Reads served from an older view per run (with `stale-reads`).
+    pub stale_reads: u8,
     /// The last tick of the clock.
     pub max_tick: u8,
     /// Faults of the kinds above but pauses that one run may inject in all
@@ -288,6 +295,7 @@ impl Default for Bounds {
             delivery_failures: 1,
             pauses: 1,
             clock_skews: 1,
+            stale_reads: 1,
             max_tick: DEFAULT_MAX_TICK,
             total_faults: None,
         }
@@ -378,6 +386,7 @@ impl Config {
             b.delivery_failures,
             b.pauses,
             b.clock_skews,
+            b.stale_reads,
         ] {
             if bound > MAX_FAULT_BOUND {
                 return Err(format!("fault bounds are at most {MAX_FAULT_BOUND}"));
@@ -393,7 +402,9 @@ impl Config {
     pub fn inapplicable(&self, fault: Fault) -> Option<&'static str> {
         match fault {
             Fault::Collision if self.keys < 2 => Some("needs --keys 2+"),
-            Fault::ClockSkew if self.api == Api::Seed => Some("needs --api fenced"),
+            Fault::ClockSkew | Fault::StaleReads if self.api == Api::Seed => {
+                Some("needs --api fenced")
+            }
             _ => None,
         }
     }
@@ -412,6 +423,7 @@ impl Config {
             Fault::Pause => self.bounds.pauses,
             Fault::Collision => 1,
             Fault::ClockSkew => self.bounds.clock_skews,
+            Fault::StaleReads => self.bounds.stale_reads,
         }
     }
 
@@ -444,7 +456,7 @@ impl fmt::Display for Config {
         write!(
             f,
             "producers={} keys={} api={} faults={} bounds: crashes={} store-crashes={} \
-             indeterminate={} delivery-failures={} pauses={} clock-skews={} (±{}ms) total={} \
+             indeterminate={} delivery-failures={} pauses={} clock-skews={} (±{}ms) stale-reads={} total={} \
              ticks=0..={} (tick={TICK_MS}ms, ttl={TTL_MS}ms) timing-assumption={}",
             self.producers,
             self.keys,
@@ -457,6 +469,7 @@ impl fmt::Display for Config {
             self.budget(Fault::Pause),
             self.budget(Fault::ClockSkew),
             self.skew_ms,
+            self.budget(Fault::StaleReads),
             b.total_faults
                 .map_or_else(|| "unbounded".to_owned(), |t| t.to_string()),
             b.max_tick,

@@ -255,6 +255,7 @@ impl DedupModel {
                 delivery_failures: self.config.budget(Fault::DeliveryFailure),
                 pauses: self.config.budget(Fault::Pause),
                 skews: self.config.budget(Fault::ClockSkew),
+                stale_reads: self.config.budget(Fault::StaleReads),
                 total: self.config.bounds.total_faults.unwrap_or(u8::MAX),
             },
             violations: 0,

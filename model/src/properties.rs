@@ -385,6 +385,14 @@ pub const WITNESSES: &[Witness] = &[
         beyond_grace: true,
         seen: |_, s| s.saw(Event::LeaseCutShort),
     },
+    Witness {
+        name: "a read is served from an older view of the store",
+        needs: &[Fault::StaleReads],
+        min_producers: 1,
+        api: Some(Api::Fenced),
+        beyond_grace: false,
+        seen: |_, s| s.saw(Event::StaleReadSeen),
+    },
 ];
 
 /// The stateright properties of `config`: every invariant (A1 only under
@@ -480,7 +488,7 @@ const ALWAYS_ONCE: [Condition; 10] = [
     always_once::<9>,
 ];
 
-const SOMETIMES_ONCE: [Condition; 23] = [
+const SOMETIMES_ONCE: [Condition; 24] = [
     sometimes_once::<0>,
     sometimes_once::<1>,
     sometimes_once::<2>,
@@ -504,6 +512,7 @@ const SOMETIMES_ONCE: [Condition; 23] = [
     sometimes_once::<20>,
     sometimes_once::<21>,
     sometimes_once::<22>,
+    sometimes_once::<23>,
 ];
 
 // One condition per property (`zip` would silently drop the rest), and a

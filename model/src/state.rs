@@ -210,7 +210,8 @@ impl Hash for Producer {
                 | u64::from(self.key) << 16
                 | u64::from(self.outcomes) << 24
                 | u64::from(self.session.unflushed) << 32
-                | u64::from(self.session.lost) << 33,
+                | u64::from(self.session.lost) << 33
+                | u64::from(self.session.stale) << 34,
         );
         state.write_u64(a);
         state.write_u64(b);
@@ -272,6 +273,8 @@ pub struct Budget {
     pub pauses: u8,
     /// Sweep passes on a skewed clock (with `clock-skew`).
     pub skews: u8,
+    /// Reads served from an older view (with `stale-reads`).
+    pub stale_reads: u8,
     /// Faults of the kinds above but pauses, in all (`u8::MAX` when only
     /// the per-kind bounds count: it never runs out).
     pub total: u8,
@@ -288,6 +291,7 @@ impl Budget {
             Fault::Indeterminate => self.indeterminate,
             Fault::DeliveryFailure => self.delivery_failures,
             Fault::ClockSkew => self.skews,
+            Fault::StaleReads => self.stale_reads,
             Fault::Pause | Fault::Collision => 0,
         };
         left.min(self.total)
@@ -304,6 +308,7 @@ impl Budget {
             Fault::Indeterminate => &mut self.indeterminate,
             Fault::DeliveryFailure => &mut self.delivery_failures,
             Fault::ClockSkew => &mut self.skews,
+            Fault::StaleReads => &mut self.stale_reads,
             Fault::Pause | Fault::Collision => return None,
         };
         *left -= 1;
@@ -433,9 +438,12 @@ pub enum Event {
     /// The sweeper expired a claim whose lease plus the grace had not
     /// passed by the true clock (only a skew of the grace or more can).
     LeaseCutShort,
+    /// A read, head read or scan was served from an older view of the
+    /// store that differs from the latest (`stale-reads`).
+    StaleReadSeen,
 }
 
-const _: () = assert!((Event::LeaseCutShort as u8) < 8);
+const _: () = assert!((Event::StaleReadSeen as u8) < 8);
 
 impl Event {
     /// The event's bit in [`State::events`].
@@ -464,7 +472,12 @@ impl Hash for State {
                 | u64::from(sweeper.session.lost) << 57
                 | u64::from(sweeper.op.is_some()) << 58,
         );
-        state.write_u64(u64::from(self.events) | u64::from(budget.skews) << 8);
+        state.write_u64(
+            u64::from(self.events)
+                | u64::from(budget.skews) << 8
+                | u64::from(budget.stale_reads) << 16
+                | u64::from(sweeper.session.stale) << 24,
+        );
         state.write_u64(self.store.hash_value());
         state.write_u64(sweeper.op.as_ref().map_or(0, SweepPass::hash_value));
         self.producers.hash(state);

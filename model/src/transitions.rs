@@ -13,6 +13,7 @@ impl DedupModel {
     /// The actions enabled in `state` (every other one is a no-op).
     pub fn enabled_actions(&self, state: &State, actions: &mut Vec<Action>) {
         let faults_left = state.budget.left(Fault::Indeterminate) > 0;
+        let stale_left = state.budget.left(Fault::StaleReads) > 0;
         for (index, producer) in state.producers.iter().enumerate() {
             let Ok(i) = u8::try_from(index) else { continue };
             let act = |a| Action::Producer(i, a);
@@ -31,6 +32,11 @@ impl DedupModel {
                         actions.push(act(ProducerAction::Call(Call::AppendFailsApplied)));
                         actions.push(act(ProducerAction::Call(Call::AppendFailsNotApplied)));
                     }
+                    if stale_left && !next_is_append(phase) {
+                        // Refused by `perform` unless the next call reads
+                        // and the older view differs from the latest.
+                        actions.push(act(ProducerAction::Call(Call::StaleRead)));
+                    }
                 }
             }
             if state.budget.left(Fault::Crash) > 0 && producer.phase.is_busy() {
@@ -44,6 +50,9 @@ impl DedupModel {
                     // Refused by `perform` unless the next call is an append.
                     actions.push(Action::Sweeper(Call::AppendFailsApplied));
                     actions.push(Action::Sweeper(Call::AppendFailsNotApplied));
+                }
+                if stale_left {
+                    actions.push(Action::Sweeper(Call::StaleRead));
                 }
             }
             // A pass that finds nothing expired changes nothing: start one

@@ -167,7 +167,8 @@ impl Fault {
         match self {
             Fault::Contention | Fault::Latency | Fault::LongStreams => &[Simulator, Live],
             Fault::ErrorApplied | Fault::ErrorLost => &[Simulator, Live, Model, Fuzz],
-            Fault::StaleReads | Fault::Corruption => &[Simulator, Live, Fuzz],
+            Fault::StaleReads => &[Simulator, Live, Model, Fuzz],
+            Fault::Corruption => &[Simulator, Live, Fuzz],
             Fault::ProducerCrash | Fault::Pause => &[Simulator, Live, Model],
             Fault::StoreCrash => &[Simulator, Live, Model, Fuzz],
             Fault::ClockSkew => &[Simulator, Live, Model],
@@ -223,9 +224,9 @@ impl FaultSet {
     /// What `standard` means for `tool`: its default configuration's faults.
     /// For the model that is every fault it supports but `pause` (which
     /// drops A1's timing assumption), `collisions` (which needs two keys,
-    /// and the standard configuration has one) and `clock-skew` (which
-    /// needs the fenced API, and the standard configuration runs the seed
-    /// API); for the other tools it is `all`.
+    /// and the standard configuration has one), `clock-skew` and
+    /// `stale-reads` (which need the fenced API, and the standard
+    /// configuration runs the seed API); for the other tools it is `all`.
     #[must_use]
     pub fn standard_for(tool: Tool) -> FaultSet {
         let mut set = FaultSet::all_for(tool);
@@ -233,6 +234,7 @@ impl FaultSet {
             set.0.remove(&Fault::Pause);
             set.0.remove(&Fault::Collisions);
             set.0.remove(&Fault::ClockSkew);
+            set.0.remove(&Fault::StaleReads);
         }
         set
     }
@@ -431,7 +433,7 @@ mod tests {
     }
 
     #[test]
-    fn standard_for_the_model_leaves_out_pause_collisions_and_clock_skew() {
+    fn standard_for_the_model_leaves_out_pause_collisions_clock_skew_and_stale_reads() {
         let standard = FaultSpec::parse("standard", Tool::Model).unwrap().set;
         assert_eq!(
             standard.to_string(),

@@ -92,6 +92,10 @@ fn meaning(fault: Fault) -> &'static str {
             "a sweep pass reads the clock --skew-ms ahead of or behind the true time \
              (needs --api fenced; counted in --total-faults)"
         }
+        Fault::StaleReads => {
+            "a read, head read or scan misses each stream's newest entry (needs --api fenced; \
+             counted in --total-faults)"
+        }
     }
 }
 

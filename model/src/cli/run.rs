@@ -52,6 +52,7 @@ fn configure(args: &ModelArgs) -> Result<(Config, SearchOptions, Vec<LeftOut>), 
     bounds.delivery_failures = args.bound;
     bounds.pauses = args.bound;
     bounds.clock_skews = args.bound;
+    bounds.stale_reads = args.bound;
     bounds.max_tick = args.ticks;
     bounds.total_faults = match (args.total_faults, config.api) {
         (Some(total), _) => Some(total),
