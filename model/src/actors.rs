@@ -297,7 +297,6 @@ impl DedupModel {
     /// ([`Event::SkewedExpiry`]), and of a claim whose lease plus the grace
     /// had not passed by the true clock ([`Event::LeaseCutShort`]).
     fn note_expiry(&self, s: &mut State, before: &ModelStore, pass_now_ms: u64) {
-        let true_now = Self::now_ms(s);
         let tick = s.tick;
         let mut events = Vec::new();
         for (was, is) in before.streams.iter().zip(&s.store.streams) {
@@ -307,7 +306,10 @@ impl DedupModel {
             if is.records.len() != was.records.len() + 1 || last.kind != RecordKind::Expire {
                 continue;
             }
-            if pass_now_ms != true_now {
+            // A pass on the true clock reads a whole tick (it may have
+            // started a tick before this one); a skewed one never does, as
+            // the skew is below one tick (`MAX_SKEW_MS`).
+            if pass_now_ms % TICK_MS != 0 {
                 events.push(Event::SkewedExpiry);
             }
             let stamp_ms = u64::from(expired.tick) * TICK_MS;
