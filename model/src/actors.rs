@@ -309,7 +309,7 @@ impl DedupModel {
             // A pass on the true clock reads a whole tick (it may have
             // started a tick before this one); a skewed one never does, as
             // the skew is below one tick (`MAX_SKEW_MS`).
-            if pass_now_ms % TICK_MS != 0 {
+            if !pass_now_ms.is_multiple_of(TICK_MS) {
                 events.push(Event::SkewedExpiry);
             }
             let stamp_ms = u64::from(expired.tick) * TICK_MS;
