@@ -12,6 +12,9 @@ pub enum Call {
     AppendFailsApplied,
     /// The call is an append; it is answered with an error, not applied.
     AppendFailsNotApplied,
+    /// The call is a read, a head read or a scan; it is served from an
+    /// older view of the store (`stale-reads`).
+    StaleRead,
 }
 
 /// What a producer does in one step.
@@ -27,6 +30,15 @@ pub enum ProducerAction {
     Crash,
 }
 
+/// Which way a skewed clock is off (`clock-skew`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Skew {
+    /// It reads later than the true time.
+    Ahead,
+    /// It reads earlier than the true time.
+    Behind,
+}
+
 /// One step of the system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
@@ -34,6 +46,9 @@ pub enum Action {
     Producer(u8, ProducerAction),
     /// The sweeper's next store call (starting a pass first when idle).
     Sweeper(Call),
+    /// The idle sweeper starts a pass on a clock off by the skew, and makes
+    /// its first store call (`clock-skew`).
+    SkewedSweep(Skew),
     /// The clock advances one tick.
     Tick,
     /// The store crashes and restarts, dropping unflushed appends.
@@ -53,6 +68,9 @@ impl fmt::Display for Action {
                 f,
                 "producer {p}: append not applied, answered with an error"
             ),
+            Action::Producer(p, ProducerAction::Call(Call::StaleRead)) => {
+                write!(f, "producer {p}: read served from an older view")
+            }
             Action::Producer(p, ProducerAction::Deliver) => write!(f, "producer {p}: deliver"),
             Action::Producer(p, ProducerAction::FailDelivery) => {
                 write!(f, "producer {p}: delivery fails")
@@ -66,6 +84,15 @@ impl fmt::Display for Action {
             }
             Action::Sweeper(Call::AppendFailsNotApplied) => {
                 write!(f, "sweeper: append not applied, answered with an error")
+            }
+            Action::Sweeper(Call::StaleRead) => {
+                write!(f, "sweeper: read served from an older view")
+            }
+            Action::SkewedSweep(Skew::Ahead) => {
+                write!(f, "sweeper: starts a pass on a clock ahead of time")
+            }
+            Action::SkewedSweep(Skew::Behind) => {
+                write!(f, "sweeper: starts a pass on a clock behind time")
             }
             Action::Tick => write!(f, "clock tick"),
             Action::StoreCrash => write!(f, "store crash"),

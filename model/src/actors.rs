@@ -8,16 +8,15 @@ use atmostonce_verify::oracle::{SpecAnswer, SpecOp};
 use crate::action::{Call, ProducerAction};
 use crate::calls::Machine;
 use crate::checks::Made;
-use crate::config::TTL_MS;
-use crate::config::{Api, Fault};
+use crate::config::{Api, Config, Fault, TICK_MS, TTL_MS};
 use crate::fresh::MAX_RECEIPT_NUMBER;
 use crate::hashed::Hashed;
 use crate::model::{Actor, DedupModel};
 use crate::narration::{Narration, show_result};
 use atmostonce_verify::catalogue::Invariant;
 
-use crate::state::{Grant, Outcome, Phase, State, SweepPass};
-use crate::store::{RecordKind, Session};
+use crate::state::{Event, Grant, Outcome, Phase, State, SweepPass};
+use crate::store::{ModelStore, RecordKind, Session};
 
 impl DedupModel {
     pub(crate) fn producer_step(
@@ -247,9 +246,32 @@ impl DedupModel {
         call: Call,
         words: &mut Narration,
     ) -> Option<()> {
-        let pass = match &s.sweeper.op {
-            Some(pass) => *pass,
-            None => {
+        self.sweeper_step_from(s, None, call, words)
+    }
+
+    /// The sweeper's step; an idle sweeper starts `start` when given (a
+    /// pass on a skewed clock), else a pass on the true clock.
+    pub(crate) fn sweeper_step_from(
+        &self,
+        s: &mut State,
+        start: Option<SweepPass>,
+        call: Call,
+        words: &mut Narration,
+    ) -> Option<()> {
+        let pass = match (&s.sweeper.op, start) {
+            (Some(pass), None) => *pass,
+            (Some(_), Some(_)) => return None,
+            (None, Some(pass)) => {
+                let (now, true_now) = (pass.now_millis(), Self::now_ms(s));
+                words.say(|| {
+                    format!(
+                        "the sweeper starts a pass on a skewed clock: it reads {now} ms at \
+                         {true_now} ms (ttl {TTL_MS} ms + 1000 ms grace)"
+                    )
+                });
+                pass
+            }
+            (None, None) => {
                 let now = Self::now_ms(s);
                 words.say(|| {
                     format!(
@@ -262,11 +284,47 @@ impl DedupModel {
                 }
             }
         };
+        let before = s.store;
         s.sweeper.op = match pass {
             SweepPass::Seed(op) => self.sweep_call(s, op, call, words)?.map(SweepPass::Seed),
             SweepPass::Fenced(op) => self.sweep_call(s, op, call, words)?.map(SweepPass::Fenced),
         };
+        self.note_expiry(s, &before, pass.now_millis());
         Some(())
+    }
+
+    /// The events of an expiry the step appended: on a skewed clock
+    /// ([`Event::SkewedExpiry`]), and of a claim whose lease plus the grace
+    /// had not passed by the true clock ([`Event::LeaseCutShort`]).
+    fn note_expiry(&self, s: &mut State, before: &ModelStore, pass_now_ms: u64) {
+        // Events are the fenced API's (the seed API's states stay as they
+        // were: its figures are comparable).
+        if self.config.api != Api::Fenced {
+            return;
+        }
+        let tick = s.tick;
+        let mut events = Vec::new();
+        for (was, is) in before.streams.iter().zip(&s.store.streams) {
+            let [.., expired, last] = is.records.as_slice() else {
+                continue;
+            };
+            if is.records.len() != was.records.len() + 1 || last.kind != RecordKind::Expire {
+                continue;
+            }
+            // A pass on the true clock reads a whole tick (it may have
+            // started a tick before this one); a skewed one never does, as
+            // the skew is below one tick (`MAX_SKEW_MS`).
+            if !pass_now_ms.is_multiple_of(TICK_MS) {
+                events.push(Event::SkewedExpiry);
+            }
+            let stamp_ms = u64::from(expired.tick) * TICK_MS;
+            if expired.kind == RecordKind::Claim && !Config::expired_at(stamp_ms, tick) {
+                events.push(Event::LeaseCutShort);
+            }
+        }
+        for event in events {
+            s.note(event);
+        }
     }
 
     /// One store call of a sweep pass: the pass, unless it ended.

@@ -9,6 +9,7 @@ use atmostonce::core::{
     ClaimOp, CompleteOp, Operation, ReleaseOp, Step, StoreReply, StoreRequest, SweepOp,
 };
 use atmostonce_verify::oracle::record;
+use atmostonce_verify::table::CallFault;
 
 mod settle;
 
@@ -25,8 +26,13 @@ use crate::model::{Actor, DedupModel};
 use crate::narration::{Narration, show_record};
 use atmostonce_verify::catalogue::Invariant;
 
-use crate::state::State;
+use crate::state::{Event, State, violation_bit};
 use crate::store::{ModelStore, RecordKind, RecordSummary, Session};
+
+/// How many of each stream's newest entries a stale read does not see:
+/// one, the smallest lag, which is what a read decided on a view that
+/// misses the latest write needs.
+const STALE_BY: usize = 1;
 
 /// What one store call of an operation gave: the fed operation, its
 /// result if it ended, and the sequence it appended at if it appended.
@@ -172,18 +178,30 @@ impl DedupModel {
         call: Call,
         words: &mut Narration,
     ) -> Option<Called<O>> {
-        let lost = Self::session(s, actor).lost;
+        let session = *Self::session(s, actor);
+        let (lost, stale) = (session.lost, session.stale || call == Call::StaleRead);
         let store = s.store;
         let answer = if words.is_silent() {
-            let key = memo::Key::new(self.id, op.id(), store.id(), call as u8, lost, actor.kind());
+            let how = (lost, stale);
+            let key = memo::Key::new(self.id, op.id(), store.id(), call as u8, how, actor.kind());
             memo::remember::<O>(key, || {
-                self.answer(op, store, actor, call, lost, &mut Narration::silent())
+                self.answer(op, store, actor, call, how, &mut Narration::silent())
             })
         } else {
-            self.answer(op, store, actor, call, lost, words)
+            self.answer(op, store, actor, call, (lost, stale), words)
         }?;
-        if call != Call::Normal {
-            s.budget.spend(Fault::Indeterminate)?;
+        // Whether the operation under way was served a stale read; the
+        // next operation starts afresh.
+        Self::session(s, actor).stale = stale && answer.result.is_none();
+        match call {
+            Call::Normal => {}
+            Call::AppendFailsApplied | Call::AppendFailsNotApplied => {
+                s.budget.spend(Fault::Indeterminate)?;
+            }
+            Call::StaleRead => {
+                s.budget.spend(Fault::StaleReads)?;
+                s.note(Event::StaleReadSeen);
+            }
         }
         match answer.effect {
             Effect::Nothing => {}
@@ -224,9 +242,14 @@ impl DedupModel {
         };
         let store = s.store;
         let call = Call::Normal;
-        let key = memo::Key::new(self.id, op.id(), store.id(), call as u8, lost, actor.kind());
+        let stale = match actor {
+            Actor::Producer(p) => s.producers.get(p).is_some_and(|p| p.session.stale),
+            Actor::Sweeper => s.sweeper.session.stale,
+        };
+        let how = (lost, stale);
+        let key = memo::Key::new(self.id, op.id(), store.id(), call as u8, how, actor.kind());
         let answer = memo::remember::<O>(key, || {
-            self.answer(op, store, actor, call, lost, &mut Narration::silent())
+            self.answer(op, store, actor, call, how, &mut Narration::silent())
         });
         answer.is_some_and(|answer| {
             let next = answer.settled.unwrap_or(answer.op);
@@ -246,7 +269,7 @@ impl DedupModel {
         store: Hashed<ModelStore>,
         actor: Actor,
         call: Call,
-        lost: bool,
+        (lost, stale): (bool, bool),
         words: &mut Narration,
     ) -> Option<Answer<O>> {
         let Step::Request(request) = op.poll() else {
@@ -263,7 +286,7 @@ impl DedupModel {
                 offset,
                 limit,
             } => {
-                if call != Call::Normal {
+                if !matches!(call, Call::Normal | Call::StaleRead) {
                     return None;
                 }
                 let entries = store.read(stream, *offset, *limit);
@@ -279,7 +302,7 @@ impl DedupModel {
                 (StoreReply::Read(Ok(entries)), Made::Read, Effect::Nothing)
             }
             StoreRequest::Scan { prefix } => {
-                if call != Call::Normal {
+                if !matches!(call, Call::Normal | Call::StaleRead) {
                     return None;
                 }
                 words.say(|| format!("{} scans {prefix:?}", who()));
@@ -287,7 +310,7 @@ impl DedupModel {
                 (reply, Made::Other, Effect::Nothing)
             }
             StoreRequest::ReadHead { stream } => {
-                if call != Call::Normal {
+                if !matches!(call, Call::Normal | Call::StaleRead) {
                     return None;
                 }
                 let head = store.head(stream);
@@ -306,7 +329,7 @@ impl DedupModel {
                 after,
                 limit,
             } => {
-                if call != Call::Normal {
+                if !matches!(call, Call::Normal | Call::StaleRead) {
                     return None;
                 }
                 words.say(|| format!("{} scans the heads under {prefix:?} after {after:?}", who()));
@@ -349,6 +372,7 @@ impl DedupModel {
                 let mut session = Session {
                     unflushed: false,
                     lost,
+                    stale: false,
                 };
                 let result = session.flush();
                 let effect = match result {
@@ -386,6 +410,7 @@ impl DedupModel {
                     Call::Normal => true,
                     Call::AppendFailsApplied => store.would_apply(stream, *expected_seq),
                     Call::AppendFailsNotApplied => false,
+                    Call::StaleRead => return None,
                 };
                 if call == Call::AppendFailsApplied && !apply {
                     return None;
@@ -418,13 +443,34 @@ impl DedupModel {
                         words.say(|| format!("{} appends {} at seq {expected_seq}: applied, but answered with an error", who(), summary()));
                         Err(injected_error())
                     }
-                    (Call::AppendFailsNotApplied, _) => {
+                    (Call::AppendFailsNotApplied | Call::StaleRead, _) => {
                         words.say(|| format!("{} appends {} at seq {expected_seq}: not applied, answered with an error", who(), summary()));
                         Err(injected_error())
                     }
                 };
                 (StoreReply::Append(reply), made, effect)
             }
+        };
+        // A stale read: the same request served from an older view of the
+        // store, the newest entry of each stream not there yet (the
+        // harness's one fault table, `verify::table`, serves it). Where that
+        // view is the same as the latest, the call is not a fault and is
+        // not enabled (the normal call covers it, with the budget kept).
+        let reply = if call == Call::StaleRead {
+            let stale = store.table.view(&request, CallFault::StaleBy(STALE_BY))?;
+            if stale == reply {
+                return None;
+            }
+            words.say(|| {
+                format!(
+                    "{} is served an older view of the store: the newest entry of each stream \
+                     is not there yet",
+                    who()
+                )
+            });
+            stale
+        } else {
+            reply
         };
         let before = op;
         let op = op.with(|op| op.feed(reply));
@@ -482,7 +528,23 @@ impl DedupModel {
                 reread: read_something && decision.is_none() && result.is_some(),
                 flushed: matches!(request, StoreRequest::Flush),
             };
-            O::judge(self, &call)
+            let flags = O::judge(self, &call);
+            // An operation served a stale read may answer from a state the
+            // key already left without writing anything: no engine can tell
+            // from the snapshot alone, and the fenced API does not promise
+            // otherwise (README, "The fenced API"; the simulator's and the
+            // fuzzer's checkers exempt such answers alike). Its appends are
+            // still judged (each is conditioned on the stream's length), and
+            // so is everything the step checks beside the judge (S1, S3, S5
+            // and A1 on grants, receipts and deliveries).
+            if stale && appended.is_none() {
+                flags
+                    & !(violation_bit(Invariant::S2)
+                        | violation_bit(Invariant::S4)
+                        | violation_bit(Invariant::S7))
+            } else {
+                flags
+            }
         } else {
             0
         };

@@ -25,6 +25,19 @@ pub const TTL_MS: u64 = 500;
 /// tick), so both APIs run on the same clock and the same timing assumption.
 pub const LEASE_MS: u64 = TTL_MS;
 
+/// The specification's clock-skew grace (`docs/spec.md`, "Expiry"): an
+/// entry expires only once its TTL or lease plus this has passed.
+pub const GRACE_MS: u64 = 1_000;
+
+/// How far the sweeper's clock may be off under `clock-skew` when
+/// `--skew-ms` is not given: ahead or behind by less than [`GRACE_MS`], the
+/// skew the grace is there to absorb.
+pub const DEFAULT_SKEW_MS: u64 = 900;
+
+/// The largest `--skew-ms`: below one tick, so that a skewed reading stays
+/// between the true tick's neighbours.
+pub const MAX_SKEW_MS: u64 = TICK_MS - 1;
+
 /// The last tick the clock reaches. Two ticks are enough for a claim to
 /// expire (tick 1) and for the entry written after it to expire too
 /// (tick 2); every further tick multiplies the state space.
@@ -94,17 +107,25 @@ pub enum Fault {
     /// Distinct keys share one stream (a forced hash collision); needs at
     /// least two keys.
     Collision,
+    /// The sweeper's clock is off: a pass reads the clock ahead of or
+    /// behind the true time by [`Config::skew_ms`] (fenced API).
+    ClockSkew,
+    /// A read, head read or scan is served from an older view of the
+    /// store, missing each stream's newest entry (fenced API).
+    StaleReads,
 }
 
 impl Fault {
     /// Every fault, in display order.
-    pub const ALL: [Fault; 6] = [
+    pub const ALL: [Fault; 8] = [
         Fault::Crash,
         Fault::StoreCrash,
         Fault::Indeterminate,
         Fault::DeliveryFailure,
         Fault::Pause,
         Fault::Collision,
+        Fault::ClockSkew,
+        Fault::StaleReads,
     ];
 
     /// The name `--faults` knows it by, in the harness's one fault
@@ -130,6 +151,8 @@ impl Fault {
             Fault::DeliveryFailure => &[VerifyFault::DeliveryFailure],
             Fault::Pause => &[VerifyFault::Pause],
             Fault::Collision => &[VerifyFault::Collisions],
+            Fault::ClockSkew => &[VerifyFault::ClockSkew],
+            Fault::StaleReads => &[VerifyFault::StaleReads],
         }
     }
 
@@ -243,12 +266,17 @@ pub struct Bounds {
     pub indeterminate_appends: u8,
     /// Failed deliveries per run.
     pub delivery_failures: u8,
-    /// Pauses per run (with the `pause` fault): ticks that expire a claim
-    /// a live producer is acquiring or holds.
+    /// Pauses per run (with the `pause` fault): producers whose live claim
+    /// a tick expires while they acquire or hold it (one tick overtaking
+    /// two such producers is two pauses).
     pub pauses: u8,
+    /// Sweep passes on a skewed clock per run (with `clock-skew`).
+    pub clock_skews: u8,
+    /// Reads served from an older view per run (with `stale-reads`).
+    pub stale_reads: u8,
     /// The last tick of the clock.
     pub max_tick: u8,
-    /// Faults of the four kinds above that one run may inject in all
+    /// Faults of the kinds above but pauses that one run may inject in all
     /// (`None`: only the per-kind bounds). A bound on the runs explored,
     /// like the per-kind ones, not a reduction: a run with more faults is
     /// not explored.
@@ -266,6 +294,8 @@ impl Default for Bounds {
             indeterminate_appends: 1,
             delivery_failures: 1,
             pauses: 1,
+            clock_skews: 1,
+            stale_reads: 1,
             max_tick: DEFAULT_MAX_TICK,
             total_faults: None,
         }
@@ -289,6 +319,10 @@ pub struct Config {
     /// `DedupModel::tick_is_idle`), a sound reduction; off only to compare
     /// verdicts with and without it.
     pub skip_idle_ticks: bool,
+    /// How far the sweeper's clock is off under `clock-skew`, in ms (either
+    /// way). Below [`GRACE_MS`] the grace absorbs it; at or above it is
+    /// the scenario "clock skew beyond the grace".
+    pub skew_ms: u64,
 }
 
 impl Config {
@@ -303,6 +337,7 @@ impl Config {
             faults: FaultSet::standard(),
             bounds: Bounds::default(),
             skip_idle_ticks: true,
+            skew_ms: DEFAULT_SKEW_MS,
         }
     }
 
@@ -330,6 +365,12 @@ impl Config {
                 ));
             }
         }
+        if self.skew_ms == 0 || self.skew_ms > MAX_SKEW_MS {
+            return Err(format!(
+                "--skew-ms must be between 1 and {MAX_SKEW_MS}, not {}",
+                self.skew_ms
+            ));
+        }
         let b = self.bounds;
         if b.total_faults
             .is_some_and(|total| total == 0 || total > MAX_TOTAL_FAULTS)
@@ -344,6 +385,8 @@ impl Config {
             b.indeterminate_appends,
             b.delivery_failures,
             b.pauses,
+            b.clock_skews,
+            b.stale_reads,
         ] {
             if bound > MAX_FAULT_BOUND {
                 return Err(format!("fault bounds are at most {MAX_FAULT_BOUND}"));
@@ -359,6 +402,9 @@ impl Config {
     pub fn inapplicable(&self, fault: Fault) -> Option<&'static str> {
         match fault {
             Fault::Collision if self.keys < 2 => Some("needs --keys 2+"),
+            Fault::ClockSkew | Fault::StaleReads if self.api == Api::Seed => {
+                Some("needs --api fenced")
+            }
             _ => None,
         }
     }
@@ -376,7 +422,16 @@ impl Config {
             Fault::DeliveryFailure => self.bounds.delivery_failures,
             Fault::Pause => self.bounds.pauses,
             Fault::Collision => 1,
+            Fault::ClockSkew => self.bounds.clock_skews,
+            Fault::StaleReads => self.bounds.stale_reads,
         }
+    }
+
+    /// True when the sweeper's clock may be off by the grace or more (the
+    /// scenario "clock skew beyond the grace").
+    #[must_use]
+    pub fn skew_beyond_grace(&self) -> bool {
+        self.faults.contains(Fault::ClockSkew) && self.skew_ms >= GRACE_MS
     }
 
     /// True when A1's timing assumption holds (no `pause` fault): a
@@ -401,8 +456,8 @@ impl fmt::Display for Config {
         write!(
             f,
             "producers={} keys={} api={} faults={} bounds: crashes={} store-crashes={} \
-             indeterminate={} delivery-failures={} pauses={} total={} ticks=0..={} (tick={TICK_MS}ms, \
-             ttl={TTL_MS}ms) timing-assumption={}",
+             indeterminate={} delivery-failures={} pauses={} clock-skews={} (±{}ms) stale-reads={} total={} \
+             ticks=0..={} (tick={TICK_MS}ms, ttl={TTL_MS}ms) timing-assumption={}",
             self.producers,
             self.keys,
             self.api,
@@ -412,6 +467,9 @@ impl fmt::Display for Config {
             self.budget(Fault::Indeterminate),
             self.budget(Fault::DeliveryFailure),
             self.budget(Fault::Pause),
+            self.budget(Fault::ClockSkew),
+            self.skew_ms,
+            self.budget(Fault::StaleReads),
             b.total_faults
                 .map_or_else(|| "unbounded".to_owned(), |t| t.to_string()),
             b.max_tick,

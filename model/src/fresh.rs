@@ -5,6 +5,7 @@ use atmostonce::codec::ClaimId;
 use atmostonce::core::fenced::{FencedClaimOp, FencedProtocol, FencedSweepOp};
 use atmostonce::core::{ClaimOp, CompleteOp, Protocol, ReleaseOp, SweepOp};
 
+use crate::action::Skew;
 use crate::config::{TICK_MS, TTL_MS};
 use crate::hashed::Hashed;
 
@@ -75,11 +76,20 @@ pub(crate) struct FreshFenced {
     ticks: usize,
     claims: Vec<Option<Hashed<FencedClaimOp>>>,
     sweeps: Vec<Hashed<FencedSweepOp>>,
+    /// Per tick, a sweep whose clock reads `skew_ms` ahead and one that
+    /// reads it behind (`clock-skew`).
+    skewed: Vec<[Hashed<FencedSweepOp>; 2]>,
 }
 
 impl FreshFenced {
-    /// The operations of `keys` on ticks `0..=max_tick`.
-    pub(crate) fn new(protocol: &FencedProtocol, keys: &[String], max_tick: u8) -> FreshFenced {
+    /// The operations of `keys` on ticks `0..=max_tick`, and the sweeps of
+    /// a clock `skew_ms` off.
+    pub(crate) fn new(
+        protocol: &FencedProtocol,
+        keys: &[String],
+        max_tick: u8,
+        skew_ms: u64,
+    ) -> FreshFenced {
         let ticks = usize::from(max_tick) + 1;
         let now_ms = |tick: usize| tick as u64 * TICK_MS;
         let mut claims = Vec::new();
@@ -101,7 +111,26 @@ impl FreshFenced {
             sweeps: (0..ticks)
                 .map(|tick| Hashed::new(protocol.sweep(now_ms(tick))))
                 .collect(),
+            skewed: (0..ticks)
+                .map(|tick| {
+                    let now = now_ms(tick);
+                    [
+                        Hashed::new(protocol.sweep(now.saturating_add(skew_ms))),
+                        Hashed::new(protocol.sweep(now.saturating_sub(skew_ms))),
+                    ]
+                })
+                .collect(),
         }
+    }
+
+    /// One fenced sweep at `tick` on a clock off by the skew, ahead or
+    /// behind (`None` past the last tick).
+    pub(crate) fn skewed_sweep(&self, tick: u8, skew: Skew) -> Option<Hashed<FencedSweepOp>> {
+        let [ahead, behind] = self.skewed.get(usize::from(tick))?;
+        Some(match skew {
+            Skew::Ahead => *ahead,
+            Skew::Behind => *behind,
+        })
     }
 
     /// `claim(key, claim id number, tick)`.
@@ -254,7 +283,7 @@ mod tests {
         let options = atmostonce::fenced::FencedOptions::default();
         let protocol = FencedProtocol::new("model", options, AppendDurability::NeedsFlush).unwrap();
         let keys = ["k0".to_owned(), "k1".to_owned()];
-        let fresh = FreshFenced::new(&protocol, &keys, 2);
+        let fresh = FreshFenced::new(&protocol, &keys, 2, 900);
         for (key, name) in (0u8..).zip(&keys) {
             for tick in 0..=2u8 {
                 let now = u64::from(tick) * TICK_MS;
@@ -273,6 +302,17 @@ mod tests {
         assert_eq!(fresh.claim(0, 1, 3), None, "past the last tick");
         assert_eq!(fresh.claim(2, 1, 0), None, "past the last key");
         assert_eq!(fresh.sweep(3), None);
+        assert_eq!(
+            fresh.skewed_sweep(1, Skew::Ahead).map(|op| op.now_millis()),
+            Some(TICK_MS + 900)
+        );
+        assert_eq!(
+            fresh
+                .skewed_sweep(1, Skew::Behind)
+                .map(|op| op.now_millis()),
+            Some(TICK_MS - 900)
+        );
+        assert_eq!(fresh.skewed_sweep(3, Skew::Ahead), None);
         assert_eq!(claim_number(&[1; 16]), None, "not an id the model draws");
     }
 

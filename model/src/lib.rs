@@ -43,7 +43,7 @@ mod state;
 mod store;
 mod transitions;
 
-pub use action::{Action, Call, ProducerAction};
+pub use action::{Action, Call, ProducerAction, Skew};
 pub use atmostonce_verify::catalogue::Invariant;
 pub use calls::injected_error;
 pub use check::{
@@ -51,8 +51,9 @@ pub use check::{
     narrate, path_of, replay_actions,
 };
 pub use config::{
-    Api, Bounds, Config, DEFAULT_MAX_TICK, FENCED_TOTAL_FAULTS, Fault, FaultSet, LEASE_MS,
-    MAX_FAULT_BOUND, MAX_KEYS, MAX_PRODUCERS, MAX_TOTAL_FAULTS, TICK_MS, TTL_MS,
+    Api, Bounds, Config, DEFAULT_MAX_TICK, DEFAULT_SKEW_MS, FENCED_TOTAL_FAULTS, Fault, FaultSet,
+    GRACE_MS, LEASE_MS, MAX_FAULT_BOUND, MAX_KEYS, MAX_PRODUCERS, MAX_SKEW_MS, MAX_TOTAL_FAULTS,
+    TICK_MS, TTL_MS,
 };
 pub use fresh::{MAX_CLAIM_ID, MAX_RECEIPT_NUMBER, claim_id, claim_number, receipt_bytes};
 pub use hashed::Hashed;

@@ -49,16 +49,20 @@ pub(crate) struct Key {
 impl Key {
     /// The call of operation `op` (an interned value's id) against store
     /// `store` (likewise) in model `model`, made as `call` says by a caller
-    /// whose session has `lost` appends.
+    /// whose session has `lost` appends and, with `stale`, was served a
+    /// stale read in this operation.
     pub(crate) fn new(
         model: u64,
         op: usize,
         store: usize,
         call: u8,
-        lost: bool,
+        (lost, stale): (bool, bool),
         actor: ActorKind,
     ) -> Key {
-        let how = call | u8::from(lost) << 4 | u8::from(actor == ActorKind::Sweeper) << 5;
+        let how = call
+            | u8::from(lost) << 4
+            | u8::from(actor == ActorKind::Sweeper) << 5
+            | u8::from(stale) << 6;
         Key {
             model,
             op,

@@ -111,7 +111,12 @@ impl DedupModel {
                 let protocol =
                     FencedProtocol::new(NAMESPACE, options, AppendDurability::NeedsFlush)
                         .map_err(|e| e.to_string())?;
-                let fresh = FreshFenced::new(&protocol, &key_names, config.bounds.max_tick);
+                let fresh = FreshFenced::new(
+                    &protocol,
+                    &key_names,
+                    config.bounds.max_tick,
+                    config.skew_ms,
+                );
                 Some((protocol, Arc::new(fresh)))
             }
         };
@@ -249,6 +254,8 @@ impl DedupModel {
                 indeterminate: self.config.budget(Fault::Indeterminate),
                 delivery_failures: self.config.budget(Fault::DeliveryFailure),
                 pauses: self.config.budget(Fault::Pause),
+                skews: self.config.budget(Fault::ClockSkew),
+                stale_reads: self.config.budget(Fault::StaleReads),
                 total: self.config.bounds.total_faults.unwrap_or(u8::MAX),
             },
             violations: 0,

@@ -53,6 +53,9 @@ pub struct Witness {
     pub min_producers: usize,
     /// The API it is looked for on (`None`: both).
     pub api: Option<Api>,
+    /// Looked for only with a clock skew of the grace or more (the scenario
+    /// "clock skew beyond the grace", see `Config::skew_beyond_grace`).
+    pub beyond_grace: bool,
     /// True in a state that witnesses it.
     pub seen: fn(&DedupModel, &State) -> bool,
 }
@@ -66,6 +69,7 @@ impl Witness {
             .all(|fault| config.faults.contains(*fault))
             && config.producers >= self.min_producers
             && self.of_api(config.api)
+            && (!self.beyond_grace || config.skew_beyond_grace())
     }
 
     /// True when it belongs to the configuration's API.
@@ -169,6 +173,7 @@ pub const WITNESSES: &[Witness] = &[
         needs: &[],
         min_producers: 1,
         api: None,
+        beyond_grace: false,
         seen: |_, s| s.keys.iter().any(|k| k.deliveries > 0),
     },
     Witness {
@@ -176,6 +181,7 @@ pub const WITNESSES: &[Witness] = &[
         needs: &[],
         min_producers: 1,
         api: None,
+        beyond_grace: false,
         seen: |_, s| any_outcome(s, Outcome::Completed),
     },
     Witness {
@@ -183,6 +189,7 @@ pub const WITNESSES: &[Witness] = &[
         needs: &[],
         min_producers: 2,
         api: None,
+        beyond_grace: false,
         seen: |_, s| any_outcome(s, Outcome::Duplicate),
     },
     Witness {
@@ -190,6 +197,7 @@ pub const WITNESSES: &[Witness] = &[
         needs: &[],
         min_producers: 2,
         api: None,
+        beyond_grace: false,
         seen: |_, s| any_phase(s, |p| *p == Phase::Deferred),
     },
     Witness {
@@ -197,6 +205,7 @@ pub const WITNESSES: &[Witness] = &[
         needs: &[],
         min_producers: 2,
         api: Some(Api::Seed),
+        beyond_grace: false,
         seen: |_, s| {
             any_phase(
                 s,
@@ -209,6 +218,7 @@ pub const WITNESSES: &[Witness] = &[
         needs: &[],
         min_producers: 1,
         api: None,
+        beyond_grace: false,
         seen: |_, s| any_adjacent(s, RecordKind::Complete, RecordKind::Expire),
     },
     Witness {
@@ -216,6 +226,7 @@ pub const WITNESSES: &[Witness] = &[
         needs: &[],
         min_producers: 2,
         api: None,
+        beyond_grace: false,
         seen: |_, s| any_adjacent(s, RecordKind::Expire, RecordKind::Claim),
     },
     Witness {
@@ -223,6 +234,7 @@ pub const WITNESSES: &[Witness] = &[
         needs: &[Fault::DeliveryFailure],
         min_producers: 1,
         api: None,
+        beyond_grace: false,
         seen: |_, s| any_adjacent(s, RecordKind::Claim, RecordKind::Release),
     },
     Witness {
@@ -230,6 +242,7 @@ pub const WITNESSES: &[Witness] = &[
         needs: &[Fault::DeliveryFailure],
         min_producers: 1,
         api: None,
+        beyond_grace: false,
         seen: |_, s| any_adjacent(s, RecordKind::Release, RecordKind::Claim),
     },
     Witness {
@@ -237,6 +250,7 @@ pub const WITNESSES: &[Witness] = &[
         needs: &[Fault::Crash],
         min_producers: 1,
         api: None,
+        beyond_grace: false,
         seen: |_, s| any_adjacent(s, RecordKind::Claim, RecordKind::Expire),
     },
     Witness {
@@ -244,6 +258,7 @@ pub const WITNESSES: &[Witness] = &[
         needs: &[Fault::Indeterminate],
         min_producers: 1,
         api: Some(Api::Seed),
+        beyond_grace: false,
         seen: |_, s| {
             any_phase(s, |p| match p {
                 Phase::Claiming { op, .. } => {
@@ -264,6 +279,7 @@ pub const WITNESSES: &[Witness] = &[
         needs: &[Fault::StoreCrash],
         min_producers: 1,
         api: None,
+        beyond_grace: false,
         seen: |_, s| s.sweeper.session.lost || s.producers.iter().any(|p| p.session.lost),
     },
     Witness {
@@ -271,6 +287,7 @@ pub const WITNESSES: &[Witness] = &[
         needs: &[Fault::Pause, Fault::DeliveryFailure],
         min_producers: 2,
         api: Some(Api::Seed),
+        beyond_grace: false,
         seen: |m, s| {
             s.producers.iter().any(|p| match &p.phase {
                 Phase::Releasing { op, .. } => {
@@ -289,6 +306,7 @@ pub const WITNESSES: &[Witness] = &[
         needs: &[Fault::Collision],
         min_producers: 1,
         api: None,
+        beyond_grace: false,
         seen: |_, s| any_outcome(s, Outcome::GaveUp),
     },
     Witness {
@@ -296,6 +314,7 @@ pub const WITNESSES: &[Witness] = &[
         needs: &[Fault::Pause],
         min_producers: 2,
         api: Some(Api::Seed),
+        beyond_grace: false,
         seen: |_, s| s.keys.iter().any(|k| k.window_deliveries > 1),
     },
     Witness {
@@ -303,6 +322,7 @@ pub const WITNESSES: &[Witness] = &[
         needs: &[],
         min_producers: 2,
         api: Some(Api::Fenced),
+        beyond_grace: false,
         seen: |_, s| s.saw(Event::LostRace),
     },
     Witness {
@@ -310,6 +330,7 @@ pub const WITNESSES: &[Witness] = &[
         needs: &[Fault::Indeterminate],
         min_producers: 1,
         api: Some(Api::Fenced),
+        beyond_grace: false,
         seen: |_, s| s.saw(Event::ResolvedById),
     },
     Witness {
@@ -317,6 +338,7 @@ pub const WITNESSES: &[Witness] = &[
         needs: &[Fault::Pause],
         min_producers: 2,
         api: Some(Api::Fenced),
+        beyond_grace: false,
         seen: |_, s| s.saw(Event::StaleCompletionRefused),
     },
     Witness {
@@ -324,6 +346,7 @@ pub const WITNESSES: &[Witness] = &[
         needs: &[Fault::Pause],
         min_producers: 2,
         api: Some(Api::Fenced),
+        beyond_grace: false,
         seen: |_, s| s.saw(Event::StaleReleaseRefused),
     },
     Witness {
@@ -331,6 +354,7 @@ pub const WITNESSES: &[Witness] = &[
         needs: &[Fault::Pause],
         min_producers: 2,
         api: Some(Api::Fenced),
+        beyond_grace: false,
         seen: |_, s| s.saw(Event::StaleDeliveryRefused),
     },
     Witness {
@@ -338,11 +362,36 @@ pub const WITNESSES: &[Witness] = &[
         needs: &[],
         min_producers: 1,
         api: Some(Api::Fenced),
+        beyond_grace: false,
         seen: |m, s| {
             m.stream_names()
                 .iter()
                 .any(|name| s.store.table.compacted(name) > 0)
         },
+    },
+    Witness {
+        name: "a sweep pass on a skewed clock expires an entry",
+        needs: &[Fault::ClockSkew],
+        min_producers: 1,
+        api: Some(Api::Fenced),
+        beyond_grace: false,
+        seen: |_, s| s.saw(Event::SkewedExpiry),
+    },
+    Witness {
+        name: "the sweeper expires a claim inside its lease (clock skew beyond the grace)",
+        needs: &[Fault::ClockSkew],
+        min_producers: 1,
+        api: Some(Api::Fenced),
+        beyond_grace: true,
+        seen: |_, s| s.saw(Event::LeaseCutShort),
+    },
+    Witness {
+        name: "a read is served from an older view of the store",
+        needs: &[Fault::StaleReads],
+        min_producers: 1,
+        api: Some(Api::Fenced),
+        beyond_grace: false,
+        seen: |_, s| s.saw(Event::StaleReadSeen),
     },
 ];
 
@@ -439,7 +488,7 @@ const ALWAYS_ONCE: [Condition; 10] = [
     always_once::<9>,
 ];
 
-const SOMETIMES_ONCE: [Condition; 21] = [
+const SOMETIMES_ONCE: [Condition; 24] = [
     sometimes_once::<0>,
     sometimes_once::<1>,
     sometimes_once::<2>,
@@ -461,6 +510,9 @@ const SOMETIMES_ONCE: [Condition; 21] = [
     sometimes_once::<18>,
     sometimes_once::<19>,
     sometimes_once::<20>,
+    sometimes_once::<21>,
+    sometimes_once::<22>,
+    sometimes_once::<23>,
 ];
 
 // One condition per property (`zip` would silently drop the rest), and a

@@ -188,6 +188,13 @@ pub fn replay(model: &DedupModel, actions: &[Action]) -> Result<ReplayReport, St
             Action::Producer(_, ProducerAction::Deliver | ProducerAction::FailDelivery) => continue,
             Action::Producer(p, ProducerAction::Call(call)) => (usize::from(p), call),
             Action::Sweeper(call) => (sweeper_id, call),
+            // The seed API has no `clock-skew`; a fenced path is not
+            // replayed here.
+            Action::SkewedSweep(_) => {
+                return Err(format!(
+                    "step {step}: a skewed sweep is fenced only; the replay drives the seed API"
+                ));
+            }
         };
         if running[caller].is_none() {
             running[caller] = Some(if caller == sweeper_id {

@@ -210,7 +210,8 @@ impl Hash for Producer {
                 | u64::from(self.key) << 16
                 | u64::from(self.outcomes) << 24
                 | u64::from(self.session.unflushed) << 32
-                | u64::from(self.session.lost) << 33,
+                | u64::from(self.session.lost) << 33
+                | u64::from(self.session.stale) << 34,
         );
         state.write_u64(a);
         state.write_u64(b);
@@ -228,6 +229,15 @@ pub enum SweepPass {
 }
 
 impl SweepPass {
+    /// The pass's clock reading.
+    #[must_use]
+    pub fn now_millis(&self) -> u64 {
+        match self {
+            SweepPass::Seed(op) => op.now_millis(),
+            SweepPass::Fenced(op) => op.now_millis(),
+        }
+    }
+
     /// The interned operation's hash.
     #[must_use]
     pub fn hash_value(&self) -> u64 {
@@ -261,8 +271,12 @@ pub struct Budget {
     /// Pauses: ticks that expire a claim a live producer is acquiring or
     /// holds (with the `pause` fault; not counted in `total`).
     pub pauses: u8,
-    /// Faults of the four kinds above, in all (`u8::MAX` when only the
-    /// per-kind bounds count: it never runs out).
+    /// Sweep passes on a skewed clock (with `clock-skew`).
+    pub skews: u8,
+    /// Reads served from an older view (with `stale-reads`).
+    pub stale_reads: u8,
+    /// Faults of the kinds above but pauses, in all (`u8::MAX` when only
+    /// the per-kind bounds count: it never runs out).
     pub total: u8,
 }
 
@@ -276,6 +290,8 @@ impl Budget {
             Fault::StoreCrash => self.store_crashes,
             Fault::Indeterminate => self.indeterminate,
             Fault::DeliveryFailure => self.delivery_failures,
+            Fault::ClockSkew => self.skews,
+            Fault::StaleReads => self.stale_reads,
             Fault::Pause | Fault::Collision => 0,
         };
         left.min(self.total)
@@ -291,6 +307,8 @@ impl Budget {
             Fault::StoreCrash => &mut self.store_crashes,
             Fault::Indeterminate => &mut self.indeterminate,
             Fault::DeliveryFailure => &mut self.delivery_failures,
+            Fault::ClockSkew => &mut self.skews,
+            Fault::StaleReads => &mut self.stale_reads,
             Fault::Pause | Fault::Collision => return None,
         };
         *left -= 1;
@@ -399,8 +417,7 @@ pub struct State {
 }
 
 /// A step of the fenced API that a witness needs and the state does not
-/// otherwise show, as a bit of [`State::events`]. Five at most: they share
-/// the hash's first word.
+/// otherwise show, as a bit of [`State::events`] (eight at most).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
     /// A claim whose append was applied but answered with an error was
@@ -416,10 +433,17 @@ pub enum Event {
     StaleDeliveryRefused,
     /// A fenced operation's append lost its race (`SequenceConflict`).
     LostRace,
+    /// A sweep pass on a skewed clock appended an expiry.
+    SkewedExpiry,
+    /// The sweeper expired a claim whose lease plus the grace had not
+    /// passed by the true clock (only a skew of the grace or more can).
+    LeaseCutShort,
+    /// A read, head read or scan was served from an older view of the
+    /// store that differs from the latest (`stale-reads`).
+    StaleReadSeen,
 }
 
-// Bits 59..64 of the hash's first word.
-const _: () = assert!((Event::LostRace as u8) < 5);
+const _: () = assert!((Event::StaleReadSeen as u8) < 8);
 
 impl Event {
     /// The event's bit in [`State::events`].
@@ -446,8 +470,13 @@ impl Hash for State {
                 | u64::from(budget.pauses) << 48
                 | u64::from(sweeper.session.unflushed) << 56
                 | u64::from(sweeper.session.lost) << 57
-                | u64::from(sweeper.op.is_some()) << 58
-                | u64::from(self.events) << 59,
+                | u64::from(sweeper.op.is_some()) << 58,
+        );
+        state.write_u64(
+            u64::from(self.events)
+                | u64::from(budget.skews) << 8
+                | u64::from(budget.stale_reads) << 16
+                | u64::from(sweeper.session.stale) << 24,
         );
         state.write_u64(self.store.hash_value());
         state.write_u64(sweeper.op.as_ref().map_or(0, SweepPass::hash_value));

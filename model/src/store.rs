@@ -60,6 +60,10 @@ pub struct Session {
     pub unflushed: bool,
     /// A crash dropped such an append; the next flush fails.
     pub lost: bool,
+    /// The caller's operation under way was served a stale read
+    /// (`stale-reads`): its read-only answer may describe a state the key
+    /// already left, which the judge exempts (see `DedupModel::call`).
+    pub stale: bool,
 }
 
 impl Session {

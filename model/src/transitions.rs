@@ -3,16 +3,17 @@
 
 use atmostonce::core::{Operation, PhaseKind, Step, StoreRequest};
 
-use crate::action::{Action, Call, ProducerAction};
+use crate::action::{Action, Call, ProducerAction, Skew};
 use crate::config::{Api, Config, Fault};
 use crate::model::{Actor, DedupModel};
 use crate::narration::Narration;
-use crate::state::{Phase, State};
+use crate::state::{Phase, State, SweepPass};
 
 impl DedupModel {
     /// The actions enabled in `state` (every other one is a no-op).
     pub fn enabled_actions(&self, state: &State, actions: &mut Vec<Action>) {
         let faults_left = state.budget.left(Fault::Indeterminate) > 0;
+        let stale_left = state.budget.left(Fault::StaleReads) > 0;
         for (index, producer) in state.producers.iter().enumerate() {
             let Ok(i) = u8::try_from(index) else { continue };
             let act = |a| Action::Producer(i, a);
@@ -31,6 +32,11 @@ impl DedupModel {
                         actions.push(act(ProducerAction::Call(Call::AppendFailsApplied)));
                         actions.push(act(ProducerAction::Call(Call::AppendFailsNotApplied)));
                     }
+                    if stale_left && !next_is_append(phase) {
+                        // Refused by `perform` unless the next call reads
+                        // and the older view differs from the latest.
+                        actions.push(act(ProducerAction::Call(Call::StaleRead)));
+                    }
                 }
             }
             if state.budget.left(Fault::Crash) > 0 && producer.phase.is_busy() {
@@ -45,11 +51,27 @@ impl DedupModel {
                     actions.push(Action::Sweeper(Call::AppendFailsApplied));
                     actions.push(Action::Sweeper(Call::AppendFailsNotApplied));
                 }
+                if stale_left {
+                    actions.push(Action::Sweeper(Call::StaleRead));
+                }
             }
             // A pass that finds nothing expired changes nothing: start one
             // only when some key's latest entry has expired.
-            None if self.sweep_would_expire(state) => actions.push(Action::Sweeper(Call::Normal)),
-            None => {}
+            None => {
+                if self.sweep_would_expire(state) {
+                    actions.push(Action::Sweeper(Call::Normal));
+                }
+                if state.budget.left(Fault::ClockSkew) > 0 {
+                    for skew in [Skew::Ahead, Skew::Behind] {
+                        if self
+                            .skewed_sweep(state, skew)
+                            .is_some_and(|op| self.would_append_next(state, Actor::Sweeper, &op))
+                        {
+                            actions.push(Action::SkewedSweep(skew));
+                        }
+                    }
+                }
+            }
         }
         if self.may_tick(state).is_some() {
             actions.push(Action::Tick);
@@ -73,15 +95,18 @@ impl DedupModel {
             return None;
         }
         let next = state.tick + 1;
-        let overtakes = state
+        let overtaken = state
             .producers
             .iter()
             .filter_map(|p| p.phase.live_claim_stamp())
-            .any(|stamp| Config::expired_at(stamp, next));
-        if !overtakes {
+            .filter(|stamp| Config::expired_at(*stamp, next))
+            .count();
+        if overtaken == 0 {
             return Some(TickKind::OnTime);
         }
-        (!self.config.timing_assumption() && state.budget.pauses > 0).then_some(TickKind::Pause)
+        let overtaken = u8::try_from(overtaken).unwrap_or(u8::MAX);
+        (!self.config.timing_assumption() && state.budget.pauses >= overtaken)
+            .then_some(TickKind::Pause(overtaken))
     }
 
     /// Fenced: true when a tick now would change nothing but the clock's
@@ -129,6 +154,16 @@ impl DedupModel {
         }
     }
 
+    /// The fenced sweep a pass on a clock off by the skew starts with
+    /// (`None` for the seed API, which has no `clock-skew`).
+    fn skewed_sweep(
+        &self,
+        state: &State,
+        skew: Skew,
+    ) -> Option<crate::hashed::Hashed<atmostonce::core::fenced::FencedSweepOp>> {
+        self.fresh_fenced()?.skewed_sweep(state.tick, skew)
+    }
+
     /// Performs `action` on `state`: the next state, or `None` when the
     /// action is not enabled.
     pub(crate) fn perform(
@@ -142,8 +177,8 @@ impl DedupModel {
         next.events = 0;
         match action {
             Action::Tick => {
-                if self.may_tick(state)? == TickKind::Pause {
-                    next.budget.pauses -= 1;
+                if let TickKind::Pause(overtaken) = self.may_tick(state)? {
+                    next.budget.pauses -= overtaken;
                 }
                 next.tick += 1;
                 words.say(|| {
@@ -171,6 +206,12 @@ impl DedupModel {
                 self.check_durable(&mut next);
             }
             Action::Sweeper(call) => self.sweeper_step(&mut next, call, words)?,
+            Action::SkewedSweep(skew) => {
+                let op = self.skewed_sweep(state, skew)?;
+                next.budget.spend(Fault::ClockSkew)?;
+                let start = Some(SweepPass::Fenced(op));
+                self.sweeper_step_from(&mut next, start, Call::Normal, words)?;
+            }
             Action::Producer(index, action) => {
                 let index = usize::from(index);
                 if index >= next.producers.len() {
@@ -188,8 +229,9 @@ impl DedupModel {
 pub(crate) enum TickKind {
     /// No live producer's claim expires.
     OnTime,
-    /// A live producer's claim expires: the `pause` fault.
-    Pause,
+    /// Live producers' claims expire: the `pause` fault, one pause per
+    /// producer overtaken.
+    Pause(u8),
 }
 
 /// True when a producer's engine operation asks to append next: the seed

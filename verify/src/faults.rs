@@ -177,10 +177,12 @@ impl Fault {
         match self {
             Fault::Contention | Fault::Latency | Fault::LongStreams => &[Simulator, Live],
             Fault::ErrorApplied | Fault::ErrorLost => &[Simulator, Live, Model, Fuzz],
-            Fault::StaleReads | Fault::Corruption => &[Simulator, Live, Fuzz],
+            Fault::StaleReads => &[Simulator, Live, Model, Fuzz],
+            Fault::Corruption => &[Simulator, Live, Fuzz],
             Fault::ProducerCrash | Fault::Pause => &[Simulator, Live, Model],
             Fault::StoreCrash => &[Simulator, Live, Model, Fuzz],
-            Fault::ClockSkew | Fault::Compaction => &[Simulator, Live],
+            Fault::ClockSkew => &[Simulator, Live, Model],
+            Fault::Compaction => &[Simulator, Live],
             Fault::Collisions => &[Simulator, Live, Model],
             Fault::DeliveryFailure => &[Model],
         }
@@ -232,15 +234,18 @@ impl FaultSet {
 
     /// What `standard` means for `tool`: its default configuration's faults.
     /// For the model that is every fault it supports but `pause` (which
-    /// drops A1's timing assumption) and `collisions` (which needs two
-    /// keys, and the standard configuration has one); for the other tools
-    /// it is `all`.
+    /// drops A1's timing assumption), `collisions` (which needs two keys,
+    /// and the standard configuration has one), `clock-skew` and
+    /// `stale-reads` (which need the fenced API, and the standard
+    /// configuration runs the seed API); for the other tools it is `all`.
     #[must_use]
     pub fn standard_for(tool: Tool) -> FaultSet {
         let mut set = FaultSet::all_for(tool);
         if tool == Tool::Model {
             set.0.remove(&Fault::Pause);
             set.0.remove(&Fault::Collisions);
+            set.0.remove(&Fault::ClockSkew);
+            set.0.remove(&Fault::StaleReads);
         }
         set
     }
@@ -455,7 +460,7 @@ mod tests {
     }
 
     #[test]
-    fn standard_for_the_model_leaves_out_pause_and_collisions() {
+    fn standard_for_the_model_leaves_out_pause_collisions_clock_skew_and_stale_reads() {
         let standard = FaultSpec::parse("standard", Tool::Model).unwrap().set;
         assert_eq!(
             standard.to_string(),

@@ -88,6 +88,14 @@ fn meaning(fault: Fault) -> &'static str {
              `sometimes` that must be witnessed)"
         }
         Fault::Collision => "all keys share one stream (needs --keys 2+)",
+        Fault::ClockSkew => {
+            "a sweep pass reads the clock --skew-ms ahead of or behind the true time \
+             (needs --api fenced; counted in --total-faults)"
+        }
+        Fault::StaleReads => {
+            "a read, head read or scan misses each stream's newest entry (needs --api fenced; \
+             counted in --total-faults)"
+        }
     }
 }
 
@@ -130,15 +138,26 @@ mod tests {
     }
 
     #[test]
-    fn all_with_one_key_leaves_collisions_out_and_says_why() {
+    fn all_with_one_key_and_the_seed_api_leaves_collisions_clock_skew_and_stale_reads_out_and_says_why()
+     {
         let mut config = config(1);
         let left_out = apply(&parse("all").unwrap(), &mut config).unwrap();
         assert_eq!(
             left_out,
-            [LeftOut {
-                fault: Fault::Collision,
-                reason: "needs --keys 2+"
-            }]
+            [
+                LeftOut {
+                    fault: Fault::Collision,
+                    reason: "needs --keys 2+"
+                },
+                LeftOut {
+                    fault: Fault::ClockSkew,
+                    reason: "needs --api fenced"
+                },
+                LeftOut {
+                    fault: Fault::StaleReads,
+                    reason: "needs --api fenced"
+                },
+            ]
         );
         assert!(!config.faults.contains(Fault::Collision));
         assert!(config.faults.contains(Fault::Pause));

@@ -13,8 +13,8 @@ mod run;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use atmostonce_model::{
-    Api, DEFAULT_MAX_TICK, FENCED_TOTAL_FAULTS, MAX_FAULT_BOUND, MAX_KEYS, MAX_PRODUCERS,
-    MAX_TOTAL_FAULTS,
+    Api, DEFAULT_MAX_TICK, DEFAULT_SKEW_MS, FENCED_TOTAL_FAULTS, GRACE_MS, MAX_FAULT_BOUND,
+    MAX_KEYS, MAX_PRODUCERS, MAX_SKEW_MS, MAX_TOTAL_FAULTS,
 };
 
 pub use faults::FaultChoice;
@@ -224,6 +224,21 @@ pub struct ModelArgs {
         value_parser = clap::value_parser!(u8).range(1..=4)
     )]
     pub ticks: u8,
+    /// How far the sweeper's clock is off under `clock-skew`, either way.
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = DEFAULT_SKEW_MS,
+        value_parser = clap::value_parser!(u64).range(1..=MAX_SKEW_MS),
+        long_help = format!(
+            "How far a sweep pass's clock is off under clock-skew, ahead or behind, in ms \
+             (1-{MAX_SKEW_MS}; default {DEFAULT_SKEW_MS}). Below the specification's \
+             {GRACE_MS} ms grace the grace absorbs it; at or above it is the scenario \
+             \"clock skew beyond the grace\", where the sweeper may expire a claim inside \
+             its lease and the fencing token must keep every invariant anyway."
+        )
+    )]
+    pub skew_ms: u64,
     /// Explore without producer symmetry reduction (breadth-first instead of
     /// depth-first).
     #[arg(long)]

@@ -51,12 +51,15 @@ fn configure(args: &ModelArgs) -> Result<(Config, SearchOptions, Vec<LeftOut>), 
     bounds.indeterminate_appends = args.bound;
     bounds.delivery_failures = args.bound;
     bounds.pauses = args.bound;
+    bounds.clock_skews = args.bound;
+    bounds.stale_reads = args.bound;
     bounds.max_tick = args.ticks;
     bounds.total_faults = match (args.total_faults, config.api) {
         (Some(total), _) => Some(total),
         (None, Api::Fenced) => Some(FENCED_TOTAL_FAULTS),
         (None, Api::Seed) => None,
     };
+    config.skew_ms = args.skew_ms;
     let left_out = faults::apply(&args.faults, &mut config)?;
     config.validate()?;
     let search = SearchOptions {
