@@ -284,22 +284,14 @@ impl<R: Rule> Operation for KeyOp<R> {
 
     fn poll(&self) -> Step<R::Output> {
         match &self.phase {
-            Phase::Reading { .. } => Step::Request(StoreRequest::ReadHead {
-                stream: self.target.stream.clone(),
-            }),
-            Phase::Probing { resolve, .. } => Step::Request(StoreRequest::Read {
-                stream: self.target.stream.clone(),
-                offset: resolve.expected_seq,
-                limit: 1,
-            }),
+            Phase::Reading { .. } => Step::Request(self.target.head_request()),
+            Phase::Probing { resolve, .. } => {
+                Step::Request(self.target.probe_request(resolve.expected_seq))
+            }
             Phase::Appending {
                 record,
                 expected_seq,
-            } => Step::Request(StoreRequest::Append {
-                stream: self.target.stream.clone(),
-                payload: record.encode(),
-                expected_seq: *expected_seq,
-            }),
+            } => Step::Request(self.target.append_request(record.encode(), *expected_seq)),
             Phase::Flushing => Step::Request(StoreRequest::Flush),
             Phase::Done(result) => Step::Done(result.clone()),
         }

@@ -231,6 +231,33 @@ pub struct Target {
     pub stream: String,
 }
 
+impl Target {
+    /// The read of the stream's head, as both APIs' operations make it.
+    pub(crate) fn head_request(&self) -> StoreRequest {
+        StoreRequest::ReadHead {
+            stream: self.stream.clone(),
+        }
+    }
+
+    /// The read of the one record at `sequence`, below the head.
+    pub(crate) fn probe_request(&self, sequence: u64) -> StoreRequest {
+        StoreRequest::Read {
+            stream: self.stream.clone(),
+            offset: sequence,
+            limit: 1,
+        }
+    }
+
+    /// The append of `payload` at `expected_seq`.
+    pub(crate) fn append_request(&self, payload: Vec<u8>, expected_seq: u64) -> StoreRequest {
+        StoreRequest::Append {
+            stream: self.stream.clone(),
+            payload,
+            expected_seq,
+        }
+    }
+}
+
 /// Whether a store's acknowledged appends are already durable, which decides
 /// whether an operation flushes after appending, before it answers
 /// (`docs/spec.md`, "Storage contract").

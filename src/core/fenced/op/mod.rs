@@ -309,22 +309,14 @@ impl<R: FencedRule> Operation for FencedOp<R> {
 
     fn poll(&self) -> Step<R::Output> {
         match &self.phase {
-            Phase::Reading { .. } => Step::Request(StoreRequest::ReadHead {
-                stream: self.target.stream.clone(),
-            }),
-            Phase::Probing { attempt, .. } => Step::Request(StoreRequest::Read {
-                stream: self.target.stream.clone(),
-                offset: attempt.sequence,
-                limit: 1,
-            }),
+            Phase::Reading { .. } => Step::Request(self.target.head_request()),
+            Phase::Probing { attempt, .. } => {
+                Step::Request(self.target.probe_request(attempt.sequence))
+            }
             Phase::Appending {
                 record,
                 expected_seq,
-            } => Step::Request(StoreRequest::Append {
-                stream: self.target.stream.clone(),
-                payload: record.encode(),
-                expected_seq: *expected_seq,
-            }),
+            } => Step::Request(self.target.append_request(record.encode(), *expected_seq)),
             Phase::Verifying { view, .. } => Step::Request(StoreRequest::Read {
                 stream: self.target.stream.clone(),
                 offset: view.next_seq.saturating_sub(1),
