@@ -24,6 +24,11 @@
 //!   state. (A release that answered `Ok` is not one: it may have been the
 //!   step that changed the state, so the search branches on it.)
 //!
+//! And one keeps it small: a configuration holds only the window of
+//! operations between the first one not placed and the last one placed
+//! ([`bits`]), so a soak's hot key with a hundred thousand operations costs
+//! a few words per configuration, not its whole history's bits.
+//!
 //! The search is pure, total and bounded: it never panics, and it gives up
 //! after [`MAX_SEARCH_STEPS`] configurations rather than run unbounded.
 //!
@@ -36,6 +41,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
+
+use bits::Bits;
 
 use super::expiry::is_expired;
 use super::spec::{ErrorClass, Judgement, SpecAnswer, SpecOp, SpecState};
@@ -293,45 +300,6 @@ struct Placed<'a, O> {
     op: &'a O,
 }
 
-/// The set of operations already placed.
-#[derive(Clone, PartialEq, Eq, Hash)]
-struct Bits(Vec<u64>);
-
-impl Bits {
-    fn new(len: usize) -> Bits {
-        Bits(vec![0; len.div_ceil(64)])
-    }
-    fn get(&self, index: usize) -> bool {
-        self.0
-            .get(index / 64)
-            .is_some_and(|word| word & (1 << (index % 64)) != 0)
-    }
-    /// Sets `index`; false when it is out of range.
-    #[must_use]
-    fn set(&mut self, index: usize) -> bool {
-        match self.0.get_mut(index / 64) {
-            Some(word) => {
-                *word |= 1 << (index % 64);
-                true
-            }
-            None => false,
-        }
-    }
-    fn count(&self) -> u32 {
-        self.0.iter().map(|word| word.count_ones()).sum()
-    }
-    /// The lowest index not set (`len` when all are), skipping full words.
-    fn first_clear(&self, len: usize) -> usize {
-        self.0
-            .iter()
-            .enumerate()
-            .find(|(_, word)| **word != u64::MAX)
-            .map_or(len, |(at, word)| {
-                (at * 64 + word.trailing_ones() as usize).min(len)
-            })
-    }
-}
-
 fn internal(reason: impl Into<String>) -> Unexplained {
     Unexplained {
         op: None,
@@ -349,7 +317,7 @@ struct Search<'a, O: SearchOp> {
     seen: HashSet<(Bits, usize)>,
     steps: u64,
     /// The configuration with the most operations placed, for the report.
-    deepest: Option<(u32, Bits, usize)>,
+    deepest: Option<(usize, Bits, usize)>,
 }
 
 impl<O: SearchOp> Search<'_, O> {
@@ -382,12 +350,7 @@ impl<O: SearchOp> Search<'_, O> {
     /// not its length.
     fn min_ret(&self, done: &Bits) -> u64 {
         let mut best = u64::MAX;
-        for (index, op) in self
-            .ops
-            .iter()
-            .enumerate()
-            .skip(done.first_clear(self.ops.len()))
-        {
+        for (index, op) in self.ops.iter().enumerate().skip(done.first_clear()) {
             if op.call > best {
                 break;
             }
@@ -405,7 +368,7 @@ impl<O: SearchOp> Search<'_, O> {
         self.ops
             .iter()
             .enumerate()
-            .skip(done.first_clear(self.ops.len()))
+            .skip(done.first_clear())
             .take_while(|(_, op)| op.call <= horizon)
             .filter(|(index, _)| !done.get(*index))
             .map(|(index, _)| index)
@@ -448,7 +411,7 @@ impl<O: SearchOp> Search<'_, O> {
     /// answered may never have taken effect).
     fn finished(&self, done: &Bits) -> bool {
         let len = self.ops.len();
-        (done.first_clear(len)..len)
+        (done.first_clear()..len)
             .all(|index| done.get(index) || self.ops.get(index).is_none_or(|op| op.ret == u64::MAX))
     }
 
@@ -528,5 +491,6 @@ impl<O: SearchOp> Search<'_, O> {
     }
 }
 
+mod bits;
 #[cfg(test)]
 mod tests;

@@ -344,3 +344,61 @@ fn an_answer_before_its_invocation_is_reported_not_repaired() {
     );
     assert_eq!(linearize(&history), Linearization::GaveUp);
 }
+
+/// A long history whose claims and releases overlap pairwise: every
+/// configuration the search keeps (its memo and, at the end, its deepest)
+/// holds a window of a few words, not the whole history's bits, so the
+/// checker's memory follows the history's concurrency, not its length.
+#[test]
+fn a_long_history_is_searched_in_configurations_of_a_few_words() {
+    let (c, release) = (claim(1), SpecOp::Release);
+    let (granted, in_flight, ok) = (
+        decision(DedupDecision::Claimed),
+        decision(DedupDecision::InFlight),
+        done(),
+    );
+    let rounds: u64 = 20_000;
+    let mut ops = Vec::new();
+    for round in 0..rounds {
+        let t = round * 10;
+        // A winner and a loser overlapping it, then the winner's release
+        // overlapping the loser's answer.
+        ops.push(op((t, t + 4), &c, &granted));
+        ops.push(op((t + 1, t + 6), &c, &in_flight));
+        ops.push(op((t + 5, t + 8), &release, &ok));
+    }
+    let mut sorted: Vec<Placed<'_, HistoryOp<'_>>> = ops
+        .iter()
+        .enumerate()
+        .map(|(index, op)| Placed {
+            index,
+            call: op.invoked_at,
+            ret: op.answered_at.unwrap_or(u64::MAX),
+            op,
+        })
+        .collect();
+    sorted.sort_by_key(|op| (op.call, op.index));
+    let mut search = Search {
+        ops: sorted,
+        states: Vec::new(),
+        state_ids: HashMap::new(),
+        seen: HashSet::new(),
+        steps: 0,
+        deepest: None,
+    };
+    assert_eq!(
+        search.run(SpecState::Absent),
+        Ok(Linearization::Linearizable)
+    );
+    assert!(
+        search.seen.len() as u64 >= rounds,
+        "every round was explored"
+    );
+    let widest = search
+        .seen
+        .iter()
+        .map(|(bits, _)| bits.held_words())
+        .max()
+        .unwrap_or(0);
+    assert!(widest <= 2, "a configuration held {widest} words");
+}
