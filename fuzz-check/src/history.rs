@@ -36,7 +36,7 @@ use atmostonce::core::{DedupDecision, Protocol};
 pub use atmostonce_verify::catalogue::{Excused, Invariant, KnownCause, Verdict, Violation};
 use atmostonce_verify::oracle::expiry::is_expired;
 use atmostonce_verify::oracle::linear::{
-    ExpiryClock, HistoryOp, Linearization, MAX_SEARCH_STEPS, Unexplained, linearize_checked,
+    ExpiryClock, HistoryOp, Linearization, Unexplained, linearize_checked, search_step_budget,
 };
 use atmostonce_verify::oracle::naming::hash_widths_naming;
 use atmostonce_verify::oracle::record::{Record, decode};
@@ -475,7 +475,10 @@ pub fn search_verdict<S>(
             }
         },
         Ok(Linearization::GaveUp) => {
-            format!("the search gave up after {MAX_SEARCH_STEPS} configurations")
+            format!(
+                "the search gave up after {} configurations",
+                search_step_budget(shown.len())
+            )
         }
         Err(unexplained) => {
             return Err(violation(

@@ -31,7 +31,7 @@ use atmostonce_verify::oracle::expiry::is_expired;
 use atmostonce_verify::oracle::fenced::{
     Current, FencedAnswer, FencedError, FencedHistoryOp, FencedOp, FencedParams, FencedState, Token,
 };
-use atmostonce_verify::oracle::linear::{Linearization, MAX_SEARCH_STEPS, linearize_checked};
+use atmostonce_verify::oracle::linear::{Linearization, linearize_checked, search_step_budget};
 
 mod a1;
 
@@ -396,7 +396,10 @@ impl Checker<'_> {
                 Invariant::Internal,
                 key,
                 Vec::new(),
-                format!("the linearizability search gave up after {MAX_SEARCH_STEPS} steps"),
+                format!(
+                    "the linearizability search gave up after {} steps",
+                    search_step_budget(history.len())
+                ),
             ),
             Err(unexplained) => Self::push(
                 verdict,

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use atmostonce::{DedupDecision, ProcessingReceipt};
-use atmostonce_verify::oracle::linear::{HistoryOp, Linearization, MAX_SEARCH_STEPS, linearize};
+use atmostonce_verify::oracle::linear::{HistoryOp, Linearization, linearize, search_step_budget};
 use atmostonce_verify::oracle::{ErrorClass, SpecAnswer, SpecOp};
 
 use super::index::{Checker, Effect};
@@ -254,7 +254,10 @@ impl Checker<'_> {
                 Invariant::Internal,
                 key,
                 Vec::new(),
-                format!("the linearizability search gave up after {MAX_SEARCH_STEPS} steps"),
+                format!(
+                    "the linearizability search gave up after {} steps",
+                    search_step_budget(ops.len())
+                ),
             ),
         }
     }

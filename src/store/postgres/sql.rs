@@ -27,7 +27,11 @@ impl Statements {
         Statements {
             // The conditional insert and, in the same round trip, the
             // stream's length as the insert's snapshot saw it (which does
-            // not include the inserted row: unused when it inserted).
+            // not include the inserted row) when it inserted nothing: NULL
+            // when it inserted. PostgreSQL evaluates the length's subquery
+            // (an init plan) only when the CASE reaches it, so an append
+            // that lands costs the insert's index probes and no backward
+            // scan.
             append: format!(
                 "WITH inserted AS (\
                    INSERT INTO {t} (stream, sequence, payload, stored_ms) \
@@ -38,7 +42,8 @@ impl Statements {
                    END \
                    ON CONFLICT (stream, sequence) DO NOTHING RETURNING sequence) \
                  SELECT EXISTS (SELECT 1 FROM inserted), \
-                   (SELECT COALESCE(MAX(sequence) + 1, 0) FROM {t} WHERE stream = $1)"
+                   CASE WHEN EXISTS (SELECT 1 FROM inserted) THEN NULL \
+                     ELSE (SELECT COALESCE(MAX(sequence) + 1, 0) FROM {t} WHERE stream = $1) END"
             ),
             length: format!("SELECT COALESCE(MAX(sequence) + 1, 0) FROM {t} WHERE stream = $1"),
             read: format!(

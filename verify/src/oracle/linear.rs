@@ -30,7 +30,7 @@
 //! a few words per configuration, not its whole history's bits.
 //!
 //! The search is pure, total and bounded: it never panics, and it gives up
-//! after [`MAX_SEARCH_STEPS`] configurations rather than run unbounded.
+//! after [`search_step_budget`] configurations rather than run unbounded.
 //!
 //! It is generic over the specification ([`SearchOp`]): [`linearize`]
 //! searches a seed-API history ([`HistoryOp`] over [`SpecState`]),
@@ -49,10 +49,27 @@ use super::spec::{ErrorClass, Judgement, SpecAnswer, SpecOp, SpecState};
 use atmostonce::DedupDecision;
 use atmostonce::DurabilityError;
 
-/// Configurations the search may visit for one key before it gives up. A
-/// key's history in the simulator's standard scenario needs a few hundred;
-/// a million bounds a pathological one to well under a second.
+/// Configurations the search may visit for one key before it gives up,
+/// at the least. A key's history in the simulator's standard scenario
+/// needs a few hundred; a million bounds a pathological one to well under
+/// a second.
 pub const MAX_SEARCH_STEPS: u64 = 1_000_000;
+
+/// Configurations the search may visit per operation of a key's history
+/// beyond [`MAX_SEARCH_STEPS`]: a soak's hot key holds hundreds of
+/// thousands of operations, each of which the search visits at least once
+/// and tens of thousands of which (grants, completions, indeterminate
+/// errors) it branches on. A ten-minute haematite soak's hot key (360,000
+/// operations) gave up at a flat million.
+pub const SEARCH_STEPS_PER_OPERATION: u64 = 64;
+
+/// How many configurations the search visits for a history of
+/// `operations` before it gives up.
+#[must_use]
+pub fn search_step_budget(operations: usize) -> u64 {
+    let operations = u64::try_from(operations).unwrap_or(u64::MAX);
+    MAX_SEARCH_STEPS.max(operations.saturating_mul(SEARCH_STEPS_PER_OPERATION))
+}
 
 /// What placing one operation on a state gives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,7 +237,7 @@ pub enum Linearization<S = SpecState> {
         /// The key's state in the deepest attempt.
         state: S,
     },
-    /// The search visited [`MAX_SEARCH_STEPS`] configurations without a
+    /// The search visited [`search_step_budget`] configurations without a
     /// verdict. Never a pass: callers report it.
     GaveUp,
 }
@@ -420,7 +437,7 @@ impl<O: SearchOp> Search<'_, O> {
         let mut stack: Vec<(Bits, usize)> = vec![(Bits::new(self.ops.len()), initial)];
         while let Some((mut done, state)) = stack.pop() {
             self.steps += 1;
-            if self.steps > MAX_SEARCH_STEPS {
+            if self.steps > search_step_budget(self.ops.len()) {
                 return Ok(Linearization::GaveUp);
             }
             self.close(&mut done, state)?;
