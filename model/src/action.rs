@@ -39,6 +39,20 @@ pub enum Skew {
     Behind,
 }
 
+/// How `corruption` damages a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Damage {
+    /// Its last byte is cut off (the record no longer decodes, in either
+    /// version).
+    CutLast,
+    /// One bit of it is flipped: the lowest bit of its receipt's last
+    /// byte if it holds a receipt (a version-1 receipt then names another
+    /// receipt), else the highest set bit of its last eight bytes (a
+    /// version-1 record's timestamp, so its TTL anchor moves into the
+    /// past). Version 2's checksum rejects either.
+    FlipBit,
+}
+
 /// One step of the system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
@@ -53,6 +67,24 @@ pub enum Action {
     Tick,
     /// The store crashes and restarts, dropping unflushed appends.
     StoreCrash,
+    /// The janitor compacts stream `stream` (the model's index) below
+    /// sequence `below` (`compaction`).
+    Compact {
+        /// The stream's index.
+        stream: u8,
+        /// The first sequence kept.
+        below: u8,
+    },
+    /// The record at `sequence` of stream `stream` is damaged
+    /// (`corruption`).
+    Corrupt {
+        /// The stream's index.
+        stream: u8,
+        /// The record's sequence.
+        sequence: u8,
+        /// How.
+        damage: Damage,
+    },
 }
 
 impl fmt::Display for Action {
@@ -96,6 +128,25 @@ impl fmt::Display for Action {
             }
             Action::Tick => write!(f, "clock tick"),
             Action::StoreCrash => write!(f, "store crash"),
+            Action::Compact { stream, below } => {
+                write!(f, "janitor: compacts stream {stream} below {below}")
+            }
+            Action::Corrupt {
+                stream,
+                sequence,
+                damage: Damage::CutLast,
+            } => write!(
+                f,
+                "corruption: the last byte of stream {stream}'s record {sequence} is cut off"
+            ),
+            Action::Corrupt {
+                stream,
+                sequence,
+                damage: Damage::FlipBit,
+            } => write!(
+                f,
+                "corruption: a bit of stream {stream}'s record {sequence} flips"
+            ),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! or releases its key's message; the sweeper runs its passes.
 
 use atmostonce::DurabilityError;
+use atmostonce::core::fenced::SkipReason;
 use atmostonce::core::{ClaimOp, DedupDecision};
 use atmostonce_verify::oracle::{SpecAnswer, SpecOp};
 
@@ -286,11 +287,45 @@ impl DedupModel {
         };
         let before = s.store;
         s.sweeper.op = match pass {
-            SweepPass::Seed(op) => self.sweep_call(s, op, call, words)?.map(SweepPass::Seed),
-            SweepPass::Fenced(op) => self.sweep_call(s, op, call, words)?.map(SweepPass::Fenced),
+            SweepPass::Seed(op) => {
+                let (op, ended) = self.sweep_call(s, op, call, words)?;
+                if let Some(Err(error)) = ended {
+                    self.check_sweep_went_on(s, &error);
+                }
+                op.map(SweepPass::Seed)
+            }
+            SweepPass::Fenced(op) => {
+                let (op, ended) = self.sweep_call(s, op, call, words)?;
+                match ended {
+                    Some(Err(error)) => self.check_sweep_went_on(s, &error),
+                    Some(Ok(report)) => {
+                        let skipped_damaged = report.skipped.iter().any(|skipped| {
+                            matches!(skipped.reason, SkipReason::Corrupt { sequence, .. }
+                            if self.stream_index(&skipped.stream).is_some_and(|index| {
+                                s.store.streams[index].is_damaged(sequence)
+                            }))
+                        });
+                        if skipped_damaged {
+                            s.note(Event::CorruptSkipped);
+                        }
+                    }
+                    None => {}
+                }
+                op.map(SweepPass::Fenced)
+            }
         };
         self.note_expiry(s, &before, pass.now_millis());
         Some(())
+    }
+
+    /// A2 in the model's safety form: a sweep pass never ends on a damaged
+    /// record (the seed sweep's F5: one such record stops every expiry);
+    /// it names the key and goes on. Other errors (a failed flush, an
+    /// indeterminate append) may end a pass: the next one goes on.
+    fn check_sweep_went_on(&self, s: &mut State, error: &DurabilityError) {
+        if matches!(error, DurabilityError::EnvelopeError { .. }) {
+            s.flag(Invariant::A2);
+        }
     }
 
     /// The events of an expiry the step appended: on a skewed clock
@@ -327,20 +362,25 @@ impl DedupModel {
         }
     }
 
-    /// One store call of a sweep pass: the pass, unless it ended.
+    /// One store call of a sweep pass: the pass, unless it ended, and its
+    /// result if it did.
+    #[allow(clippy::type_complexity)]
     fn sweep_call<O: Machine>(
         &self,
         s: &mut State,
         op: Hashed<O>,
         call: Call,
         words: &mut Narration,
-    ) -> Option<Option<Hashed<O>>> {
+    ) -> Option<(
+        Option<Hashed<O>>,
+        Option<Result<O::Output, DurabilityError>>,
+    )> {
         let (op, result, _) = self.call(s, Actor::Sweeper, &op, call, words)?;
         Some(match result {
-            None => Some(op),
+            None => (Some(op), None),
             Some(result) => {
                 words.say(|| format!("the sweep ends: {result:?}"));
-                None
+                (None, Some(result))
             }
         })
     }

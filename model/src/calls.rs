@@ -64,6 +64,10 @@ pub(crate) struct Answer<O: Operation + 'static> {
     /// The invariants the oracle's judgement of the call sees violated
     /// (bits of `violation_bit`; see [`Machine::judge`]).
     flags: u16,
+    /// The call read one record below a head and the store answered the
+    /// first entry it keeps, past the sequence asked for: the record was
+    /// compacted away.
+    probe_compacted: bool,
 }
 
 /// What a store call did to the store.
@@ -224,6 +228,24 @@ impl DedupModel {
             }
         }
         s.violations |= answer.flags;
+        // (The sweeper's own compaction may do it too; the event splits
+        // states, so only runs with the janitor note it.)
+        if answer.probe_compacted && self.config.faults.contains(Fault::Compaction) {
+            s.note(Event::ProbeFoundCompacted);
+        }
+        // An envelope error must name a record that was damaged (S8: the
+        // decoder rejected none that the encoder wrote).
+        if let Some(Err(DurabilityError::EnvelopeError {
+            stream, sequence, ..
+        })) = &answer.result
+        {
+            match self.stream_index(stream) {
+                Some(index) if s.store.streams[index].is_damaged(*sequence) => {
+                    s.note(Event::CorruptReported);
+                }
+                _ => s.flag(Invariant::S8),
+            }
+        }
         Some((answer.op, answer.result, answer.made))
     }
 
@@ -281,6 +303,7 @@ impl DedupModel {
             Actor::Sweeper => "the sweeper".to_owned(),
         };
         let mut read_something = false;
+        let mut probe_compacted = false;
         let (reply, made, effect) = match &request {
             StoreRequest::Read {
                 stream,
@@ -292,6 +315,9 @@ impl DedupModel {
                 }
                 let entries = store.read(stream, *offset, *limit);
                 read_something = !entries.is_empty();
+                probe_compacted = entries
+                    .first()
+                    .is_some_and(|entry| entry.sequence > *offset);
                 words.say(|| {
                     format!(
                         "{} reads {} from {offset} ({} entries)",
@@ -538,11 +564,13 @@ impl DedupModel {
             // still judged (each is conditioned on the stream's length), and
             // so is everything the step checks beside the judge (S1, S3, S5
             // and A1 on grants, receipts and deliveries).
+            // (S8 too: a stale view's head may be older than a damaged one.)
             if stale && appended.is_none() {
                 flags
                     & !(violation_bit(Invariant::S2)
                         | violation_bit(Invariant::S4)
-                        | violation_bit(Invariant::S7))
+                        | violation_bit(Invariant::S7)
+                        | violation_bit(Invariant::S8))
             } else {
                 flags
             }
@@ -556,6 +584,7 @@ impl DedupModel {
             effect,
             settled,
             flags,
+            probe_compacted,
         })
     }
 }

@@ -113,11 +113,18 @@ pub enum Fault {
     /// A read, head read or scan is served from an older view of the
     /// store, missing each stream's newest entry (fenced API).
     StaleReads,
+    /// A janitor apart from the sweeper compacts a stream below any
+    /// sequence up to its head's, racing every operation (the table never
+    /// removes a stream's last durable entry).
+    Compaction,
+    /// A stored record is damaged: its last byte cut off, or one bit of
+    /// it flipped (in the receipt, if it holds one).
+    Corruption,
 }
 
 impl Fault {
     /// Every fault, in display order.
-    pub const ALL: [Fault; 8] = [
+    pub const ALL: [Fault; 10] = [
         Fault::Crash,
         Fault::StoreCrash,
         Fault::Indeterminate,
@@ -126,6 +133,8 @@ impl Fault {
         Fault::Collision,
         Fault::ClockSkew,
         Fault::StaleReads,
+        Fault::Compaction,
+        Fault::Corruption,
     ];
 
     /// The name `--faults` knows it by, in the harness's one fault
@@ -153,17 +162,30 @@ impl Fault {
             Fault::Collision => &[VerifyFault::Collisions],
             Fault::ClockSkew => &[VerifyFault::ClockSkew],
             Fault::StaleReads => &[VerifyFault::StaleReads],
+            Fault::Compaction => &[VerifyFault::Compaction],
+            Fault::Corruption => &[VerifyFault::Corruption],
         }
     }
 
-    fn bit(self) -> u8 {
-        1 << (self as u8)
+    /// True when a run's `--total-faults` counts this fault. `pause` and
+    /// `collision` are not counted (as before), nor is `compaction`: a
+    /// compaction changes no answer by itself (it removes only records
+    /// below a head, which no decision reads); what it must be checked
+    /// against is the one read below a head, an indeterminate append's
+    /// probe, so it has to meet another fault of the run.
+    #[must_use]
+    pub fn counted(self) -> bool {
+        !matches!(self, Fault::Pause | Fault::Collision | Fault::Compaction)
+    }
+
+    fn bit(self) -> u16 {
+        1 << (self as u16)
     }
 }
 
 /// A set of faults.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct FaultSet(u8);
+pub struct FaultSet(u16);
 
 impl FaultSet {
     /// No fault.
@@ -274,10 +296,15 @@ pub struct Bounds {
     pub clock_skews: u8,
     /// Reads served from an older view per run (with `stale-reads`).
     pub stale_reads: u8,
+    /// The janitor's compactions per run (with `compaction`).
+    pub compactions: u8,
+    /// Records damaged per run (with `corruption`).
+    pub corruptions: u8,
     /// The last tick of the clock.
     pub max_tick: u8,
-    /// Faults of the kinds above but pauses that one run may inject in all
-    /// (`None`: only the per-kind bounds). A bound on the runs explored,
+    /// Faults of the kinds above but pauses and compactions (see
+    /// [`Fault::counted`]) that one run may inject in all (`None`: only
+    /// the per-kind bounds). A bound on the runs explored,
     /// like the per-kind ones, not a reduction: a run with more faults is
     /// not explored.
     pub total_faults: Option<u8>,
@@ -296,6 +323,8 @@ impl Default for Bounds {
             pauses: 1,
             clock_skews: 1,
             stale_reads: 1,
+            compactions: 1,
+            corruptions: 1,
             max_tick: DEFAULT_MAX_TICK,
             total_faults: None,
         }
@@ -387,6 +416,8 @@ impl Config {
             b.pauses,
             b.clock_skews,
             b.stale_reads,
+            b.compactions,
+            b.corruptions,
         ] {
             if bound > MAX_FAULT_BOUND {
                 return Err(format!("fault bounds are at most {MAX_FAULT_BOUND}"));
@@ -424,6 +455,8 @@ impl Config {
             Fault::Collision => 1,
             Fault::ClockSkew => self.bounds.clock_skews,
             Fault::StaleReads => self.bounds.stale_reads,
+            Fault::Compaction => self.bounds.compactions,
+            Fault::Corruption => self.bounds.corruptions,
         }
     }
 
@@ -456,7 +489,8 @@ impl fmt::Display for Config {
         write!(
             f,
             "producers={} keys={} api={} faults={} bounds: crashes={} store-crashes={} \
-             indeterminate={} delivery-failures={} pauses={} clock-skews={} (±{}ms) stale-reads={} total={} \
+             indeterminate={} delivery-failures={} pauses={} clock-skews={} (±{}ms) stale-reads={} \
+             compactions={} corruptions={} total={} \
              ticks=0..={} (tick={TICK_MS}ms, ttl={TTL_MS}ms) timing-assumption={}",
             self.producers,
             self.keys,
@@ -470,6 +504,8 @@ impl fmt::Display for Config {
             self.budget(Fault::ClockSkew),
             self.skew_ms,
             self.budget(Fault::StaleReads),
+            self.budget(Fault::Compaction),
+            self.budget(Fault::Corruption),
             b.total_faults
                 .map_or_else(|| "unbounded".to_owned(), |t| t.to_string()),
             b.max_tick,

@@ -249,18 +249,35 @@ pub(crate) fn judge<O: Oracled>(model: &DedupModel, call: &Judged<'_, O>) -> u16
     flags
 }
 
-/// Every record of stream `index`, read with the oracle's decoder (`None`
-/// when one does not decode: the model never corrupts, so the engine
-/// appended it, which its own judgement flags).
+/// Every record of stream `index` as it was appended, read with the
+/// oracle's decoder: a damaged record as it was before the damage (the
+/// key's state is what was written; `None` when one does not decode, which
+/// the engine appended and its own judgement flags).
 fn records(model: &DedupModel, store: &ModelStore, index: usize) -> Option<Vec<Record>> {
     let stream = model.stream_names().get(index)?;
+    let meta = store.streams.get(index)?;
     // The whole history, compacted records included: the judge reads
     // records by position (sequence) and needs the one before an append.
     store
         .history(stream)
         .iter()
-        .map(|entry| record::decode(&entry.payload).ok())
+        .map(|entry| {
+            let payload = meta.original(entry.sequence).unwrap_or(&entry.payload);
+            record::decode(payload).ok()
+        })
         .collect()
+}
+
+/// True when the head of stream `index` in `store` is a damaged record.
+fn damaged_head(model: &DedupModel, store: &ModelStore, index: usize) -> bool {
+    let (Some(stream), Some(meta)) = (model.stream_names().get(index), store.streams.get(index))
+    else {
+        return false;
+    };
+    store
+        .head(stream)
+        .last
+        .is_some_and(|last| meta.is_damaged(last.sequence))
 }
 
 fn key_of(record: &Record) -> &str {
@@ -342,10 +359,25 @@ fn judge_answer<O: Oracled>(
     at_read: bool,
 ) -> u16 {
     let Some(key) = op.key() else { return 0 };
-    let Some(records) = model
-        .key_index(key)
-        .and_then(|k| records(model, store, model.stream_of(k)))
-    else {
+    let Some(index) = model.key_index(key).map(|k| model.stream_of(k)) else {
+        return violation_bit(Invariant::Internal);
+    };
+    // An answer decided on a read of a damaged head is an error that
+    // claims nothing (the envelope error naming it, whose naming every
+    // call checks, see `DedupModel::call`, or an indeterminate one, as
+    // when the head's bytes changed under the operation's last flush
+    // round), never an answer from what the damage made of the record
+    // (S8: the checksum rejects every flipped bit).
+    if at_read && damaged_head(model, store, index) {
+        let claims_nothing = matches!(
+            op.observe(result),
+            Observed::Answer(Err(FencedError::Indeterminate | FencedError::NoEffect))
+        );
+        if !claims_nothing {
+            return violation_bit(Invariant::S7) | violation_bit(Invariant::S8);
+        }
+    }
+    let Some(records) = records(model, store, index) else {
         return violation_bit(Invariant::Internal);
     };
     match op.observe(result) {

@@ -28,6 +28,7 @@ mod calls;
 mod check;
 mod checks;
 mod config;
+mod damage;
 mod discovered;
 mod fenced_actors;
 mod fenced_judge;
@@ -43,7 +44,7 @@ mod state;
 mod store;
 mod transitions;
 
-pub use action::{Action, Call, ProducerAction, Skew};
+pub use action::{Action, Call, Damage, ProducerAction, Skew};
 pub use atmostonce_verify::catalogue::Invariant;
 pub use calls::injected_error;
 pub use check::{

@@ -256,6 +256,8 @@ impl DedupModel {
                 pauses: self.config.budget(Fault::Pause),
                 skews: self.config.budget(Fault::ClockSkew),
                 stale_reads: self.config.budget(Fault::StaleReads),
+                compactions: self.config.budget(Fault::Compaction),
+                corruptions: self.config.budget(Fault::Corruption),
                 total: self.config.bounds.total_faults.unwrap_or(u8::MAX),
             },
             violations: 0,

@@ -82,6 +82,9 @@ impl DedupModel {
                     RecordKind::Release => write!(text, "{seq}:release-tombstone({key}, {tick})"),
                     RecordKind::Expire => write!(text, "{seq}:expiry-tombstone({key}, {tick})"),
                 };
+                if meta.is_damaged(seq as u64) {
+                    text.push_str("!damaged");
+                }
             }
             text.push(']');
         }

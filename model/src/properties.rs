@@ -2,7 +2,6 @@
 //! `sometimes` witnesses that show each interesting branch is reachable (a
 //! property that can never fire proves nothing).
 
-use atmostonce::core::PhaseKind;
 use stateright::Property;
 
 use crate::config::{Api, Config, Fault};
@@ -10,8 +9,11 @@ use crate::discovered::Discovered;
 use crate::model::DedupModel;
 use atmostonce_verify::catalogue::Invariant;
 
-use crate::state::{Event, Outcome, Phase, State};
-use crate::store::RecordKind;
+use crate::state::State;
+
+mod witnesses;
+
+pub use witnesses::WITNESSES;
 
 /// An `always` property.
 pub struct Always {
@@ -34,6 +36,8 @@ impl Always {
             && (self.invariant != Invariant::A1
                 || config.api == Api::Fenced
                 || config.timing_assumption())
+            && (!matches!(self.invariant, Invariant::S8 | Invariant::A2)
+                || config.faults.contains(Fault::Corruption))
     }
 
     /// True when it belongs to the configuration's API.
@@ -146,252 +150,19 @@ pub const INVARIANTS: &[Always] = &[
         api: Some(Api::Fenced),
         holds: |_, s| !s.violated(Invariant::A1),
     },
-];
-
-fn any_phase(s: &State, test: impl Fn(&Phase) -> bool) -> bool {
-    s.producers.iter().any(|p| test(&p.phase))
-}
-
-fn any_outcome(s: &State, outcome: Outcome) -> bool {
-    s.producers
-        .iter()
-        .any(|p| p.outcomes & (1 << (outcome as u8)) != 0)
-}
-
-fn any_adjacent(s: &State, first: RecordKind, second: RecordKind) -> bool {
-    s.store.streams.iter().any(|m| {
-        m.records
-            .windows(2)
-            .any(|w| w[0].kind == first && w[1].kind == second)
-    })
-}
-
-/// The witnesses.
-pub const WITNESSES: &[Witness] = &[
-    Witness {
-        name: "a claim is granted and the message delivered",
-        needs: &[],
-        min_producers: 1,
+    Always {
+        name: "S8 codec: an envelope error names a damaged record, and no answer comes from \
+               a damaged version-2 head",
+        invariant: Invariant::S8,
         api: None,
-        beyond_grace: false,
-        seen: |_, s| s.keys.iter().any(|k| k.deliveries > 0),
+        holds: |_, s| !s.violated(Invariant::S8),
     },
-    Witness {
-        name: "a receipt is stored and acknowledged",
-        needs: &[],
-        min_producers: 1,
+    Always {
+        name: "A2 progress (safety form, with corruption): a sweep pass never ends on a \
+               damaged record; it names the key and goes on",
+        invariant: Invariant::A2,
         api: None,
-        beyond_grace: false,
-        seen: |_, s| any_outcome(s, Outcome::Completed),
-    },
-    Witness {
-        name: "a duplicate is answered with the stored receipt",
-        needs: &[],
-        min_producers: 2,
-        api: None,
-        beyond_grace: false,
-        seen: |_, s| any_outcome(s, Outcome::Duplicate),
-    },
-    Witness {
-        name: "a claim is deferred because the key is in flight",
-        needs: &[],
-        min_producers: 2,
-        api: None,
-        beyond_grace: false,
-        seen: |_, s| any_phase(s, |p| *p == Phase::Deferred),
-    },
-    Witness {
-        name: "a claim loses an append race and re-reads the winner's record",
-        needs: &[],
-        min_producers: 2,
-        api: Some(Api::Seed),
-        beyond_grace: false,
-        seen: |_, s| {
-            any_phase(
-                s,
-                |p| matches!(p, Phase::Claiming { op, .. } if op.phase_kind() == PhaseKind::RereadingAfterLostRace),
-            )
-        },
-    },
-    Witness {
-        name: "the sweeper expires a stored receipt",
-        needs: &[],
-        min_producers: 1,
-        api: None,
-        beyond_grace: false,
-        seen: |_, s| any_adjacent(s, RecordKind::Complete, RecordKind::Expire),
-    },
-    Witness {
-        name: "a key is claimed again after an expiry",
-        needs: &[],
-        min_producers: 2,
-        api: None,
-        beyond_grace: false,
-        seen: |_, s| any_adjacent(s, RecordKind::Expire, RecordKind::Claim),
-    },
-    Witness {
-        name: "a failed delivery releases the claim",
-        needs: &[Fault::DeliveryFailure],
-        min_producers: 1,
-        api: None,
-        beyond_grace: false,
-        seen: |_, s| any_adjacent(s, RecordKind::Claim, RecordKind::Release),
-    },
-    Witness {
-        name: "a key is claimed again after a release",
-        needs: &[Fault::DeliveryFailure],
-        min_producers: 1,
-        api: None,
-        beyond_grace: false,
-        seen: |_, s| any_adjacent(s, RecordKind::Release, RecordKind::Claim),
-    },
-    Witness {
-        name: "the sweeper expires an in-flight claim whose holder crashed",
-        needs: &[Fault::Crash],
-        min_producers: 1,
-        api: None,
-        beyond_grace: false,
-        seen: |_, s| any_adjacent(s, RecordKind::Claim, RecordKind::Expire),
-    },
-    Witness {
-        name: "an indeterminate append is resolved by re-reading",
-        needs: &[Fault::Indeterminate],
-        min_producers: 1,
-        api: Some(Api::Seed),
-        beyond_grace: false,
-        seen: |_, s| {
-            any_phase(s, |p| match p {
-                Phase::Claiming { op, .. } => {
-                    op.phase_kind() == PhaseKind::ResolvingIndeterminateAppend
-                }
-                Phase::Completing { op, .. } => {
-                    op.phase_kind() == PhaseKind::ResolvingIndeterminateAppend
-                }
-                Phase::Releasing { op, .. } => {
-                    op.phase_kind() == PhaseKind::ResolvingIndeterminateAppend
-                }
-                _ => false,
-            })
-        },
-    },
-    Witness {
-        name: "a store crash drops an unflushed append and the next flush reports it",
-        needs: &[Fault::StoreCrash],
-        min_producers: 1,
-        api: None,
-        beyond_grace: false,
-        seen: |_, s| s.sweeper.session.lost || s.producers.iter().any(|p| p.session.lost),
-    },
-    Witness {
-        name: "a release loses its race to a completion and leaves the receipt",
-        needs: &[Fault::Pause, Fault::DeliveryFailure],
-        min_producers: 2,
-        api: Some(Api::Seed),
-        beyond_grace: false,
-        seen: |m, s| {
-            s.producers.iter().any(|p| match &p.phase {
-                Phase::Releasing { op, .. } => {
-                    op.phase_kind() == PhaseKind::RereadingAfterLostRace
-                        && s.store.streams[m.stream_of(p.key)]
-                            .records
-                            .last()
-                            .is_some_and(|r| r.kind == RecordKind::Complete)
-                }
-                _ => false,
-            })
-        },
-    },
-    Witness {
-        name: "a key whose stream holds another key's records is refused with DedupCollision",
-        needs: &[Fault::Collision],
-        min_producers: 1,
-        api: None,
-        beyond_grace: false,
-        seen: |_, s| any_outcome(s, Outcome::GaveUp),
-    },
-    Witness {
-        name: A1_VACUITY,
-        needs: &[Fault::Pause],
-        min_producers: 2,
-        api: Some(Api::Seed),
-        beyond_grace: false,
-        seen: |_, s| s.keys.iter().any(|k| k.window_deliveries > 1),
-    },
-    Witness {
-        name: "a fenced claim loses an append race and decides again",
-        needs: &[],
-        min_producers: 2,
-        api: Some(Api::Fenced),
-        beyond_grace: false,
-        seen: |_, s| s.saw(Event::LostRace),
-    },
-    Witness {
-        name: "an indeterminate claim append is resolved by its claim id",
-        needs: &[Fault::Indeterminate],
-        min_producers: 1,
-        api: Some(Api::Fenced),
-        beyond_grace: false,
-        seen: |_, s| s.saw(Event::ResolvedById),
-    },
-    Witness {
-        name: "a zombie's completion is refused with StaleClaim",
-        needs: &[Fault::Pause],
-        min_producers: 2,
-        api: Some(Api::Fenced),
-        beyond_grace: false,
-        seen: |_, s| s.saw(Event::StaleCompletionRefused),
-    },
-    Witness {
-        name: "a zombie's release is refused with StaleClaim and appends nothing",
-        needs: &[Fault::Pause],
-        min_producers: 2,
-        api: Some(Api::Fenced),
-        beyond_grace: false,
-        seen: |_, s| s.saw(Event::StaleReleaseRefused),
-    },
-    Witness {
-        name: "the fenced downstream refuses a zombie's delivery (a lower fence than it accepted)",
-        needs: &[Fault::Pause],
-        min_producers: 2,
-        api: Some(Api::Fenced),
-        beyond_grace: false,
-        seen: |_, s| s.saw(Event::StaleDeliveryRefused),
-    },
-    Witness {
-        name: "the fenced sweeper compacts the history below a head",
-        needs: &[],
-        min_producers: 1,
-        api: Some(Api::Fenced),
-        beyond_grace: false,
-        seen: |m, s| {
-            m.stream_names()
-                .iter()
-                .any(|name| s.store.table.compacted(name) > 0)
-        },
-    },
-    Witness {
-        name: "a sweep pass on a skewed clock expires an entry",
-        needs: &[Fault::ClockSkew],
-        min_producers: 1,
-        api: Some(Api::Fenced),
-        beyond_grace: false,
-        seen: |_, s| s.saw(Event::SkewedExpiry),
-    },
-    Witness {
-        name: "the sweeper expires a claim inside its lease (clock skew beyond the grace)",
-        needs: &[Fault::ClockSkew],
-        min_producers: 1,
-        api: Some(Api::Fenced),
-        beyond_grace: true,
-        seen: |_, s| s.saw(Event::LeaseCutShort),
-    },
-    Witness {
-        name: "a read is served from an older view of the store",
-        needs: &[Fault::StaleReads],
-        min_producers: 1,
-        api: Some(Api::Fenced),
-        beyond_grace: false,
-        seen: |_, s| s.saw(Event::StaleReadSeen),
+        holds: |_, s| !s.violated(Invariant::A2),
     },
 ];
 
@@ -475,7 +246,7 @@ fn sometimes_once<const J: usize>(model: &DedupModel, state: &State) -> bool {
 
 type Condition = fn(&DedupModel, &State) -> bool;
 
-const ALWAYS_ONCE: [Condition; 10] = [
+const ALWAYS_ONCE: [Condition; 12] = [
     always_once::<0>,
     always_once::<1>,
     always_once::<2>,
@@ -486,9 +257,11 @@ const ALWAYS_ONCE: [Condition; 10] = [
     always_once::<7>,
     always_once::<8>,
     always_once::<9>,
+    always_once::<10>,
+    always_once::<11>,
 ];
 
-const SOMETIMES_ONCE: [Condition; 24] = [
+const SOMETIMES_ONCE: [Condition; 28] = [
     sometimes_once::<0>,
     sometimes_once::<1>,
     sometimes_once::<2>,
@@ -513,6 +286,10 @@ const SOMETIMES_ONCE: [Condition; 24] = [
     sometimes_once::<21>,
     sometimes_once::<22>,
     sometimes_once::<23>,
+    sometimes_once::<24>,
+    sometimes_once::<25>,
+    sometimes_once::<26>,
+    sometimes_once::<27>,
 ];
 
 // One condition per property (`zip` would silently drop the rest), and a

@@ -176,6 +176,34 @@ pub fn replay(model: &DedupModel, actions: &[Action]) -> Result<ReplayReport, St
                 lock(&control).table.crash();
                 continue;
             }
+            Action::Compact { stream, below } => {
+                let name = model
+                    .stream_names()
+                    .get(usize::from(stream))
+                    .ok_or_else(|| format!("step {step}: no stream {stream}"))?;
+                let request = StoreRequest::Compact {
+                    stream: name.clone(),
+                    below_seq: u64::from(below),
+                };
+                lock(&control).table.serve(&request);
+                continue;
+            }
+            Action::Corrupt {
+                stream,
+                sequence,
+                damage,
+            } => {
+                let index = usize::from(stream);
+                let (name, corruption) = model
+                    .stream_names()
+                    .get(index)
+                    .zip(model.corruption(before, index, u64::from(sequence), damage))
+                    .ok_or_else(|| format!("step {step}: {action} is not enabled"))?;
+                lock(&control)
+                    .table
+                    .corrupt(name, u64::from(sequence), &corruption);
+                continue;
+            }
             Action::Producer(p, ProducerAction::Crash) => {
                 // A crash at an await point: the future is dropped, and the
                 // restarted producer opens a new session with the store.

@@ -275,14 +275,19 @@ pub struct Budget {
     pub skews: u8,
     /// Reads served from an older view (with `stale-reads`).
     pub stale_reads: u8,
-    /// Faults of the kinds above but pauses, in all (`u8::MAX` when only
-    /// the per-kind bounds count: it never runs out).
+    /// The janitor's compactions (with `compaction`; not counted in
+    /// `total`, see `Fault::counted`).
+    pub compactions: u8,
+    /// Damaged records (with `corruption`).
+    pub corruptions: u8,
+    /// Faults of the kinds above but pauses and compactions, in all
+    /// (`u8::MAX` when only the per-kind bounds count: it never runs out).
     pub total: u8,
 }
 
 impl Budget {
-    /// The faults of `kind` left (0 once `total` has run out); `pause` and
-    /// `collision` are not counted and have none.
+    /// The faults of `kind` left (0 once `total` has run out for a kind
+    /// it counts); `pause` and `collision` have none here.
     #[must_use]
     pub fn left(&self, kind: Fault) -> u8 {
         let left = match kind {
@@ -292,6 +297,8 @@ impl Budget {
             Fault::DeliveryFailure => self.delivery_failures,
             Fault::ClockSkew => self.skews,
             Fault::StaleReads => self.stale_reads,
+            Fault::Compaction => return self.compactions,
+            Fault::Corruption => self.corruptions,
             Fault::Pause | Fault::Collision => 0,
         };
         left.min(self.total)
@@ -309,10 +316,12 @@ impl Budget {
             Fault::DeliveryFailure => &mut self.delivery_failures,
             Fault::ClockSkew => &mut self.skews,
             Fault::StaleReads => &mut self.stale_reads,
+            Fault::Compaction => &mut self.compactions,
+            Fault::Corruption => &mut self.corruptions,
             Fault::Pause | Fault::Collision => return None,
         };
         *left -= 1;
-        if self.total != u8::MAX {
+        if self.total != u8::MAX && kind.counted() {
             self.total -= 1;
         }
         Some(())
@@ -413,7 +422,7 @@ pub struct State {
     /// Fenced: the [`Event`]s of the step that led to this state (the
     /// witnesses read them; not sticky, so that they split only the states
     /// right after an event).
-    pub events: u8,
+    pub events: u16,
 }
 
 /// A step of the fenced API that a witness needs and the state does not
@@ -441,15 +450,28 @@ pub enum Event {
     /// A read, head read or scan was served from an older view of the
     /// store that differs from the latest (`stale-reads`).
     StaleReadSeen,
+    /// The janitor compacted a stream while an operation or a sweep pass
+    /// was under way (`compaction`).
+    CompactedUnderOperation,
+    /// A one-record read below a head (an indeterminate append's probe)
+    /// found the record compacted away: the store answered the first
+    /// entry kept, past the sequence asked for.
+    ProbeFoundCompacted,
+    /// An operation answered `EnvelopeError` naming a damaged record's
+    /// stream and sequence (`corruption`).
+    CorruptReported,
+    /// A fenced sweep pass ended normally, its report naming a key whose
+    /// stream holds a damaged head as skipped (`corruption`).
+    CorruptSkipped,
 }
 
-const _: () = assert!((Event::StaleReadSeen as u8) < 8);
+const _: () = assert!((Event::CorruptSkipped as u16) < 16);
 
 impl Event {
     /// The event's bit in [`State::events`].
     #[must_use]
-    pub fn bit(self) -> u8 {
-        1 << (self as u8)
+    pub fn bit(self) -> u16 {
+        1 << (self as u16)
     }
 }
 
@@ -474,9 +496,11 @@ impl Hash for State {
         );
         state.write_u64(
             u64::from(self.events)
-                | u64::from(budget.skews) << 8
-                | u64::from(budget.stale_reads) << 16
-                | u64::from(sweeper.session.stale) << 24,
+                | u64::from(budget.skews) << 16
+                | u64::from(budget.stale_reads) << 24
+                | u64::from(sweeper.session.stale) << 32
+                | u64::from(budget.compactions) << 40
+                | u64::from(budget.corruptions) << 48,
         );
         state.write_u64(self.store.hash_value());
         state.write_u64(sweeper.op.as_ref().map_or(0, SweepPass::hash_value));

@@ -6,7 +6,7 @@
 
 use atmostonce::core::{StoreReply, StoreRequest};
 use atmostonce::{DurabilityError, ScannedEntry, ScannedHead, StoredEntry, StreamHead};
-use atmostonce_verify::table::{CallFault, FaultTable};
+use atmostonce_verify::table::{CallFault, Corruption, FaultTable};
 
 /// What one record of a stream is, as the checker classifies it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -42,8 +42,32 @@ pub struct RecordSummary {
 /// One stream's bookkeeping beside its entries in the table.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct StreamMeta {
-    /// A summary of every entry, in sequence order.
+    /// A summary of every entry, in sequence order (of the record as it
+    /// was appended, damaged or not).
     pub records: Vec<RecordSummary>,
+    /// The records `corruption` damaged: each one's sequence and its
+    /// payload as it was appended (what the judges read it as: the key's
+    /// state is what was written, and an answer must not come from what
+    /// the damage made of it).
+    pub damaged: Vec<(u64, Vec<u8>)>,
+}
+
+impl StreamMeta {
+    /// True when the record at `sequence` was damaged.
+    #[must_use]
+    pub fn is_damaged(&self, sequence: u64) -> bool {
+        self.damaged.iter().any(|(at, _)| *at == sequence)
+    }
+
+    /// The payload the record at `sequence` was appended with, if it was
+    /// damaged since.
+    #[must_use]
+    pub fn original(&self, sequence: u64) -> Option<&[u8]> {
+        self.damaged
+            .iter()
+            .find(|(at, _)| *at == sequence)
+            .map(|(_, payload)| payload.as_slice())
+    }
 }
 
 /// A caller's session with the store: the store tells a caller whose
@@ -204,6 +228,37 @@ impl ModelStore {
         }
     }
 
+    /// Damages the entry at `sequence` of stream `index` (named
+    /// `stream`) as `corruption` says, keeping its payload as appended;
+    /// false when there is no such entry (compacted, or never appended).
+    pub fn corrupt(
+        &mut self,
+        index: usize,
+        stream: &str,
+        sequence: u64,
+        corruption: &Corruption,
+    ) -> bool {
+        let Some(offset) = usize::try_from(sequence)
+            .ok()
+            .and_then(|at| at.checked_sub(self.table.compacted(stream)))
+        else {
+            return false;
+        };
+        let Some(payload) = self
+            .table
+            .entries(stream)
+            .get(offset)
+            .map(|e| e.payload.clone())
+        else {
+            return false;
+        };
+        if !self.table.corrupt(stream, sequence, corruption) {
+            return false;
+        }
+        self.streams[index].damaged.push((sequence, payload));
+        true
+    }
+
     /// Every entry `stream` has held that a crash did not drop, compacted
     /// ones included, from sequence 0 on (see [`FaultTable::history`]).
     #[must_use]
@@ -230,7 +285,9 @@ impl ModelStore {
     pub fn crash(&mut self, names: &[String]) {
         self.table.crash_reconnecting();
         for (meta, name) in self.streams.iter_mut().zip(names) {
-            meta.records.truncate(self.table.len(name));
+            let len = self.table.len(name);
+            meta.records.truncate(len);
+            meta.damaged.retain(|(at, _)| *at < len as u64);
         }
     }
 }

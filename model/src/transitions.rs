@@ -58,7 +58,7 @@ impl DedupModel {
             // A pass that finds nothing expired changes nothing: start one
             // only when some key's latest entry has expired.
             None => {
-                if self.sweep_would_expire(state) {
+                if self.sweep_would_expire(state) || self.sweep_due_by_oracle(state) {
                     actions.push(Action::Sweeper(Call::Normal));
                 }
                 if state.budget.left(Fault::ClockSkew) > 0 {
@@ -79,6 +79,7 @@ impl DedupModel {
         if state.budget.left(Fault::StoreCrash) > 0 && state.store.has_unflushed() {
             actions.push(Action::StoreCrash);
         }
+        self.store_fault_actions(state, actions);
     }
 
     /// Whether the clock may advance, and whether that tick is a pause. It
@@ -206,6 +207,9 @@ impl DedupModel {
                 self.check_durable(&mut next);
             }
             Action::Sweeper(call) => self.sweeper_step(&mut next, call, words)?,
+            Action::Compact { .. } | Action::Corrupt { .. } => {
+                self.store_fault_step(&mut next, action, words)?;
+            }
             Action::SkewedSweep(skew) => {
                 let op = self.skewed_sweep(state, skew)?;
                 next.budget.spend(Fault::ClockSkew)?;

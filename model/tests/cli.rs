@@ -139,7 +139,7 @@ fn all_leaves_out_a_fault_the_configuration_cannot_have_and_says_so() {
         "--producers",
         "2",
         "--faults",
-        "all,-pause,-indeterminate,-store-crash",
+        "all,-pause,-indeterminate,-store-crash,-compaction,-corruption",
     ]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(

@@ -1,6 +1,7 @@
 //! The fenced API's model check (`--api fenced`) on small configurations:
 //! every invariant holds, A1 unconditionally (the downstream is fenced),
-//! and every applicable witness is reached.
+//! and every applicable witness is reached, also under the store faults
+//! `compaction` and `corruption`.
 
 use atmostonce_model::{Api, Config, Fault, FaultSet, Invariant, SearchOptions, Verdict, check};
 
@@ -152,4 +153,45 @@ fn the_zombie_witnesses_need_a_pause() {
     config.bounds.pauses = 1;
     let report = check(&config, SearchOptions::default()).unwrap();
     assert_witnessed(&report, "a zombie's completion is refused with StaleClaim");
+}
+
+/// A janitor compacting below heads at any moment (`compaction`) excuses
+/// nothing: every invariant holds, and both its races are reached.
+#[test]
+fn the_fenced_api_holds_every_invariant_while_a_janitor_compacts_under_it() {
+    let faults = [Fault::Indeterminate, Fault::Pause, Fault::Compaction];
+    let report = check(&fenced(2, 1, &faults), SearchOptions::default()).unwrap();
+    assert!(report.passed(), "{report}");
+    assert_eq!(report.invariant(Invariant::S7), Some(&Verdict::Holds));
+    for name in [
+        "the janitor compacts a stream while an operation or a sweep pass is under way",
+        "an indeterminate append's probe finds its record compacted away",
+    ] {
+        assert_witnessed(&report, name);
+    }
+}
+
+/// A damaged record (`corruption`) is reported by name, never answered
+/// from, and the sweep skips it and ends normally.
+#[test]
+fn the_fenced_api_reports_damaged_records_and_its_sweep_skips_them() {
+    let report = check(
+        &fenced(2, 1, &[Fault::Corruption, Fault::Pause]),
+        SearchOptions::default(),
+    )
+    .unwrap();
+    assert!(report.passed(), "{report}");
+    for invariant in [Invariant::S7, Invariant::S8, Invariant::A2] {
+        assert_eq!(
+            report.invariant(invariant),
+            Some(&Verdict::Holds),
+            "{report}"
+        );
+    }
+    for name in [
+        "an operation reports a damaged record with EnvelopeError naming its stream and sequence",
+        "a fenced sweep pass skips a key whose head is damaged and ends normally",
+    ] {
+        assert_witnessed(&report, name);
+    }
 }

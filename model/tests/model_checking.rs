@@ -215,6 +215,9 @@ fn every_seed_api_counterexample_replays_against_the_async_engine() {
         config(2, &[Fault::Crash, Fault::DeliveryFailure, Fault::Pause]),
     ];
     configs.push(config(2, &[Fault::StoreCrash, Fault::Crash]));
+    // F4, F4b and F5: the model's damage is the fault table's, applied
+    // alike to the replay's table.
+    configs.push(config(2, &[Fault::Corruption]));
     let mut replayed = 0;
     for config in configs {
         let model = DedupModel::new(config.clone()).unwrap();
@@ -366,4 +369,26 @@ fn seed_api_lets_a_paused_holder_complete_over_the_next_holders_claim() {
         Some(&Verdict::Violated(script.clone()))
     );
     replay(&model, &script).unwrap();
+}
+
+/// F4 (a flipped receipt byte answered as a receipt: S3), F4b (a flipped
+/// timestamp expires an entry early: S7, then a second delivery: A1) and
+/// F5 (the seed sweep stops on a damaged head: A2). No envelope error names
+/// an intact record (S8).
+#[test]
+fn the_seed_api_answers_from_damaged_records_and_its_sweep_stops_on_them() {
+    let report = check(&config(2, &[Fault::Corruption]), SearchOptions::default()).unwrap();
+    for invariant in [Invariant::S3, Invariant::S7, Invariant::A1, Invariant::A2] {
+        assert!(violated(&report, invariant), "{invariant}:\n{report}");
+    }
+    assert_eq!(report.invariant(Invariant::S8), Some(&Verdict::Holds));
+}
+
+/// The seed API reads heads: without an indeterminate append (whose probe
+/// is the one read below a head) a compaction changes none of its answers.
+#[test]
+fn the_seed_api_holds_under_compaction_without_indeterminate_appends() {
+    let faults = [Fault::Crash, Fault::DeliveryFailure, Fault::Compaction];
+    let report = check(&config(2, &faults), SearchOptions::default()).unwrap();
+    assert!(report.passed(), "{report}");
 }

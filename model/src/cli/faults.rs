@@ -96,6 +96,14 @@ fn meaning(fault: Fault) -> &'static str {
             "a read, head read or scan misses each stream's newest entry (needs --api fenced; \
              counted in --total-faults)"
         }
+        Fault::Compaction => {
+            "a janitor compacts a stream below any sequence up to its head's, at any moment \
+             (never its last durable entry; not counted in --total-faults)"
+        }
+        Fault::Corruption => {
+            "a stored record loses its last byte or gets a bit flipped (in its receipt, or a \
+             version-1 timestamp's highest set bit)"
+        }
     }
 }
 

@@ -80,8 +80,8 @@ reached, 1 otherwise, 2 for a usage error.";
 const FAULTS_HELP_HEAD: &str = "\
 The faults the checker may inject, in the harness's one fault vocabulary and \
 list grammar (the simulator's): a start word `all` (every fault the model \
-supports, pause included), `standard` (the default: all but pause and \
-collisions) or `none`, then fault names to add (`x` or `+x`) or remove \
+supports, pause included), `standard` (the default: all but pause, \
+collisions, clock-skew, stale-reads, compaction and corruption) or `none`, then fault names to add (`x` or `+x`) or remove \
 (`-x`), comma-separated: `all,-pause`, `none,store-crash`. `indeterminate` \
 stands for error-applied,error-lost, which the model injects together; \
 `crash` and `collision` are accepted for producer-crash and collisions. A \
@@ -206,10 +206,10 @@ pub struct ModelArgs {
         value_name = "N",
         value_parser = clap::value_parser!(u8).range(1..=i64::from(MAX_TOTAL_FAULTS)),
         long_help = format!(
-            "How many faults of the bounded kinds (producer-crash, store-crash, \
+            "How many faults of the bounded kinds (producer-crash, store-crash, corruption, \
              indeterminate, delivery-failure) one run may inject in all \
-             (1-{MAX_TOTAL_FAULTS}), on top of --bound per kind; pause and collisions \
-             are not counted. Default: {FENCED_TOTAL_FAULTS} with --api fenced (every \
+             (1-{MAX_TOTAL_FAULTS}), on top of --bound per kind; pause, collisions and \
+             compaction are not counted. Default: {FENCED_TOTAL_FAULTS} with --api fenced (every \
              witness needs at most one, and pause, not counted, meets each), no \
              total with the seed API (its standard configuration)."
         )
