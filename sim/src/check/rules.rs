@@ -256,7 +256,7 @@ impl Checker<'_> {
                 Vec::new(),
                 format!(
                     "the linearizability search gave up after {} steps",
-                    search_step_budget(ops.len())
+                    search_step_budget(judged.len())
                 ),
             ),
         }

@@ -275,36 +275,7 @@ pub fn linearize_checked<O: SearchOp>(
     ops: &[O],
     initial: O::State,
 ) -> Result<Linearization<O::State>, Unexplained> {
-    let mut sorted: Vec<Placed<'_, O>> = Vec::with_capacity(ops.len());
-    for (index, op) in ops.iter().enumerate() {
-        let call = op.invoked_at();
-        let ret = match op.answered_at() {
-            Some(at) if at < call => {
-                return Err(Unexplained {
-                    op: Some(index),
-                    reason: format!("answered at {at}, before its invocation at {call}"),
-                });
-            }
-            Some(at) => at,
-            None => u64::MAX,
-        };
-        sorted.push(Placed {
-            index,
-            call,
-            ret,
-            op,
-        });
-    }
-    sorted.sort_by_key(|op| (op.call, op.index));
-    let mut search = Search {
-        ops: sorted,
-        states: Vec::new(),
-        state_ids: HashMap::new(),
-        seen: HashSet::new(),
-        steps: 0,
-        deepest: None,
-    };
-    search.run(initial)
+    Search::over(ops)?.run(initial)
 }
 
 /// An operation in the search's order (by invocation).
@@ -337,7 +308,40 @@ struct Search<'a, O: SearchOp> {
     deepest: Option<(usize, Bits, usize)>,
 }
 
-impl<O: SearchOp> Search<'_, O> {
+impl<'a, O: SearchOp> Search<'a, O> {
+    /// A search over `ops`, in the order of their invocations.
+    fn over(ops: &'a [O]) -> Result<Search<'a, O>, Unexplained> {
+        let mut sorted: Vec<Placed<'a, O>> = Vec::with_capacity(ops.len());
+        for (index, op) in ops.iter().enumerate() {
+            let call = op.invoked_at();
+            let ret = match op.answered_at() {
+                Some(at) if at < call => {
+                    return Err(Unexplained {
+                        op: Some(index),
+                        reason: format!("answered at {at}, before its invocation at {call}"),
+                    });
+                }
+                Some(at) => at,
+                None => u64::MAX,
+            };
+            sorted.push(Placed {
+                index,
+                call,
+                ret,
+                op,
+            });
+        }
+        sorted.sort_by_key(|op| (op.call, op.index));
+        Ok(Search {
+            ops: sorted,
+            states: Vec::new(),
+            state_ids: HashMap::new(),
+            seen: HashSet::new(),
+            steps: 0,
+            deepest: None,
+        })
+    }
+
     fn intern(&mut self, state: O::State) -> usize {
         if let Some(id) = self.state_ids.get(&state) {
             return *id;
@@ -435,9 +439,10 @@ impl<O: SearchOp> Search<'_, O> {
     fn run(&mut self, initial: O::State) -> Result<Linearization<O::State>, Unexplained> {
         let initial = self.intern(initial);
         let mut stack: Vec<(Bits, usize)> = vec![(Bits::new(self.ops.len()), initial)];
+        let budget = search_step_budget(self.ops.len());
         while let Some((mut done, state)) = stack.pop() {
             self.steps += 1;
-            if self.steps > search_step_budget(self.ops.len()) {
+            if self.steps > budget {
                 return Ok(Linearization::GaveUp);
             }
             self.close(&mut done, state)?;

@@ -367,25 +367,7 @@ fn a_long_history_is_searched_in_configurations_of_a_few_words() {
         ops.push(op((t + 1, t + 6), &c, &in_flight));
         ops.push(op((t + 5, t + 8), &release, &ok));
     }
-    let mut sorted: Vec<Placed<'_, HistoryOp<'_>>> = ops
-        .iter()
-        .enumerate()
-        .map(|(index, op)| Placed {
-            index,
-            call: op.invoked_at,
-            ret: op.answered_at.unwrap_or(u64::MAX),
-            op,
-        })
-        .collect();
-    sorted.sort_by_key(|op| (op.call, op.index));
-    let mut search = Search {
-        ops: sorted,
-        states: Vec::new(),
-        state_ids: HashMap::new(),
-        seen: HashSet::new(),
-        steps: 0,
-        deepest: None,
-    };
+    let mut search = Search::over(&ops).expect("every operation answers after its invocation");
     assert_eq!(
         search.run(SpecState::Absent),
         Ok(Linearization::Linearizable)
